@@ -1,0 +1,2 @@
+DROP TABLE media_reservations;
+DROP TABLE media;

@@ -1,0 +1,72 @@
+import { Errors, MatrixError } from '../errors.js';
+import type { AuthMode, AuthUser, Ctx } from './services.js';
+import type { AppserviceConfig } from '../config/schema.js';
+
+/** Bearer header first; the deprecated `access_token` query parameter still works (v1.11-v1.19). */
+export function extractToken(headers: Record<string, string>, query: URLSearchParams): string | null {
+  const h = headers['authorization'];
+  if (h) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+    if (m) return m[1]!;
+  }
+  return query.get('access_token') || null;
+}
+
+/** Runs the route's auth mode; returns the user, or null where none is needed or given. */
+export async function authenticate(ctx: Ctx, mode: AuthMode): Promise<AuthUser | null> {
+  if (mode === 'none') return null;
+  const token = extractToken(ctx.req.headers, ctx.req.query);
+  if (!token) {
+    if (mode === 'optional') return null;
+    throw Errors.missingToken();
+  }
+  let user: AuthUser;
+  try {
+    user = await resolveToken(ctx, token);
+  } catch (e) {
+    if (mode === 'optional' && e instanceof MatrixError && e.status === 401) return null;
+    throw e;
+  }
+  if (user.isGuest && mode !== 'guest' && mode !== 'optional') throw Errors.guestForbidden();
+  if (mode === 'admin' && !user.isRepoAdmin) throw Errors.forbidden('Only repository admins may use this endpoint');
+  return user;
+}
+
+async function resolveToken(ctx: Ctx, token: string): Promise<AuthUser> {
+  const g = ctx.svc.config().global;
+  if (g.sharedSecretAuth.enabled && g.sharedSecretAuth.token && token === g.sharedSecretAuth.token) {
+    return { userId: '@sharedsecret', isGuest: false, isRepoAdmin: true, token };
+  }
+  const asUser = ctx.req.query.get('user_id');
+  const at = ctx.domain.accessTokens;
+  if (at.useLocalAppserviceConfig) {
+    const as = at.appservices.find((a) => a.asToken === token);
+    if (as) return { userId: appserviceUser(as, asUser), isGuest: false, isRepoAdmin: g.admins.includes(appserviceUser(as, asUser)), token };
+  }
+  const cached = ctx.svc.tokens.get(ctx.serverName, token, asUser);
+  if (cached) {
+    if ('invalid' in cached) throw Errors.unknownToken(cached.softLogout);
+    return { ...cached, isRepoAdmin: g.admins.includes(cached.userId), token };
+  }
+  try {
+    const who = await ctx.svc.homeserver.whoami(ctx.domain.homeserver, token, asUser, {
+      timeoutMs: ctx.domain.timeouts.clientServerTimeoutSeconds * 1000,
+      forwardedFor: ctx.req.remoteAddress,
+    });
+    ctx.svc.tokens.set(ctx.serverName, token, asUser, who);
+    return { ...who, isRepoAdmin: g.admins.includes(who.userId), token };
+  } catch (e) {
+    // Remember rejected tokens too (not outages): a client retrying a dead token is common.
+    if (e instanceof MatrixError && e.errcode === 'M_UNKNOWN_TOKEN') {
+      ctx.svc.tokens.set(ctx.serverName, token, asUser, { invalid: true, softLogout: e.extra.soft_logout === true });
+    }
+    throw e;
+  }
+}
+
+/** An appservice acts as its sender, or as a user in its namespaces via `?user_id=`. */
+function appserviceUser(as: AppserviceConfig, asUser: string | null): string {
+  if (!asUser || asUser === as.senderUserId) return as.senderUserId;
+  if (as.userNamespaces.some((ns) => new RegExp(`^(?:${ns.regex})$`).test(asUser))) return asUser;
+  throw Errors.forbidden(`Appservice ${as.id} may not act as ${asUser}`);
+}

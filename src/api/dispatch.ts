@@ -1,0 +1,44 @@
+import { Errors } from '../errors.js';
+import type { HttpRequest, Result } from '../http/types.js';
+import { json } from '../http/types.js';
+import { authenticate } from './auth.js';
+import { resolveHost } from './hosts.js';
+import { Router } from './router.js';
+import type { Ctx, Route, Services } from './services.js';
+
+let requestCounter = 0;
+
+// Request flow before a handler runs: OPTIONS short-circuit, route match (404/405),
+// Host → homeserver (502 when unknown), authentication, then the handler.
+export function createDispatcher(svc: Services, routes: Route[]) {
+  const router = new Router(routes);
+
+  async function dispatch(req: HttpRequest): Promise<Result> {
+    // CORS preflight: answered with the common headers only, no endpoint logic (spec).
+    if (req.method === 'OPTIONS') return json({});
+    const m = router.match(req.method, req.path);
+    if (m.kind === 'not-found') throw Errors.unrecognized();
+    if (m.kind === 'method-not-allowed') throw Errors.methodNotAllowed();
+    const cfg = svc.config();
+    const host = resolveHost(cfg, req.headers);
+    const requestId = `REQ-${(++requestCounter).toString(36)}`;
+    if ('unknown' in host) {
+      if (!m.route.hostless) {
+        svc.log.warn('request for a Host that is not a configured homeserver', {
+          requestId, host: host.unknown, configured: [...cfg.domains.keys()].join(', '),
+          hint: 'check the reverse proxy passes Host (or X-Forwarded-Host with repo.useForwardedHost)',
+        });
+        throw Errors.badGateway(`This media repository does not serve the homeserver '${host.unknown}'`);
+      }
+    }
+    const [name, domain] = 'unknown' in host ? ['', cfg.domains.values().next().value!] : [host.name, host.domain];
+    const log = svc.log.child({ requestId, host: name });
+    const ctx: Ctx = { req, params: m.params, serverName: name, domain, user: null, svc, log };
+    // Authenticate before validating anything else: clients and Complement expect 401 first.
+    ctx.user = await authenticate(ctx, m.route.auth);
+    if (log.enabled('debug')) log.debug('request', { method: req.method, path: req.path, route: m.route.name, user: ctx.user?.userId });
+    return m.route.handler(ctx);
+  }
+
+  return { dispatch, wantsBody: (method: string, path: string) => router.wantsBody(method, path) };
+}

@@ -1,0 +1,33 @@
+import { Errors } from '../errors.js';
+import { isValidMediaId, isValidServerName } from '../matrix/ids.js';
+
+// Edge validation with exact messages: what was expected and what arrived.
+
+export function serverNameParam(v: string | undefined): string {
+  if (!v || !isValidServerName(v)) throw Errors.invalidParam(`serverName: expected a Matrix server name, got '${truncate(v ?? '')}'`);
+  return v.toLowerCase();
+}
+
+export function mediaIdParam(v: string | undefined): string {
+  if (!v || !isValidMediaId(v)) throw Errors.invalidParam(`mediaId: expected 1-255 characters of [A-Za-z0-9_-], got '${truncate(v ?? '')}'`);
+  return v;
+}
+
+/** `?filename=`: empty means absent (matrix-bot-sdk sends `filename=`). NUL cannot be stored. */
+export function filenameParam(v: string | null): string | null {
+  if (v === null || v === '') return null;
+  if (v.includes('\0')) throw Errors.invalidParam('filename: must not contain NUL characters');
+  if (v.length > 1024) throw Errors.invalidParam(`filename: expected at most 1024 characters, got ${v.length}`);
+  return v;
+}
+
+export function contentTypeHeader(v: string | undefined): string | null {
+  if (v === undefined || v.trim() === '') return null;
+  if (v.length > 255) throw Errors.invalidParam(`Content-Type: expected at most 255 characters, got ${v.length}`);
+  return v;
+}
+
+function truncate(s: string): string {
+  const clean = s.replace(/[\u0000-\u001f\u007f]/g, '?');
+  return clean.length > 64 ? clean.slice(0, 64) + '…' : clean;
+}

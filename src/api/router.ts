@@ -1,0 +1,81 @@
+import type { Route } from './services.js';
+
+interface Compiled {
+  route: Route;
+  segments: string[];
+}
+
+export type Match =
+  | { kind: 'found'; route: Route; params: Record<string, string> }
+  | { kind: 'method-not-allowed'; allowed: string[] }
+  | { kind: 'not-found' };
+
+/** `/_matrix/media/{r0,v1,v3}/upload` → one pattern per version. */
+export function expand(pattern: string): string[] {
+  const m = /\{([^}]+)\}/.exec(pattern);
+  if (!m) return [pattern];
+  return m[1]!.split(',').flatMap((alt) => expand(pattern.slice(0, m.index) + alt + pattern.slice(m.index + m[0].length)));
+}
+
+// Matches paths against the route table, segment by segment. Params are percent-decoded;
+// a segment that does not decode simply does not match.
+export class Router {
+  private readonly compiled: Compiled[] = [];
+  private readonly bodyRoutes = new Map<string, Compiled[]>();
+
+  constructor(routes: Route[]) {
+    for (const route of routes) {
+      for (const p of route.paths.flatMap(expand)) {
+        const c = { route, segments: p.split('/').slice(1) };
+        this.compiled.push(c);
+        if (route.body === 'stream' || route.body === 'small') {
+          for (const m of route.methods) {
+            const list = this.bodyRoutes.get(m) ?? [];
+            list.push(c);
+            this.bodyRoutes.set(m, list);
+          }
+        }
+      }
+    }
+  }
+
+  /** Cheap synchronous check the HTTP layer needs before its first await. */
+  wantsBody(method: string, path: string): boolean {
+    const segs = path.split('/').slice(1);
+    return (this.bodyRoutes.get(method) ?? []).some((c) => matchSegments(c.segments, segs) !== null);
+  }
+
+  match(method: string, path: string): Match {
+    const segs = path.split('/').slice(1);
+    const allowed = new Set<string>();
+    for (const c of this.compiled) {
+      const params = matchSegments(c.segments, segs);
+      if (!params) continue;
+      const methods = c.route.methods.includes('GET') ? [...c.route.methods, 'HEAD'] : c.route.methods;
+      if (methods.includes(method)) return { kind: 'found', route: c.route, params };
+      for (const m of methods) allowed.add(m);
+    }
+    return allowed.size ? { kind: 'method-not-allowed', allowed: [...allowed] } : { kind: 'not-found' };
+  }
+}
+
+function matchSegments(pattern: string[], path: string[]): Record<string, string> | null {
+  if (pattern.length !== path.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    if (p.startsWith(':')) {
+      let v: string;
+      try {
+        v = decodeURIComponent(path[i]!);
+      } catch {
+        return null;
+      }
+      if (v === '') return null;
+      params[p.slice(1)] = v;
+    } else if (p !== path[i]) {
+      return null;
+    }
+  }
+  return params;
+}

@@ -1,0 +1,33 @@
+import type { Route } from './services.js';
+import { uploadHandler, uploadAsyncHandler } from './media/upload.js';
+import { createHandler } from './media/create.js';
+import { downloadHandler } from './media/download.js';
+import { configHandler } from './media/config.js';
+import { versionsHandler } from './client/versions.js';
+import { logoutHandler } from './client/logout.js';
+import { healthHandler, versionHandler } from './health.js';
+
+const LEGACY = '/_matrix/media/{r0,v1,v3}';
+const AUTHED = '/_matrix/client/v1/media';
+
+// The route table: every endpoint is one row (methods, paths, auth, body, handler).
+// GET routes answer HEAD too (MSC4120 for downloads).
+export const ROUTES: Route[] = [
+  { name: 'upload', methods: ['POST'], paths: [`${LEGACY}/upload`], auth: 'user', body: 'stream', handler: uploadHandler },
+  { name: 'upload_async', methods: ['PUT'], paths: ['/_matrix/media/v3/upload/:serverName/:mediaId'], auth: 'user', body: 'stream', handler: uploadAsyncHandler },
+  { name: 'create', methods: ['POST'], paths: ['/_matrix/media/v1/create'], auth: 'user', body: 'small', handler: createHandler },
+  {
+    name: 'download', methods: ['GET'], auth: 'none', handler: (c) => downloadHandler(c, false),
+    paths: [`${LEGACY}/download/:serverName/:mediaId`, `${LEGACY}/download/:serverName/:mediaId/:fileName`],
+  },
+  {
+    name: 'download_authenticated', methods: ['GET'], auth: 'guest', handler: (c) => downloadHandler(c, true),
+    paths: [`${AUTHED}/download/:serverName/:mediaId`, `${AUTHED}/download/:serverName/:mediaId/:fileName`],
+  },
+  { name: 'config', methods: ['GET'], paths: ['/_matrix/media/{r0,v3}/config', `${AUTHED}/config`], auth: 'user', handler: configHandler },
+  { name: 'versions', methods: ['GET'], paths: ['/_matrix/client/versions'], auth: 'none', handler: versionsHandler },
+  { name: 'logout', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, false) },
+  { name: 'logout_all', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout/all'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, true) },
+  { name: 'version', methods: ['GET'], paths: ['/_matrix/media/version'], auth: 'none', hostless: true, handler: versionHandler },
+  { name: 'healthz', methods: ['GET'], paths: ['/healthz'], auth: 'none', hostless: true, handler: healthHandler },
+];

@@ -1,0 +1,61 @@
+import type { LoadedConfig, DomainConfig } from '../config/schema.js';
+import type { Db } from '../db/driver.js';
+import type { DatastoreRegistry } from '../datastores/registry.js';
+import type { HomeserverClient } from '../matrix/homeserver.js';
+import type { TokenCache } from '../cache/tokens.js';
+import type { MediaRowCache } from '../cache/media-rows.js';
+import type { UploadWaiters } from '../cache/upload-waiters.js';
+import type { Logger } from '../logging/logger.js';
+import type { HttpRequest, Result } from '../http/types.js';
+
+// Everything a handler may use, injected by main.ts (no singletons).
+export interface Services {
+  config(): LoadedConfig;
+  db: Db;
+  datastores: DatastoreRegistry;
+  homeserver: HomeserverClient;
+  tokens: TokenCache;
+  mediaRows: MediaRowCache;
+  waiters: UploadWaiters;
+  log: Logger;
+  state: { shuttingDown: boolean };
+}
+
+export interface AuthUser {
+  userId: string;
+  isGuest: boolean;
+  /** Listed in `admins`, or the shared-secret token. */
+  isRepoAdmin: boolean;
+  token: string;
+}
+
+/**
+ * none: no token looked at. optional: a token is used if valid, ignored otherwise.
+ * user: a real (non-guest) user. guest: any user including guests (MSC4189 download and
+ * thumbnail). admin: a repo admin.
+ */
+export type AuthMode = 'none' | 'optional' | 'user' | 'guest' | 'admin';
+
+export interface Ctx {
+  req: HttpRequest;
+  params: Record<string, string>;
+  /** The homeserver this request is for, chosen by Host. Absent on host-less routes. */
+  serverName: string;
+  domain: DomainConfig;
+  user: AuthUser | null;
+  svc: Services;
+  log: Logger;
+}
+
+export interface Route {
+  name: string;
+  methods: string[];
+  /** Patterns; `{r0,v1,v3}` expands, `:name` is one path segment. */
+  paths: string[];
+  auth: AuthMode;
+  /** Streams the request body to the handler (uploads) or reads it small (JSON). */
+  body?: 'stream' | 'small';
+  /** Answers without a configured Host (health, version). */
+  hostless?: boolean;
+  handler(ctx: Ctx): Promise<Result>;
+}

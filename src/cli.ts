@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+import { parseCliArgs } from './config/args.js';
+import { loadConfig } from './config/load.js';
+import { createLogger } from './logging/logger.js';
+import { openDatabase } from './db/open.js';
+import { migrate } from './db/migrate.js';
+import { startMediaRepo } from './main.js';
+import { VERSION } from './version.js';
+
+const USAGE = `media-repo ${VERSION}: a Matrix media repository
+
+Usage:
+  media-repo [-config PATH]            start the server (PATH: a YAML file or a directory of them)
+  media-repo migrate [-config PATH]    apply database migrations and exit
+  media-repo --version                 print the version
+
+PATH may also come from REPO_CONFIG. Without one, embedded defaults are used: homeserver
+"localhost", files under ./data, and a shared-secret admin token in ./data/shared-secret.`;
+
+async function main(): Promise<void> {
+  const args = parseCliArgs(process.argv.slice(2));
+  if (args.command === 'version') {
+    console.log(`media-repo ${VERSION}`);
+    return;
+  }
+  if (args.command === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  const config = await loadConfig(args.configPath);
+  const g = config.global;
+  const log = createLogger({ level: g.repo.logLevel, json: g.repo.jsonLogs });
+  if (!args.configPath) {
+    log.warn('no config file given (-config or REPO_CONFIG): running on embedded defaults', {
+      homeserver: 'localhost', sharedSecretFile: 'data/shared-secret',
+    });
+  }
+  if (args.command === 'migrate') {
+    const db = await openDatabase(g, log);
+    const n = await migrate(db, log);
+    await db.close();
+    log.info('migrations complete', { applied: n });
+    return;
+  }
+  const repo = await startMediaRepo({ config, configPath: args.configPath, log });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    repo.stop().then(() => process.exit(0), (e) => {
+      log.error('shutdown failed', { error: e as Error });
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((e: Error) => {
+  // Config and start-up errors name what is wrong; no stack trace needed for those.
+  console.error(`media-repo: ${e.name === 'ConfigError' ? e.message : e.stack ?? e.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,117 @@
+// The shape of media-repo's configuration, with MMR's key names so an MMR operator's
+// file loads unchanged. Defaults live in defaults.ts; validation in validate.ts.
+
+export type DatastoreKind = 'all' | 'local_media' | 'remote_media' | 'thumbnails' | 'archives';
+
+export interface AppserviceConfig {
+  id: string;
+  asToken: string;
+  senderUserId: string;
+  userNamespaces: { regex: string }[];
+}
+
+export interface HomeserverConfig {
+  name: string;
+  csApi: string;
+  backoffAt: number;
+  adminApiKind: 'matrix' | 'synapse' | 'dendrite';
+  signingKeyPath: string;
+}
+
+export interface DatastoreConfig {
+  type: 'file' | 's3';
+  id: string;
+  enabled: boolean;
+  forKinds: DatastoreKind[];
+  opts: Record<string, unknown>;
+}
+
+export interface RepoSection {
+  bindAddress: string;
+  port: number;
+  logDirectory: string;
+  logColors: boolean;
+  jsonLogs: boolean;
+  logLevel: 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  trustAnyForwardedAddress: boolean;
+  useForwardedHost: boolean;
+  freezeUnauthenticatedMedia: boolean;
+}
+
+export interface DatabaseSection {
+  /** Postgres DSN; empty means the embedded PGlite database at embeddedPath. */
+  postgres: string;
+  embeddedPath: string;
+  pool: { maxConnections: number; maxIdleConnections: number };
+}
+
+export interface AccessTokensSection {
+  maxCacheTimeSeconds: number;
+  useLocalAppserviceConfig: boolean;
+  appservices: AppserviceConfig[];
+}
+
+export interface UploadsSection {
+  maxBytes: number;
+  minBytes: number;
+  reportedMaxBytes: number;
+  maxPending: number;
+  maxAgeSeconds: number;
+}
+
+export interface DownloadsSection {
+  /** Open-ended Range requests are not capped by us; kept for MMR compatibility. */
+  defaultRangeChunkSizeBytes: number;
+  /** Files up to this size are read in one call instead of a stream (small-file fast path). */
+  smallFileBytes: number;
+}
+
+export interface TimeoutsSection {
+  urlPreviewTimeoutSeconds: number;
+  federationTimeoutSeconds: number;
+  clientServerTimeoutSeconds: number;
+}
+
+/** The keys a per-domain file (top-level `homeserver:`) may override, as MMR allows. */
+export const DOMAIN_OVERRIDABLE = [
+  'datastores', 'archiving', 'uploads', 'identicons', 'quarantine', 'timeouts', 'featureSupport',
+  'accessTokens', 'downloads', 'thumbnails', 'urlPreviews',
+] as const;
+/** Homeserver fields a per-domain file may set at its top level. */
+export const DOMAIN_HOMESERVER_KEYS = ['csApi', 'backoffAt', 'adminApiKind', 'signingKeyPath'] as const;
+
+export interface Config {
+  repo: RepoSection;
+  database: DatabaseSection;
+  homeservers: HomeserverConfig[];
+  admins: string[];
+  sharedSecretAuth: { enabled: boolean; token: string };
+  accessTokens: AccessTokensSection;
+  datastores: DatastoreConfig[];
+  uploads: UploadsSection;
+  downloads: DownloadsSection;
+  timeouts: TimeoutsSection;
+  /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
+  [section: string]: unknown;
+}
+
+/** What a request on one homeserver sees: the global config with that domain's overrides applied. */
+export interface DomainConfig {
+  homeserver: HomeserverConfig;
+  datastores: DatastoreConfig[];
+  uploads: UploadsSection;
+  downloads: DownloadsSection;
+  timeouts: TimeoutsSection;
+  accessTokens: AccessTokensSection;
+  [section: string]: unknown;
+}
+
+/** A loaded, validated configuration: the global view plus one merged view per homeserver. */
+export interface LoadedConfig {
+  global: Config;
+  domains: Map<string, DomainConfig>;
+  /** Files that were read, in merge order (for logs and the watcher). */
+  files: string[];
+  /** Unknown keys and sections that were accepted but ignored; main.ts logs them at start. */
+  warnings?: string[];
+}

@@ -1,0 +1,198 @@
+// Turns a parsed YAML document into a typed Config: defaults first, then the operator's values
+// over them, then every known key checked. Messages name the key path, the value and what was
+// expected (sharp's invalidParameterError style), because a config error is read by a person
+// at start-up with nothing else to go on.
+import { defaultConfig } from './defaults.js';
+import type { Config, DatastoreConfig, HomeserverConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Checks one value at `path`; returns it with defaults filled in, or throws ConfigError. */
+type Check = (value: unknown, path: string, warnings: string[]) => unknown;
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Objects merge recursively; arrays and scalars replace. A YAML `key:` with no value (null)
+ * means "not set" here, so an emptied key keeps its default instead of failing validation. */
+export function deepMerge(base: unknown, over: unknown): unknown {
+  if (over === undefined || over === null) return base;
+  if (!isObject(base) || !isObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (k !== '__proto__') out[k] = deepMerge(base[k], v);
+  }
+  return out;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+function fail(path: string, expected: string, got: unknown): never {
+  throw new ConfigError(`${path}: expected ${expected}, got ${show(got)}`);
+}
+
+const str = (nonEmpty = false): Check => (v, p) =>
+  typeof v === 'string' && (!nonEmpty || v !== '') ? v : fail(p, nonEmpty ? 'a non-empty string' : 'a string', v);
+const bool: Check = (v, p) => (typeof v === 'boolean' ? v : fail(p, 'true or false', v));
+const oneOf = (...allowed: string[]): Check => (v, p) =>
+  typeof v === 'string' && allowed.includes(v) ? v : fail(p, `one of ${allowed.join(', ')}`, v);
+const mapping: Check = (v, p) => (isObject(v) ? v : fail(p, 'a mapping', v));
+
+function int(min?: number, max?: number): Check {
+  const what = min !== undefined && max !== undefined ? `an integer from ${min} to ${max}`
+    : min !== undefined ? `an integer of at least ${min}` : 'an integer';
+  return (v, p) => (typeof v === 'number' && Number.isInteger(v) && v >= (min ?? -Infinity) && v <= (max ?? Infinity)
+    ? v : fail(p, what, v));
+}
+
+const listOf = (each: Check): Check => (v, p, w) =>
+  Array.isArray(v) ? v.map((x, i) => each(x, `${p}[${i}]`, w)) : fail(p, 'a list', v);
+
+/** A mapping with known keys. Unknown keys are kept (MMR files carry keys we do not implement
+ * yet) but reported, since a typo would otherwise silently fall back to a default. */
+function section(spec: Record<string, Check>, defaults: Record<string, unknown> = {}): Check {
+  return (v, p, w) => {
+    const given = mapping(v, p, w) as Record<string, unknown>;
+    const out: Record<string, unknown> = { ...given };
+    for (const k of Object.keys(given)) if (!(k in spec)) w.push(`${p ? p + '.' : ''}${k}: unknown key, ignored`);
+    for (const [k, check] of Object.entries(spec)) {
+      out[k] = check(given[k] ?? structuredClone(defaults[k]), p ? `${p}.${k}` : k, w);
+    }
+    return out;
+  };
+}
+
+function unique<T>(list: T[], key: keyof T, path: string, norm = (s: string) => s): void {
+  const seen = new Map<string, number>();
+  list.forEach((item, i) => {
+    const name = norm(String(item[key]));
+    const first = seen.get(name);
+    if (first !== undefined) fail(`${path}[${i}].${String(key)}`, `a unique ${String(key)} (${path}[${first}] already uses it)`, item[key]);
+    seen.set(name, i);
+  });
+}
+
+// Matrix spec appendix "Server Name": hostname (DNS name or IPv4) or [IPv6], optional :port.
+const SERVER_NAME = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
+export const checkServerName: Check = (v, p) =>
+  typeof v === 'string' && SERVER_NAME.test(v) ? v : fail(p, 'a Matrix server name (hostname, IPv4 or [IPv6], optional :port)', v);
+
+const httpUrl: Check = (v, p) => {
+  let ok = false;
+  try { ok = typeof v === 'string' && /^https?:$/.test(new URL(v).protocol); } catch { /* not a URL */ }
+  return ok ? v : fail(p, 'an http(s) URL', v);
+};
+
+const regex: Check = (v, p) => {
+  if (typeof v !== 'string') fail(p, 'a regular expression string', v);
+  try { new RegExp(v); } catch (e) { fail(p, `a valid regular expression (${(e as Error).message})`, v); }
+  return v;
+};
+
+export const checkHomeserver: Check = section({
+  name: checkServerName, csApi: httpUrl, backoffAt: int(0),
+  adminApiKind: oneOf('matrix', 'synapse', 'dendrite'), signingKeyPath: str(),
+}, { backoffAt: 10, adminApiKind: 'matrix', signingKeyPath: '' });
+
+const KINDS = ['all', 'local_media', 'remote_media', 'thumbnails', 'archives'];
+const datastoreEntry = section({
+  type: oneOf('file', 's3'), id: str(true), enabled: bool, forKinds: listOf(oneOf(...KINDS)), opts: mapping,
+}, { enabled: true, forKinds: ['all'], opts: {} });
+
+const checkDatastore: Check = (v, p, w) => {
+  const ds = datastoreEntry(v, p, w) as DatastoreConfig;
+  // The opts each type cannot work without; the rest is the datastore module's business.
+  const required = ds.type === 'file' ? ['path'] : ['endpoint', 'bucketName'];
+  for (const k of required) str(true)(ds.opts[k], `${p}.opts.${k}`, w);
+  return ds;
+};
+
+const appservice = section({
+  id: str(true), asToken: str(true),
+  senderUserId: (v, p) => (typeof v === 'string' && /^@[^:]+:.+$/.test(v) ? v : fail(p, 'a Matrix user ID like @bot:example.org', v)),
+  userNamespaces: listOf(section({ regex })),
+});
+
+const SECTIONS: Record<string, Check> = {
+  repo: section({
+    bindAddress: str(), port: int(0, 65535), logDirectory: str(), logColors: bool, jsonLogs: bool,
+    logLevel: oneOf('error', 'warn', 'info', 'debug', 'trace'), trustAnyForwardedAddress: bool,
+    useForwardedHost: bool, freezeUnauthenticatedMedia: bool,
+  }),
+  database: section({
+    postgres: str(), embeddedPath: str(true),
+    pool: section({ maxConnections: int(1), maxIdleConnections: int(0) }),
+  }),
+  homeservers: (v, p, w) => {
+    const list = listOf(checkHomeserver)(v, p, w) as HomeserverConfig[];
+    unique(list, 'name', p, (s) => s.toLowerCase()); // Host headers compare case-insensitively
+    return list;
+  },
+  admins: listOf(str(true)),
+  sharedSecretAuth: (v, p, w) => {
+    const s = section({ enabled: bool, token: str() })(v, p, w) as { enabled: boolean; token: string };
+    // An enabled empty or sample token would let anyone who read the docs in as an admin.
+    if (s.enabled && (s.token === '' || s.token === 'ReplaceMe')) {
+      fail(`${p}.token`, 'a secret of your own when sharedSecretAuth is enabled', s.token);
+    }
+    return s;
+  },
+  accessTokens: section({ maxCacheTimeSeconds: int(0), useLocalAppserviceConfig: bool, appservices: listOf(appservice) }),
+  datastores: (v, p, w) => {
+    const list = listOf(checkDatastore)(v, p, w) as DatastoreConfig[];
+    unique(list, 'id', p);
+    if (!list.some((d) => d.enabled)) {
+      const got = list.length ? `${list.length} datastore(s), none enabled` : 'none';
+      throw new ConfigError(`${p}: expected at least one enabled datastore, got ${got}`);
+    }
+    return list;
+  },
+  uploads: (v, p, w) => {
+    const u = section({
+      maxBytes: int(), minBytes: int(0), reportedMaxBytes: int(-1), maxPending: int(0), maxAgeSeconds: int(1),
+    })(v, p, w) as { maxBytes: number; minBytes: number };
+    if (u.maxBytes > 0 && u.minBytes > u.maxBytes) fail(`${p}.minBytes`, `at most uploads.maxBytes (${u.maxBytes})`, u.minBytes);
+    return u;
+  },
+  downloads: section({ defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0) }),
+  timeouts: section({ urlPreviewTimeoutSeconds: int(1), federationTimeoutSeconds: int(1), clientServerTimeoutSeconds: int(1) }),
+};
+
+/** MMR's other top-level sections: kept as given until a feature reads them. */
+const LATER_SECTIONS = new Set([
+  'federation', 'archiving', 'urlPreviews', 'thumbnails', 'rateLimit', 'identicons', 'quarantine',
+  'metrics', 'plugins', 'featureSupport', 'sentry', 'redis', 'tasks', 'pgo',
+]);
+
+/** Validates one section (already merged over its defaults); unknown sections pass through. */
+export function validateSection(name: string, value: unknown, warnings: string[]): unknown {
+  const check = SECTIONS[name];
+  return check ? check(value, name, warnings) : value;
+}
+
+export function validateConfigWithWarnings(raw: unknown): { config: Config; warnings: string[] } {
+  const doc = raw ?? {}; // an empty YAML file parses to undefined
+  if (!isObject(doc)) fail('config', 'a mapping of sections', doc);
+  const merged = deepMerge(defaultConfig(), doc) as Record<string, unknown>;
+  const warnings: string[] = [];
+  const out: Record<string, unknown> = { ...merged };
+  for (const name of Object.keys(SECTIONS)) out[name] = validateSection(name, merged[name], warnings);
+  for (const k of Object.keys(doc)) {
+    if (!(k in SECTIONS) && !LATER_SECTIONS.has(k)) warnings.push(`${k}: unknown top-level section, kept as given`);
+  }
+  return { config: out as Config, warnings };
+}
+
+export function validateConfig(raw: unknown): Config {
+  return validateConfigWithWarnings(raw).config;
+}

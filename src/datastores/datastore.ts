@@ -1,0 +1,45 @@
+import type { Readable } from 'node:stream';
+import type { DatastoreKind } from '../config/schema.js';
+
+// What the pipelines need from a place that stores blobs. Blobs are written to a staging
+// object first and only become visible under their content address on commit, so a crash
+// at any instant leaves either nothing or a complete blob, never a partial one.
+
+export interface StagingWriter {
+  /** Queues a chunk; false means "buffer full, pause the producer until onDrain". */
+  write(chunk: Buffer): boolean;
+  onDrain(cb: () => void): void;
+  /** Flushes and makes the bytes durable (fsync for files). */
+  finish(): Promise<void>;
+  /** Drops the staging object; safe to call more than once and after finish(). */
+  abort(): Promise<void>;
+  readonly bytesWritten: number;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
+
+export interface Datastore {
+  readonly id: string;
+  readonly type: 'file' | 's3';
+  readonly kinds: readonly DatastoreKind[];
+  readonly enabled: boolean;
+  createStaging(): Promise<StagingWriter>;
+  /** Moves a finished staging object to the blob's address and returns its location. */
+  commit(staging: StagingWriter, sha256: string): Promise<string>;
+  exists(location: string): Promise<boolean>;
+  /** Reads a whole (small) blob in one call. */
+  readAll(location: string): Promise<Buffer>;
+  openStream(location: string, range?: ByteRange): Readable;
+  delete(location: string): Promise<void>;
+  /** Removes staging leftovers of a crashed process; returns how many were removed. */
+  sweepStaging(): Promise<number>;
+  describe(): string;
+}
+
+export function servesKind(ds: Datastore, kind: DatastoreKind): boolean {
+  return ds.enabled && (ds.kinds.includes('all') || ds.kinds.includes(kind));
+}

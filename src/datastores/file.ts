@@ -1,0 +1,107 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { DatastoreKind } from '../config/schema.js';
+import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
+import { FileStagingWriter } from './file-staging.js';
+
+const STAGING_DIR = '.staging';
+/** Staging files of other instances are only swept once they are this old. */
+const FOREIGN_STAGING_MAX_AGE_MS = 60 * 60 * 1000;
+
+// Blobs live at <path>/ab/cd/<sha256>: content-addressed, so two identical uploads can only
+// ever produce one file, and a blob committed just before a crash is reused, not duplicated.
+export class FileDatastore implements Datastore {
+  readonly type = 'file' as const;
+  private readonly stagingDir: string;
+
+  constructor(
+    readonly id: string,
+    readonly root: string,
+    readonly kinds: readonly DatastoreKind[],
+    readonly enabled: boolean,
+    /** Prefix of our staging files: the sweep at start-up removes all of ours at once. */
+    private readonly instanceTag: string,
+  ) {
+    this.stagingDir = join(root, STAGING_DIR);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.stagingDir, { recursive: true });
+  }
+
+  describe(): string {
+    return `file:${this.root}`;
+  }
+
+  async createStaging(): Promise<StagingWriter> {
+    const name = `${this.instanceTag}-${Date.now()}-${randomBytes(8).toString('hex')}`;
+    return FileStagingWriter.create(join(this.stagingDir, name));
+  }
+
+  async commit(staging: StagingWriter, sha256: string): Promise<string> {
+    if (!(staging instanceof FileStagingWriter)) throw new Error('staging object belongs to another datastore');
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
+    const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
+    const target = this.pathOf(location);
+    await mkdir(dirname(target), { recursive: true });
+    await rename(staging.path, target);
+    // The rename is only durable once the directory entry is flushed too.
+    const dir = await open(dirname(target), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return location;
+  }
+
+  async exists(location: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(location))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  readAll(location: string): Promise<Buffer> {
+    return readFile(this.pathOf(location));
+  }
+
+  openStream(location: string, range?: ByteRange): Readable {
+    return createReadStream(this.pathOf(location), {
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: 256 * 1024,
+    });
+  }
+
+  async delete(location: string): Promise<void> {
+    await rm(this.pathOf(location), { force: true });
+  }
+
+  async sweepStaging(): Promise<number> {
+    let removed = 0;
+    const now = Date.now();
+    for (const name of await readdir(this.stagingDir).catch(() => [] as string[])) {
+      const p = join(this.stagingDir, name);
+      const mine = name.startsWith(`${this.instanceTag}-`);
+      const old = mine ? true : now - (await stat(p).catch(() => ({ mtimeMs: now }))).mtimeMs > FOREIGN_STAGING_MAX_AGE_MS;
+      if (mine || old) {
+        await rm(p, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Locations are ours (hash-derived) or from our DB; still refuse anything that could escape. */
+  pathOf(location: string): string {
+    if (!/^[A-Za-z0-9_\-./]+$/.test(location) || location.split('/').some((p) => p === '..' || p === '.' || p === '')) {
+      throw new Error(`refusing unsafe datastore location ${JSON.stringify(location)}`);
+    }
+    return join(this.root, location);
+  }
+}

@@ -1,0 +1,72 @@
+import type { DatastoreConfig, DatastoreKind } from '../config/schema.js';
+import type { Datastore } from './datastore.js';
+import { servesKind } from './datastore.js';
+import { FileDatastore } from './file.js';
+
+// All configured datastores by ID, plus the stored-bytes tally that `pick` balances on.
+// The tally is loaded once from the database and then updated on every commit, so picking
+// costs no query (MMR queried sizes on every upload, then picked the wrong store anyway).
+export class DatastoreRegistry {
+  private readonly stores = new Map<string, Datastore>();
+  private readonly bytes = new Map<string, number>();
+
+  constructor(private readonly instanceTag: string) {}
+
+  /** Creates stores for configs not seen before; existing IDs keep their object (live reload). */
+  async sync(configs: DatastoreConfig[]): Promise<void> {
+    for (const c of configs) {
+      const existing = this.stores.get(c.id);
+      if (existing && existing.describe() === describeConfig(c) && existing.enabled === c.enabled
+        && sameKinds(existing.kinds, c.forKinds)) continue;
+      this.stores.set(c.id, await create(c, this.instanceTag));
+    }
+  }
+
+  setTally(tally: Map<string, number>): void {
+    for (const [id, n] of tally) this.bytes.set(id, n);
+  }
+
+  addBytes(id: string, n: number): void {
+    this.bytes.set(id, (this.bytes.get(id) ?? 0) + n);
+  }
+
+  storedBytes(id: string): number {
+    return this.bytes.get(id) ?? 0;
+  }
+
+  get(id: string): Datastore | undefined {
+    return this.stores.get(id);
+  }
+
+  all(): Datastore[] {
+    return [...this.stores.values()];
+  }
+
+  /** The eligible datastore (among `allowedIds`) holding the fewest bytes. */
+  pick(kind: DatastoreKind, allowedIds: readonly string[]): Datastore | undefined {
+    let best: Datastore | undefined;
+    for (const id of allowedIds) {
+      const ds = this.stores.get(id);
+      if (!ds || !servesKind(ds, kind)) continue;
+      if (!best || this.storedBytes(ds.id) < this.storedBytes(best.id)) best = ds;
+    }
+    return best;
+  }
+}
+
+function sameKinds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k) => b.includes(k));
+}
+
+function describeConfig(c: DatastoreConfig): string {
+  return c.type === 'file' ? `file:${String(c.opts.path)}` : `${c.type}:${c.id}`;
+}
+
+async function create(c: DatastoreConfig, instanceTag: string): Promise<Datastore> {
+  if (c.type === 'file') {
+    const ds = new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag);
+    await ds.init();
+    return ds;
+  }
+  throw new Error(`datastore ${c.id}: type "${c.type}" is not supported by this build yet (file only)`);
+}

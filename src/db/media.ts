@@ -1,0 +1,98 @@
+import type { Queryable } from './driver.js';
+import { num } from './driver.js';
+
+// Named SQL for the media table. Nothing outside src/db writes SQL.
+
+export interface MediaRow {
+  origin: string;
+  mediaId: string;
+  uploadName: string | null;
+  contentType: string | null;
+  userId: string;
+  sha256: string;
+  sizeBytes: number;
+  datastoreId: string;
+  location: string;
+  creationTs: number;
+  quarantined: boolean;
+  requiresAuth: boolean;
+}
+
+const COLUMNS = 'origin, media_id, upload_name, content_type, user_id, sha256_hash, size_bytes, datastore_id, location, creation_ts, quarantined, requires_auth';
+
+function toRow(r: Record<string, unknown>): MediaRow {
+  return {
+    origin: r.origin as string,
+    mediaId: r.media_id as string,
+    uploadName: (r.upload_name as string | null) ?? null,
+    contentType: (r.content_type as string | null) ?? null,
+    userId: r.user_id as string,
+    sha256: r.sha256_hash as string,
+    sizeBytes: num(r.size_bytes),
+    datastoreId: r.datastore_id as string,
+    location: r.location as string,
+    creationTs: num(r.creation_ts),
+    quarantined: Boolean(r.quarantined),
+    requiresAuth: Boolean(r.requires_auth),
+  };
+}
+
+export async function getMedia(q: Queryable, origin: string, mediaId: string): Promise<MediaRow | null> {
+  const r = await q.query(`SELECT ${COLUMNS} FROM media WHERE origin = $1 AND media_id = $2`, [origin, mediaId]);
+  return r.rows[0] ? toRow(r.rows[0]) : null;
+}
+
+/** Any stored blob with this hash, preferring one in an allowed datastore. */
+export async function findBlobByHash(q: Queryable, sha256: string): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
+  const r = await q.query<Record<string, unknown>>(
+    'SELECT DISTINCT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1', [sha256]);
+  return r.rows.map((x) => ({ datastoreId: x.datastore_id as string, location: x.location as string, sizeBytes: num(x.size_bytes) }));
+}
+
+/** MMR's "perfect match": the same user uploading the same bytes with the same name and type. */
+export async function findExactUpload(
+  q: Queryable, origin: string, userId: string, sha256: string, uploadName: string | null, contentType: string | null,
+): Promise<MediaRow | null> {
+  const r = await q.query(
+    `SELECT ${COLUMNS} FROM media WHERE origin = $1 AND user_id = $2 AND sha256_hash = $3
+       AND upload_name IS NOT DISTINCT FROM $4 AND content_type IS NOT DISTINCT FROM $5 AND NOT quarantined
+     ORDER BY creation_ts LIMIT 1`,
+    [origin, userId, sha256, uploadName, contentType]);
+  return r.rows[0] ? toRow(r.rows[0]) : null;
+}
+
+/**
+ * Inserts a row unless the ID is taken, either by media or by an async-upload reservation
+ * of someone else. Returns false on a collision so the caller can pick another ID.
+ */
+export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserved: boolean }): Promise<boolean> {
+  const reservedCheck = opts.allowReserved ? '' : 'WHERE NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)';
+  const r = await q.query(
+    `INSERT INTO media (${COLUMNS})
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ${reservedCheck}
+     ON CONFLICT (origin, media_id) DO NOTHING`,
+    [m.origin, m.mediaId, m.uploadName, m.contentType, m.userId, m.sha256, m.sizeBytes, m.datastoreId, m.location,
+      m.creationTs, m.quarantined, m.requiresAuth]);
+  return r.rowCount === 1;
+}
+
+/** Bytes stored per datastore, each blob counted once however many rows share it. */
+export async function bytesPerDatastore(q: Queryable): Promise<Map<string, number>> {
+  const r = await q.query<Record<string, unknown>>(
+    `SELECT datastore_id, SUM(size_bytes) AS total FROM
+       (SELECT DISTINCT datastore_id, location, size_bytes FROM media) blobs GROUP BY datastore_id`);
+  return new Map(r.rows.map((x) => [x.datastore_id as string, num(x.total)]));
+}
+
+export async function allMediaForCheck(q: Queryable): Promise<MediaRow[]> {
+  const r = await q.query(`SELECT ${COLUMNS} FROM media`);
+  return r.rows.map(toRow);
+}
+
+/**
+ * Serialises work on one hash across connections and instances (dedup vs. a concurrent
+ * identical upload, and later vs. purge). Held until the surrounding transaction ends.
+ */
+export async function lockHash(q: Queryable, sha256: string): Promise<void> {
+  await q.query(`SELECT pg_advisory_xact_lock(('x' || substr($1, 1, 16))::bit(64)::bigint)`, [sha256]);
+}

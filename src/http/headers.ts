@@ -1,0 +1,35 @@
+// Headers on every response. CORS so browser clients can call us from any origin; the
+// CSP sandbox, nosniff and CORP stop uploaded HTML or SVG from running as our origin.
+export const COMMON_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ['Access-Control-Allow-Origin', '*'],
+  ['Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, DELETE, OPTIONS'],
+  ['Access-Control-Allow-Headers', 'Origin, X-Requested-With, Content-Type, Accept, Authorization, Date, Range'],
+  ['Access-Control-Expose-Headers', 'Content-Disposition, Content-Range, ETag'],
+  ['Content-Security-Policy', "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"],
+  ['X-Content-Security-Policy', 'sandbox;'],
+  ['X-Content-Type-Options', 'nosniff'],
+  ['Cross-Origin-Resource-Policy', 'cross-origin'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Robots-Tag', 'noindex, nofollow, noarchive, noimageindex'],
+];
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 204: 'No Content', 206: 'Partial Content', 304: 'Not Modified', 307: 'Temporary Redirect',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 413: 'Payload Too Large', 416: 'Range Not Satisfiable', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+export function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
+}
+
+/**
+ * uWS writes header values verbatim (it does not reject CR/LF: uWebSockets.js#1299), so
+ * anything that came from a user or a remote server is checked here, as the last line of
+ * defence against response splitting.
+ */
+export function safeHeaderValue(v: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\r\n\0]/.test(v) ? v.replace(/[\r\n\0]/g, '') : v;
+}

@@ -1,0 +1,144 @@
+import type { HttpResponse } from 'uWebSockets.js';
+import type { Readable } from 'node:stream';
+import { MatrixError } from '../errors.js';
+import type { Headers, HttpRequest, MediaBody, Result } from './types.js';
+import { COMMON_HEADERS, safeHeaderValue, statusLine } from './headers.js';
+import { parseRange } from './range.js';
+
+// The one place that turns a Result into bytes on the wire: status, headers, conditional
+// requests, ranges, HEAD, and streaming with tryEnd/onWritable backpressure.
+
+export interface ResponseState {
+  aborted: boolean;
+  done: boolean;
+  /** Close the connection after responding (the request body was not fully read). */
+  closeAfter: boolean;
+  /** Cleanups to run if the client goes away mid-response (open file streams). */
+  onAbort: (() => void)[];
+}
+
+function writeHead(res: HttpResponse, status: number, headers: Headers | undefined): void {
+  res.writeStatus(statusLine(status));
+  for (const [k, v] of COMMON_HEADERS) res.writeHeader(k, v);
+  if (headers) for (const k in headers) res.writeHeader(k, safeHeaderValue(headers[k]!));
+}
+
+function endWith(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers | undefined, body?: Buffer | string): void {
+  if (st.aborted || st.done) return;
+  st.done = true;
+  res.cork(() => {
+    writeHead(res, status, headers);
+    if (req.method === 'HEAD') res.endWithoutBody(body === undefined ? 0 : Buffer.byteLength(body), st.closeAfter);
+    else res.end(body ?? '', st.closeAfter);
+  });
+}
+
+export function sendError(res: HttpResponse, st: ResponseState, req: HttpRequest, err: MatrixError): void {
+  endWith(res, st, req, err.status, { 'Content-Type': 'application/json', ...err.headers }, JSON.stringify(err.body()));
+}
+
+export async function sendResult(res: HttpResponse, st: ResponseState, req: HttpRequest, result: Result): Promise<void> {
+  switch (result.kind) {
+    case 'json':
+      return endWith(res, st, req, result.status, { 'Content-Type': 'application/json', ...result.headers }, JSON.stringify(result.body));
+    case 'bytes':
+      return endWith(res, st, req, result.status, result.headers, result.body);
+    case 'empty':
+      return endWith(res, st, req, result.status, result.headers);
+    case 'media':
+      return sendMedia(res, st, req, result.media, result.headers);
+  }
+}
+
+async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest, media: MediaBody, headers: Headers): Promise<void> {
+  const etag = `"${media.etag}"`;
+  const base: Headers = { ...headers, ETag: etag, 'Accept-Ranges': 'bytes' };
+  const inm = req.headers['if-none-match'];
+  if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*')) {
+    return endWith(res, st, req, 304, base);
+  }
+  const range = parseRange(req.headers['range'], media.size);
+  if (range.kind === 'unsatisfiable') {
+    return endWith(res, st, req, 416, { ...base, 'Content-Range': `bytes */${media.size}` });
+  }
+  const start = range.kind === 'range' ? range.start : 0;
+  const end = range.kind === 'range' ? range.end : media.size - 1;
+  const status = range.kind === 'range' ? 206 : 200;
+  if (range.kind === 'range') base['Content-Range'] = `bytes ${start}-${end}/${media.size}`;
+  const length = media.size === 0 ? 0 : end - start + 1;
+
+  if (req.method === 'HEAD') {
+    if (st.aborted || st.done) return;
+    st.done = true;
+    res.cork(() => {
+      writeHead(res, status, base);
+      res.endWithoutBody(length, st.closeAfter);
+    });
+    return;
+  }
+  if (media.readAll) {
+    const all = await media.readAll();
+    return endWith(res, st, req, status, base, status === 206 ? all.subarray(start, end + 1) : all);
+  }
+  if (length === 0) return endWith(res, st, req, status, base, '');
+  return streamBody(res, st, status, base, media.openStream(start, end), length);
+}
+
+/** Streams with uWS backpressure: pause the file stream when the socket buffer is full. */
+function streamBody(res: HttpResponse, st: ResponseState, status: number, headers: Headers, stream: Readable, total: number): Promise<void> {
+  return new Promise((resolve) => {
+    let headWritten = false;
+    let pending: Buffer | null = null;
+    let pendingOffset = 0;
+    const finish = () => {
+      st.done = true;
+      stream.destroy();
+      resolve();
+    };
+    const tryWrite = (chunk: Buffer): boolean => {
+      let ok = false;
+      let done = false;
+      res.cork(() => {
+        if (!headWritten) {
+          writeHead(res, status, headers);
+          headWritten = true;
+        }
+        pendingOffset = res.getWriteOffset();
+        [ok, done] = res.tryEnd(chunk, total);
+      });
+      if (done) finish();
+      return ok || done;
+    };
+    res.onWritable((offset) => {
+      if (!pending) return true;
+      const rest = pending.subarray(offset - pendingOffset);
+      const [ok, done] = res.tryEnd(rest, total);
+      if (done) finish();
+      else if (ok) {
+        pending = null;
+        stream.resume();
+      }
+      return ok;
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (st.aborted) return finish();
+      if (!tryWrite(chunk) && !st.done) {
+        pending = chunk;
+        stream.pause();
+      }
+    });
+    stream.on('error', () => {
+      // Headers may already be out: the only honest signal left is closing the connection.
+      if (!st.aborted && !st.done) res.close();
+      finish();
+    });
+    stream.on('end', () => {
+      if (st.done || pending) return;
+      // The blob was shorter than its row says: never pretend the response is complete.
+      if (!st.aborted) res.close();
+      finish();
+    });
+    st.onAbort.push(finish);
+    if (st.aborted) finish();
+  });
+}

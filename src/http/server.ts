@@ -1,0 +1,107 @@
+import type { HttpResponse, HttpRequest as UwsRequest, us_listen_socket } from 'uWebSockets.js';
+import { loadUws } from './uws.js';
+import { UwsBodySource } from './body.js';
+import type { HttpRequest, Result } from './types.js';
+import { MatrixError, Errors } from '../errors.js';
+import { sendError, sendResult, type ResponseState } from './respond.js';
+import type { Logger } from '../logging/logger.js';
+
+export interface HttpServerOptions {
+  bindAddress: string;
+  port: number;
+  log: Logger;
+  /** Decides from method + path (before any await) whether the body will be streamed. */
+  wantsBody(method: string, path: string): boolean;
+  dispatch(req: HttpRequest): Promise<Result>;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** Stops accepting connections; in-flight requests continue. */
+  stopListening(): void;
+  inFlight(): number;
+  /** Force-closes every remaining connection. */
+  closeAll(): void;
+}
+
+// The only module that touches uWS request objects: everything is copied out of the
+// HttpRequest before the first await, onAborted is registered first, and results go out
+// through the responder.
+export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+  const uws = loadUws();
+  const app = uws.App();
+  let inFlight = 0;
+
+  app.any('/*', (res: HttpResponse, ureq: UwsRequest) => {
+    const st: ResponseState = { aborted: false, done: false, closeAfter: false, onAbort: [] };
+    const abortCbs: (() => void)[] = [];
+    res.onAborted(() => {
+      st.aborted = true;
+      for (const cb of abortCbs) cb();
+      for (const cb of st.onAbort) cb();
+    });
+    const method = ureq.getCaseSensitiveMethod ? ureq.getCaseSensitiveMethod() : ureq.getMethod().toUpperCase();
+    const path = ureq.getUrl();
+    const rawQuery = ureq.getQuery() ?? '';
+    const headers: Record<string, string> = {};
+    ureq.forEach((k, v) => {
+      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
+    });
+    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    let body: UwsBodySource | null = null;
+    const upper = method.toUpperCase();
+    if (upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
+      const cl = headers['content-length'];
+      body = new UwsBodySource(res, cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : null, () => st.aborted);
+      abortCbs.push(() => body!.abort());
+    }
+    const req: HttpRequest = {
+      method: upper,
+      path,
+      rawQuery,
+      query: new URLSearchParams(rawQuery),
+      headers,
+      remoteAddress,
+      body,
+      aborted: () => st.aborted,
+      onAbort: (cb) => abortCbs.push(cb),
+    };
+    inFlight++;
+    run(res, st, req, body).finally(() => inFlight--);
+  });
+
+  async function run(res: HttpResponse, st: ResponseState, req: HttpRequest, body: UwsBodySource | null): Promise<void> {
+    try {
+      const result = await opts.dispatch(req);
+      if (body && !body.complete) st.closeAfter = true;
+      await sendResult(res, st, req, result);
+    } catch (e) {
+      if (body && !body.complete) st.closeAfter = true;
+      const err = e instanceof MatrixError ? e : Errors.unknown();
+      if (!(e instanceof MatrixError)) opts.log.error('request failed', { method: req.method, path: req.path, error: e as Error });
+      if (!st.done && !st.aborted) sendError(res, st, req, err);
+    }
+  }
+
+  return new Promise((resolve, reject) => {
+    app.listen(opts.bindAddress, opts.port, (sock: us_listen_socket | false) => {
+      if (!sock) {
+        reject(new Error(`could not listen on ${opts.bindAddress}:${opts.port} (address in use or not permitted)`));
+        return;
+      }
+      let listenSocket: us_listen_socket | null = sock;
+      resolve({
+        port: uws.us_socket_local_port(sock),
+        stopListening() {
+          if (listenSocket) uws.us_listen_socket_close(listenSocket);
+          listenSocket = null;
+        },
+        inFlight: () => inFlight,
+        closeAll() {
+          const closable = app as unknown as { close?: () => void };
+          closable.close?.();
+        },
+      });
+    });
+  });
+}

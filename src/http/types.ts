@@ -1,0 +1,47 @@
+import type { Readable } from 'node:stream';
+
+// The plain request and result types handlers see. Nothing here knows about uWS.
+
+export interface BodySource {
+  /** Declared Content-Length, or null for chunked bodies. */
+  readonly contentLength: number | null;
+  /** Starts delivery. Chunks are private copies. */
+  start(h: { onChunk(chunk: Buffer): void; onEnd(): void; onError(err: Error): void }): void;
+  pause(): void;
+  resume(): void;
+  /** True once the whole body has been delivered. */
+  readonly complete: boolean;
+}
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  rawQuery: string;
+  query: URLSearchParams;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  remoteAddress: string;
+  body: BodySource | null;
+  /** Set once the client has gone away. */
+  aborted: () => boolean;
+  onAbort(cb: () => void): void;
+}
+
+export type Headers = Record<string, string>;
+
+export interface MediaBody {
+  size: number;
+  etag: string;
+  /** Whole content for small blobs; the responder slices it for ranges. */
+  readAll?: () => Promise<Buffer>;
+  /** Streams a byte range (inclusive end) of the content. */
+  openStream: (start: number, end: number) => Readable;
+}
+
+export type Result =
+  | { kind: 'json'; status: number; body: unknown; headers?: Headers }
+  | { kind: 'bytes'; status: number; body: Buffer; headers?: Headers }
+  | { kind: 'media'; status: 200; media: MediaBody; headers: Headers }
+  | { kind: 'empty'; status: number; headers?: Headers };
+
+export const json = (body: unknown, status = 200, headers?: Headers): Result => ({ kind: 'json', status, body, headers });

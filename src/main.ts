@@ -1,0 +1,116 @@
+import type { LoadedConfig } from './config/schema.js';
+import { createLogger, type Logger } from './logging/logger.js';
+import { openDatabase } from './db/open.js';
+import { migrate } from './db/migrate.js';
+import type { Db } from './db/driver.js';
+import { bytesPerDatastore } from './db/media.js';
+import { deleteExpiredReservations } from './db/reservations.js';
+import { DatastoreRegistry } from './datastores/registry.js';
+import { HomeserverClient } from './matrix/homeserver.js';
+import { TokenCache } from './cache/tokens.js';
+import { MediaRowCache } from './cache/media-rows.js';
+import { UploadWaiters } from './cache/upload-waiters.js';
+import { createDispatcher } from './api/dispatch.js';
+import { ROUTES } from './api/routes.js';
+import type { Services } from './api/services.js';
+import { startHttpServer, type HttpServer } from './http/server.js';
+import { watchConfig } from './config/watch.js';
+
+export interface StartOptions {
+  config: LoadedConfig;
+  /** File or directory to watch for live reloads; none for embedded defaults and tests. */
+  configPath?: string;
+  log?: Logger;
+  /** Overrides repo.port (tests use 0 for an ephemeral port). */
+  port?: number;
+  runMigrations?: boolean;
+}
+
+export interface RunningRepo {
+  port: number;
+  services: Services;
+  stop(drainMs?: number): Promise<void>;
+}
+
+/** Every datastore any homeserver may use: the global list plus per-domain ones. */
+function allDatastores(cfg: LoadedConfig) {
+  const byId = new Map(cfg.global.datastores.map((d) => [d.id, d]));
+  for (const d of cfg.domains.values()) for (const ds of d.datastores) if (!byId.has(ds.id)) byId.set(ds.id, ds);
+  return [...byId.values()];
+}
+
+// Composition root: config → db → datastores → caches → http. Shutdown runs in reverse.
+export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
+  let loaded = opts.config;
+  const g = loaded.global;
+  const log = opts.log ?? createLogger({ level: g.repo.logLevel, json: g.repo.jsonLogs });
+  const db: Db = await openDatabase(g, log);
+  try {
+    if (opts.runMigrations !== false) await migrate(db, log);
+    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`);
+    await datastores.sync(allDatastores(loaded));
+    datastores.setTally(await bytesPerDatastore(db));
+    for (const ds of datastores.all()) {
+      const swept = await ds.sweepStaging();
+      if (swept) log.info('removed staging leftovers of an earlier run', { datastore: ds.id, files: swept });
+    }
+    const tokens = new TokenCache();
+    tokens.configure(g.accessTokens.maxCacheTimeSeconds);
+    const svc: Services = {
+      config: () => loaded,
+      db, datastores, tokens, log,
+      homeserver: new HomeserverClient(),
+      mediaRows: new MediaRowCache(),
+      waiters: new UploadWaiters(),
+      state: { shuttingDown: false },
+    };
+    const dispatcher = createDispatcher(svc, ROUTES);
+    const http: HttpServer = await startHttpServer({
+      bindAddress: g.repo.bindAddress, port: opts.port ?? g.repo.port, log,
+      wantsBody: dispatcher.wantsBody, dispatch: dispatcher.dispatch,
+    });
+    log.info('media-repo listening', { address: g.repo.bindAddress, port: http.port, database: db.kind, homeservers: [...loaded.domains.keys()].join(', ') });
+
+    const watcher = opts.configPath
+      ? watchConfig(opts.configPath, () => loaded, (next, restartKeys) => {
+        void applyReload(next, restartKeys);
+      }, log)
+      : null;
+    async function applyReload(next: LoadedConfig, restartKeys: string[]): Promise<void> {
+      try {
+        await datastores.sync(allDatastores(next));
+        tokens.configure(next.global.accessTokens.maxCacheTimeSeconds);
+        log.setOptions({ level: next.global.repo.logLevel, json: next.global.repo.jsonLogs });
+        loaded = next;
+        log.info('config reloaded', { files: next.files.length, homeservers: [...next.domains.keys()].join(', ') });
+        if (restartKeys.length) log.warn('some changed keys only apply after a restart', { keys: restartKeys.join(', ') });
+      } catch (e) {
+        log.error('config reload rejected; keeping the previous config', { error: e as Error });
+      }
+    }
+
+    // Expired async-upload reservations are swept so the table stays small.
+    const sweeper = setInterval(() => {
+      deleteExpiredReservations(db, Date.now()).catch((e) => log.warn('reservation sweep failed', { error: e as Error }));
+    }, 10 * 60 * 1000);
+    sweeper.unref();
+
+    return {
+      port: http.port,
+      services: svc,
+      async stop(drainMs = 10_000) {
+        svc.state.shuttingDown = true;
+        http.stopListening();
+        watcher?.close();
+        clearInterval(sweeper);
+        const deadline = Date.now() + drainMs;
+        while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        http.closeAll();
+        await db.close();
+      },
+    };
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+}

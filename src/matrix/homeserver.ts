@@ -1,0 +1,102 @@
+import { Errors, MatrixError } from '../errors.js';
+import type { HomeserverConfig } from '../config/schema.js';
+
+export interface WhoAmI {
+  userId: string;
+  isGuest: boolean;
+}
+
+export interface CallOptions {
+  timeoutMs: number;
+  forwardedFor: string;
+}
+
+/** After backoffAt consecutive failures, calls fail fast for this long (circuit open). */
+const OPEN_CIRCUIT_MS = 30_000;
+
+// Calls to a homeserver's client-server API (whoami, logout, versions). Unreachable or slow
+// homeservers become 502/504 Matrix errors within the timeout, never a hanging request.
+export class HomeserverClient {
+  private readonly failures = new Map<string, { count: number; openUntil: number }>();
+
+  private async call(hs: HomeserverConfig, method: string, path: string, token: string | null, opts: CallOptions, body?: string): Promise<Response> {
+    const state = this.failures.get(hs.name);
+    if (state && state.openUntil > Date.now()) {
+      throw Errors.badGateway(`Homeserver ${hs.name} is failing; not retrying for a few seconds`);
+    }
+    const headers: Record<string, string> = { 'X-Forwarded-For': opts.forwardedFor, 'X-Real-IP': opts.forwardedFor };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, hs.csApi.endsWith('/') ? hs.csApi : hs.csApi + '/'), {
+        method, headers, body, signal: AbortSignal.timeout(opts.timeoutMs), redirect: 'error',
+      });
+    } catch (e) {
+      this.recordFailure(hs);
+      const timedOut = (e as Error).name === 'TimeoutError';
+      throw timedOut
+        ? Errors.gatewayTimeout(`Homeserver ${hs.name} did not answer within ${opts.timeoutMs} ms`)
+        : Errors.badGateway(`Homeserver ${hs.name} is unreachable`);
+    }
+    if (res.status >= 500) this.recordFailure(hs);
+    else this.failures.delete(hs.name);
+    return res;
+  }
+
+  private recordFailure(hs: HomeserverConfig): void {
+    const s = this.failures.get(hs.name) ?? { count: 0, openUntil: 0 };
+    s.count++;
+    if (hs.backoffAt > 0 && s.count >= hs.backoffAt) {
+      s.openUntil = Date.now() + OPEN_CIRCUIT_MS;
+      s.count = 0;
+    }
+    this.failures.set(hs.name, s);
+  }
+
+  /** GET /_matrix/client/v3/account/whoami, asserting `asUser` for appservices. */
+  async whoami(hs: HomeserverConfig, token: string, asUser: string | null, opts: CallOptions): Promise<WhoAmI> {
+    const q = asUser ? `?user_id=${encodeURIComponent(asUser)}` : '';
+    const res = await this.call(hs, 'GET', `_matrix/client/v3/account/whoami${q}`, token, opts);
+    const body = await readJson(res);
+    if (res.status === 200 && typeof body.user_id === 'string') {
+      return { userId: body.user_id, isGuest: body.is_guest === true };
+    }
+    if (res.status === 401) throw Errors.unknownToken(body.soft_logout === true);
+    if (res.status === 403) {
+      throw new MatrixError(typeof body.errcode === 'string' ? body.errcode : 'M_FORBIDDEN', 403,
+        typeof body.error === 'string' ? body.error : 'The homeserver refused this token');
+    }
+    throw Errors.badGateway(`Homeserver ${hs.name} answered whoami with HTTP ${res.status}`);
+  }
+
+  /** Proxies a request and returns status and JSON body as the homeserver gave them. */
+  async proxyJson(hs: HomeserverConfig, method: string, path: string, token: string | null, opts: CallOptions, body?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await this.call(hs, method, path, token, opts, body);
+    return { status: res.status, body: await readJson(res) };
+  }
+}
+
+/** Homeserver answers are small; cap them so a broken proxy cannot feed us megabytes. */
+async function readJson(res: Response, limit = 64 * 1024): Promise<Record<string, unknown>> {
+  const reader = res.body?.getReader();
+  if (!reader) return {};
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > limit) {
+      await reader.cancel();
+      throw Errors.badGateway('Homeserver response too large');
+    }
+    parts.push(value);
+  }
+  try {
+    const v = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+  } catch {
+    return {};
+  }
+}

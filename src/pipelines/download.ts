@@ -1,0 +1,55 @@
+import { Errors } from '../errors.js';
+import type { Db } from '../db/driver.js';
+import { getMedia, type MediaRow } from '../db/media.js';
+import { getReservation } from '../db/reservations.js';
+import type { MediaRowCache } from '../cache/media-rows.js';
+import type { UploadWaiters } from '../cache/upload-waiters.js';
+
+export interface ResolveDeps {
+  db: Db;
+  mediaRows: MediaRowCache;
+  waiters: UploadWaiters;
+}
+
+export interface ResolveInput {
+  origin: string;
+  mediaId: string;
+  /** How long to wait for a pending async upload (already clamped). */
+  timeoutMs: number;
+  /** False on the legacy unauthenticated endpoints: frozen media is hidden there. */
+  authenticated: boolean;
+}
+
+async function lookup(deps: ResolveDeps, origin: string, mediaId: string): Promise<MediaRow | null> {
+  const hit = deps.mediaRows.get(origin, mediaId);
+  if (hit) return hit;
+  const row = await getMedia(deps.db, origin, mediaId);
+  if (row) deps.mediaRows.set(row);
+  return row;
+}
+
+// Step 1: the row, from the row cache or the database.
+// Step 2: no row but a live reservation: wait for the async upload (woken by the PUT).
+// Step 3: hide quarantined media, and frozen media on unauthenticated endpoints.
+export async function resolveLocalMedia(deps: ResolveDeps, input: ResolveInput): Promise<MediaRow> {
+  let row = await lookup(deps, input.origin, input.mediaId);
+  if (!row) {
+    const res = await getReservation(deps.db, input.origin, input.mediaId);
+    if (!res || res.expiresTs <= Date.now()) throw Errors.notFound();
+    const key = `${input.origin}/${input.mediaId}`;
+    const landed = await deps.waiters.wait(key, input.timeoutMs, async () => (await getMedia(deps.db, input.origin, input.mediaId)) !== null);
+    if (landed) row = await lookup(deps, input.origin, input.mediaId);
+    if (!row) throw Errors.notYetUploaded();
+  }
+  if (row.quarantined) throw Errors.notFound('Media not found');
+  // MSC3916 freeze: media created after the freeze is only served on authenticated endpoints.
+  if (row.requiresAuth && !input.authenticated) throw Errors.notFound('Media not found');
+  return row;
+}
+
+/** timeout_ms: default 20 s, capped at 60 s so a client cannot park requests forever. */
+export function parseTimeoutMs(v: string | null): number {
+  if (v === null || v === '') return 20_000;
+  if (!/^\d+$/.test(v)) throw Errors.invalidParam(`timeout_ms: expected a non-negative integer, got '${v}'`);
+  return Math.min(Number(v), 60_000);
+}
