@@ -24,6 +24,11 @@ async function main(): Promise<void> {
     return;
   }
   if (args.command === 'help') {
+    if (args.error) {
+      console.error(`media-repo: ${args.error}\n`);
+      console.error(USAGE);
+      process.exit(2);
+    }
     console.log(USAGE);
     return;
   }
@@ -35,6 +40,7 @@ async function main(): Promise<void> {
       homeserver: 'localhost', sharedSecretFile: 'data/shared-secret',
     });
   }
+  for (const w of config.warnings ?? []) log.warn('config warning', { warning: w });
   if (args.command === 'migrate') {
     const db = await openDatabase(g, log);
     const n = await migrate(db, log);

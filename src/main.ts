@@ -82,6 +82,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         tokens.configure(next.global.accessTokens.maxCacheTimeSeconds);
         log.setOptions({ level: next.global.repo.logLevel, json: next.global.repo.jsonLogs });
         loaded = next;
+        for (const w of next.warnings ?? []) log.warn('config warning', { warning: w });
         log.info('config reloaded', { files: next.files.length, homeservers: [...next.domains.keys()].join(', ') });
         if (restartKeys.length) log.warn('some changed keys only apply after a restart', { keys: restartKeys.join(', ') });
       } catch (e) {

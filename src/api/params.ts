@@ -5,7 +5,7 @@ import { isValidMediaId, isValidServerName } from '../matrix/ids.js';
 
 export function serverNameParam(v: string | undefined): string {
   if (!v || !isValidServerName(v)) throw Errors.invalidParam(`serverName: expected a Matrix server name, got '${truncate(v ?? '')}'`);
-  return v.toLowerCase();
+  return v;
 }
 
 export function mediaIdParam(v: string | undefined): string {
