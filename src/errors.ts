@@ -23,7 +23,6 @@ export class MatrixError extends Error {
 export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: number, when: string]> = [
   ['M_MISSING_TOKEN', 401, 'No access token on an endpoint that needs one'],
   ['M_UNKNOWN_TOKEN', 401, 'The homeserver does not recognise the access token'],
-  ['M_UNAUTHORIZED', 401, 'Federation request without a valid X-Matrix signature'],
   ['M_FORBIDDEN', 403, 'Not allowed: async upload into another user\'s media ID, appservice masquerade, admin-only endpoint'],
   ['M_GUEST_ACCESS_FORBIDDEN', 403, 'A guest called upload, create, config or preview_url'],
   ['M_NOT_FOUND', 404, 'Unknown media, expired async upload, frozen media on a legacy endpoint, media of another server'],
@@ -32,7 +31,6 @@ export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: numbe
   ['M_CANNOT_OVERWRITE_MEDIA', 409, 'Async upload PUT into a media ID that already has content'],
   ['M_TOO_LARGE', 413, 'Upload larger than uploads.maxBytes (declared or counted while streaming)'],
   ['M_MEDIA_TOO_SMALL', 400, 'Upload smaller than uploads.minBytes'],
-  ['M_BAD_JSON', 400, 'A JSON body that does not parse'],
   ['M_INVALID_PARAM', 400, 'A malformed parameter: server name, media ID, filename, timeout_ms'],
   ['M_MISSING_PARAM', 400, 'A required parameter is absent'],
   ['M_LIMIT_EXCEEDED', 429, 'Too many pending async uploads (Retry-After says when one expires)'],
@@ -40,7 +38,7 @@ export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: numbe
   ['M_UNKNOWN', 502, 'The request Host is not a configured homeserver, or the homeserver answered badly'],
   ['M_NOT_YET_UPLOADED', 504, 'Async media still pending after timeout_ms'],
   ['M_UNKNOWN', 504, 'The homeserver did not answer within timeouts.clientServerTimeoutSeconds'],
-  ['M_UNAVAILABLE', 503, 'The server is shutting down, or the database or datastore is unreachable'],
+  ['M_UNKNOWN', 503, 'The server is shutting down, or the database or datastore is unreachable'],
 ];
 
 export const Errors = {
@@ -55,7 +53,6 @@ export const Errors = {
   cannotOverwrite: () => new MatrixError('M_CANNOT_OVERWRITE_MEDIA', 409, 'This media ID already has content'),
   tooLarge: (max: number) => new MatrixError('M_TOO_LARGE', 413, `Upload exceeds the maximum of ${max} bytes`),
   tooSmall: (min: number) => new MatrixError('M_MEDIA_TOO_SMALL', 400, `Upload is smaller than the minimum of ${min} bytes`),
-  badJson: (msg: string) => new MatrixError('M_BAD_JSON', 400, msg),
   invalidParam: (msg: string) => new MatrixError('M_INVALID_PARAM', 400, msg),
   missingParam: (msg: string) => new MatrixError('M_MISSING_PARAM', 400, msg),
   limitExceeded: (msg: string, retryAfterMs: number) =>
@@ -64,5 +61,5 @@ export const Errors = {
   badGateway: (msg: string) => new MatrixError('M_UNKNOWN', 502, msg),
   gatewayTimeout: (msg: string) => new MatrixError('M_UNKNOWN', 504, msg),
   notYetUploaded: () => new MatrixError('M_NOT_YET_UPLOADED', 504, 'Media has not been uploaded yet'),
-  unavailable: (msg: string) => new MatrixError('M_UNAVAILABLE', 503, msg),
+  unavailable: (msg: string) => new MatrixError('M_UNKNOWN', 503, msg),
 } as const;
