@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Errors } from '../errors.js';
 import type { HttpRequest, Result } from '../http/types.js';
 import { json } from '../http/types.js';
@@ -7,6 +8,19 @@ import { Router } from './router.js';
 import type { Ctx, Route, Services } from './services.js';
 
 let requestCounter = 0;
+
+/**
+ * The address we tell the homeserver the request came from (X-Forwarded-For on whoami,
+ * logout, versions): the socket's peer, or with repo.trustAnyForwardedAddress the first hop
+ * of the client's X-Forwarded-For when it is an IP address (MMR's trustAnyForward).
+ */
+export function clientAddress(req: HttpRequest, trustAny: boolean): string {
+  if (trustAny) {
+    const first = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
+    if (first && isIP(first)) return first;
+  }
+  return req.remoteAddress;
+}
 
 // Request flow before a handler runs: OPTIONS short-circuit, route match (404/405),
 // Host → homeserver (502 when unknown), authentication, then the handler.
@@ -33,7 +47,9 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     }
     const [name, domain] = 'unknown' in host ? ['', cfg.domains.values().next().value!] : [host.name, host.domain];
     const log = svc.log.child({ requestId, host: name });
-    const ctx: Ctx = { req, params: m.params, serverName: name, domain, user: null, svc, log };
+    const addr = clientAddress(req, cfg.global.repo.trustAnyForwardedAddress);
+    const ctxReq = addr === req.remoteAddress ? req : { ...req, remoteAddress: addr };
+    const ctx: Ctx = { req: ctxReq, params: m.params, serverName: name, domain, user: null, svc, log };
     // Authenticate before validating anything else: clients and Complement expect 401 first.
     ctx.user = await authenticate(ctx, m.route.auth);
     if (log.enabled('debug')) log.debug('request', { method: req.method, path: req.path, route: m.route.name, user: ctx.user?.userId });

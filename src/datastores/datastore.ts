@@ -31,9 +31,11 @@ export interface Datastore {
   /** Moves a finished staging object to the blob's address and returns its location. */
   commit(staging: StagingWriter, sha256: string): Promise<string>;
   exists(location: string): Promise<boolean>;
-  /** Reads a whole (small) blob in one call. */
-  readAll(location: string): Promise<Buffer>;
+  /** Reads a whole (small) blob in one call; `size` (from the row) lets it skip a stat. */
+  readAll(location: string, size?: number): Promise<Buffer>;
   openStream(location: string, range?: ByteRange): Readable;
+  /** Random access, where the store has it (files); streams are used otherwise. */
+  readAt?(location: string, position: number, length: number): Promise<Buffer>;
   delete(location: string): Promise<void>;
   /** Removes staging leftovers of a crashed process; returns how many were removed. */
   sweepStaging(): Promise<number>;

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, read } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { DatastoreKind } from '../config/schema.js';
 import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
 import { FileStagingWriter } from './file-staging.js';
+import { FdCache } from './fd-cache.js';
 
 const STAGING_DIR = '.staging';
 /** Staging files of other instances are only swept once they are this old. */
@@ -16,6 +17,7 @@ const FOREIGN_STAGING_MAX_AGE_MS = 60 * 60 * 1000;
 export class FileDatastore implements Datastore {
   readonly type = 'file' as const;
   private readonly stagingDir: string;
+  private readonly fds = new FdCache(256);
 
   constructor(
     readonly id: string,
@@ -66,8 +68,31 @@ export class FileDatastore implements Datastore {
     }
   }
 
-  readAll(location: string): Promise<Buffer> {
-    return readFile(this.pathOf(location));
+  /** One pread on a cached descriptor: the small-download path does no open/stat/close. */
+  readAll(location: string, size?: number): Promise<Buffer> {
+    if (size === undefined) return readFile(this.pathOf(location));
+    return this.readAt(location, 0, size);
+  }
+
+  readAt(location: string, position: number, size: number): Promise<Buffer> {
+    const path = this.pathOf(location);
+    return new Promise((resolve, reject) => {
+      let fd: number;
+      try {
+        fd = this.fds.get(path);
+      } catch (e) {
+        return reject(e);
+      }
+      const buf = Buffer.allocUnsafe(size);
+      read(fd, buf, 0, size, position, (err, n) => {
+        if (err) {
+          this.fds.forget(path);
+          return reject(err);
+        }
+        if (n !== size) return reject(new Error(`blob ${location} is ${n} bytes, expected ${size}`));
+        resolve(buf);
+      });
+    });
   }
 
   openStream(location: string, range?: ByteRange): Readable {
@@ -79,6 +104,7 @@ export class FileDatastore implements Datastore {
   }
 
   async delete(location: string): Promise<void> {
+    this.fds.forget(this.pathOf(location));
     await rm(this.pathOf(location), { force: true });
   }
 

@@ -81,7 +81,66 @@ async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest,
     return endWith(res, st, req, status, base, status === 206 ? all.subarray(start, end + 1) : all);
   }
   if (length === 0) return endWith(res, st, req, status, base, '');
+  if (media.readAt) return sendByReads(res, st, status, base, media.readAt, start, length);
   return streamBody(res, st, status, base, media.openStream(start, end), length);
+}
+
+const READ_CHUNK = 512 * 1024;
+
+/**
+ * Random-access sending: read a chunk, tryEnd it, wait for onWritable when the socket is
+ * full, repeat. One chunk in memory per response, and no stream objects on the hot path.
+ */
+async function sendByReads(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
+  readAt: (pos: number, len: number) => Promise<Buffer>, start: number, total: number): Promise<void> {
+  let sent = 0;
+  let headWritten = false;
+  let waitWritable: (() => void) | null = null;
+  let pending: Buffer | null = null;
+  let pendingOffset = 0;
+  res.onWritable((offset) => {
+    if (!pending) return true;
+    const [ok, done] = res.tryEnd(pending.subarray(offset - pendingOffset), total);
+    if (ok || done) {
+      pending = null;
+      if (done) st.done = true;
+      waitWritable?.();
+    }
+    return ok;
+  });
+  st.onAbort.push(() => waitWritable?.());
+  while (sent < total && !st.aborted && !st.done) {
+    let chunk: Buffer;
+    try {
+      chunk = await readAt(start + sent, Math.min(READ_CHUNK, total - sent));
+    } catch {
+      // Headers may already be out: closing the connection is the only honest signal left.
+      if (!st.aborted && !st.done) res.close();
+      st.done = true;
+      return;
+    }
+    if (st.aborted) return;
+    let ok = false;
+    let done = false;
+    res.cork(() => {
+      if (!headWritten) {
+        writeHead(res, status, headers);
+        headWritten = true;
+      }
+      pendingOffset = res.getWriteOffset();
+      [ok, done] = res.tryEnd(chunk, total);
+    });
+    sent += chunk.length;
+    if (done) {
+      st.done = true;
+      return;
+    }
+    if (!ok) {
+      pending = chunk;
+      await new Promise<void>((r) => (waitWritable = r));
+      waitWritable = null;
+    }
+  }
 }
 
 /** Streams with uWS backpressure: pause the file stream when the socket buffer is full. */

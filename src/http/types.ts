@@ -36,6 +36,8 @@ export interface MediaBody {
   readAll?: () => Promise<Buffer>;
   /** Streams a byte range (inclusive end) of the content. */
   openStream: (start: number, end: number) => Readable;
+  /** Random access (files): preferred over openStream, no stream machinery per chunk. */
+  readAt?: (position: number, length: number) => Promise<Buffer>;
 }
 
 export type Result =

@@ -39,8 +39,9 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     media: {
       size: row.sizeBytes,
       etag: row.sha256,
-      readAll: small ? () => ds.readAll(row.location) : undefined,
+      readAll: small ? () => ds.readAll(row.location, row.sizeBytes) : undefined,
       openStream: (start, end) => ds.openStream(row.location, { start, end }),
+      readAt: ds.readAt ? (pos, len) => ds.readAt!(row.location, pos, len) : undefined,
     },
   };
 }
