@@ -50,9 +50,13 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     let body: UwsBodySource | null = null;
     const upper = method.toUpperCase();
-    if (upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
-      const cl = headers['content-length'];
-      body = new UwsBodySource(res, cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : null, () => st.aborted);
+    const cl = headers['content-length'];
+    // RFC 9112 §6.3: a Content-Length that is not one number (duplicates arrive joined, "20, 30")
+    // is invalid framing. uWS frames by the first value, so the rest would be read as another
+    // request: answer 400 and close instead.
+    const badLength = cl !== undefined && !/^\d+$/.test(cl);
+    if (!badLength && upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
+      body = new UwsBodySource(res, cl !== undefined ? Number(cl) : null, () => st.aborted);
       abortCbs.push(() => body!.abort());
     }
     const req: HttpRequest = {
@@ -66,6 +70,11 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
       aborted: () => st.aborted,
       onAbort: (cb) => abortCbs.push(cb),
     };
+    if (badLength) {
+      st.closeAfter = true;
+      sendError(res, st, req, Errors.invalidParam('Content-Length: expected a single non-negative integer'));
+      return;
+    }
     inFlight++;
     run(res, st, req, body).finally(() => inFlight--);
   });
@@ -78,7 +87,8 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     } catch (e) {
       if (body && !body.complete) st.closeAfter = true;
       const err = e instanceof MatrixError ? e : Errors.unknown();
-      if (!(e instanceof MatrixError)) opts.log.error('request failed', { method: req.method, path: req.path, error: e as Error });
+      // A client that hangs up mid-body is not a server failure: no error line for it.
+      if (!(e instanceof MatrixError) && !st.aborted) opts.log.error('request failed', { method: req.method, path: req.path, error: e as Error });
       if (!st.done && !st.aborted) sendError(res, st, req, err);
     }
   }
