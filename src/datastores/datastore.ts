@@ -35,7 +35,8 @@ export interface Datastore {
   readAll(location: string, size?: number): Promise<Buffer>;
   openStream(location: string, range?: ByteRange): Readable;
   /** Random access, where the store has it (files); streams are used otherwise. */
-  readAt?(location: string, position: number, length: number): Promise<Buffer>;
+  /** Reads into `into` when given (it must hold `length` bytes); returns the filled slice. */
+  readAt?(location: string, position: number, length: number, into?: Buffer): Promise<Buffer>;
   delete(location: string): Promise<void>;
   /** Removes staging leftovers of a crashed process; returns how many were removed. */
   sweepStaging(): Promise<number>;

@@ -2,7 +2,8 @@ import type { HttpResponse } from 'uWebSockets.js';
 import type { Readable } from 'node:stream';
 import { MatrixError } from '../errors.js';
 import type { Headers, HttpRequest, MediaBody, Result } from './types.js';
-import { COMMON_HEADERS, safeHeaderValue, statusLine } from './headers.js';
+import { COMMON_HEADER_BLOCK, safeHeaderValue, statusLine } from './headers.js';
+import { BufferPool } from './buffer-pool.js';
 import { parseRange } from './range.js';
 
 // The one place that turns a Result into bytes on the wire: status, headers, conditional
@@ -19,7 +20,7 @@ export interface ResponseState {
 
 function writeHead(res: HttpResponse, status: number, headers: Headers | undefined): void {
   res.writeStatus(statusLine(status));
-  for (const [k, v] of COMMON_HEADERS) res.writeHeader(k, v);
+  res.writeHeader(COMMON_HEADER_BLOCK[0], COMMON_HEADER_BLOCK[1]);
   if (headers) for (const k in headers) res.writeHeader(k, safeHeaderValue(headers[k]!));
 }
 
@@ -85,14 +86,27 @@ async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest,
   return streamBody(res, st, status, base, media.openStream(start, end), length);
 }
 
-const READ_CHUNK = 512 * 1024;
+const READ_CHUNK = 1024 * 1024;
+/** Read buffers are reused: tryEnd copies what the socket takes, so a buffer is free again once
+ * its chunk is fully written. Bounded: at most 64 idle buffers (64 MiB) are kept. */
+const readBuffers = new BufferPool(READ_CHUNK, 64);
 
 /**
  * Random-access sending: read a chunk, tryEnd it, wait for onWritable when the socket is
  * full, repeat. One chunk in memory per response, and no stream objects on the hot path.
  */
 async function sendByReads(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
-  readAt: (pos: number, len: number) => Promise<Buffer>, start: number, total: number): Promise<void> {
+  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number): Promise<void> {
+  const buf = readBuffers.take();
+  try {
+    await sendChunks(res, st, status, headers, readAt, start, total, buf);
+  } finally {
+    readBuffers.give(buf);
+  }
+}
+
+async function sendChunks(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
+  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number, buf: Buffer): Promise<void> {
   let sent = 0;
   let headWritten = false;
   let waitWritable: (() => void) | null = null;
@@ -112,7 +126,7 @@ async function sendByReads(res: HttpResponse, st: ResponseState, status: number,
   while (sent < total && !st.aborted && !st.done) {
     let chunk: Buffer;
     try {
-      chunk = await readAt(start + sent, Math.min(READ_CHUNK, total - sent));
+      chunk = await readAt(start + sent, Math.min(READ_CHUNK, total - sent), buf);
     } catch {
       // Headers may already be out: closing the connection is the only honest signal left.
       if (!st.aborted && !st.done) res.close();

@@ -37,7 +37,7 @@ export interface MediaBody {
   /** Streams a byte range (inclusive end) of the content. */
   openStream: (start: number, end: number) => Readable;
   /** Random access (files): preferred over openStream, no stream machinery per chunk. */
-  readAt?: (position: number, length: number) => Promise<Buffer>;
+  readAt?: (position: number, length: number, into: Buffer) => Promise<Buffer>;
 }
 
 export type Result =

@@ -41,7 +41,7 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
       etag: row.sha256,
       readAll: small ? () => ds.readAll(row.location, row.sizeBytes) : undefined,
       openStream: (start, end) => ds.openStream(row.location, { start, end }),
-      readAt: ds.readAt ? (pos, len) => ds.readAt!(row.location, pos, len) : undefined,
+      readAt: ds.readAt ? (pos, len, into) => ds.readAt!(row.location, pos, len, into) : undefined,
     },
   };
 }

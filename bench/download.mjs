@@ -1,0 +1,90 @@
+// Download scenarios: one 1 KiB and one 1 MiB file, loaded at 64 connections on our legacy
+// (unauthenticated) and authenticated URLs, next to nginx serving the same bytes from disk.
+import { bodyBytes, specUpload, httpGet, downloadRequests, MiB } from './lib/http.mjs';
+import { runAutocannon, runWrk, AUTOCANNON_WORKERS } from './lib/load.mjs';
+import { withCpu } from './lib/proc.mjs';
+import { median, round, ratio, printTable, writeResult, SHARED_CORES_NOTE } from './lib/report.mjs';
+
+export const DOWNLOAD_SCENARIOS = ['download-1kib', 'download-1mib'];
+
+const SPECS = {
+  'download-1kib': { size: 1024, tool: 'autocannon', target: 0.5 },
+  'download-1mib': { size: MiB, tool: 'wrk', target: 0.8 },
+};
+
+async function verify(url, headers, bytes, label) {
+  const r = await httpGet(url, { headers });
+  if (r.status !== 200 || !r.body.equals(bytes)) {
+    throw new Error(`${label}: GET ${url} answered ${r.status} with ${r.body.length} bytes, expected the ${bytes.length} uploaded`);
+  }
+}
+
+async function downloadScenario(name, { target, nginx, reps, durationS, suffix }) {
+  const { size, tool, target: goal } = SPECS[name];
+  const connections = 64;
+  console.log(`\n== ${name}: ${size} byte file, ${tool} at ${connections} connections for ${durationS} s, ${reps} runs`);
+  const bytes = bodyBytes(size);
+  const media = await specUpload(target, { bytes });
+  const reqs = downloadRequests(target, media);
+  const variants = [];
+  if (nginx) {
+    const path = nginx.putStatic(`file-${size}.bin`, bytes);
+    variants.push({ key: 'nginx', label: 'nginx (static file)', url: nginx.url + path, headers: { host: target.host }, pids: nginx.pids });
+  }
+  if (target.legacyDownload) {
+    variants.push({ key: 'legacy', label: `${target.name} legacy (no auth)`, url: target.url + reqs.legacy.path, headers: reqs.legacy.headers, pids: () => (target.pid ? [target.pid] : []) });
+  }
+  variants.push({ key: 'authed', label: `${target.name} authenticated`, url: target.url + reqs.authed.path, headers: reqs.authed.headers, pids: () => (target.pid ? [target.pid] : []) });
+  for (const v of variants) await verify(v.url, v.headers, bytes, v.label);
+
+  const load = (v, d) => (tool === 'wrk'
+    ? runWrk({ url: v.url, headers: v.headers, threads: 2, connections, durationS: d })
+    : runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS }));
+  // Short warm-up of each (JIT, page cache, connection setup).
+  for (const v of variants) await load(v, 2);
+
+  const runs = Object.fromEntries(variants.map((v) => [v.key, []]));
+  for (let i = 0; i < reps; i++) {
+    // Rotate the order each round so no variant always runs first or last.
+    const order = variants.map((_, j) => variants[(i + j) % variants.length]);
+    for (const v of order) {
+      const { result, cpuPct } = await withCpu(v.pids, () => load(v, durationS));
+      result.serverCpuPct = round(cpuPct, 0);
+      result.payloadMiBPerSec = round((result.reqPerSec * size) / MiB, 1);
+      runs[v.key].push(result);
+      const bad = result.non2xx || result.errors || result.timeouts;
+      console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%${bad ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`);
+    }
+  }
+  const summary = { size, tool, connections, durationS, autocannonWorkers: tool === 'autocannon' ? AUTOCANNON_WORKERS : undefined, goal, variants: {} };
+  for (const v of variants) {
+    const rs = runs[v.key];
+    const rps = median(rs.map((r) => r.reqPerSec));
+    summary.variants[v.key] = {
+      label: v.label,
+      reqPerSec: round(rps, 0),
+      payloadMiBPerSec: round((rps * size) / MiB, 1),
+      latencyP99Ms: median(rs.map((r) => r.latencyP99)),
+      serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
+      failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
+    };
+  }
+  const base = summary.variants.nginx?.reqPerSec;
+  for (const v of variants) if (v.key !== 'nginx') summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
+  printTable(`${name} (median of ${reps}; ${tool}${tool === 'autocannon' ? ` with ${AUTOCANNON_WORKERS} workers` : ' -t2'} -c${connections}; target ratio >= ${goal})`,
+    ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'failed', 'ratio/nginx'],
+    variants.map((v) => {
+      const s = summary.variants[v.key];
+      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
+    }));
+  console.log(SHARED_CORES_NOTE);
+  const file = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);
+  console.log(`wrote ${file}`);
+  return summary;
+}
+
+export async function runDownloads(ctx, scenarios) {
+  const out = {};
+  for (const s of DOWNLOAD_SCENARIOS) if (scenarios.includes(s)) out[s] = await downloadScenario(s, ctx);
+  return out;
+}
