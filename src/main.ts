@@ -15,6 +15,7 @@ import { ROUTES } from './api/routes.js';
 import type { Services } from './api/services.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { watchConfig } from './config/watch.js';
+import { UploadSinkPool } from './pools/upload-sink.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -45,9 +46,10 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
   const g = loaded.global;
   const log = opts.log ?? createLogger({ level: g.repo.logLevel, json: g.repo.jsonLogs });
   const db: Db = await openDatabase(g, log);
+  const sinks = new UploadSinkPool();
   try {
     if (opts.runMigrations !== false) await migrate(db, log);
-    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`);
+    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`, sinks);
     await datastores.sync(allDatastores(loaded));
     datastores.setTally(await bytesPerDatastore(db));
     for (const ds of datastores.all()) {
@@ -107,10 +109,12 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         const deadline = Date.now() + drainMs;
         while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         http.closeAll();
+        await sinks.close();
         await db.close();
       },
     };
   } catch (e) {
+    await sinks.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw e;
   }

@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { DatastoreRegistry } from '../src/datastores/registry.js';
 import { FileDatastore } from '../src/datastores/file.js';
+import { UploadSinkPool } from '../src/pools/upload-sink.js';
+
+const sinks = new UploadSinkPool(1);
+t.teardown(() => sinks.close());
 import { drivers } from './helpers/databases.js';
 import { ALICE, SERVER_NAME, startTestRepo } from './helpers/repo.js';
 
@@ -13,14 +17,15 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 t.test('file datastore: staging is invisible until commit, then content-addressed', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'media-repo-ds-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const ds = new FileDatastore('a', root, ['all'], true, 'm7');
+  const ds = new FileDatastore('a', root, ['all'], true, 'm7', sinks);
   await ds.init();
   const body = randomBytes(3 * 1024 * 1024);
   const w = await ds.createStaging();
-  for (let i = 0; i < body.length; i += 65536) w.write(body.subarray(i, i + 65536));
-  await w.finish();
+  for (let i = 0; i < body.length; i += 65536) w.write(Buffer.from(body.subarray(i, i + 65536)));
+  const digest = await w.finish();
   t.equal(w.bytesWritten, body.length);
   const h = sha(body);
+  t.same(digest, { sha256: h, size: body.length }, 'the sink worker hashed exactly the bytes written');
   t.notOk(await ds.exists(`${h.slice(0, 2)}/${h.slice(2, 4)}/${h}`), 'not visible before commit');
   const loc = await ds.commit(w, h);
   t.equal(loc, `${h.slice(0, 2)}/${h.slice(2, 4)}/${h}`);
@@ -30,10 +35,29 @@ t.test('file datastore: staging is invisible until commit, then content-addresse
   t.throws(() => ds.pathOf('ab//cd'), /unsafe/);
 });
 
+t.test('upload chunks are moved to the sink worker, not copied', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'media-repo-ds-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const ds = new FileDatastore('a', root, ['all'], true, 'm3', sinks);
+  await ds.init();
+  const w = await ds.createStaging();
+  const owned = Buffer.from(new ArrayBuffer(100_000));
+  owned.fill(7);
+  w.write(owned);
+  t.equal(owned.buffer.byteLength, 0, 'an owned ArrayBuffer is transferred (detached here)');
+  const pooled = Buffer.from('small chunk from the shared slab');
+  w.write(pooled);
+  t.equal(pooled.toString(), 'small chunk from the shared slab', 'a slab-backed chunk is copied, never detached');
+  const { size, sha256 } = await w.finish();
+  t.equal(size, 100_000 + pooled.length);
+  t.equal(sha256, sha(Buffer.concat([Buffer.alloc(100_000, 7), pooled])));
+  await w.abort();
+});
+
 t.test('file datastore: abort removes staging; sweep removes ours and old foreign files only', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'media-repo-ds-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const ds = new FileDatastore('a', root, ['all'], true, 'm1');
+  const ds = new FileDatastore('a', root, ['all'], true, 'm1', sinks);
   await ds.init();
   const w = await ds.createStaging();
   w.write(Buffer.from('partial'));
@@ -49,7 +73,7 @@ t.test('file datastore: abort removes staging; sweep removes ours and old foreig
 t.test('pick: eligible kinds only, fewest stored bytes first, read-only never', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'media-repo-ds-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const reg = new DatastoreRegistry('m0');
+  const reg = new DatastoreRegistry('m0', sinks);
   await reg.sync([
     { id: 'big', type: 'file', enabled: true, forKinds: ['all'], opts: { path: join(root, 'big') } },
     { id: 'small', type: 'file', enabled: true, forKinds: ['local_media'], opts: { path: join(root, 'small') } },

@@ -9,8 +9,8 @@ export interface StagingWriter {
   /** Queues a chunk; false means "buffer full, pause the producer until onDrain". */
   write(chunk: Buffer): boolean;
   onDrain(cb: () => void): void;
-  /** Flushes and makes the bytes durable (fsync for files). */
-  finish(): Promise<void>;
+  /** Flushes, makes the bytes durable (fsync for files) and returns their SHA-256 and size. */
+  finish(): Promise<{ sha256: string; size: number }>;
   /** Drops the staging object; safe to call more than once and after finish(). */
   abort(): Promise<void>;
   readonly bytesWritten: number;

@@ -1,72 +1,40 @@
-import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { StagingWriter } from './datastore.js';
+import type { SinkSession, UploadSinkPool } from '../pools/upload-sink.js';
 
-// A write-behind file writer: chunks queue in memory up to highWaterMark and go to disk in
-// batches (writev), so the socket is paused only when the disk really is slower.
+// A staging file written and hashed by the upload sink pool (off the event loop). The
+// datastore renames it into place on commit; abort removes it.
 export class FileStagingWriter implements StagingWriter {
-  private queue: Buffer[] = [];
-  private queued = 0;
-  private writing: Promise<void> | null = null;
-  private failed: Error | null = null;
-  private drainCbs: (() => void)[] = [];
-  private closed = false;
-  bytesWritten = 0;
+  private state: 'open' | 'finished' | 'aborted' = 'open';
+  private result: { sha256: string; size: number } | null = null;
 
-  private constructor(readonly path: string, private readonly fh: FileHandle, private readonly highWaterMark: number) {}
+  private constructor(readonly path: string, private readonly session: SinkSession, private readonly pool: UploadSinkPool) {}
 
-  static async create(path: string, highWaterMark = 1 << 20): Promise<FileStagingWriter> {
-    const fh = await open(path, 'wx', 0o644);
-    return new FileStagingWriter(path, fh, highWaterMark);
+  static async create(path: string, pool: UploadSinkPool): Promise<FileStagingWriter> {
+    return new FileStagingWriter(path, await pool.open(path), pool);
+  }
+
+  get bytesWritten(): number {
+    return this.session.bytesWritten;
   }
 
   write(chunk: Buffer): boolean {
-    if (this.failed) throw this.failed;
-    this.queue.push(chunk);
-    this.queued += chunk.length;
-    if (!this.writing) this.writing = this.flushLoop();
-    return this.queued < this.highWaterMark;
+    return this.session.write(chunk);
   }
 
   onDrain(cb: () => void): void {
-    this.drainCbs.push(cb);
+    this.session.onDrain(cb);
   }
 
-  private async flushLoop(): Promise<void> {
-    try {
-      while (this.queue.length) {
-        const batch = this.queue;
-        const size = this.queued;
-        this.queue = [];
-        this.queued = 0;
-        await this.fh.writev(batch);
-        this.bytesWritten += size;
-        if (this.queued < this.highWaterMark) {
-          const cbs = this.drainCbs;
-          this.drainCbs = [];
-          for (const cb of cbs) cb();
-        }
-      }
-    } catch (e) {
-      this.failed = e as Error;
-    } finally {
-      this.writing = null;
-    }
-  }
-
-  async finish(): Promise<void> {
-    while (this.writing) await this.writing;
-    if (this.failed) throw this.failed;
-    await this.fh.sync();
-    await this.fh.close();
-    this.closed = true;
+  async finish(): Promise<{ sha256: string; size: number }> {
+    if (this.result) return this.result;
+    this.result = await this.pool.finish(this.session);
+    this.state = 'finished';
+    return this.result;
   }
 
   async abort(): Promise<void> {
-    while (this.writing) await this.writing.catch(() => undefined);
-    if (!this.closed) {
-      this.closed = true;
-      await this.fh.close().catch(() => undefined);
-    }
-    await rm(this.path, { force: true });
+    if (this.state === 'aborted') return;
+    this.state = 'aborted';
+    await this.pool.abort(this.session);
   }
 }

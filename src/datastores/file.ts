@@ -7,6 +7,7 @@ import type { DatastoreKind } from '../config/schema.js';
 import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
 import { FileStagingWriter } from './file-staging.js';
 import { FdCache } from './fd-cache.js';
+import type { UploadSinkPool } from '../pools/upload-sink.js';
 
 const STAGING_DIR = '.staging';
 /** Reads up to this size of recently read blobs happen inline (see readAt). */
@@ -34,6 +35,7 @@ export class FileDatastore implements Datastore {
     readonly enabled: boolean,
     /** Prefix of our staging files: the sweep at start-up removes all of ours at once. */
     private readonly instanceTag: string,
+    private readonly sinks: UploadSinkPool,
   ) {
     this.stagingDir = join(root, STAGING_DIR);
   }
@@ -48,7 +50,7 @@ export class FileDatastore implements Datastore {
 
   async createStaging(): Promise<StagingWriter> {
     const name = `${this.instanceTag}-${Date.now()}-${randomBytes(8).toString('hex')}`;
-    return FileStagingWriter.create(join(this.stagingDir, name));
+    return FileStagingWriter.create(join(this.stagingDir, name), this.sinks);
   }
 
   async commit(staging: StagingWriter, sha256: string): Promise<string> {

@@ -2,6 +2,7 @@ import type { DatastoreConfig, DatastoreKind } from '../config/schema.js';
 import type { Datastore } from './datastore.js';
 import { servesKind } from './datastore.js';
 import { FileDatastore } from './file.js';
+import type { UploadSinkPool } from '../pools/upload-sink.js';
 
 // All configured datastores by ID, plus the stored-bytes tally that `pick` balances on.
 // The tally is loaded once from the database and then updated on every commit, so picking
@@ -10,7 +11,7 @@ export class DatastoreRegistry {
   private readonly stores = new Map<string, Datastore>();
   private readonly bytes = new Map<string, number>();
 
-  constructor(private readonly instanceTag: string) {}
+  constructor(private readonly instanceTag: string, private readonly sinks: UploadSinkPool) {}
 
   /** Creates stores for configs not seen before; existing IDs keep their object (live reload). */
   async sync(configs: DatastoreConfig[]): Promise<void> {
@@ -18,7 +19,7 @@ export class DatastoreRegistry {
       const existing = this.stores.get(c.id);
       if (existing && existing.describe() === describeConfig(c) && existing.enabled === c.enabled
         && sameKinds(existing.kinds, c.forKinds)) continue;
-      this.stores.set(c.id, await create(c, this.instanceTag));
+      this.stores.set(c.id, await create(c, this.instanceTag, this.sinks));
     }
   }
 
@@ -62,9 +63,9 @@ function describeConfig(c: DatastoreConfig): string {
   return c.type === 'file' ? `file:${String(c.opts.path)}` : `${c.type}:${c.id}`;
 }
 
-async function create(c: DatastoreConfig, instanceTag: string): Promise<Datastore> {
+async function create(c: DatastoreConfig, instanceTag: string, sinks: UploadSinkPool): Promise<Datastore> {
   if (c.type === 'file') {
-    const ds = new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag);
+    const ds = new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag, sinks);
     await ds.init();
     return ds;
   }

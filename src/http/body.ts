@@ -19,7 +19,9 @@ export class UwsBodySource implements BodySource {
 
   constructor(private readonly res: HttpResponse, readonly contentLength: number | null, private readonly isGone: () => boolean) {
     res.onData((ab, isLast) => {
-      const chunk = Buffer.from(new Uint8Array(ab)); // copy: the ArrayBuffer dies after this call
+      // Copy into a fresh ArrayBuffer (uWS's dies after this call); owning it whole lets the
+      // upload sink transfer it to its worker instead of copying again.
+      const chunk = Buffer.from(ab.slice(0));
       if (this.handlers) {
         if (chunk.length) this.handlers.onChunk(chunk);
         if (isLast) this.finish();

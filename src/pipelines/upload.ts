@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Errors, MatrixError } from '../errors.js';
 import type { BodySource } from '../http/types.js';
 import type { Datastore, StagingWriter } from '../datastores/datastore.js';
@@ -30,8 +29,9 @@ export interface UploadInput {
 }
 
 // Step 1: refuse a declared size over the limit before reading a byte.
-// Step 2: stream into a staging object, hashing as we go, with socket backpressure.
-// Step 3: check the size, make the staging bytes durable.
+// Step 2: stream into a staging object with socket backpressure; the staging writer hashes
+//         (SHA-256) on a sink worker as the bytes go to disk.
+// Step 3: check the size, make the staging bytes durable, take the digest.
 // Step 4: under a per-hash lock, dedup against stored blobs or commit ours, then insert the row.
 export async function uploadMedia(deps: UploadDeps, input: UploadInput): Promise<MediaRow> {
   const { body, maxBytes } = input;
@@ -41,9 +41,10 @@ export async function uploadMedia(deps: UploadDeps, input: UploadInput): Promise
   if (!ds) throw Errors.unavailable('No datastore accepts local media for this homeserver');
   const staging = await ds.createStaging();
   try {
-    const { sha256, size } = await streamToStaging(body, staging, maxBytes);
+    const size = await streamToStaging(body, staging, maxBytes);
     if (size < input.minBytes) throw Errors.tooSmall(input.minBytes);
-    await staging.finish();
+    const { sha256, size: written } = await staging.finish();
+    if (written !== size) throw new Error(`staging wrote ${written} bytes of ${size}`);
     const row = await deps.db.tx((q) => commitUpload(q, deps, ds, staging, input, sha256, size));
     return row;
   } catch (e) {
@@ -52,9 +53,8 @@ export async function uploadMedia(deps: UploadDeps, input: UploadInput): Promise
   }
 }
 
-function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<{ sha256: string; size: number }> {
+function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
     let size = 0;
     let failed = false;
     const fail = (e: Error) => {
@@ -75,7 +75,6 @@ function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: num
           body.pause();
           return fail(Errors.tooLarge(maxBytes));
         }
-        hash.update(chunk);
         try {
           if (!staging.write(chunk)) body.pause();
         } catch (e) {
@@ -87,7 +86,7 @@ function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: num
         if (body.contentLength !== null && size !== body.contentLength) {
           return fail(Errors.invalidParam(`Body was ${size} bytes but Content-Length said ${body.contentLength}`));
         }
-        resolve({ sha256: hash.digest('hex'), size });
+        resolve(size);
       },
       onError: fail,
     });

@@ -1,0 +1,68 @@
+import { parentPort } from 'node:worker_threads';
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import type { SinkReply, SinkRequest } from './protocol.js';
+
+// Hashes (SHA-256) and writes upload bytes on a worker thread, so the event loop only copies
+// chunks off the socket: on one thread SHA-256 runs at about 1.25 GiB/s here, which alone is
+// nginx's whole upload throughput. Blocking file calls are fine on this thread: it does
+// nothing else. Each session is one staging file.
+
+interface Session {
+  fd: number;
+  hash: Hash;
+  size: number;
+  failed: boolean;
+}
+
+const sessions = new Map<number, Session>();
+const port = parentPort!;
+const reply = (m: SinkReply) => port.postMessage(m);
+
+function fail(id: number, e: unknown): void {
+  const s = sessions.get(id);
+  if (s) s.failed = true;
+  const err = e as NodeJS.ErrnoException;
+  reply({ op: 'error', id, message: err.message, code: err.code });
+}
+
+port.on('message', (m: SinkRequest) => {
+  const s = sessions.get(m.id);
+  try {
+    switch (m.op) {
+      case 'open':
+        sessions.set(m.id, { fd: openSync(m.path, 'wx', 0o644), hash: createHash('sha256'), size: 0, failed: false });
+        return reply({ op: 'opened', id: m.id });
+      case 'write': {
+        if (!s || s.failed) return reply({ op: 'ack', id: m.id, len: m.len });
+        const chunk = Buffer.from(m.buf, 0, m.len);
+        s.hash.update(chunk);
+        let off = 0;
+        while (off < chunk.length) off += writeSync(s.fd, chunk, off, chunk.length - off);
+        s.size += chunk.length;
+        return reply({ op: 'ack', id: m.id, len: m.len });
+      }
+      case 'finish': {
+        if (!s || s.failed) throw new Error('upload sink session failed earlier');
+        // Durable before anyone may rename it into place (crash safety: blob before row).
+        fsyncSync(s.fd);
+        closeSync(s.fd);
+        sessions.delete(m.id);
+        return reply({ op: 'done', id: m.id, sha256: s.hash.digest('hex'), size: s.size });
+      }
+      case 'abort':
+        if (s) {
+          sessions.delete(m.id);
+          try {
+            closeSync(s.fd);
+          } catch {
+            // already closed by finish
+          }
+        }
+        rmSync(m.path, { force: true });
+        return reply({ op: 'aborted', id: m.id });
+    }
+  } catch (e) {
+    fail(m.id, e);
+  }
+});
