@@ -4,9 +4,13 @@ import type { Db, Queryable, QueryResult } from './driver.js';
 
 // Embedded Postgres (WASM) for zero-config installs. It is single-connection: PGlite
 // serialises queries itself and its transaction() holds the instance until done.
+// shared_buffers 16MB instead of PGlite's 128MB: measured RSS after opening an existing
+// database fell from 328 MiB to 205-221 MiB; media metadata rows are small and the OS page
+// cache still holds the data files.
+const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=1MB'];
 export async function openPglite(dataDir: string): Promise<Db> {
   if (dataDir !== 'memory://') mkdirSync(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
+  const pg = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir, { postgresqlconf: EMBEDDED_SETTINGS });
   const wrap = (q: { query: PGlite['query'] }): Queryable => ({
     async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
       const r = await q.query<R>(sql, params as unknown[] | undefined);
