@@ -105,9 +105,11 @@ async function sendByReads(res: HttpResponse, st: ResponseState, status: number,
   }
 }
 
-async function sendChunks(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
-  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number, buf: Buffer): Promise<void> {
-  let sent = 0;
+/**
+ * Writes a body chunk by chunk with uWS backpressure: tryEnd each chunk; when the socket is
+ * full, wait for onWritable to take the rest. Resolves true once the response is complete.
+ */
+function chunkWriter(res: HttpResponse, st: ResponseState, status: number, headers: Headers, total: number) {
   let headWritten = false;
   let waitWritable: (() => void) | null = null;
   let pending: Buffer | null = null;
@@ -123,17 +125,7 @@ async function sendChunks(res: HttpResponse, st: ResponseState, status: number, 
     return ok;
   });
   st.onAbort.push(() => waitWritable?.());
-  while (sent < total && !st.aborted && !st.done) {
-    let chunk: Buffer;
-    try {
-      chunk = await readAt(start + sent, Math.min(READ_CHUNK, total - sent), buf);
-    } catch {
-      // Headers may already be out: closing the connection is the only honest signal left.
-      if (!st.aborted && !st.done) res.close();
-      st.done = true;
-      return;
-    }
-    if (st.aborted) return;
+  return async (chunk: Buffer): Promise<boolean> => {
     let ok = false;
     let done = false;
     res.cork(() => {
@@ -144,74 +136,55 @@ async function sendChunks(res: HttpResponse, st: ResponseState, status: number, 
       pendingOffset = res.getWriteOffset();
       [ok, done] = res.tryEnd(chunk, total);
     });
-    sent += chunk.length;
-    if (done) {
-      st.done = true;
-      return;
-    }
-    if (!ok) {
+    if (done) st.done = true;
+    else if (!ok) {
       pending = chunk;
       await new Promise<void>((r) => (waitWritable = r));
       waitWritable = null;
     }
+    return st.done;
+  };
+}
+
+/** Headers may already be out when a read fails: closing the connection is the only honest signal left. */
+function failMidBody(res: HttpResponse, st: ResponseState): void {
+  if (!st.aborted && !st.done) res.close();
+  st.done = true;
+}
+
+async function sendChunks(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
+  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number, buf: Buffer): Promise<void> {
+  const write = chunkWriter(res, st, status, headers, total);
+  let sent = 0;
+  while (sent < total && !st.aborted && !st.done) {
+    let chunk: Buffer;
+    try {
+      chunk = await readAt(start + sent, Math.min(READ_CHUNK, total - sent), buf);
+    } catch {
+      return failMidBody(res, st);
+    }
+    if (st.aborted) return;
+    sent += chunk.length;
+    await write(chunk);
   }
 }
 
-/** Streams with uWS backpressure: pause the file stream when the socket buffer is full. */
-function streamBody(res: HttpResponse, st: ResponseState, status: number, headers: Headers, stream: Readable, total: number): Promise<void> {
-  return new Promise((resolve) => {
-    let headWritten = false;
-    let pending: Buffer | null = null;
-    let pendingOffset = 0;
-    const finish = () => {
-      st.done = true;
-      stream.destroy();
-      resolve();
-    };
-    const tryWrite = (chunk: Buffer): boolean => {
-      let ok = false;
-      let done = false;
-      res.cork(() => {
-        if (!headWritten) {
-          writeHead(res, status, headers);
-          headWritten = true;
-        }
-        pendingOffset = res.getWriteOffset();
-        [ok, done] = res.tryEnd(chunk, total);
-      });
-      if (done) finish();
-      return ok || done;
-    };
-    res.onWritable((offset) => {
-      if (!pending) return true;
-      const rest = pending.subarray(offset - pendingOffset);
-      const [ok, done] = res.tryEnd(rest, total);
-      if (done) finish();
-      else if (ok) {
-        pending = null;
-        stream.resume();
-      }
-      return ok;
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (st.aborted) return finish();
-      if (!tryWrite(chunk) && !st.done) {
-        pending = chunk;
-        stream.pause();
-      }
-    });
-    stream.on('error', () => {
-      // Headers may already be out: the only honest signal left is closing the connection.
-      if (!st.aborted && !st.done) res.close();
-      finish();
-    });
-    stream.on('end', () => {
-      if (st.done || pending) return;
-      // The blob was shorter than its row says: never pretend the response is complete.
-      if (!st.aborted) res.close();
-      finish();
-    });
-    st.onAbort.push(finish);
-    if (st.aborted) finish();
-  });
+/** Streams (stores without random access) through the same writer, pausing the stream between chunks. */
+async function streamBody(res: HttpResponse, st: ResponseState, status: number, headers: Headers, stream: Readable, total: number): Promise<void> {
+  const write = chunkWriter(res, st, status, headers, total);
+  st.onAbort.push(() => stream.destroy());
+  let sent = 0;
+  try {
+    for await (const chunk of stream) {
+      if (st.aborted || st.done) break;
+      sent += (chunk as Buffer).length;
+      if (await write(chunk as Buffer)) break;
+    }
+  } catch {
+    return failMidBody(res, st);
+  } finally {
+    stream.destroy();
+  }
+  // The blob was shorter than its row says: never pretend the response is complete.
+  if (!st.done && !st.aborted && sent < total) failMidBody(res, st);
 }
