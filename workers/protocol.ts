@@ -3,9 +3,10 @@
 
 /** Messages to the upload sink: hash and write one upload's bytes into a staging file. */
 export type SinkRequest =
-  | { op: 'open'; id: number; path: string }
-  /** `buf` is transferred, not copied; `len` bytes from its start are the chunk. */
-  | { op: 'write'; id: number; buf: ArrayBuffer; len: number }
+  /** `ring` is the session's shared ring buffer; chunks are copied into it once by src/. */
+  | { op: 'open'; id: number; path: string; ring: SharedArrayBuffer }
+  /** `len` bytes at `off` in the ring are the next chunk; the ack frees them. */
+  | { op: 'write'; id: number; off: number; len: number }
   | { op: 'finish'; id: number }
   | { op: 'abort'; id: number; path: string };
 

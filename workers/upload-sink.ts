@@ -10,6 +10,7 @@ import type { SinkReply, SinkRequest } from './protocol.js';
 
 interface Session {
   fd: number;
+  ring: Buffer;
   hash: Hash;
   size: number;
   failed: boolean;
@@ -31,11 +32,11 @@ port.on('message', (m: SinkRequest) => {
   try {
     switch (m.op) {
       case 'open':
-        sessions.set(m.id, { fd: openSync(m.path, 'wx', 0o644), hash: createHash('sha256'), size: 0, failed: false });
+        sessions.set(m.id, { fd: openSync(m.path, 'wx', 0o644), ring: Buffer.from(m.ring), hash: createHash('sha256'), size: 0, failed: false });
         return reply({ op: 'opened', id: m.id });
       case 'write': {
         if (!s || s.failed) return reply({ op: 'ack', id: m.id, len: m.len });
-        const chunk = Buffer.from(m.buf, 0, m.len);
+        const chunk = s.ring.subarray(m.off, m.off + m.len);
         s.hash.update(chunk);
         let off = 0;
         while (off < chunk.length) off += writeSync(s.fd, chunk, off, chunk.length - off);

@@ -19,16 +19,15 @@ export class UwsBodySource implements BodySource {
 
   constructor(private readonly res: HttpResponse, readonly contentLength: number | null, private readonly isGone: () => boolean) {
     res.onData((ab, isLast) => {
-      // Copy into a fresh ArrayBuffer (uWS's dies after this call); owning it whole lets the
-      // upload sink transfer it to its worker instead of copying again.
-      const chunk = Buffer.from(ab.slice(0));
       if (this.handlers) {
-        if (chunk.length) this.handlers.onChunk(chunk);
+        // A view, no copy: the consumer copies what it keeps (the upload sink copies straight
+        // into its ring), because uWS reuses this memory after the call.
+        if (ab.byteLength) this.handlers.onChunk(Buffer.from(ab));
         if (isLast) this.finish();
       } else {
-        if (chunk.length) {
-          this.early.push(chunk);
-          this.earlyBytes += chunk.length;
+        if (ab.byteLength) {
+          this.early.push(Buffer.from(ab.slice(0))); // kept until the consumer starts: copy
+          this.earlyBytes += ab.byteLength;
         }
         if (isLast) this.ended = true;
         else if (this.earlyBytes >= EARLY_BUFFER_BYTES) this.pause();
@@ -90,7 +89,7 @@ export function readSmallBody(body: BodySource, limit: number): Promise<Buffer> 
           reject(new Error(`body larger than ${limit} bytes`));
           return;
         }
-        parts.push(c);
+        parts.push(Buffer.from(c)); // chunks are only valid during the call
       },
       onEnd() {
         if (!done) resolve(Buffer.concat(parts));

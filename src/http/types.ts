@@ -5,7 +5,10 @@ import type { Readable } from 'node:stream';
 export interface BodySource {
   /** Declared Content-Length, or null for chunked bodies. */
   readonly contentLength: number | null;
-  /** Starts delivery. Chunks are private copies. */
+  /**
+   * Starts delivery. A chunk is only valid during its onChunk call (it may be a view of the
+   * socket's receive buffer): a consumer that keeps bytes copies them.
+   */
   start(h: { onChunk(chunk: Buffer): void; onEnd(): void; onError(err: Error): void }): void;
   pause(): void;
   resume(): void;
