@@ -35,19 +35,19 @@ t.test('file datastore: staging is invisible until commit, then content-addresse
   t.throws(() => ds.pathOf('ab//cd'), /unsafe/);
 });
 
-t.test('the sink ring: chunks larger than the ring, wrap-around and tiny chunks hash exactly', async (t) => {
+t.test('the sink slots: chunks larger than all slots, slot reuse and tiny chunks hash exactly', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'media-repo-ds-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
   const ds = new FileDatastore('a', root, ['all'], true, 'm3', sinks);
   await ds.init();
   const w = await ds.createStaging();
-  const big = randomBytes(5 * 1024 * 1024 + 3); // larger than the 2 MiB ring: queued, then flushed
+  const big = randomBytes(5 * 1024 * 1024 + 3); // more than all 16 slots (4 MiB): queued, then sent as slots come back
   const before = Buffer.from(big);
   t.equal(w.write(big), false, 'a chunk past the high-water mark asks the producer to pause');
   const small: Buffer[] = [];
   for (let i = 0; i < 3000; i++) small.push(randomBytes(1 + (i % 700)));
   for (const c of small) w.write(c);
-  t.ok(big.length === before.length && big.equals(before), 'the caller keeps its buffer (copied into the ring, not detached)');
+  t.ok(big.length === before.length && big.equals(before), 'the caller keeps its buffer (copied into a slot, not detached)');
   const { size, sha256 } = await w.finish();
   const all = Buffer.concat([big, ...small]);
   t.equal(size, all.length);

@@ -10,7 +10,6 @@ import type { SinkReply, SinkRequest } from './protocol.js';
 
 interface Session {
   fd: number;
-  ring: Buffer;
   hash: Hash;
   size: number;
   failed: boolean;
@@ -19,6 +18,8 @@ interface Session {
 const sessions = new Map<number, Session>();
 const port = parentPort!;
 const reply = (m: SinkReply) => port.postMessage(m);
+/** The buffer goes back to the main thread for reuse: no allocation (or garbage) per chunk. */
+const ack = (id: number, len: number, buf: ArrayBuffer) => port.postMessage({ op: 'ack', id, len, buf } satisfies SinkReply, [buf]);
 
 function fail(id: number, e: unknown): void {
   const s = sessions.get(id);
@@ -32,16 +33,16 @@ port.on('message', (m: SinkRequest) => {
   try {
     switch (m.op) {
       case 'open':
-        sessions.set(m.id, { fd: openSync(m.path, 'wx', 0o644), ring: Buffer.from(m.ring), hash: createHash('sha256'), size: 0, failed: false });
+        sessions.set(m.id, { fd: openSync(m.path, 'wx', 0o644), hash: createHash('sha256'), size: 0, failed: false });
         return reply({ op: 'opened', id: m.id });
       case 'write': {
-        if (!s || s.failed) return reply({ op: 'ack', id: m.id, len: m.len });
-        const chunk = s.ring.subarray(m.off, m.off + m.len);
+        if (!s || s.failed) return ack(m.id, m.len, m.buf);
+        const chunk = Buffer.from(m.buf, 0, m.len);
         s.hash.update(chunk);
         let off = 0;
         while (off < chunk.length) off += writeSync(s.fd, chunk, off, chunk.length - off);
         s.size += chunk.length;
-        return reply({ op: 'ack', id: m.id, len: m.len });
+        return ack(m.id, m.len, m.buf);
       }
       case 'finish': {
         if (!s || s.failed) throw new Error('upload sink session failed earlier');
@@ -64,6 +65,7 @@ port.on('message', (m: SinkRequest) => {
         return reply({ op: 'aborted', id: m.id });
     }
   } catch (e) {
+    if (m.op === 'write') ack(m.id, m.len, m.buf);
     fail(m.id, e);
   }
 });
