@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { DatastoreRegistry } from '../src/datastores/registry.js';
+import { FdCache } from '../src/datastores/fd-cache.js';
+import { fstatSync, readSync } from 'node:fs';
 import { FileDatastore } from '../src/datastores/file.js';
 import { UploadSinkPool } from '../src/pools/upload-sink.js';
 
@@ -53,6 +55,26 @@ t.test('the sink slots: chunks larger than all slots, slot reuse and tiny chunks
   t.equal(size, all.length);
   t.equal(sha256, sha(all), 'the worker hashed exactly the bytes, in order');
   await w.abort();
+});
+
+t.test('fd cache: a descriptor evicted during a read stays open until released', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'media-repo-fd-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(join(root, 'a'), 'aaaa');
+  writeFileSync(join(root, 'b'), 'bbbb');
+  const cache = new FdCache(1);
+  const a = await cache.acquire('a', () => join(root, 'a'));
+  const b = await cache.acquire('b', () => join(root, 'b')); // evicts a while a is in use
+  t.equal(cache.peek('a'), undefined, 'a left the cache');
+  const buf = Buffer.alloc(4);
+  readSync(a.fd, buf, 0, 4, 0);
+  t.equal(buf.toString(), 'aaaa', 'the in-use descriptor still reads its own file');
+  a.release();
+  await new Promise((r) => setTimeout(r, 50));
+  t.throws(() => fstatSync(a.fd), /EBADF/, 'closed once released');
+  b.release();
+  t.equal(cache.peek('b'), b.fd, 'a released but cached descriptor stays open');
+  cache.clear();
 });
 
 t.test('file datastore: abort removes staging; sweep removes ours and old foreign files only', async (t) => {

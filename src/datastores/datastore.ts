@@ -34,8 +34,10 @@ export interface Datastore {
   /** Reads a whole (small) blob in one call; `size` (from the row) lets it skip a stat. */
   readAll(location: string, size?: number): Promise<Buffer>;
   openStream(location: string, range?: ByteRange): Readable;
-  /** Random access, where the store has it (files); streams are used otherwise. */
-  /** Reads into `into` when given (it must hold `length` bytes); returns the filled slice. */
+  /**
+   * Random access, where the store has it (files); streams are used otherwise. Reads into
+   * `into` when given (it must hold `length` bytes) and returns the filled slice.
+   */
   readAt?(location: string, position: number, length: number, into?: Buffer): Promise<Buffer>;
   delete(location: string): Promise<void>;
   /** Removes staging leftovers of a crashed process; returns how many were removed. */

@@ -98,8 +98,9 @@ export class FileDatastore implements Datastore {
         return Promise.reject(e);
       }
     }
-    return this.fds.get(location, () => this.pathOf(location)).then((fd) => new Promise((resolve, reject) => {
+    return this.fds.acquire(location, () => this.pathOf(location)).then(({ fd, release }) => new Promise((resolve, reject) => {
       read(fd, buf, 0, size, position, (err, n) => {
+        release();
         if (err) {
           this.fds.forget(location);
           return reject(err);

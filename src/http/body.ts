@@ -21,7 +21,7 @@ export class UwsBodySource implements BodySource {
     res.onData((ab, isLast) => {
       if (this.handlers) {
         // A view, no copy: the consumer copies what it keeps (the upload sink copies straight
-        // into its ring), because uWS reuses this memory after the call.
+        // into one of its transfer buffers), because uWS reuses this memory after the call.
         if (ab.byteLength) this.handlers.onChunk(Buffer.from(ab));
         if (isLast) this.finish();
       } else {
