@@ -30,4 +30,4 @@ VOLUME ["/data"]
 EXPOSE 8000
 # tini forwards SIGTERM to node (PID 1 would otherwise ignore it) so shutdown drains requests.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "dist/src/cli.js"]
+CMD ["node", "dist/src/launcher.cjs"]

@@ -26,7 +26,7 @@ options:
   --reps N           repetitions per measurement, median reported (default 3)
   --duration S       seconds per measurement (default 10)
   --chunked          send the 1 GiB upload chunked instead of with Content-Length
-  --cli PATH         start another build of media-repo (its dist/src/cli.js), for A/B runs
+  --cli PATH         start another build of media-repo (its dist/src/launcher.cjs), for A/B runs
   --set KEY=VALUE    override a key of our generated config (repeatable), e.g.
                      --set downloads.smallFileBytes=2097152
   --cpu-prof         run our server under node --cpu-prof and print its hot functions

@@ -3,6 +3,7 @@ import { createLogger, type Logger } from './logging/logger.js';
 import { openDatabase } from './db/open.js';
 import { migrate } from './db/migrate.js';
 import type { Db } from './db/driver.js';
+import type { ThumbnailRow } from './db/thumbnails.js';
 import { bytesPerDatastore } from './db/media.js';
 import { deleteExpiredReservations } from './db/reservations.js';
 import { DatastoreRegistry } from './datastores/registry.js';
@@ -16,6 +17,11 @@ import type { Services } from './api/services.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { watchConfig } from './config/watch.js';
 import { UploadSinkPool } from './pools/upload-sink.js';
+import { ThumbnailPools } from './pools/thumbnails.js';
+import { libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
+import { ThumbnailRowCache } from './cache/thumbnail-rows.js';
+import { SingleFlight } from './cache/singleflight.js';
+import { Pregenerator } from './pipelines/thumbnail-pregenerate.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -47,7 +53,16 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
   const log = opts.log ?? createLogger({ level: g.repo.logLevel, json: g.repo.jsonLogs });
   const db: Db = await openDatabase(g, log);
   const sinks = new UploadSinkPool();
+  const threads = poolThreads(g.thumbnails.numWorkers);
+  const pools = new ThumbnailPools(threads, g.thumbnails.maxQueue);
   try {
+    const vips = await pools.probe();
+    const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+    const wantUv = libuvThreadsFor(threads);
+    log.info('image pools ready', { vips, static: threads.static, animated: threads.animated, blurhash: threads.blurhash, libuvThreads: uv });
+    if (uv < wantUv) {
+      log.warn('libuv thread pool is smaller than the image pools need; start through the media-repo launcher or set UV_THREADPOOL_SIZE', { have: uv, want: wantUv });
+    }
     if (opts.runMigrations !== false) await migrate(db, log);
     const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`, sinks);
     await datastores.sync(allDatastores(loaded));
@@ -58,9 +73,12 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     }
     const tokens = new TokenCache();
     tokens.configure(g.accessTokens.maxCacheTimeSeconds);
+    const thumbnailDeps = { db, datastores, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<ThumbnailRow[]>() };
+    const pregenerator = new Pregenerator(thumbnailDeps, log);
     const svc: Services = {
+      ...thumbnailDeps,
       config: () => loaded,
-      db, datastores, tokens, log,
+      tokens, log, pregenerator,
       homeserver: new HomeserverClient(),
       mediaRows: new MediaRowCache(),
       waiters: new UploadWaiters(),
@@ -109,11 +127,14 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         const deadline = Date.now() + drainMs;
         while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         http.closeAll();
+        pregenerator.stop();
+        await pools.close();
         await sinks.close();
         await db.close();
       },
     };
   } catch (e) {
+    await pools.close().catch(() => undefined);
     await sinks.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw e;

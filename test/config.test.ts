@@ -97,7 +97,8 @@ thumbnails:
   t.equal(loaded.global.homeservers[0]!.adminApiKind, 'synapse');
   t.equal(loaded.global.homeservers[1]!.backoffAt, 10);
   t.same(loaded.global.datastores[1]!.forKinds, []);
-  t.same(loaded.global.thumbnails, { maxSourceBytes: 10485760, sizes: [{ width: 32, height: 32 }] });
+  t.same(loaded.global.thumbnails, { ...defaultConfig().thumbnails, maxSourceBytes: 10485760, sizes: [{ width: 32, height: 32 }] },
+    'given keys over the defaults');
   t.same(loaded.warnings, ['downloads.maxBytes: unknown key, ignored']);
   t.same([...loaded.domains.keys()], ['example.org', '[::1]:8448']);
   t.same(loaded.files, [join(dir, 'media-repo.yaml')]);
@@ -243,4 +244,21 @@ t.test('config.sample.yaml validates cleanly and documents every default key', a
   t.same(missing, []);
   t.same(loaded.global.repo, defaultConfig().repo, 'sample values are the defaults');
   t.same(loaded.global.uploads, defaultConfig().uploads);
+});
+
+t.test('thumbnails, identicons and featureSupport.MSC2448 are validated with exact messages', async (t) => {
+  const bad: [unknown, string][] = [
+    [{ thumbnails: { sizes: [] } }, 'thumbnails.sizes: expected at least one size, got []'],
+    [{ thumbnails: { sizes: [{ width: 0, height: 5 }] } }, 'thumbnails.sizes[0].width: expected an integer from 1 to 10000, got 0'],
+    [{ thumbnails: { stillFrame: 2 } }, 'thumbnails.stillFrame: expected a number from 0 to 1, got 2'],
+    [{ thumbnails: { maxPixels: 'lots' } }, 'thumbnails.maxPixels: expected an integer of at least 1, got "lots"'],
+    [{ identicons: { enabled: 'yes' } }, 'identicons.enabled: expected true or false, got "yes"'],
+    [{ featureSupport: { MSC2448: { xComponents: 10 } } }, 'featureSupport.MSC2448.xComponents: expected an integer from 1 to 9, got 10'],
+  ];
+  for (const [doc, message] of bad) {
+    t.throws(() => validateConfigWithWarnings({ datastores: DS, ...(doc as object) }), { message }, message);
+  }
+  const ok = validateConfigWithWarnings({ datastores: DS, thumbnails: { types: ['IMAGE/PNG'] }, featureSupport: { MSC2246: { enabled: true } } });
+  t.same(ok.config.thumbnails.types, ['image/png'], 'types compare lower-case');
+  t.same(ok.warnings, ['featureSupport.MSC2246: unknown key, ignored'], 'old MMR feature toggles warn instead of failing');
 });

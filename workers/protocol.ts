@@ -16,3 +16,55 @@ export type SinkReply =
   | { op: 'done'; id: number; sha256: string; size: number }
   | { op: 'aborted'; id: number }
   | { op: 'error'; id: number; message: string; code?: string };
+
+/** One thumbnail wanted from a source: a bucket size, a method and whether to animate. */
+export interface ThumbnailTarget {
+  width: number;
+  height: number;
+  method: 'crop' | 'scale';
+  animated: boolean;
+}
+
+export interface ThumbnailLimits {
+  maxPixels: number;
+  maxFrames: number;
+  maxAnimateSizeBytes: number;
+  stillFrame: number;
+  /** thumbnails.types: sniffed types that may be decoded. */
+  types: string[];
+}
+
+/** To the thumbnail pools. `source` is transferred (its buffer is detached in the sender). */
+export interface ThumbnailTask {
+  op: 'thumbnail';
+  source: Uint8Array;
+  targets: ThumbnailTarget[];
+  limits: ThumbnailLimits;
+}
+
+export interface IdenticonTask {
+  op: 'identicon';
+  seed: string;
+  width: number;
+  height: number;
+}
+
+export interface BlurhashTask {
+  op: 'blurhash';
+  source: Uint8Array;
+  xComponents: number;
+  yComponents: number;
+  limits: ThumbnailLimits;
+}
+
+/** A produced thumbnail, or "serve the original" when the output would equal it. */
+export type ThumbnailOutput =
+  | { kind: 'thumbnail'; bytes: Uint8Array; contentType: string; width: number; height: number; animated: boolean; frames: number }
+  | { kind: 'original'; contentType: string; width: number; height: number };
+
+/** Why a source could not be thumbnailed; src maps these to Matrix errors. */
+export type ImageFailure = { ok: false; code: 'too_large' | 'unsupported' | 'corrupt'; message: string };
+
+export type ThumbnailReply = { ok: true; sourceType: string; outputs: ThumbnailOutput[] } | ImageFailure;
+export type IdenticonReply = { ok: true; bytes: Uint8Array } | ImageFailure;
+export type BlurhashReply = { ok: true; blurhash: string } | ImageFailure;

@@ -11,7 +11,7 @@ import { startChild, freePort, waitForHttp } from './proc.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BENCH_HOST = 'bench.local';
-const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const CLI = join(ROOT, 'dist', 'src', 'launcher.cjs');
 
 function newestMtime(dir) {
   let newest = 0;

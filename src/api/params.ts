@@ -31,3 +31,27 @@ function truncate(s: string): string {
   const clean = s.replace(/[\u0000-\u001f\u007f]/g, '?');
   return clean.length > 64 ? clean.slice(0, 64) + '…' : clean;
 }
+
+/** A required positive integer query parameter (thumbnail width and height). */
+export function positiveIntParam(name: string, v: string | null, opts: { required: boolean; fallback?: number } = { required: true }): number {
+  if (v === null || v === '') {
+    if (!opts.required && opts.fallback !== undefined) return opts.fallback;
+    throw Errors.missingParam(`${name}: required`);
+  }
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw Errors.invalidParam(`${name}: expected a positive integer, got '${truncate(v)}'`);
+  return Number(v);
+}
+
+/** A boolean query parameter; null when absent. */
+export function booleanParam(name: string, v: string | null): boolean | null {
+  if (v === null || v === '') return null;
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw Errors.invalidParam(`${name}: expected 'true' or 'false', got '${truncate(v)}'`);
+}
+
+export function methodParam(v: string | null): 'crop' | 'scale' {
+  if (v === null || v === '') return 'scale';
+  if (v === 'crop' || v === 'scale') return v;
+  throw Errors.invalidParam(`method: expected 'crop' or 'scale', got '${truncate(v)}'`);
+}

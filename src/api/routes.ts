@@ -3,6 +3,8 @@ import { uploadHandler, uploadAsyncHandler } from './media/upload.js';
 import { createHandler } from './media/create.js';
 import { downloadHandler } from './media/download.js';
 import { configHandler } from './media/config.js';
+import { thumbnailHandler } from './media/thumbnail.js';
+import { identiconHandler } from './media/identicon.js';
 import { versionsHandler } from './client/versions.js';
 import { logoutHandler } from './client/logout.js';
 import { healthHandler, versionHandler } from './health.js';
@@ -24,6 +26,9 @@ export const ROUTES: Route[] = [
     name: 'download_authenticated', methods: ['GET'], auth: 'guest', handler: (c) => downloadHandler(c, true),
     paths: [`${AUTHED}/download/:serverName/:mediaId`, `${AUTHED}/download/:serverName/:mediaId/:fileName`],
   },
+  { name: 'thumbnail', methods: ['GET'], paths: [`${LEGACY}/thumbnail/:serverName/:mediaId`], auth: 'none', handler: (c) => thumbnailHandler(c, false) },
+  { name: 'thumbnail_authenticated', methods: ['GET'], paths: [`${AUTHED}/thumbnail/:serverName/:mediaId`], auth: 'guest', handler: (c) => thumbnailHandler(c, true) },
+  { name: 'identicon', methods: ['GET'], paths: ['/_matrix/media/r0/identicon/:seed'], auth: 'optional', handler: identiconHandler },
   { name: 'config', methods: ['GET'], paths: ['/_matrix/media/{r0,v3}/config', `${AUTHED}/config`], auth: 'user', handler: configHandler },
   { name: 'versions', methods: ['GET'], paths: ['/_matrix/client/versions'], auth: 'none', handler: versionsHandler },
   { name: 'logout', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, false) },

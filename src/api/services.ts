@@ -7,6 +7,11 @@ import type { MediaRowCache } from '../cache/media-rows.js';
 import type { UploadWaiters } from '../cache/upload-waiters.js';
 import type { Logger } from '../logging/logger.js';
 import type { HttpRequest, Result } from '../http/types.js';
+import type { ThumbnailPools } from '../pools/thumbnails.js';
+import type { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
+import type { SingleFlight } from '../cache/singleflight.js';
+import type { ThumbnailRow } from '../db/thumbnails.js';
+import type { Pregenerator } from '../pipelines/thumbnail-pregenerate.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -17,6 +22,10 @@ export interface Services {
   tokens: TokenCache;
   mediaRows: MediaRowCache;
   waiters: UploadWaiters;
+  thumbnails: ThumbnailPools;
+  thumbnailRows: ThumbnailRowCache;
+  thumbnailFlights: SingleFlight<ThumbnailRow[]>;
+  pregenerator: Pregenerator;
   log: Logger;
   state: { shuttingDown: boolean };
 }

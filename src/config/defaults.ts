@@ -35,6 +35,35 @@ export function defaultConfig(): Config {
       defaultRangeChunkSizeBytes: 10485760,
       smallFileBytes: 65536,
     },
+    thumbnails: {
+      maxSourceBytes: 10485760,
+      maxPixels: 32000000,
+      numWorkers: 0,
+      sizes: [
+        { width: 32, height: 32 },
+        { width: 96, height: 96 },
+        { width: 320, height: 240 },
+        { width: 640, height: 480 },
+        { width: 800, height: 600 },
+      ],
+      dynamicSizing: false,
+      allowAnimated: true,
+      defaultAnimated: false,
+      maxAnimateSizeBytes: 10485760,
+      stillFrame: 0.5,
+      // Decoders we trust on hostile input (CVE-2024-56515, CVE-2024-53863): no SVG or video
+      // unless the operator lists them.
+      types: ['image/jpeg', 'image/jpg', 'image/png', 'image/apng', 'image/gif', 'image/webp',
+        'image/avif', 'image/heif', 'image/tiff', 'image/bmp'],
+      expireAfterDays: 0,
+      maxFrames: 1000,
+      pregenerate: true,
+      maxQueue: 64,
+    },
+    identicons: { enabled: true },
+    featureSupport: {
+      MSC2448: { enabled: false, xComponents: 4, yComponents: 3, punch: 1 },
+    },
     timeouts: {
       urlPreviewTimeoutSeconds: 10,
       federationTimeoutSeconds: 120,

@@ -66,6 +66,45 @@ export interface DownloadsSection {
   smallFileBytes: number;
 }
 
+export interface ThumbnailSize {
+  width: number;
+  height: number;
+}
+
+export interface ThumbnailsSection {
+  /** Sources larger than this are not thumbnailed (413). MMR declared it; we enforce it. */
+  maxSourceBytes: number;
+  /** width x height read from the header; larger sources are refused before decoding. */
+  maxPixels: number;
+  /** Static thumbnail threads; 0 = one per CPU core. The animated pool gets half, at least 1. */
+  numWorkers: number;
+  sizes: ThumbnailSize[];
+  dynamicSizing: boolean;
+  allowAnimated: boolean;
+  defaultAnimated: boolean;
+  /** Animated sources larger than this are thumbnailed as a still (MMR's documented intent). */
+  maxAnimateSizeBytes: number;
+  /** Where in an animation the still is taken, 0..1. */
+  stillFrame: number;
+  /** Source MIME types (sniffed from the bytes) that may be thumbnailed. */
+  types: string[];
+  expireAfterDays: number;
+  /** Animations with more frames are refused (413) before decoding. Not an MMR key. */
+  maxFrames: number;
+  /** Generate the spec's default sizes in the background after an image upload. Not an MMR key. */
+  pregenerate: boolean;
+  /** Jobs waiting per pool beyond the running ones; a full queue answers 429. Not an MMR key. */
+  maxQueue: number;
+}
+
+export interface IdenticonsSection {
+  enabled: boolean;
+}
+
+export interface FeatureSupportSection {
+  MSC2448: { enabled: boolean; xComponents: number; yComponents: number; punch: number };
+}
+
 export interface TimeoutsSection {
   urlPreviewTimeoutSeconds: number;
   federationTimeoutSeconds: number;
@@ -91,6 +130,9 @@ export interface Config {
   uploads: UploadsSection;
   downloads: DownloadsSection;
   timeouts: TimeoutsSection;
+  thumbnails: ThumbnailsSection;
+  identicons: IdenticonsSection;
+  featureSupport: FeatureSupportSection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }
@@ -103,6 +145,9 @@ export interface DomainConfig {
   downloads: DownloadsSection;
   timeouts: TimeoutsSection;
   accessTokens: AccessTokensSection;
+  thumbnails: ThumbnailsSection;
+  identicons: IdenticonsSection;
+  featureSupport: FeatureSupportSection;
   [section: string]: unknown;
 }
 

@@ -55,6 +55,9 @@ function int(min?: number, max?: number): Check {
     ? v : fail(p, what, v));
 }
 
+const num: Check = (v, p) => (typeof v === 'number' && Number.isFinite(v) ? v : fail(p, 'a number', v));
+const fraction: Check = (v, p) => (typeof v === 'number' && v >= 0 && v <= 1 ? v : fail(p, 'a number from 0 to 1', v));
+
 const listOf = (each: Check): Check => (v, p, w) =>
   Array.isArray(v) ? v.map((x, i) => each(x, `${p}[${i}]`, w)) : fail(p, 'a list', v);
 
@@ -165,13 +168,29 @@ const SECTIONS: Record<string, Check> = {
     return u;
   },
   downloads: section({ defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0) }),
+  thumbnails: (v, p, w) => {
+    const th = section({
+      maxSourceBytes: int(1), maxPixels: int(1), numWorkers: int(0, 256),
+      sizes: listOf(section({ width: int(1, 10000), height: int(1, 10000) })),
+      dynamicSizing: bool, allowAnimated: bool, defaultAnimated: bool, maxAnimateSizeBytes: int(0),
+      stillFrame: fraction, types: listOf(str(true)), expireAfterDays: int(0), maxFrames: int(1),
+      pregenerate: bool, maxQueue: int(0),
+    })(v, p, w) as { sizes: unknown[]; types: string[] };
+    if (th.sizes.length === 0) fail(`${p}.sizes`, 'at least one size', th.sizes);
+    th.types = th.types.map((t) => t.toLowerCase());
+    return th;
+  },
+  identicons: section({ enabled: bool }),
+  featureSupport: section({
+    MSC2448: section({ enabled: bool, xComponents: int(1, 9), yComponents: int(1, 9), punch: num }),
+  }),
   timeouts: section({ urlPreviewTimeoutSeconds: int(1), federationTimeoutSeconds: int(1), clientServerTimeoutSeconds: int(1) }),
 };
 
 /** MMR's other top-level sections: kept as given until a feature reads them. */
 const LATER_SECTIONS = new Set([
-  'federation', 'archiving', 'urlPreviews', 'thumbnails', 'rateLimit', 'identicons', 'quarantine',
-  'metrics', 'plugins', 'featureSupport', 'sentry', 'redis', 'tasks', 'pgo',
+  'federation', 'archiving', 'urlPreviews', 'rateLimit', 'quarantine',
+  'metrics', 'plugins', 'sentry', 'redis', 'tasks', 'pgo',
 ]);
 
 /** Validates one section (already merged over its defaults); unknown sections pass through. */

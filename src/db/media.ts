@@ -76,11 +76,12 @@ export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserv
   return r.rowCount === 1;
 }
 
-/** Bytes stored per datastore, each blob counted once however many rows share it. */
+/** Bytes stored per datastore, each blob counted once however many media or thumbnail rows share it. */
 export async function bytesPerDatastore(q: Queryable): Promise<Map<string, number>> {
   const r = await q.query<Record<string, unknown>>(
     `SELECT datastore_id, SUM(size_bytes) AS total FROM
-       (SELECT DISTINCT datastore_id, location, size_bytes FROM media) blobs GROUP BY datastore_id`);
+       (SELECT datastore_id, location, size_bytes FROM media
+        UNION SELECT datastore_id, location, size_bytes FROM thumbnails) blobs GROUP BY datastore_id`);
   return new Map(r.rows.map((x) => [x.datastore_id as string, num(x.total)]));
 }
 

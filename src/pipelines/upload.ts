@@ -6,6 +6,7 @@ import type { Db } from '../db/driver.js';
 import { findBlobByHash, findExactUpload, insertMedia, lockHash, type MediaRow } from '../db/media.js';
 import { deleteReservation } from '../db/reservations.js';
 import { newMediaId } from '../matrix/ids.js';
+import { placeBlob } from './steps/place-blob.js';
 
 export interface UploadDeps {
   db: Db;
@@ -26,7 +27,12 @@ export interface UploadInput {
   requiresAuth: boolean;
   /** Async upload (MSC2246): the reserved ID to fill. */
   reservedMediaId?: string;
+  /** Receives a copy of the first bytes (up to HEAD_BYTES) once the body has ended: lets the
+   * caller sniff the type for thumbnails and blurhash without reading the blob back. */
+  onHead?: (head: Buffer) => void;
 }
+
+export const HEAD_BYTES = 512;
 
 // Step 1: refuse a declared size over the limit before reading a byte.
 // Step 2: stream into a staging object with socket backpressure; the staging writer hashes
@@ -41,7 +47,7 @@ export async function uploadMedia(deps: UploadDeps, input: UploadInput): Promise
   if (!ds) throw Errors.unavailable('No datastore accepts local media for this homeserver');
   const staging = await ds.createStaging();
   try {
-    const size = await streamToStaging(body, staging, maxBytes);
+    const size = await streamToStaging(body, staging, maxBytes, input.onHead);
     if (size < input.minBytes) throw Errors.tooSmall(input.minBytes);
     const { sha256, size: written } = await staging.finish();
     if (written !== size) throw new Error(`staging wrote ${written} bytes of ${size}`);
@@ -53,9 +59,10 @@ export async function uploadMedia(deps: UploadDeps, input: UploadInput): Promise
   }
 }
 
-function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<number> {
+function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: number, onHead?: (head: Buffer) => void): Promise<number> {
   return new Promise((resolve, reject) => {
     let size = 0;
+    const head = onHead ? Buffer.alloc(HEAD_BYTES) : null;
     let failed = false;
     const fail = (e: Error) => {
       if (failed) return;
@@ -69,6 +76,8 @@ function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: num
     body.start({
       onChunk(chunk) {
         if (failed) return;
+        // Chunks are only valid during this call: the head is copied.
+        if (head && size < HEAD_BYTES) chunk.copy(head, size, 0, Math.min(chunk.length, HEAD_BYTES - size));
         size += chunk.length;
         // Chunked bodies and lying Content-Lengths are cut off at maxBytes + 1.
         if (maxBytes > 0 && size > maxBytes) {
@@ -86,6 +95,7 @@ function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: num
         if (body.contentLength !== null && size !== body.contentLength) {
           return fail(Errors.invalidParam(`Body was ${size} bytes but Content-Length said ${body.contentLength}`));
         }
+        if (head) onHead!(head.subarray(0, Math.min(size, HEAD_BYTES)));
         resolve(size);
       },
       onError: fail,
@@ -105,22 +115,7 @@ async function commitUpload(
       return same;
     }
   }
-  let datastoreId = ds.id;
-  let location: string | null = null;
-  for (const blob of await findBlobByHash(q, sha256)) {
-    const store = deps.datastores.get(blob.datastoreId);
-    if (blob.sizeBytes === size && store && (await store.exists(blob.location))) {
-      datastoreId = blob.datastoreId;
-      location = blob.location;
-      break;
-    }
-  }
-  if (location) {
-    await staging.abort();
-  } else {
-    location = await ds.commit(staging, sha256);
-    deps.datastores.addBytes(ds.id, size);
-  }
+  const { datastoreId, location } = await placeBlob(deps.datastores, ds, staging, sha256, size, await findBlobByHash(q, sha256));
   const row: MediaRow = {
     origin: input.origin, mediaId: input.reservedMediaId ?? newMediaId(), uploadName: input.uploadName,
     contentType: input.contentType, userId: input.userId, sha256, sizeBytes: size, datastoreId, location,

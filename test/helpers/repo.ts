@@ -99,7 +99,7 @@ export async function freePort(): Promise<number> {
 
 /** Runs the built CLI as a child process (for kill -9 tests); resolves once it listens. */
 export async function spawnRepo(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
-  const cli = new URL('../../src/cli.js', import.meta.url).pathname;
+  const cli = new URL('../../src/launcher.cjs', import.meta.url).pathname;
   const child = spawn(process.execPath, [cli, '-config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

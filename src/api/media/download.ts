@@ -4,6 +4,7 @@ import { contentDisposition } from '../../http/content-disposition.js';
 import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
 import { mediaIdParam, serverNameParam } from '../params.js';
 import type { Ctx } from '../services.js';
+import { blobBody } from './blob-body.js';
 
 /** Media is immutable under its ID; clients and proxies may keep it (privately). */
 const CACHE_CONTROL = 'private, max-age=259200, immutable';
@@ -31,17 +32,5 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     'Content-Disposition': contentDisposition(contentType, filename),
     'Cache-Control': CACHE_CONTROL,
   };
-  const small = row.sizeBytes <= ctx.domain.downloads.smallFileBytes;
-  return {
-    kind: 'media',
-    status: 200,
-    headers,
-    media: {
-      size: row.sizeBytes,
-      etag: row.sha256,
-      readAll: small ? () => ds.readAll(row.location, row.sizeBytes) : undefined,
-      openStream: (start, end) => ds.openStream(row.location, { start, end }),
-      readAt: ds.readAt ? (pos, len, into) => ds.readAt!(row.location, pos, len, into) : undefined,
-    },
-  };
+  return { kind: 'media', status: 200, headers, media: blobBody(ds, row, ctx.domain.downloads.smallFileBytes) };
 }

@@ -3,6 +3,7 @@ import { json, type Result } from '../../http/types.js';
 import { getMedia } from '../../db/media.js';
 import { getReservation } from '../../db/reservations.js';
 import { uploadMedia, type UploadInput } from '../../pipelines/upload.js';
+import { afterUpload } from '../../pipelines/upload-images.js';
 import { contentTypeHeader, filenameParam, mediaIdParam, serverNameParam } from '../params.js';
 import type { Ctx } from '../services.js';
 
@@ -25,9 +26,12 @@ function uploadInput(ctx: Ctx): Omit<UploadInput, 'reservedMediaId'> {
 
 /** POST /_matrix/media/{r0,v1,v3}/upload */
 export async function uploadHandler(ctx: Ctx): Promise<Result> {
-  const row = await uploadMedia(ctx.svc, uploadInput(ctx));
+  let head: Buffer | null = null;
+  const row = await uploadMedia(ctx.svc, { ...uploadInput(ctx), onHead: (h) => { head = h; } });
   ctx.log.info('upload stored', { mediaId: row.mediaId, size: row.sizeBytes, user: row.userId });
-  return json({ content_uri: `mxc://${row.origin}/${row.mediaId}` });
+  const { blurhash } = await afterUpload(ctx.svc, row, head, ctx.domain, { blurhash: true });
+  // MSC2448 (unstable prefix, as MMR and Element use it).
+  return json({ content_uri: `mxc://${row.origin}/${row.mediaId}`, ...(blurhash ? { 'xyz.amorgan.blurhash': blurhash } : {}) });
 }
 
 /** IDs with a PUT in progress on this instance: a second concurrent PUT gets 409 at once. */
@@ -50,12 +54,16 @@ export async function uploadAsyncHandler(ctx: Ctx): Promise<Result> {
   const key = `${origin}/${mediaId}`;
   if (putsInFlight.has(key)) throw Errors.cannotOverwrite();
   putsInFlight.add(key);
+  let head: Buffer | null = null;
+  let row;
   try {
-    await uploadMedia(ctx.svc, { ...uploadInput(ctx), reservedMediaId: mediaId });
+    row = await uploadMedia(ctx.svc, { ...uploadInput(ctx), reservedMediaId: mediaId, onHead: (h) => { head = h; } });
   } finally {
     putsInFlight.delete(key);
   }
   ctx.svc.waiters.notify(key);
+  // The PUT answers {} (no place for a blurhash); pre-generation still runs.
+  void afterUpload(ctx.svc, row, head, ctx.domain, { blurhash: false });
   ctx.log.info('async upload stored', { mediaId, user: ctx.user!.userId });
   return json({});
 }

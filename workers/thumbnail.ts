@@ -1,0 +1,93 @@
+import sharp from 'sharp';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { openSource, ImageError } from './image/source.js';
+import { renderTarget } from './image/render.js';
+import { renderIdenticon } from './image/identicon.js';
+import { encodeBlurhash } from './image/blurhash.js';
+import type {
+  BlurhashReply, BlurhashTask, IdenticonReply, IdenticonTask, ImageFailure, ThumbnailOutput, ThumbnailReply, ThumbnailTask,
+} from './protocol.js';
+
+// Piscina worker for the static, animated and blurhash pools (one module, three pools sized
+// apart so a burst of GIFs cannot starve still thumbnails). Imports nothing from src/.
+
+// Each thumbnail uses one libvips thread: throughput comes from running many thumbnails at
+// once across the pool, and libuv's thread pool (where sharp runs) is sized to match.
+sharp.concurrency(1);
+// libvips' operation cache keeps decoded images around for reuse we never make.
+sharp.cache(false);
+// Only decoders we chose may run, whatever libvips detects in the bytes (CVE-2024-56515).
+sharp.block({ operation: ['VipsForeignLoad'] });
+sharp.unblock({
+  operation: ['VipsForeignLoadJpegBuffer', 'VipsForeignLoadPngBuffer', 'VipsForeignLoadWebpBuffer', 'VipsForeignLoadNsgifBuffer',
+    'VipsForeignLoadTiffBuffer', 'VipsForeignLoadHeifBuffer', 'VipsForeignLoadSvgBuffer'],
+});
+
+export interface ProbeTask {
+  op: 'probe';
+}
+
+type Task = ThumbnailTask | IdenticonTask | BlurhashTask | ProbeTask;
+
+function failure(e: unknown): ImageFailure {
+  if (e instanceof ImageError) return { ok: false, code: e.code, message: e.message };
+  return { ok: false, code: 'corrupt', message: `Could not process the image: ${(e as Error).message}` };
+}
+
+/** Sends the reply with every output buffer transferred, not copied. */
+function transfer<T extends object>(value: T, buffers: ArrayBufferLike[]): T {
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: value } as never) as unknown as T;
+}
+
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+async function thumbnail(task: ThumbnailTask): Promise<ThumbnailReply> {
+  try {
+    const src = await openSource(asBuffer(task.source), task.limits);
+    const outputs: ThumbnailOutput[] = [];
+    for (const target of task.targets) outputs.push(await renderTarget(src, target, task.limits));
+    const buffers = outputs.flatMap((o) => (o.kind === 'thumbnail' ? [o.bytes.buffer] : []));
+    return transfer({ ok: true, sourceType: src.type, outputs }, buffers);
+  } catch (e) {
+    return failure(e);
+  }
+}
+
+async function identicon(task: IdenticonTask): Promise<IdenticonReply> {
+  try {
+    const img = renderIdenticon(task.seed, task.width, task.height);
+    const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 4 } }).png().toBuffer();
+    const bytes = new Uint8Array(new ArrayBuffer(png.length));
+    bytes.set(png);
+    return transfer({ ok: true, bytes }, [bytes.buffer]);
+  } catch (e) {
+    return failure(e);
+  }
+}
+
+/** BlurHash from a small downscale of the (oriented) first frame. */
+async function blurhash(task: BlurhashTask): Promise<BlurhashReply> {
+  try {
+    const src = await openSource(asBuffer(task.source), task.limits);
+    const image = (await src.still(0)).autoOrient().resize(32, 32, { fit: 'inside' }).ensureAlpha().raw();
+    const { data, info } = await image.timeout({ seconds: 30 }).toBuffer({ resolveWithObject: true });
+    return { ok: true, blurhash: encodeBlurhash(data, info.width, info.height, 4, task.xComponents, task.yComponents) };
+  } catch (e) {
+    return failure(e);
+  }
+}
+
+/** The start-up probe: proves sharp loaded in a worker thread and can encode. */
+async function probe(): Promise<{ ok: true; vips: string }> {
+  await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } }).png().toBuffer();
+  return { ok: true, vips: sharp.versions.vips };
+}
+
+export default function run(task: Task): Promise<unknown> {
+  switch (task.op) {
+    case 'thumbnail': return thumbnail(task);
+    case 'identicon': return identicon(task);
+    case 'blurhash': return blurhash(task);
+    case 'probe': return probe();
+  }
+}
