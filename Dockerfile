@@ -12,9 +12,11 @@ COPY test ./test
 RUN npm ci && npx tsc -p tsconfig.json && npm prune --omit=dev
 
 # Runtime stage: libpq for pg-native, jemalloc for sharp's allocation pattern, no toolchain.
+# --build-arg WITH_FFMPEG=true adds ffmpeg for video stills (list video/* in thumbnails.types).
 FROM node:20-bookworm-slim
+ARG WITH_FFMPEG=false
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 libjemalloc2 tini \
+ && apt-get install -y --no-install-recommends libpq5 libjemalloc2 tini $([ "$WITH_FFMPEG" = true ] && echo ffmpeg) \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /data && chown node:node /data
 ENV NODE_ENV=production \

@@ -10,10 +10,11 @@ import { printProfiles } from './lib/profile.mjs';
 import { machineInfo } from './lib/report.mjs';
 import { UPLOAD_SCENARIOS, runUploads } from './upload.mjs';
 import { DOWNLOAD_SCENARIOS, runDownloads } from './download.mjs';
+import { THUMBNAIL_SCENARIOS, THUMBNAIL_OVERRIDES, runThumbnails } from './thumbnail.mjs';
 
-const USAGE = `usage: node bench/run.mjs [upload|download|SCENARIO ...] [options]
+const USAGE = `usage: node bench/run.mjs [upload|download|thumbnail|SCENARIO ...] [options]
 
-scenarios: ${[...UPLOAD_SCENARIOS, ...DOWNLOAD_SCENARIOS].join(', ')} (default: all)
+scenarios: ${[...UPLOAD_SCENARIOS, ...DOWNLOAD_SCENARIOS, ...THUMBNAIL_SCENARIOS].join(', ')} (default: all)
 
 options:
   --postgres DSN     run our server on Postgres (a fresh database is created in DSN's server
@@ -26,6 +27,8 @@ options:
   --reps N           repetitions per measurement, median reported (default 3)
   --duration S       seconds per measurement (default 10)
   --chunked          send the 1 GiB upload chunked instead of with Content-Length
+  --concurrency C    thumb-uncached: thumbnail requests in flight, and the plain-sharp
+                     baseline's concurrency (default: the number of cores)
   --cli PATH         start another build of media-repo (its dist/src/launcher.cjs), for A/B runs
   --set KEY=VALUE    override a key of our generated config (repeatable), e.g.
                      --set downloads.smallFileBytes=2097152
@@ -45,6 +48,7 @@ const { values: opt, positionals } = parseArgs({
     reps: { type: 'string', default: '3' },
     duration: { type: 'string', default: '10' },
     chunked: { type: 'boolean', default: false },
+    concurrency: { type: 'string' },
     cli: { type: 'string' },
     set: { type: 'string', multiple: true, default: [] },
     'cpu-prof': { type: 'boolean', default: false },
@@ -58,11 +62,12 @@ if (opt.help) {
   process.exit(0);
 }
 
-const ALL = [...UPLOAD_SCENARIOS, ...DOWNLOAD_SCENARIOS];
+const ALL = [...UPLOAD_SCENARIOS, ...DOWNLOAD_SCENARIOS, ...THUMBNAIL_SCENARIOS];
 const scenarios = new Set();
-for (const p of positionals.length ? positionals : ['upload', 'download']) {
+for (const p of positionals.length ? positionals : ['upload', 'download', 'thumbnail']) {
   if (p === 'upload') UPLOAD_SCENARIOS.forEach((s) => scenarios.add(s));
   else if (p === 'download') DOWNLOAD_SCENARIOS.forEach((s) => scenarios.add(s));
+  else if (p === 'thumbnail') THUMBNAIL_SCENARIOS.forEach((s) => scenarios.add(s));
   else if (ALL.includes(p)) scenarios.add(p);
   else {
     console.error(`unknown scenario ${p}\n\n${USAGE}`);
@@ -91,7 +96,10 @@ try {
     target = externalTarget({ url: opt.target, token: opt.token, host: opt.host, pid: opt.pid });
   } else {
     if (!opt.cli) ensureBuilt(opt.build);
-    target = await startOurRepo(join(workDir, 'repo'), { postgres: opt.postgres, cpuProf: opt['cpu-prof'], cli: opt.cli ? resolve(opt.cli) : undefined, overrides: opt.set });
+    // Thumbnail scenarios: no background thumbnails after uploads, no 429 from the queue
+    // (--set comes after these, so it can override them).
+    const thumbs = THUMBNAIL_SCENARIOS.some((s) => scenarios.has(s)) ? THUMBNAIL_OVERRIDES : [];
+    target = await startOurRepo(join(workDir, 'repo'), { postgres: opt.postgres, cpuProf: opt['cpu-prof'], cli: opt.cli ? resolve(opt.cli) : undefined, overrides: [...thumbs, ...opt.set] });
     console.log(`media-repo pid ${target.pid} at ${target.url} (${target.database})`);
   }
   if (!opt.target || opt.nginx) {
@@ -100,9 +108,10 @@ try {
   } else {
     console.log('no nginx baseline (add --nginx for one)');
   }
-  const ctx = { target, nginx, reps, durationS, chunked: opt.chunked, suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt['cpu-prof'] && 'cpuprof'].filter(Boolean).join('-') };
+  const ctx = { target, nginx, reps, durationS, chunked: opt.chunked, workDir, concurrency: Number(opt.concurrency) || 0, suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt.concurrency && `c${opt.concurrency}`, opt['cpu-prof'] && 'cpuprof'].filter(Boolean).join('-') };
   await runUploads(ctx, [...scenarios]);
   await runDownloads(ctx, [...scenarios]);
+  await runThumbnails(ctx, [...scenarios]);
 } catch (e) {
   failed = true;
   console.error(`\nbench failed: ${e.stack ?? e.message}`);

@@ -81,7 +81,8 @@ export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, k
   cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<ThumbnailRow[]> {
   const ds = deps.datastores.get(media.datastoreId);
   if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
-  const source = await readOwned(ds, media.location, media.sizeBytes);
+  // Read only once the pool admits the task, so a long line holds no source bytes.
+  const source = () => readOwned(ds, media.location, media.sizeBytes);
   const targets = keys.map((k) => ({ width: k.width, height: k.height, method: k.method, animated: k.animated }));
   const reply = await deps.thumbnails.thumbnail(source, targets, thumbnailLimits(cfg), keys.some((k) => k.animated));
   if (!reply.ok) throw failureToError(reply);

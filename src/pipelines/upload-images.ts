@@ -28,7 +28,7 @@ export async function afterUpload(deps: ImageUploadDeps, row: MediaRow, head: Bu
   try {
     const ds = deps.datastores.get(row.datastoreId);
     if (!ds) return {};
-    const source = await readOwned(ds, row.location, row.sizeBytes);
+    const source = () => readOwned(ds, row.location, row.sizeBytes);
     const reply = await deps.thumbnails.blurhash(source, msc2448.xComponents, msc2448.yComponents, thumbnailLimits(cfg));
     if (reply.ok) return { blurhash: reply.blurhash };
     deps.log.debug('no blurhash for this upload', { mediaId: row.mediaId, reason: reply.message });

@@ -1,13 +1,14 @@
 import { Piscina } from 'piscina';
-import { Errors } from '../errors.js';
+import { Admission } from './admission.js';
 import type {
   BlurhashReply, IdenticonReply, ThumbnailLimits, ThumbnailReply, ThumbnailTarget,
 } from '../../workers/protocol.js';
 import type { PoolThreads } from './thumbnail-threads.cjs';
 
 // The image pools: static thumbnails (and identicons), animated thumbnails, and blurhash.
-// Separate pools so a burst of GIF animations cannot starve still thumbnails. Each pool has a
-// bounded queue: when it is full a request gets 429 instead of growing memory.
+// Separate pools so a burst of GIF animations cannot starve still thumbnails. Each pool has an
+// admission gate: twice its threads may hold source bytes (running, or ready to run next), a
+// bounded line waits holding nothing, and beyond that a request gets 429 instead of memory.
 
 const WORKER = new URL('../../workers/thumbnail.js', import.meta.url);
 
@@ -20,30 +21,36 @@ export interface PoolStats {
   completed: number;
 }
 
-function createPool(threads: number, maxQueue: number): Piscina {
+/** Sources held per thread: the running one and the next, so a thread never waits on a read. */
+const SLOTS_PER_THREAD = 2;
+
+function createPool(threads: number): Piscina {
   return new Piscina({
     filename: WORKER.href,
     minThreads: 1,
     maxThreads: threads,
-    maxQueue,
+    // The admission gate keeps piscina's own queue at most `threads` deep.
+    maxQueue: threads * SLOTS_PER_THREAD,
     idleTimeout: 30_000,
     // The JS side only shuffles buffers; pixels live in native memory that this does not bound.
     resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 },
   });
 }
 
+/** Source bytes, or a function that reads them once the task is admitted. */
+export type Source = Uint8Array | (() => Promise<Uint8Array>);
+
+const loadSource = (s: Source): Promise<Uint8Array> => (typeof s === 'function' ? s() : Promise.resolve(s));
+
 export class ThumbnailPools {
   private readonly pools: Record<PoolName, Piscina>;
+  private readonly gates: Record<PoolName, Admission>;
   private readonly submitted: Record<PoolName, number> = { static: 0, animated: 0, blurhash: 0 };
-  /** Submitted and not finished: running plus queued. */
-  private readonly inFlight: Record<PoolName, number> = { static: 0, animated: 0, blurhash: 0 };
 
   constructor(readonly threads: PoolThreads, maxQueue: number) {
-    this.pools = {
-      static: createPool(threads.static, maxQueue),
-      animated: createPool(threads.animated, maxQueue),
-      blurhash: createPool(threads.blurhash, maxQueue),
-    };
+    const names: PoolName[] = ['static', 'animated', 'blurhash'];
+    this.pools = Object.fromEntries(names.map((n) => [n, createPool(threads[n])])) as Record<PoolName, Piscina>;
+    this.gates = Object.fromEntries(names.map((n) => [n, new Admission(threads[n] * SLOTS_PER_THREAD, maxQueue)])) as Record<PoolName, Admission>;
   }
 
   /** Start-up probe: sharp must load and encode inside a worker thread, or we refuse to start. */
@@ -57,33 +64,39 @@ export class ThumbnailPools {
     }
   }
 
-  private async run<R>(pool: PoolName, task: object, transferList: ArrayBuffer[] = []): Promise<R> {
-    const p = this.pools[pool];
-    // piscina's own maxQueue check throws a plain Error; answer the spec's 429 instead.
-    if (p.queueSize >= p.options.maxQueue) throw Errors.limitExceeded('The thumbnail queue is full; try again shortly', 1000);
-    this.submitted[pool]++;
-    this.inFlight[pool]++;
+  /** Admits, then builds the task (reading its source only now) and runs it. */
+  private async run<R>(pool: PoolName, build: () => Promise<{ task: object; transferList?: ArrayBuffer[] }>): Promise<R> {
+    const gate = this.gates[pool];
+    await gate.enter();
     try {
-      return await p.run(task, { transferList }) as R;
-    } catch (e) {
-      if (/queue is at limit/i.test((e as Error).message)) throw Errors.limitExceeded('The thumbnail queue is full; try again shortly', 1000);
-      throw e;
+      const { task, transferList = [] } = await build();
+      this.submitted[pool]++;
+      return await this.pools[pool].run(task, { transferList }) as R;
     } finally {
-      this.inFlight[pool]--;
+      gate.leave();
     }
   }
 
-  /** `source` is transferred: its buffer is detached here once the task is queued. */
-  thumbnail(source: Uint8Array, targets: ThumbnailTarget[], limits: ThumbnailLimits, animated: boolean): Promise<ThumbnailReply> {
-    return this.run(animated ? 'animated' : 'static', { op: 'thumbnail', source, targets, limits }, [source.buffer as ArrayBuffer]);
+  /**
+   * `source` (or what `load` returns once the task is admitted) is transferred: its buffer is
+   * detached here when the task is posted. It must own its whole ArrayBuffer.
+   */
+  thumbnail(source: Source, targets: ThumbnailTarget[], limits: ThumbnailLimits, animated: boolean): Promise<ThumbnailReply> {
+    return this.run(animated ? 'animated' : 'static', async () => {
+      const bytes = await loadSource(source);
+      return { task: { op: 'thumbnail', source: bytes, targets, limits }, transferList: [bytes.buffer as ArrayBuffer] };
+    });
   }
 
   identicon(seed: string, width: number, height: number): Promise<IdenticonReply> {
-    return this.run('static', { op: 'identicon', seed, width, height });
+    return this.run('static', async () => ({ task: { op: 'identicon', seed, width, height } }));
   }
 
-  blurhash(source: Uint8Array, xComponents: number, yComponents: number, limits: ThumbnailLimits): Promise<BlurhashReply> {
-    return this.run('blurhash', { op: 'blurhash', source, xComponents, yComponents, limits }, [source.buffer as ArrayBuffer]);
+  blurhash(source: Source, xComponents: number, yComponents: number, limits: ThumbnailLimits): Promise<BlurhashReply> {
+    return this.run('blurhash', async () => {
+      const bytes = await loadSource(source);
+      return { task: { op: 'blurhash', source: bytes, xComponents, yComponents, limits }, transferList: [bytes.buffer as ArrayBuffer] };
+    });
   }
 
   /** Tasks handed to each pool since start (tests prove singleflight and pre-generation with it). */
@@ -93,14 +106,15 @@ export class ThumbnailPools {
 
   /** True when the static pool has a free thread and nothing waiting (pre-generation runs then). */
   idle(): boolean {
-    return this.inFlight.static < this.threads.static;
+    return this.gates.static.admitted < this.threads.static;
   }
 
   stats(): Record<PoolName, PoolStats> {
     const one = (name: PoolName): PoolStats => {
       const p = this.pools[name];
-      const running = Math.min(this.inFlight[name], this.threads[name]);
-      return { threads: this.threads[name], queued: this.inFlight[name] - running, running, completed: p.completed };
+      const g = this.gates[name];
+      const running = Math.min(g.admitted, this.threads[name]);
+      return { threads: this.threads[name], queued: g.admitted - running + g.queued, running, completed: p.completed };
     };
     return { static: one('static'), animated: one('animated'), blurhash: one('blurhash') };
   }
