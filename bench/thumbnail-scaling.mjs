@@ -60,12 +60,15 @@ async function poolChild(t, input, seconds) {
   };
   const targets = [{ ...SIZE, method: 'scale', animated: false }];
   let out = null;
-  const one = async () => {
-    // The source is transferred to the worker, so each task gets its own copy (the server reads
-    // a fresh buffer from the datastore for each).
+  // The source is transferred to the worker, so each task gets its own copy, made once the pool
+  // admits the task (as the server reads the blob then).
+  const copy = async () => {
     const bytes = new Uint8Array(new ArrayBuffer(src.length));
     bytes.set(src);
-    const r = await pools.thumbnail(bytes, targets, limits, false);
+    return bytes;
+  };
+  const one = async () => {
+    const r = await pools.thumbnail(copy, targets, limits, false);
     if (!r.ok) throw new Error(`thumbnail failed: ${r.code}: ${r.message}`);
     out = r.outputs[0];
   };

@@ -3,7 +3,8 @@ import { createLogger, type Logger } from './logging/logger.js';
 import { openDatabase } from './db/open.js';
 import { migrate } from './db/migrate.js';
 import type { Db } from './db/driver.js';
-import type { ThumbnailRow } from './db/thumbnails.js';
+import type { Thumbnail } from './pipelines/thumbnail.js';
+import { FreshThumbnails } from './cache/fresh-thumbnails.js';
 import { bytesPerDatastore } from './db/media.js';
 import { deleteExpiredReservations } from './db/reservations.js';
 import { DatastoreRegistry } from './datastores/registry.js';
@@ -73,12 +74,15 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     }
     const tokens = new TokenCache();
     tokens.configure(g.accessTokens.maxCacheTimeSeconds);
-    const thumbnailDeps = { db, datastores, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<ThumbnailRow[]>() };
+    const freshThumbnails = new FreshThumbnails();
+    const thumbnailDeps = {
+      db, datastores, log, freshThumbnails, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
+    };
     const pregenerator = new Pregenerator(thumbnailDeps, log);
     const svc: Services = {
       ...thumbnailDeps,
       config: () => loaded,
-      tokens, log, pregenerator,
+      tokens, pregenerator,
       homeserver: new HomeserverClient(),
       mediaRows: new MediaRowCache(),
       waiters: new UploadWaiters(),
@@ -128,6 +132,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         http.closeAll();
         pregenerator.stop();
+        await freshThumbnails.drain();
         await pools.close();
         await sinks.close();
         await db.close();

@@ -10,7 +10,8 @@ import type { HttpRequest, Result } from '../http/types.js';
 import type { ThumbnailPools } from '../pools/thumbnails.js';
 import type { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
 import type { SingleFlight } from '../cache/singleflight.js';
-import type { ThumbnailRow } from '../db/thumbnails.js';
+import type { FreshThumbnails } from '../cache/fresh-thumbnails.js';
+import type { Thumbnail } from '../pipelines/thumbnail.js';
 import type { Pregenerator } from '../pipelines/thumbnail-pregenerate.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
@@ -24,7 +25,8 @@ export interface Services {
   waiters: UploadWaiters;
   thumbnails: ThumbnailPools;
   thumbnailRows: ThumbnailRowCache;
-  thumbnailFlights: SingleFlight<ThumbnailRow[]>;
+  thumbnailFlights: SingleFlight<Thumbnail[]>;
+  freshThumbnails: FreshThumbnails;
   pregenerator: Pregenerator;
   log: Logger;
   state: { shuttingDown: boolean };

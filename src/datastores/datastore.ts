@@ -30,6 +30,11 @@ export interface Datastore {
   createStaging(): Promise<StagingWriter>;
   /** Moves a finished staging object to the blob's address and returns its location. */
   commit(staging: StagingWriter, sha256: string): Promise<string>;
+  /**
+   * Stores a small blob whose SHA-256 is already known, in one call, as durably as commit
+   * (generated thumbnails: no streaming, no second hash). Stores without it use staging.
+   */
+  putBlob?(bytes: Buffer, sha256: string): Promise<string>;
   exists(location: string): Promise<boolean>;
   /** Reads a whole (small) blob in one call; `size` (from the row) lets it skip a stat. */
   readAll(location: string, size?: number): Promise<Buffer>;

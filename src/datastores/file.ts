@@ -49,17 +49,40 @@ export class FileDatastore implements Datastore {
   }
 
   async createStaging(): Promise<StagingWriter> {
-    const name = `${this.instanceTag}-${Date.now()}-${randomBytes(8).toString('hex')}`;
-    return FileStagingWriter.create(join(this.stagingDir, name), this.sinks);
+    return FileStagingWriter.create(this.stagingPath(), this.sinks);
+  }
+
+  private stagingPath(): string {
+    return join(this.stagingDir, `${this.instanceTag}-${Date.now()}-${randomBytes(8).toString('hex')}`);
+  }
+
+  async putBlob(bytes: Buffer, sha256: string): Promise<string> {
+    const path = this.stagingPath();
+    const fh = await open(path, 'wx');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } catch (e) {
+      await fh.close();
+      await rm(path, { force: true });
+      throw e;
+    }
+    await fh.close();
+    return this.place(path, sha256);
   }
 
   async commit(staging: StagingWriter, sha256: string): Promise<string> {
     if (!(staging instanceof FileStagingWriter)) throw new Error('staging object belongs to another datastore');
+    return this.place(staging.path, sha256);
+  }
+
+  /** Renames a durable staging file to its content address and makes the rename durable. */
+  private async place(stagingPath: string, sha256: string): Promise<string> {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
     const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
     const target = this.pathOf(location);
     await mkdir(dirname(target), { recursive: true });
-    await rename(staging.path, target);
+    await rename(stagingPath, target);
     // The rename is only durable once the directory entry is flushed too.
     const dir = await open(dirname(target), 'r');
     try {

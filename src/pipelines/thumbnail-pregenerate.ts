@@ -77,8 +77,9 @@ export class Pregenerator {
     const group = generateThumbnails(this.deps, media, list, cfg, datastoreIds);
     // Requests for these keys that arrive meanwhile wait for this work instead of repeating it.
     list.forEach((key, i) => {
-      this.deps.thumbnailFlights.run(thumbnailKeyString(key), () => group.then((rows) => [rows[i]!])).catch(() => undefined);
+      this.deps.thumbnailFlights.run(thumbnailKeyString(key), () => group.then((g) => [g.results[i]!])).catch(() => undefined);
     });
-    await group;
+    // One source at a time, writes included.
+    await (await group).stored;
   }
 }

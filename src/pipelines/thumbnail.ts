@@ -8,18 +8,25 @@ import { readOwned } from '../datastores/read-owned.js';
 import type { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
 import { thumbnailKeyString } from '../cache/thumbnail-rows.js';
 import type { SingleFlight } from '../cache/singleflight.js';
+import type { FreshThumbnail, FreshThumbnails } from '../cache/fresh-thumbnails.js';
+import type { Logger } from '../logging/logger.js';
 import type { ThumbnailPools } from '../pools/thumbnails.js';
-import type { ImageFailure, ThumbnailLimits, ThumbnailOutput } from '../../workers/protocol.js';
+import type { ImageFailure, ThumbnailLimits } from '../../workers/protocol.js';
 import { chooseSize } from './thumbnail-size.js';
-import { placeBlob } from './steps/place-blob.js';
+import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
 
 export interface ThumbnailDeps {
   db: Db;
   datastores: DatastoreRegistry;
   thumbnails: ThumbnailPools;
   thumbnailRows: ThumbnailRowCache;
-  thumbnailFlights: SingleFlight<ThumbnailRow[]>;
+  thumbnailFlights: SingleFlight<Thumbnail[]>;
+  freshThumbnails: FreshThumbnails;
+  log: Logger;
 }
+
+/** A thumbnail to serve: a stored row, or bytes just generated whose row is being written. */
+export type Thumbnail = { kind: 'stored'; row: ThumbnailRow } | { kind: 'fresh'; fresh: FreshThumbnail };
 
 export interface ThumbnailRequest {
   width: number;
@@ -50,21 +57,25 @@ function failureToError(f: ImageFailure): MatrixError {
   return new MatrixError('M_UNKNOWN', 400, f.message);
 }
 
-// Step 1: a stored thumbnail for this key (row cache, then database).
+// Step 1: a stored thumbnail for this key (row cache, bytes still being stored, database).
 // Step 2: limits that need no bytes: the source size against maxSourceBytes.
-// Step 3: one generation per key at a time (singleflight), then the stored row.
+// Step 3: one generation per key at a time (singleflight); answer with the new bytes while
+//         they are stored in the background.
 export async function findOrCreateThumbnail(deps: ThumbnailDeps, media: MediaRow, key: ThumbnailKey,
-  cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<ThumbnailRow> {
+  cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<Thumbnail> {
   const cached = deps.thumbnailRows.get(key);
-  if (cached) return cached;
+  if (cached) return { kind: 'stored', row: cached };
+  const fresh = deps.freshThumbnails.get(key);
+  if (fresh) return { kind: 'fresh', fresh };
   const stored = await getThumbnail(deps.db, key);
   if (stored) {
     deps.thumbnailRows.set(stored);
-    return stored;
+    return { kind: 'stored', row: stored };
   }
   checkSourceSize(media, cfg);
-  const rows = await deps.thumbnailFlights.run(thumbnailKeyString(key), () => generateThumbnails(deps, media, [key], cfg, datastoreIds));
-  return rows[0]!;
+  const made = await deps.thumbnailFlights.run(thumbnailKeyString(key),
+    async () => (await generateThumbnails(deps, media, [key], cfg, datastoreIds)).results);
+  return made[0]!;
 }
 
 export function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
@@ -74,11 +85,13 @@ export function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
 }
 
 /**
- * Reads the source once, has the pool render every key from it, stores each output (deduplicated
- * by hash in a `thumbnails` datastore) and returns the rows in the order of `keys`.
+ * Reads the source once and has the pool render every key from it. Returns the thumbnails in
+ * the order of `keys` as soon as they exist; `stored` settles when each output is stored
+ * (deduplicated by hash in a `thumbnails` datastore) with its row. Store failures are logged,
+ * and the next request generates again.
  */
 export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, keys: ThumbnailKey[],
-  cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<ThumbnailRow[]> {
+  cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<{ results: Thumbnail[]; stored: Promise<unknown> }> {
   const ds = deps.datastores.get(media.datastoreId);
   if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
   // Read only once the pool admits the task, so a long line holds no source bytes.
@@ -86,35 +99,48 @@ export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, k
   const targets = keys.map((k) => ({ width: k.width, height: k.height, method: k.method, animated: k.animated }));
   const reply = await deps.thumbnails.thumbnail(source, targets, thumbnailLimits(cfg), keys.some((k) => k.animated));
   if (!reply.ok) throw failureToError(reply);
-  const rows: ThumbnailRow[] = [];
+  const results: Thumbnail[] = [];
+  const writes: Promise<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {
-    const row = await storeOutput(deps, media, keys[i]!, reply.outputs[i]!, datastoreIds);
-    deps.thumbnailRows.set(row);
-    rows.push(row);
+    const key = keys[i]!;
+    const out = reply.outputs[i]!;
+    if (out.kind === 'original') {
+      // Only a row to write (it points at the source's blob): cheap enough to wait for.
+      const row = await insertThumbnail(deps.db, { ...key, contentType: out.contentType, outWidth: out.width, outHeight: out.height,
+        creationTs: Date.now(), sha256: media.sha256, sizeBytes: media.sizeBytes, datastoreId: media.datastoreId, location: media.location });
+      deps.thumbnailRows.set(row);
+      results.push({ kind: 'stored', row });
+      continue;
+    }
+    const fresh: FreshThumbnail = {
+      key, bytes: Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength), sha256: out.sha256,
+      contentType: out.contentType, outWidth: out.width, outHeight: out.height,
+    };
+    const write = storeThumbnail(deps, fresh, datastoreIds).then((row) => deps.thumbnailRows.set(row), (e: Error) => {
+      deps.log.warn('storing a thumbnail failed; it will be generated again', { mediaId: key.mediaId, error: e });
+    });
+    deps.freshThumbnails.hold(fresh, write);
+    writes.push(write);
+    results.push({ kind: 'fresh', fresh });
   }
-  return rows;
+  return { results, stored: Promise.all(writes) };
 }
 
-async function storeOutput(deps: ThumbnailDeps, media: MediaRow, key: ThumbnailKey, out: ThumbnailOutput,
-  datastoreIds: readonly string[]): Promise<ThumbnailRow> {
-  const base = { ...key, contentType: out.contentType, outWidth: out.width, outHeight: out.height, creationTs: Date.now() };
-  if (out.kind === 'original') {
-    // The output would equal the source: point at the source's blob instead of copying it.
-    return insertThumbnail(deps.db, { ...base, sha256: media.sha256, sizeBytes: media.sizeBytes, datastoreId: media.datastoreId, location: media.location });
-  }
+/**
+ * Writes a generated thumbnail's blob and then its row. The hash is known, so under the
+ * per-hash lock an existing blob is reused before anything is written.
+ */
+async function storeThumbnail(deps: ThumbnailDeps, fresh: FreshThumbnail, datastoreIds: readonly string[]): Promise<ThumbnailRow> {
   const ds = deps.datastores.pick('thumbnails', datastoreIds);
   if (!ds) throw Errors.unavailable('No datastore accepts thumbnails for this homeserver');
-  const staging = await ds.createStaging();
-  try {
-    staging.write(Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength));
-    const { sha256, size } = await staging.finish();
-    return await deps.db.tx(async (q) => {
-      await lockHash(q, sha256);
-      const { datastoreId, location } = await placeBlob(deps.datastores, ds, staging, sha256, size, await findAnyBlobByHash(q, sha256));
-      return insertThumbnail(q, { ...base, sha256, sizeBytes: size, datastoreId, location });
+  const { sha256, bytes } = fresh;
+  return deps.db.tx(async (q) => {
+    await lockHash(q, sha256);
+    const blob = (await findStoredBlob(deps.datastores, bytes.length, await findAnyBlobByHash(q, sha256)))
+      ?? (await putKnownBlob(deps.datastores, ds, bytes, sha256));
+    return insertThumbnail(q, {
+      ...fresh.key, contentType: fresh.contentType, outWidth: fresh.outWidth, outHeight: fresh.outHeight, creationTs: Date.now(),
+      sha256, sizeBytes: bytes.length, ...blob,
     });
-  } catch (e) {
-    await staging.abort();
-    throw e;
-  }
+  });
 }

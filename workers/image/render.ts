@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Sharp, OutputInfo } from 'sharp';
 import { outputSize } from './geometry.js';
 import { ImageError, isAnimatable, type OpenedSource } from './source.js';
@@ -28,11 +29,12 @@ function stillPage(src: OpenedSource, limits: ThumbnailLimits): number {
   return Math.min(src.pages - 1, Math.floor(limits.stillFrame * src.pages));
 }
 
-/** sharp's output buffers cannot be detached, so copy once into one that can be transferred. */
-function transferable(buf: Buffer): Uint8Array {
-  const out = new Uint8Array(new ArrayBuffer(buf.length));
-  out.set(buf);
-  return out;
+/** sharp's output buffers cannot be detached, so copy once into one that can be transferred;
+ * the hash is taken here too, so the first response can carry its ETag before it is stored. */
+function transferable(buf: Buffer): { bytes: Uint8Array; sha256: string } {
+  const bytes = new Uint8Array(new ArrayBuffer(buf.length));
+  bytes.set(buf);
+  return { bytes, sha256: createHash('sha256').update(buf).digest('hex') };
 }
 
 async function encode(image: Sharp): Promise<{ data: Buffer; info: OutputInfo }> {
@@ -52,7 +54,7 @@ export async function renderTarget(src: OpenedSource, target: ThumbnailTarget, l
   if (animate) {
     const { image, delay, loop } = await src.animated(size, fit);
     const { data, info } = await encode(image.webp({ quality: 75, effort: 2, ...(delay ? { delay } : {}), ...(loop !== undefined ? { loop } : {}) }));
-    return { kind: 'thumbnail', bytes: transferable(data), contentType: 'image/webp', width: info.width, height: info.pageHeight ?? info.height, animated: true, frames: src.pages };
+    return { kind: 'thumbnail', ...transferable(data), contentType: 'image/webp', width: info.width, height: info.pageHeight ?? info.height, animated: true, frames: src.pages };
   }
   const staticOriginal = (src.type === 'image/jpeg' || src.type === 'image/png') && !src.derived && src.orientation <= 1;
   if (staticOriginal && size.width === dims.width && size.height === dims.height) {
@@ -62,5 +64,5 @@ export async function renderTarget(src: OpenedSource, target: ThumbnailTarget, l
   const jpeg = src.type === 'image/jpeg';
   image = jpeg ? image.jpeg({ quality: 80 }) : image.png({ compressionLevel: 6 });
   const { data, info } = await encode(image);
-  return { kind: 'thumbnail', bytes: transferable(data), contentType: jpeg ? 'image/jpeg' : 'image/png', width: info.width, height: info.height, animated: false, frames: 1 };
+  return { kind: 'thumbnail', ...transferable(data), contentType: jpeg ? 'image/jpeg' : 'image/png', width: info.width, height: info.height, animated: false, frames: 1 };
 }

@@ -2,7 +2,8 @@ import { Errors } from '../../errors.js';
 import type { Result } from '../../http/types.js';
 import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
 import { findOrCreateThumbnail, thumbnailKey } from '../../pipelines/thumbnail.js';
-import type { ThumbnailRow } from '../../db/thumbnails.js';
+import { Readable } from 'node:stream';
+import type { Thumbnail } from '../../pipelines/thumbnail.js';
 import { booleanParam, mediaIdParam, methodParam, positiveIntParam, serverNameParam } from '../params.js';
 import type { Ctx } from '../services.js';
 import { blobBody } from './blob-body.js';
@@ -27,22 +28,34 @@ export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promis
   const media = await resolveLocalMedia(ctx.svc, { origin, mediaId, timeoutMs, authenticated });
   const cfg = ctx.domain.thumbnails;
   const key = thumbnailKey(media, { width, height, method, animated }, cfg);
-  const row = await findOrCreateThumbnail(ctx.svc, media, key, cfg, ctx.domain.datastores.map((d) => d.id));
-  return thumbnailResult(ctx, row);
+  const thumb = await findOrCreateThumbnail(ctx.svc, media, key, cfg, ctx.domain.datastores.map((d) => d.id));
+  return thumbnailResult(ctx, thumb);
 }
 
-export function thumbnailResult(ctx: Ctx, row: ThumbnailRow): Result {
+/** Spec v1.12: thumbnails are always inline, with a filename. */
+function thumbnailHeaders(contentType: string) {
+  const ext = EXTENSIONS[contentType] ?? 'png';
+  return { 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': CACHE_CONTROL };
+}
+
+export function thumbnailResult(ctx: Ctx, thumb: Thumbnail): Result {
+  if (thumb.kind === 'fresh') {
+    const { bytes, sha256, contentType } = thumb.fresh;
+    return {
+      kind: 'media',
+      status: 200,
+      headers: thumbnailHeaders(contentType),
+      media: {
+        size: bytes.length, etag: sha256, readAll: async () => bytes,
+        openStream: (start, end) => Readable.from([bytes.subarray(start, end + 1)]),
+      },
+    };
+  }
+  const row = thumb.row;
   const ds = ctx.svc.datastores.get(row.datastoreId);
   if (!ds) {
     ctx.log.error('thumbnail row points at an unknown datastore', { datastore: row.datastoreId, mediaId: row.mediaId });
     throw Errors.unknown('Thumbnail is stored in a datastore that is not configured');
   }
-  const ext = EXTENSIONS[row.contentType] ?? 'png';
-  return {
-    kind: 'media',
-    status: 200,
-    // Spec v1.12: thumbnails are always inline, with a filename.
-    headers: { 'Content-Type': row.contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': CACHE_CONTROL },
-    media: blobBody(ds, row, ctx.domain.downloads.smallFileBytes),
-  };
+  return { kind: 'media', status: 200, headers: thumbnailHeaders(row.contentType), media: blobBody(ds, row, ctx.domain.downloads.smallFileBytes) };
 }

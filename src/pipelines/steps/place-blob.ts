@@ -7,20 +7,47 @@ export interface StoredBlob {
   sizeBytes: number;
 }
 
+/** A stored blob of this size among the hash's candidates that still exists, if any. */
+export async function findStoredBlob(datastores: DatastoreRegistry, size: number, candidates: StoredBlob[]): Promise<{ datastoreId: string; location: string } | null> {
+  for (const blob of candidates) {
+    const store = datastores.get(blob.datastoreId);
+    if (blob.sizeBytes === size && store && (await store.exists(blob.location))) return { datastoreId: blob.datastoreId, location: blob.location };
+  }
+  return null;
+}
+
 /**
  * Dedup step, run under the per-hash lock: reuse a stored blob with the same hash and size that
  * still exists (dropping our staging copy), or commit ours into `ds`. Returns where it lives.
  */
 export async function placeBlob(datastores: DatastoreRegistry, ds: Datastore, staging: StagingWriter, sha256: string,
   size: number, candidates: StoredBlob[]): Promise<{ datastoreId: string; location: string }> {
-  for (const blob of candidates) {
-    const store = datastores.get(blob.datastoreId);
-    if (blob.sizeBytes === size && store && (await store.exists(blob.location))) {
-      await staging.abort();
-      return { datastoreId: blob.datastoreId, location: blob.location };
-    }
+  const found = await findStoredBlob(datastores, size, candidates);
+  if (found) {
+    await staging.abort();
+    return found;
   }
   const location = await ds.commit(staging, sha256);
   datastores.addBytes(ds.id, size);
+  return { datastoreId: ds.id, location };
+}
+
+/** Stores bytes whose hash is known: putBlob where the store has it, else through staging. */
+export async function putKnownBlob(datastores: DatastoreRegistry, ds: Datastore, bytes: Buffer, sha256: string): Promise<{ datastoreId: string; location: string }> {
+  let location: string;
+  if (ds.putBlob) {
+    location = await ds.putBlob(bytes, sha256);
+  } else {
+    const staging = await ds.createStaging();
+    try {
+      staging.write(bytes);
+      await staging.finish();
+      location = await ds.commit(staging, sha256);
+    } catch (e) {
+      await staging.abort();
+      throw e;
+    }
+  }
+  datastores.addBytes(ds.id, bytes.length);
   return { datastoreId: ds.id, location };
 }
