@@ -120,22 +120,27 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     }, 10 * 60 * 1000);
     sweeper.unref();
 
+    let stopping: Promise<void> | undefined;
     return {
       port: http.port,
       services: svc,
-      async stop(drainMs = 10_000) {
-        svc.state.shuttingDown = true;
-        http.stopListening();
-        watcher?.close();
-        clearInterval(sweeper);
-        const deadline = Date.now() + drainMs;
-        while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        http.closeAll();
-        pregenerator.stop();
-        await freshThumbnails.drain();
-        await pools.close();
-        await sinks.close();
-        await db.close();
+      stop(drainMs = 10_000) {
+        // Idempotent: a second call (another signal, a test teardown) waits for the first.
+        stopping ??= (async () => {
+          svc.state.shuttingDown = true;
+          http.stopListening();
+          watcher?.close();
+          clearInterval(sweeper);
+          const deadline = Date.now() + drainMs;
+          while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          http.closeAll();
+          pregenerator.stop();
+          await freshThumbnails.drain();
+          await pools.close();
+          await sinks.close();
+          await db.close();
+        })();
+        return stopping;
       },
     };
   } catch (e) {
