@@ -27,13 +27,16 @@ const USAGE = `usage: node bench/thumbnail-scaling.mjs [options]
   --max N        largest thread count of ${THREADS.join(', ')} to run (default: os.availableParallelism() = ${os.availableParallelism()})
   --threads LIST comma-separated thread counts instead (e.g. 1,3,6)
   --seconds S    seconds per measurement (default 10)
-  --out FILE     results JSON (default bench/results/thumbnail-scaling.json)`;
+  --out FILE     results JSON (default bench/results/thumbnail-scaling.json)
+  --uv N         force UV_THREADPOOL_SIZE=N in every child instead of sizing it (e.g. 4,
+                 libuv's default, to show the plateau the launcher avoids)`;
 
 const { values: opt } = parseArgs({
   options: {
     max: { type: 'string' },
     threads: { type: 'string' },
     seconds: { type: 'string', default: '10' },
+    uv: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results', 'thumbnail-scaling.json') },
     child: { type: 'string' }, // internal: pool | sharp
     t: { type: 'string' },
@@ -128,7 +131,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 function runChild(kind, t, input, seconds) {
-  const uv = kind === 'pool' ? poolLibuvThreads(t) : sharpLibuvThreads(t);
+  const uv = opt.uv ? Number(opt.uv) : kind === 'pool' ? poolLibuvThreads(t) : sharpLibuvThreads(t);
   return new Promise((resolveRun, reject) => {
     const c = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', kind, '--t', String(t), '--input', input, '--seconds', String(seconds)], {
       env: { ...process.env, UV_THREADPOOL_SIZE: String(uv) }, stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ import yaml from 'js-yaml';
 import { ThumbnailPools } from '../src/pools/thumbnails.js';
 import { libuvThreadsFor, poolThreads } from '../src/pools/thumbnail-threads.cjs';
 import { MatrixError } from '../src/errors.js';
+import { restrictLoaders } from '../workers/image/harden.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort, testConfig } from './helpers/repo.js';
 import { startFixtureHomeserver } from './helpers/homeserver.js';
@@ -135,4 +136,17 @@ t.test('the launcher sizes libuv\'s thread pool from thumbnails.numWorkers befor
     await new Promise((r) => child.once('exit', r));
   }
   t.equal(counts[1]! - counts[0]!, 6, `the launched process has 6 more libuv threads (${counts.join(' vs ')})`);
+});
+
+t.test('a worker starting while others decode never disturbs them (libvips block lists are process-wide)', async (t) => {
+  // Regression: each new worker used to block every loader and then unblock the trusted ones;
+  // a decode on another thread between those two calls failed with "operation is blocked"
+  // (seen on 16 cores). Every worker runs restrictLoaders as it starts: run it over and over
+  // while decodes are in flight on libuv's threads.
+  const jpg = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#123456' } }).jpeg().toBuffer();
+  const errors: string[] = [];
+  const jobs = Array.from({ length: 400 }, () => sharp(jpg).resize(8).png().toBuffer().catch((e: Error) => { errors.push(e.message); }));
+  for (let i = 0; i < 3000; i++) restrictLoaders(sharp);
+  await Promise.all(jobs);
+  t.same(errors.slice(0, 3), [], 'no decode failed');
 });

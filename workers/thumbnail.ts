@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { openSource, ImageError } from './image/source.js';
 import { renderTarget } from './image/render.js';
+import { restrictLoaders } from './image/harden.js';
 import { renderIdenticon } from './image/identicon.js';
 import { encodeBlurhash } from './image/blurhash.js';
 import type {
@@ -16,12 +17,8 @@ import type {
 sharp.concurrency(1);
 // libvips' operation cache keeps decoded images around for reuse we never make.
 sharp.cache(false);
-// Only decoders we chose may run, whatever libvips detects in the bytes (CVE-2024-56515).
-sharp.block({ operation: ['VipsForeignLoad'] });
-sharp.unblock({
-  operation: ['VipsForeignLoadJpegBuffer', 'VipsForeignLoadPngBuffer', 'VipsForeignLoadWebpBuffer', 'VipsForeignLoadNsgifBuffer',
-    'VipsForeignLoadTiffBuffer', 'VipsForeignLoadHeifBuffer', 'VipsForeignLoadSvgBuffer'],
-});
+// Decoders we never want stay blocked whatever libvips detects in the bytes (see harden.ts).
+restrictLoaders(sharp);
 
 export interface ProbeTask {
   op: 'probe';

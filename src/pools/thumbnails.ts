@@ -48,6 +48,8 @@ export class ThumbnailPools {
   private readonly submitted: Record<PoolName, number> = { static: 0, animated: 0, blurhash: 0 };
 
   constructor(readonly threads: PoolThreads, maxQueue: number) {
+    // Read by libvips when the first worker loads it: loaders libvips marks untrusted stay off.
+    process.env.VIPS_BLOCK_UNTRUSTED ??= '1';
     const names: PoolName[] = ['static', 'animated', 'blurhash'];
     this.pools = Object.fromEntries(names.map((n) => [n, createPool(threads[n])])) as Record<PoolName, Piscina>;
     this.gates = Object.fromEntries(names.map((n) => [n, new Admission(threads[n] * SLOTS_PER_THREAD, maxQueue)])) as Record<PoolName, Admission>;
