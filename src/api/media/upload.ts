@@ -29,6 +29,8 @@ export async function uploadHandler(ctx: Ctx): Promise<Result> {
   let head: Buffer | null = null;
   const row = await uploadMedia(ctx.svc, { ...uploadInput(ctx), onHead: (h) => { head = h; } });
   ctx.log.info('upload stored', { mediaId: row.mediaId, size: row.sizeBytes, user: row.userId });
+  // Clients fetch a thumbnail or the file right after posting it: skip that first lookup.
+  ctx.svc.mediaRows.set(row);
   const { blurhash } = await afterUpload(ctx.svc, row, head, ctx.domain, { blurhash: true });
   // MSC2448 (unstable prefix, as MMR and Element use it).
   return json({ content_uri: `mxc://${row.origin}/${row.mediaId}`, ...(blurhash ? { 'xyz.amorgan.blurhash': blurhash } : {}) });
@@ -61,6 +63,7 @@ export async function uploadAsyncHandler(ctx: Ctx): Promise<Result> {
   } finally {
     putsInFlight.delete(key);
   }
+  ctx.svc.mediaRows.set(row);
   ctx.svc.waiters.notify(key);
   // The PUT answers {} (no place for a blurhash); pre-generation still runs.
   void afterUpload(ctx.svc, row, head, ctx.domain, { blurhash: false });
