@@ -6,6 +6,7 @@ import { openDatabase } from './db/open.js';
 import { migrate } from './db/migrate.js';
 import { startMediaRepo } from './main.js';
 import { VERSION } from './version.js';
+import { isKeyCommand, runKeyCommand } from './cli-keys.js';
 
 const USAGE = `media-repo ${VERSION}: a Matrix media repository
 
@@ -13,6 +14,10 @@ Usage:
   media-repo [-config PATH]            start the server (PATH: a YAML file or a directory of them)
   media-repo migrate [-config PATH]    apply database migrations and exit
   media-repo --version                 print the version
+  media-repo generate-signing-key [-output FILE] [-format mmr|synapse|dendrite]
+                                       make a federation signing key (default: mmr format, stdout)
+  media-repo combine-signing-keys -output FILE [-format mmr|synapse|dendrite] IN...
+                                       merge key files of any format into one file
 
 PATH may also come from REPO_CONFIG. Without one, embedded defaults are used: homeserver
 "localhost", files under ./data, and a shared-secret admin token in ./data/shared-secret.`;
@@ -21,6 +26,10 @@ async function main(): Promise<void> {
   const args = parseCliArgs(process.argv.slice(2));
   if (args.command === 'version') {
     console.log(`media-repo ${VERSION}`);
+    return;
+  }
+  if (isKeyCommand(args.command)) {
+    process.exitCode = runKeyCommand(args.command, args.keys!);
     return;
   }
   if (args.command === 'help') {

@@ -37,6 +37,8 @@ export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: numbe
   ['M_UNKNOWN', 400, 'Content that cannot be thumbnailed: a type not in thumbnails.types (as sniffed from the bytes), or a corrupt or truncated image'],
   ['M_UNKNOWN', 500, 'An internal error; the log line with the request ID says more'],
   ['M_UNKNOWN', 502, 'The request Host is not a configured homeserver, or the homeserver answered badly'],
+  ['M_UNAUTHORIZED', 401, 'Federation request without a valid X-Matrix signature, or addressed to another server'],
+  ['M_TOO_LARGE', 502, 'Remote media larger than downloads.maxBytes, or too large to thumbnail'],
   ['M_NOT_YET_UPLOADED', 504, 'Async media still pending after timeout_ms'],
   ['M_UNKNOWN', 504, 'The homeserver did not answer within timeouts.clientServerTimeoutSeconds'],
   ['M_UNKNOWN', 503, 'The server is shutting down, or the database or datastore is unreachable'],
@@ -63,4 +65,6 @@ export const Errors = {
   gatewayTimeout: (msg: string) => new MatrixError('M_UNKNOWN', 504, msg),
   notYetUploaded: () => new MatrixError('M_NOT_YET_UPLOADED', 504, 'Media has not been uploaded yet'),
   unavailable: (msg: string) => new MatrixError('M_UNKNOWN', 503, msg),
+  unauthorized: (msg: string) => new MatrixError('M_UNAUTHORIZED', 401, msg),
+  remoteTooLarge: (msg: string) => new MatrixError('M_TOO_LARGE', 502, msg),
 } as const;

@@ -5,6 +5,10 @@ import { migrate } from './db/migrate.js';
 import type { Db } from './db/driver.js';
 import type { Thumbnail } from './pipelines/thumbnail.js';
 import { FreshThumbnails } from './cache/fresh-thumbnails.js';
+import { FederationClient } from './matrix/federation-client.js';
+import { createServerKeyFetcher } from './matrix/server-keys.js';
+import { RemoteFetchState } from './cache/remote-state.js';
+import type { MediaRow } from './db/media.js';
 import { bytesPerDatastore } from './db/media.js';
 import { deleteExpiredReservations } from './db/reservations.js';
 import { DatastoreRegistry } from './datastores/registry.js';
@@ -79,10 +83,19 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       db, datastores, log, freshThumbnails, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
     };
     const pregenerator = new Pregenerator(thumbnailDeps, log);
+    const federation = new FederationClient(() => loaded.global);
+    const serverKeys = createServerKeyFetcher({ fetchKeys: (name) => federation.serverKeys(name), log });
+    for (const d of loaded.domains.values()) {
+      if (!d.homeserver.signingKeyPath) {
+        log.warn('no signingKeyPath for this homeserver: remote media is fetched over the legacy unauthenticated endpoint only, which servers that froze their media refuse', { homeserver: d.homeserver.name });
+      }
+    }
     const svc: Services = {
       ...thumbnailDeps,
       config: () => loaded,
-      tokens, pregenerator,
+      tokens, pregenerator, federation, serverKeys,
+      remoteFlights: new SingleFlight<MediaRow>(),
+      remoteState: new RemoteFetchState(),
       homeserver: new HomeserverClient(),
       mediaRows: new MediaRowCache(),
       waiters: new UploadWaiters(),

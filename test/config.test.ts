@@ -87,6 +87,7 @@ datastores:
     opts: { endpoint: s3.example.org, bucketName: media, accessKeyId: k, accessSecret: s, ssl: true }
 downloads:
   maxBytes: 104857600
+  cacheHitsPerMinute: 5
 thumbnails:
   maxSourceBytes: 10485760
   sizes: [{ width: 32, height: 32 }]
@@ -99,7 +100,7 @@ thumbnails:
   t.same(loaded.global.datastores[1]!.forKinds, []);
   t.same(loaded.global.thumbnails, { ...defaultConfig().thumbnails, maxSourceBytes: 10485760, sizes: [{ width: 32, height: 32 }] },
     'given keys over the defaults');
-  t.same(loaded.warnings, ['downloads.maxBytes: unknown key, ignored']);
+  t.same(loaded.warnings, ['downloads.cacheHitsPerMinute: unknown key, ignored']);
   t.same([...loaded.domains.keys()], ['example.org', '[::1]:8448']);
   t.same(loaded.files, [join(dir, 'media-repo.yaml')]);
   t.same(validateConfigWithWarnings({ datastores: DS, foo: 1 }).warnings, ['foo: unknown top-level section, kept as given']);

@@ -32,7 +32,9 @@ async function mediaId(res: Response): Promise<string> {
 
 function isRefusal(res: RawResponse): boolean {
   const code = errcode(res);
-  return (res.status === 400 && code === 'M_INVALID_PARAM') || (res.status === 404 && (code === 'M_NOT_FOUND' || code === 'M_UNRECOGNIZED'));
+  return (res.status === 400 && code === 'M_INVALID_PARAM') || (res.status === 404 && (code === 'M_NOT_FOUND' || code === 'M_UNRECOGNIZED'))
+    // `download/a/b/ID` routes to server `a`'s media `b`: a remote server that cannot be reached.
+    || (res.status === 502 && code === 'M_UNKNOWN');
 }
 
 for (const d of drivers()) {

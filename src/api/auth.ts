@@ -1,6 +1,7 @@
 import { Errors, MatrixError } from '../errors.js';
 import type { AuthMode, AuthUser, Ctx } from './services.js';
 import type { AppserviceConfig } from '../config/schema.js';
+import { parseXMatrix, verifyRequestSignature } from '../matrix/x-matrix.js';
 
 /** Bearer header first; the deprecated `access_token` query parameter still works (v1.11-v1.19). */
 export function extractToken(headers: Record<string, string>, query: URLSearchParams): string | null {
@@ -15,6 +16,7 @@ export function extractToken(headers: Record<string, string>, query: URLSearchPa
 /** Runs the route's auth mode; returns the user, or null where none is needed or given. */
 export async function authenticate(ctx: Ctx, mode: AuthMode): Promise<AuthUser | null> {
   if (mode === 'none') return null;
+  if (mode === 'server') return authenticateServer(ctx);
   const token = extractToken(ctx.req.headers, ctx.req.query);
   if (!token) {
     if (mode === 'optional') return null;
@@ -69,4 +71,29 @@ function appserviceUser(as: AppserviceConfig, asUser: string | null): string {
   if (!asUser || asUser === as.senderUserId) return as.senderUserId;
   if (as.userNamespaces.some((ns) => new RegExp(`^(?:${ns.regex})$`).test(asUser))) return asUser;
   throw Errors.forbidden(`Appservice ${as.id} may not act as ${asUser}`);
+}
+
+/**
+ * Federation (spec "Request Authentication"): an X-Matrix header addressed to us (the Host's
+ * homeserver), signed by a current key of its origin over method, URI, origin and destination.
+ */
+async function authenticateServer(ctx: Ctx): Promise<AuthUser> {
+  const header = ctx.req.headers['authorization'];
+  if (!header || !/^X-Matrix\s/i.test(header)) throw Errors.unauthorized('Missing X-Matrix authorization');
+  let auth;
+  try {
+    auth = parseXMatrix(header);
+  } catch (e) {
+    throw Errors.unauthorized((e as Error).message);
+  }
+  if (auth.destination !== null && auth.destination.toLowerCase() !== ctx.serverName.toLowerCase()) {
+    throw Errors.unauthorized(`This request is addressed to ${auth.destination}, not ${ctx.serverName}`);
+  }
+  const publicKey = await ctx.svc.serverKeys.publicKey(auth.origin, auth.key).catch(() => null);
+  if (!publicKey) throw Errors.unauthorized(`Could not get ${auth.origin}'s key ${auth.key}`);
+  const uri = ctx.req.rawQuery ? `${ctx.req.path}?${ctx.req.rawQuery}` : ctx.req.path;
+  if (!verifyRequestSignature({ method: ctx.req.method, uri, destination: ctx.serverName }, auth, publicKey)) {
+    throw Errors.unauthorized('Bad X-Matrix signature');
+  }
+  return { userId: '', isGuest: false, isRepoAdmin: false, token: '', server: auth.origin };
 }

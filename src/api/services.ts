@@ -13,6 +13,10 @@ import type { SingleFlight } from '../cache/singleflight.js';
 import type { FreshThumbnails } from '../cache/fresh-thumbnails.js';
 import type { Thumbnail } from '../pipelines/thumbnail.js';
 import type { Pregenerator } from '../pipelines/thumbnail-pregenerate.js';
+import type { FederationClient } from '../matrix/federation-client.js';
+import type { ServerKeyFetcher } from '../matrix/server-keys.js';
+import type { RemoteFetchState } from '../cache/remote-state.js';
+import type { MediaRow } from '../db/media.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -28,6 +32,10 @@ export interface Services {
   thumbnailFlights: SingleFlight<Thumbnail[]>;
   freshThumbnails: FreshThumbnails;
   pregenerator: Pregenerator;
+  federation: FederationClient;
+  serverKeys: ServerKeyFetcher;
+  remoteFlights: SingleFlight<MediaRow>;
+  remoteState: RemoteFetchState;
   log: Logger;
   state: { shuttingDown: boolean };
 }
@@ -38,14 +46,16 @@ export interface AuthUser {
   /** Listed in `admins`, or the shared-secret token. */
   isRepoAdmin: boolean;
   token: string;
+  /** Federation requests: the server whose X-Matrix signature was verified. */
+  server?: string;
 }
 
 /**
  * none: no token looked at. optional: a token is used if valid, ignored otherwise.
  * user: a real (non-guest) user. guest: any user including guests (MSC4189 download and
- * thumbnail). admin: a repo admin.
+ * thumbnail). admin: a repo admin. server: another homeserver, by X-Matrix signature.
  */
-export type AuthMode = 'none' | 'optional' | 'user' | 'guest' | 'admin';
+export type AuthMode = 'none' | 'optional' | 'user' | 'guest' | 'admin' | 'server';
 
 export interface Ctx {
   req: HttpRequest;

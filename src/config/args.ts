@@ -2,11 +2,15 @@
 // and the double-dash spellings, so either habit works. argv excludes node and the script path
 // (pass process.argv.slice(2)).
 
-export type CliCommand = 'serve' | 'migrate' | 'version' | 'help';
+import { isKeyCommand, parseKeyCommand, type KeyCommand, type KeyCommandArgs } from '../cli-keys.js';
+
+export type CliCommand = 'serve' | 'migrate' | 'version' | 'help' | KeyCommand;
 
 export interface CliArgs {
   command: CliCommand;
   configPath?: string;
+  /** For generate-signing-key and combine-signing-keys (src/cli-keys.ts). */
+  keys?: KeyCommandArgs;
   /** Set when the arguments made no sense; command is then 'help' so the usage gets printed. */
   error?: string;
 }
@@ -53,6 +57,8 @@ export function resolveConfigPath(argv: string[], env: NodeJS.ProcessEnv): strin
 }
 
 export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CliArgs {
+  // The key utilities take their own flags (and no config), so they parse separately.
+  if (isKeyCommand(argv[0])) return parseKeyCommand(argv[0], argv.slice(1));
   const s = scan(argv);
   const configPath = resolveConfigPath(argv, env);
   const withPath = (command: CliCommand, error?: string): CliArgs => ({

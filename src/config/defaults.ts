@@ -1,4 +1,5 @@
 import type { Config } from './schema.js';
+import { DEFAULT_DENIED_RANGES } from '../net/ip-ranges.js';
 
 // Code defaults. MMR's code defaults unless a reason is given beside the key.
 export function defaultConfig(): Config {
@@ -32,6 +33,9 @@ export function defaultConfig(): Config {
       maxAgeSeconds: 1800,
     },
     downloads: {
+      maxBytes: 104857600,
+      numWorkers: 10,
+      failureCacheMinutes: 5,
       defaultRangeChunkSizeBytes: 10485760,
       smallFileBytes: 65536,
     },
@@ -61,6 +65,12 @@ export function defaultConfig(): Config {
       maxQueue: 64,
     },
     identicons: { enabled: true },
+    federation: {
+      backoffAt: 20,
+      ignoredHosts: [],
+      allowedNetworks: [],
+      disallowedNetworks: [...DEFAULT_DENIED_RANGES],
+    },
     featureSupport: {
       MSC2448: { enabled: false, xComponents: 4, yComponents: 3, punch: 1 },
     },

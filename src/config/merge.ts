@@ -18,7 +18,7 @@ export function isDomainDoc(doc: unknown): doc is Record<string, unknown> {
 const ALLOWED = new Set<string>(['homeserver', ...DOMAIN_OVERRIDABLE, ...DOMAIN_HOMESERVER_KEYS]);
 // Worker pools and expiry sweeps are process-wide; one domain cannot size or schedule them.
 const GLOBAL_ONLY_SECTIONS = ['downloads', 'thumbnails', 'urlPreviews'];
-const GLOBAL_ONLY_KEYS = ['numWorkers', 'expireAfterDays'];
+const GLOBAL_ONLY_KEYS = ['numWorkers', 'expireAfterDays', 'failureCacheMinutes'];
 
 /** Runs fn, prefixing any ConfigError with the file it came from. */
 function inFile<T>(file: string, fn: () => T): T {

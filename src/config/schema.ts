@@ -59,7 +59,24 @@ export interface UploadsSection {
   maxAgeSeconds: number;
 }
 
+export interface FederationSection {
+  /** Consecutive failures (404s excepted) after which a remote server is not asked for a while. */
+  backoffAt: number;
+  /** Server names whose media is never fetched. */
+  ignoredHosts: string[];
+  /** CIDRs outbound federation requests may reach even if disallowed (tests: 127.0.0.1/32). */
+  allowedNetworks: string[];
+  /** CIDRs outbound federation requests may not reach (default: private and reserved ranges). */
+  disallowedNetworks: string[];
+}
+
 export interface DownloadsSection {
+  /** Remote media larger than this is not fetched (502 M_TOO_LARGE). */
+  maxBytes: number;
+  /** Remote fetches running at once; more wait. */
+  numWorkers: number;
+  /** How long a failed remote fetch is remembered per mxc. */
+  failureCacheMinutes: number;
   /** Open-ended Range requests are not capped by us; kept for MMR compatibility. */
   defaultRangeChunkSizeBytes: number;
   /** Files up to this size are read in one call instead of a stream (small-file fast path). */
@@ -133,6 +150,7 @@ export interface Config {
   thumbnails: ThumbnailsSection;
   identicons: IdenticonsSection;
   featureSupport: FeatureSupportSection;
+  federation: FederationSection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }

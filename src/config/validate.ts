@@ -3,6 +3,7 @@
 // expected (sharp's invalidParameterError style), because a config error is read by a person
 // at start-up with nothing else to go on.
 import { defaultConfig } from './defaults.js';
+import { IpRangeList } from '../net/ip-ranges.js';
 import type { Config, DatastoreConfig, HomeserverConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -57,6 +58,16 @@ function int(min?: number, max?: number): Check {
 
 const num: Check = (v, p) => (typeof v === 'number' && Number.isFinite(v) ? v : fail(p, 'a number', v));
 const fraction: Check = (v, p) => (typeof v === 'number' && v >= 0 && v <= 1 ? v : fail(p, 'a number from 0 to 1', v));
+
+const cidr: Check = (v, p) => {
+  try {
+    if (typeof v === 'string') {
+      IpRangeList.parse([v]);
+      return v;
+    }
+  } catch { /* reported below */ }
+  return fail(p, 'an IPv4 or IPv6 CIDR like 10.0.0.0/8 or fc00::/7', v);
+};
 
 const listOf = (each: Check): Check => (v, p, w) =>
   Array.isArray(v) ? v.map((x, i) => each(x, `${p}[${i}]`, w)) : fail(p, 'a list', v);
@@ -167,7 +178,10 @@ const SECTIONS: Record<string, Check> = {
     if (u.maxBytes > 0 && u.minBytes > u.maxBytes) fail(`${p}.minBytes`, `at most uploads.maxBytes (${u.maxBytes})`, u.minBytes);
     return u;
   },
-  downloads: section({ defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0) }),
+  downloads: section({
+    maxBytes: int(1), numWorkers: int(1, 1024), failureCacheMinutes: int(0), defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0),
+  }),
+  federation: section({ backoffAt: int(1), ignoredHosts: listOf(str(true)), allowedNetworks: listOf(cidr), disallowedNetworks: listOf(cidr) }),
   thumbnails: (v, p, w) => {
     const th = section({
       maxSourceBytes: int(1), maxPixels: int(1), numWorkers: int(0, 256),
@@ -189,7 +203,7 @@ const SECTIONS: Record<string, Check> = {
 
 /** MMR's other top-level sections: kept as given until a feature reads them. */
 const LATER_SECTIONS = new Set([
-  'federation', 'archiving', 'urlPreviews', 'rateLimit', 'quarantine',
+  'archiving', 'urlPreviews', 'rateLimit', 'quarantine',
   'metrics', 'plugins', 'sentry', 'redis', 'tasks', 'pgo',
 ]);
 

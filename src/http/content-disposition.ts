@@ -33,3 +33,26 @@ export function contentDisposition(contentType: string | null, filename: string 
   if (TOKEN.test(filename)) return `${type}; filename=${filename}`;
   return `${type}; filename*=utf-8''${encodeExtValue(filename)}`;
 }
+
+/**
+ * The filename a remote server gave in Content-Disposition: `filename*=utf-8''…` (RFC 5987)
+ * wins over `filename=` (token or quoted string). Null when absent or unreadable; control
+ * characters are never returned.
+ */
+export function filenameFromDisposition(header: string | null | undefined): string | null {
+  if (!header) return null;
+  const ext = /filename\*\s*=\s*([^;]+)/i.exec(header);
+  if (ext) {
+    const m = /^\s*([A-Za-z0-9_-]+)'[^']*'(.*?)\s*$/.exec(ext[1]!);
+    if (m) {
+      try {
+        const name = m[1]!.toLowerCase() === 'utf-8' ? decodeURIComponent(m[2]!) : unescape(m[2]!);
+        if (name && !/[\u0000-\u001f\u007f]/.test(name)) return name;
+      } catch { /* fall through to filename= */ }
+    }
+  }
+  const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+  if (!plain) return null;
+  const name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, '$1') : plain[2]!;
+  return name && !/[\u0000-\u001f\u007f]/.test(name) ? name : null;
+}

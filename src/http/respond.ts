@@ -48,7 +48,57 @@ export async function sendResult(res: HttpResponse, st: ResponseState, req: Http
       return endWith(res, st, req, result.status, result.headers);
     case 'media':
       return sendMedia(res, st, req, result.media, result.headers);
+    case 'stream':
+      return sendStream(res, st, req, result.status, result.headers, result.body);
   }
+}
+
+/** Chunked transfer of a stream of unknown length, waiting for onWritable when uWS buffers. */
+async function sendStream(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers, body: Readable): Promise<void> {
+  if (req.method === 'HEAD') {
+    body.destroy();
+    return endWith(res, st, req, status, headers);
+  }
+  let waitWritable: (() => void) | null = null;
+  res.onWritable(() => {
+    waitWritable?.();
+    return true;
+  });
+  st.onAbort.push(() => {
+    body.destroy();
+    waitWritable?.();
+  });
+  let headWritten = false;
+  const head = () => {
+    if (!headWritten) writeHead(res, status, headers);
+    headWritten = true;
+  };
+  try {
+    for await (const chunk of body) {
+      if (st.aborted || st.done) return;
+      let ok = true;
+      res.cork(() => {
+        head();
+        ok = res.write(chunk as Buffer);
+      });
+      if (!ok) {
+        await new Promise<void>((r) => (waitWritable = r));
+        waitWritable = null;
+      }
+    }
+  } catch (e) {
+    // Nothing sent yet: the caller's error becomes a normal error response.
+    if (!headWritten) throw e;
+    return failMidBody(res, st);
+  } finally {
+    body.destroy();
+  }
+  if (st.aborted || st.done) return;
+  st.done = true;
+  res.cork(() => {
+    head();
+    res.end(undefined, st.closeAfter);
+  });
 }
 
 async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest, media: MediaBody, headers: Headers): Promise<void> {

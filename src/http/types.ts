@@ -47,6 +47,9 @@ export type Result =
   | { kind: 'json'; status: number; body: unknown; headers?: Headers }
   | { kind: 'bytes'; status: number; body: Buffer; headers?: Headers }
   | { kind: 'media'; status: 200; media: MediaBody; headers: Headers }
-  | { kind: 'empty'; status: number; headers?: Headers };
+  | { kind: 'empty'; status: number; headers?: Headers }
+  /** A body of unknown length (federation multipart, remote media streamed through): sent
+   * chunked with backpressure; an error mid-body closes the connection. */
+  | { kind: 'stream'; status: number; headers: Headers; body: Readable };
 
 export const json = (body: unknown, status = 200, headers?: Headers): Result => ({ kind: 'json', status, body, headers });

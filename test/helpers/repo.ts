@@ -31,12 +31,18 @@ export interface TestRepo {
 
 type Overrides = Record<string, unknown>;
 
+/** The one homeserver a test repo serves: its name (default SERVER_NAME) and signing key file. */
+export interface HomeserverOptions {
+  name?: string;
+  signingKeyPath?: string;
+}
+
 /** The YAML document a test repo runs with: one homeserver, one file datastore. */
-export function testConfig(dir: string, hsUrl: string, dsn: string, overrides: Overrides = {}): Record<string, unknown> {
+export function testConfig(dir: string, hsUrl: string, dsn: string, overrides: Overrides = {}, homeserver: HomeserverOptions = {}): Record<string, unknown> {
   const base: Record<string, unknown> = {
     repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug' },
     database: { postgres: dsn, embeddedPath: join(dir, 'db') },
-    homeservers: [{ name: SERVER_NAME, csApi: hsUrl }],
+    homeservers: [{ name: homeserver.name ?? SERVER_NAME, csApi: hsUrl, ...(homeserver.signingKeyPath ? { signingKeyPath: homeserver.signingKeyPath } : {}) }],
     admins: ['@admin:media.test'],
     sharedSecretAuth: { enabled: true, token: SECRET },
     accessTokens: { maxCacheTimeSeconds: 0 },
@@ -57,13 +63,13 @@ function addUsers(hs: FixtureHomeserver): void {
 }
 
 /** Starts media-repo in this process on an ephemeral port against the chosen driver. */
-export async function startTestRepo(driver: DriverName, overrides: Overrides = {}): Promise<TestRepo> {
+export async function startTestRepo(driver: DriverName, overrides: Overrides = {}, homeserver: HomeserverOptions = {}): Promise<TestRepo> {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-test-'));
   const hs = await startFixtureHomeserver();
   addUsers(hs);
   const db = driver === 'postgres' ? await createTestDatabase() : null;
   const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, yaml.dump(testConfig(dir, hs.url, db?.dsn ?? '', overrides)));
+  writeFileSync(file, yaml.dump(testConfig(dir, hs.url, db?.dsn ?? '', overrides, homeserver)));
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', json: false, sink: (l) => logs.push(l) });
   const repo = await startMediaRepo({ config: await loadConfig(file), configPath: file, log, port: 0 });
@@ -73,7 +79,7 @@ export async function startTestRepo(driver: DriverName, overrides: Overrides = {
     fetch(path, init = {}) {
       const headers = new Headers(init.headers);
       // fetch() may not set Host, so tests name the homeserver the way a reverse proxy does.
-      headers.set('X-Forwarded-Host', init.host ?? SERVER_NAME);
+      headers.set('X-Forwarded-Host', init.host ?? homeserver.name ?? SERVER_NAME);
       const token = init.token === undefined ? null : init.token;
       if (token) headers.set('Authorization', `Bearer ${token}`);
       return fetch(url + path, { ...init, headers, duplex: 'half' } as RequestInit);

@@ -2,7 +2,8 @@ import { Errors } from '../../errors.js';
 import type { Result, Headers } from '../../http/types.js';
 import { contentDisposition } from '../../http/content-disposition.js';
 import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
-import { mediaIdParam, serverNameParam } from '../params.js';
+import { booleanParam, mediaIdParam, serverNameParam } from '../params.js';
+import { getRemoteMedia } from '../../pipelines/remote.js';
 import type { Ctx } from '../services.js';
 import { blobBody } from './blob-body.js';
 
@@ -14,12 +15,24 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
   const origin = serverNameParam(ctx.params.serverName);
   const mediaId = mediaIdParam(ctx.params.mediaId);
   const timeoutMs = parseTimeoutMs(ctx.req.query.get('timeout_ms'));
-  if (!ctx.svc.config().domains.has(origin)) {
-    // Remote media over federation is not part of this build: answer as the spec's
-    // allow_remote=false does, rather than pretending to fetch.
-    throw Errors.notFound(`Remote media (${origin}) is not available from this media repository`);
+  let row;
+  if (ctx.svc.config().domains.has(origin)) {
+    row = await resolveLocalMedia(ctx.svc, { origin, mediaId, timeoutMs, authenticated });
+  } else {
+    if (booleanParam('allow_remote', ctx.req.query.get('allow_remote')) === false) {
+      throw Errors.notFound('Remote media was not requested (allow_remote=false)');
+    }
+    const remote = await getRemoteMedia(ctx.svc, { origin, mediaId, domain: ctx.domain, authenticated, wantStream: true });
+    if (remote.kind === 'streaming') {
+      // First request for this file: its bytes arrive while they are being stored.
+      const contentType = remote.contentType ?? 'application/octet-stream';
+      return {
+        kind: 'stream', status: 200, body: remote.body,
+        headers: { 'Content-Type': contentType, 'Content-Disposition': contentDisposition(contentType, ctx.params.fileName ?? remote.uploadName), 'Cache-Control': CACHE_CONTROL },
+      };
+    }
+    row = remote.row;
   }
-  const row = await resolveLocalMedia(ctx.svc, { origin, mediaId, timeoutMs, authenticated });
   const ds = ctx.svc.datastores.get(row.datastoreId);
   if (!ds) {
     ctx.log.error('media row points at an unknown datastore', { datastore: row.datastoreId, mediaId });

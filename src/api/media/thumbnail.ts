@@ -1,4 +1,5 @@
-import { Errors } from '../../errors.js';
+import { Errors, MatrixError } from '../../errors.js';
+import { getRemoteMedia } from '../../pipelines/remote.js';
 import type { Result } from '../../http/types.js';
 import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
 import { findOrCreateThumbnail, thumbnailKey } from '../../pipelines/thumbnail.js';
@@ -11,29 +12,46 @@ import { blobBody } from './blob-body.js';
 const CACHE_CONTROL = 'private, max-age=259200, immutable';
 const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/gif': 'gif' };
 
-/** GET/HEAD thumbnail, legacy (`authenticated` false) and /_matrix/client/v1/media. */
-export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promise<Result> {
+/** The thumbnail query parameters (client, legacy and federation endpoints alike). */
+export function parseThumbnailQuery(ctx: Ctx) {
   const q = ctx.req.query;
-  const origin = serverNameParam(ctx.params.serverName);
-  const mediaId = mediaIdParam(ctx.params.mediaId);
   const width = positiveIntParam('width', q.get('width'));
   const height = positiveIntParam('height', q.get('height'));
   const method = methodParam(q.get('method'));
   const animated = booleanParam('animated', q.get('animated')) ?? booleanParam('org.matrix.msc2705.animated', q.get('org.matrix.msc2705.animated'));
-  booleanParam('allow_remote', q.get('allow_remote'));
+  const allowRemote = booleanParam('allow_remote', q.get('allow_remote')) ?? true;
   const timeoutMs = parseTimeoutMs(q.get('timeout_ms'));
-  if (!ctx.svc.config().domains.has(origin)) {
-    throw Errors.notFound(`Remote media (${origin}) is not available from this media repository`);
+  return { width, height, method, animated, allowRemote, timeoutMs };
+}
+
+/** GET/HEAD thumbnail, legacy (`authenticated` false) and /_matrix/client/v1/media. */
+export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promise<Result> {
+  const origin = serverNameParam(ctx.params.serverName);
+  const mediaId = mediaIdParam(ctx.params.mediaId);
+  const q = parseThumbnailQuery(ctx);
+  const local = ctx.svc.config().domains.has(origin);
+  let media;
+  if (local) {
+    media = await resolveLocalMedia(ctx.svc, { origin, mediaId, timeoutMs: q.timeoutMs, authenticated });
+  } else {
+    if (!q.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
+    const remote = await getRemoteMedia(ctx.svc, { origin, mediaId, domain: ctx.domain, authenticated, wantStream: false });
+    if (remote.kind !== 'stored') throw Errors.unknown('remote media not stored');
+    media = remote.row;
   }
-  const media = await resolveLocalMedia(ctx.svc, { origin, mediaId, timeoutMs, authenticated });
   const cfg = ctx.domain.thumbnails;
-  const key = thumbnailKey(media, { width, height, method, animated }, cfg);
-  const thumb = await findOrCreateThumbnail(ctx.svc, media, key, cfg, ctx.domain.datastores.map((d) => d.id));
-  return thumbnailResult(ctx, thumb);
+  try {
+    const thumb = await findOrCreateThumbnail(ctx.svc, media, thumbnailKey(media, q, cfg), cfg, ctx.domain.datastores.map((d) => d.id));
+    return thumbnailResult(ctx, thumb);
+  } catch (e) {
+    // Spec: content too large to thumbnail is 413 for local media, 502 for remote.
+    if (!local && e instanceof MatrixError && e.errcode === 'M_TOO_LARGE') throw Errors.remoteTooLarge(e.message);
+    throw e;
+  }
 }
 
 /** Spec v1.12: thumbnails are always inline, with a filename. */
-function thumbnailHeaders(contentType: string) {
+export function thumbnailHeaders(contentType: string) {
   const ext = EXTENSIONS[contentType] ?? 'png';
   return { 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': CACHE_CONTROL };
 }

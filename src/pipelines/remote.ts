@@ -1,0 +1,175 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { Errors, MatrixError } from '../errors.js';
+import type { DomainConfig, Config } from '../config/schema.js';
+import type { Db } from '../db/driver.js';
+import { findBlobByHash, getMedia, insertMedia, lockHash, type MediaRow } from '../db/media.js';
+import type { DatastoreRegistry } from '../datastores/registry.js';
+import type { StagingWriter } from '../datastores/datastore.js';
+import type { MediaRowCache } from '../cache/media-rows.js';
+import type { SingleFlight } from '../cache/singleflight.js';
+import type { RemoteFetchState } from '../cache/remote-state.js';
+import type { FederationClient } from '../matrix/federation-client.js';
+import { loadSigningKey, type SigningKey } from '../matrix/signing-keys.js';
+import type { Logger } from '../logging/logger.js';
+import { openRemoteSource, toMatrixError, type RemoteBody } from './remote-source.js';
+import { placeBlob } from './steps/place-blob.js';
+
+// Remote media (another server's mxc). The first request streams the file to its client while
+// it is written to a `remote_media` datastore and hashed; requests arriving meanwhile wait for
+// the stored row; later ones are served from storage like local media.
+
+export interface RemoteDeps {
+  db: Db;
+  datastores: DatastoreRegistry;
+  mediaRows: MediaRowCache;
+  federation: FederationClient;
+  remoteFlights: SingleFlight<MediaRow>;
+  remoteState: RemoteFetchState;
+  log: Logger;
+  config(): { global: Config };
+}
+
+export interface RemoteRequest {
+  origin: string;
+  mediaId: string;
+  /** The homeserver asking (its name signs the request, its datastores store the file). */
+  domain: DomainConfig;
+  authenticated: boolean;
+  /** The caller can take a stream (downloads); thumbnails need the stored row. */
+  wantStream: boolean;
+}
+
+export type RemoteMedia =
+  | { kind: 'stored'; row: MediaRow }
+  | { kind: 'streaming'; contentType: string | null; uploadName: string | null; body: Readable };
+
+const keys = new Map<string, { key: SigningKey; until: number }>();
+/** The homeserver's signing key, re-read every 5 minutes (key rotation without a restart). */
+function signingKey(path: string): SigningKey | null {
+  if (!path) return null;
+  const hit = keys.get(path);
+  if (hit && hit.until > Date.now()) return hit.key;
+  const key = loadSigningKey(path);
+  keys.set(path, { key, until: Date.now() + 5 * 60_000 });
+  return key;
+}
+
+// Step 1: a stored row (freeze rules as for local media).
+// Step 2: refusals that cost nothing: ignored hosts, a remembered failure, an open breaker,
+//         and legacy endpoints during the freeze (newly cached media is authenticated-only).
+// Step 3: one fetch per mxc: join a running one, or start it (streamed to us if we can take it).
+export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promise<RemoteMedia> {
+  const g = deps.config().global;
+  const mxc = `${r.origin}/${r.mediaId}`;
+  const row = deps.mediaRows.get(r.origin, r.mediaId) ?? (await getMedia(deps.db, r.origin, r.mediaId));
+  if (row) {
+    deps.mediaRows.set(row);
+    if (row.quarantined || (row.requiresAuth && !r.authenticated)) throw Errors.notFound();
+    return { kind: 'stored', row };
+  }
+  if (g.federation.ignoredHosts.some((h) => h.toLowerCase() === r.origin.toLowerCase())) throw Errors.notFound('Media from this server is not fetched');
+  if (!r.authenticated && g.repo.freezeUnauthenticatedMedia) throw Errors.notFound('Remote media is only available on authenticated endpoints');
+  const failed = deps.remoteState.recentFailure(mxc);
+  if (failed) throw failed;
+  deps.remoteState.checkServer(r.origin);
+  // Only the caller that starts the flight gets the stream; joiners wait for the stored row.
+  let toClient!: (s: RemoteMedia & { kind: 'streaming' }) => void;
+  const streaming = new Promise<RemoteMedia & { kind: 'streaming' }>((resolve) => (toClient = resolve));
+  const stored = deps.remoteFlights.run(mxc, () => fetchAndStore(deps, r, (meta, body) => {
+    toClient({ kind: 'streaming', contentType: meta.contentType, uploadName: meta.uploadName, body });
+  }));
+  if (!r.wantStream) return { kind: 'stored', row: await stored };
+  const first = await Promise.race([stored.then((row) => ({ kind: 'stored' as const, row })), streaming]);
+  // A stream handed out means the flight is this caller's: its failure after this point
+  // reaches the client as a cut-off body, so the stored promise must not go unobserved.
+  if (first.kind === 'streaming') stored.catch(() => undefined);
+  return first;
+}
+
+async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta: RemoteBody, body: Readable) => void): Promise<MediaRow> {
+  const g = deps.config().global;
+  const mxc = `${r.origin}/${r.mediaId}`;
+  const release = await deps.remoteState.slot(g.downloads.numWorkers);
+  let staging: StagingWriter | null = null;
+  try {
+    const source = await openRemoteSource(deps.federation, {
+      origin: r.origin, mediaId: r.mediaId, ourName: r.domain.homeserver.name, key: signingKey(r.domain.homeserver.signingKeyPath),
+      timeoutMs: g.timeouts.federationTimeoutSeconds * 1000, maxBytes: g.downloads.maxBytes,
+    });
+    const ds = deps.datastores.pick('remote_media', r.domain.datastores.map((d) => d.id));
+    if (!ds) throw Errors.unavailable('No datastore accepts remote media for this homeserver');
+    staging = await ds.createStaging();
+    const client = new PassThrough({ highWaterMark: 1024 * 1024 });
+    onStream(source, client);
+    await tee(source.body, staging, client);
+    const { sha256, size } = await staging.finish();
+    const row = await deps.db.tx(async (q) => {
+      await lockHash(q, sha256);
+      const blob = await placeBlob(deps.datastores, ds, staging!, sha256, size, await findBlobByHash(q, sha256));
+      const fresh: MediaRow = {
+        origin: r.origin, mediaId: r.mediaId, uploadName: source.uploadName, contentType: source.contentType, userId: '',
+        sha256, sizeBytes: size, ...blob, creationTs: Date.now(), quarantined: false,
+        requiresAuth: g.repo.freezeUnauthenticatedMedia,
+      };
+      if (await insertMedia(q, fresh, { allowReserved: true })) return fresh;
+      return (await getMedia(q, r.origin, r.mediaId)) ?? fresh; // another instance stored it first
+    });
+    deps.remoteState.serverAnswered(r.origin);
+    deps.mediaRows.set(row);
+    deps.log.info('remote media stored', { origin: r.origin, mediaId: r.mediaId, size });
+    return row;
+  } catch (e) {
+    await staging?.abort();
+    const err = toMatrixError(e, r.origin);
+    if (err.status === 404) deps.remoteState.serverAnswered(r.origin);
+    else deps.remoteState.serverFailed(r.origin, g.federation.backoffAt);
+    deps.remoteState.rememberFailure(mxc, err, g.downloads.failureCacheMinutes);
+    deps.log.warn('remote media fetch failed', { origin: r.origin, mediaId: r.mediaId, status: err.status, error: err.message });
+    throw err;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Copies `source` to the staging writer and to the client stream with backpressure from both;
+ * a client that goes away does not stop the copy to storage. The client stream ends when the
+ * source does, or is destroyed with the error that stopped it.
+ */
+function tee(source: Readable, staging: StagingWriter, client: PassThrough): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stagingFull = false;
+    let clientOpen = true;
+    const resume = () => {
+      if (!stagingFull && !(clientOpen && client.writableNeedDrain)) source.resume();
+    };
+    staging.onDrain(function again() {
+      stagingFull = false;
+      resume();
+      staging.onDrain(again);
+    });
+    client.on('drain', resume);
+    client.on('close', () => {
+      clientOpen = false;
+      resume();
+    });
+    source.on('data', (chunk: Buffer) => {
+      try {
+        if (!staging.write(chunk)) stagingFull = true;
+      } catch (e) {
+        source.destroy(e as Error);
+        return;
+      }
+      if (clientOpen && !client.destroyed) client.write(chunk);
+      if (stagingFull || (clientOpen && client.writableNeedDrain)) source.pause();
+    });
+    source.once('end', () => {
+      client.end();
+      resolve();
+    });
+    source.once('error', (e) => {
+      client.destroy(e instanceof MatrixError ? e : new Error('remote transfer failed'));
+      reject(e);
+    });
+  });
+}
