@@ -24,18 +24,22 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
   const cdnHits: string[] = [];
   const cdn = await listen('127.0.0.1', (req, res) => { cdnHits.push(req.url!); res.writeHead(200, { 'Content-Type': 'text/plain' }).end(FILE); });
   const denied = await listen('127.0.0.2', (req, res) => { cdnHits.push(`denied:${req.url}`); res.end(FILE); });
+  const v1Hits = new Map<string, number>();
   let releaseSlow!: () => void;
   const slowReleased = new Promise<void>((r) => (releaseSlow = r));
   const peer = await listen('127.0.0.1', (req, res) => {
     const url = req.url!;
     const v1 = url.startsWith('/_matrix/federation/v1/media/download/');
     const id = url.split('/').pop()!.split('?')[0]!;
+    if (v1) v1Hits.set(id, (v1Hits.get(id) ?? 0) + 1);
     if (!v1) {
       // The legacy endpoint (fallback target).
       if (id === 'toolong') return res.writeHead(200, { 'Content-Length': String(10_000_000) }).end();
+      if (id === 'redir307') return res.writeHead(307, { Location: `http://127.0.0.1:${cdn.port}/cdn/legacy` }).end();
+      if (id === 'redirdenied') return res.writeHead(307, { Location: `http://127.0.0.2:${denied.port}/cdn/legacy` }).end();
       return res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Disposition': 'attachment; filename="old.txt"' }).end(FILE);
     }
-    if (id === 'unrec') return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"?"}');
+    if (id === 'unrec' || id === 'redir307' || id === 'redirdenied') return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"?"}');
     if (id === 'bad400') return res.writeHead(400).end('nope');
     if (id === 'html404') return res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
     if (id === 'gone') return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_NOT_FOUND","error":"no"}');
@@ -47,6 +51,11 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
     if (id === 'huge') {
       res.write(multipartHead('Content-Type: application/octet-stream'));
       res.end(Buffer.alloc(400_000, 1));
+      return;
+    }
+    if (id === 'pair') {
+      res.write(multipartHead('Content-Type: application/octet-stream'));
+      setTimeout(() => res.end(Buffer.concat([FILE, Buffer.from(`\r\n--${BOUNDARY}--\r\n`)])), 300);
       return;
     }
     if (id === 'slow') {
@@ -94,6 +103,16 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
     t.notOk(cdnHits.some((h) => h.startsWith('denied:')), 'the denied address was never contacted');
   });
 
+  t.test('a 307 from the legacy endpoint is followed to an allowed CDN, never to a denied address', async (t) => {
+    const res = await get('redir307');
+    t.equal(res.status, 200);
+    t.ok(Buffer.from(await res.arrayBuffer()).equals(FILE));
+    t.ok(cdnHits.includes('/cdn/legacy'));
+    const bad = await get('redirdenied');
+    t.equal(bad.status, 502);
+    t.notOk(cdnHits.some((h) => h.startsWith('denied:')), 'the denied address was never contacted');
+  });
+
   t.test('more than downloads.maxBytes: 502 M_TOO_LARGE (declared) or a cut-off stream (undeclared)', async (t) => {
     const declared = await get('toolong');
     // toolong is only reachable through the fallback when v1 fails: its v1 answer is a 500.
@@ -109,6 +128,26 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
     const again = await get('huge');
     t.equal(again.status, 502, 'the failure is remembered');
     t.equal(((await again.json()) as { errcode: string }).errcode, 'M_TOO_LARGE');
+  });
+
+  t.test('concurrent requests for one remote file make one fetch; all get the whole file', async (t) => {
+    const results = await Promise.all([get('pair'), get('pair'), get('pair')]);
+    for (const r of results) {
+      t.equal(r.status, 200);
+      t.ok(Buffer.from(await r.arrayBuffer()).equals(FILE));
+    }
+    t.equal(v1Hits.get('pair'), 1, 'the peer was asked once');
+  });
+
+  t.test('without a signing key: one loud warning at start, and only the legacy endpoint is used', async (t) => {
+    const keyless = await startFederatingServer('pglite', { timeouts: { federationTimeoutSeconds: 2 } }, { signingKey: false });
+    t.teardown(() => keyless.close());
+    t.equal(keyless.repo.logs.filter((l) => /no signingKeyPath/.test(l)).length, 1, 'warned once');
+    const before = v1Hits.get('keyless') ?? 0;
+    const res = await keyless.repo.fetch(`/_matrix/client/v1/media/download/${origin}/keyless`, { token: ALICE });
+    t.equal(res.status, 200);
+    t.ok(Buffer.from(await res.arrayBuffer()).equals(FILE), 'served by the legacy endpoint');
+    t.equal(v1Hits.get('keyless') ?? 0, before, 'the federation endpoint was not asked');
   });
 
   t.test('a peer that never answers: 502 within the federation timeout', async (t) => {

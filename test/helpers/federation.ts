@@ -37,7 +37,7 @@ function forward(target: number, req: IncomingMessage, res: ServerResponse): voi
   req.pipe(up);
 }
 
-export async function startFederatingServer(driver: DriverName, overrides: Record<string, unknown> = {}): Promise<FederatingServer> {
+export async function startFederatingServer(driver: DriverName, overrides: Record<string, unknown> = {}, opts: { signingKey?: boolean } = {}): Promise<FederatingServer> {
   process.env.MEDIA_REPO_HTTP_ONLY_FEDERATION = 'true';
   let repoPort = 0;
   let name = '';
@@ -54,7 +54,8 @@ export async function startFederatingServer(driver: DriverName, overrides: Recor
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-key-'));
   const keyFile = join(dir, 'signing.key');
   writeFileSync(keyFile, formatSigningKeys([key], 'synapse'), { mode: 0o600 });
-  const repo = await startTestRepo(driver, { federation: { allowedNetworks: ['127.0.0.1/32'] }, ...overrides }, { name, signingKeyPath: keyFile });
+  const signingKeyPath = opts.signingKey === false ? undefined : keyFile;
+  const repo = await startTestRepo(driver, { federation: { allowedNetworks: ['127.0.0.1/32'] }, ...overrides }, { name, signingKeyPath });
   repoPort = repo.port;
   return {
     name, key, repo, front,

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// Cold remote fetch: a 50 MiB file uploaded to media-repo A, downloaded by a client from
+// media-repo B, which fetches it from A over federation (signed v1, multipart) and streams it
+// to the client while storing it. Baseline in the same run: the client downloading the same
+// file directly from A. Reports time to first byte and total time at the client.
+//
+//   node bench/remote.mjs [--size-mib 50] [--reps 3] [--postgres DSN]
+//
+// Each homeserver is fronted by a small proxy in this process that publishes its signing key
+// (as a homeserver does after `media-repo combine-signing-keys`); both the federation fetch and
+// the direct baseline pass through A's front, so it costs both sides the same.
+import { parseArgs } from 'node:util';
+import http from 'node:http';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ROOT, ensureBuilt, startOurRepo } from './lib/repo.mjs';
+import { installCleanup, stopAll } from './lib/proc.mjs';
+import { machineInfo, median, printTable, ratio, round, writeResult } from './lib/report.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '50' },
+    reps: { type: 'string', default: '3' },
+    postgres: { type: 'string', default: '' },
+  },
+});
+const size = Number(opt['size-mib']) * 1024 * 1024;
+const reps = Math.max(1, Number(opt.reps));
+
+ensureBuilt();
+const { generateSigningKey, formatSigningKeys, signJson } = await import(join(ROOT, 'dist', 'src', 'matrix', 'signing-keys.js'));
+process.env.MEDIA_REPO_HTTP_ONLY_FEDERATION = 'true';
+installCleanup();
+const workDir = join(ROOT, 'bench', '.work', `remote-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+mkdirSync(workDir, { recursive: true });
+
+/** A homeserver front: publishes the key, forwards every other request to its media repo. */
+async function front(key) {
+  const state = { name: '', target: 0 };
+  const agent = new http.Agent({ keepAlive: true });
+  const server = http.createServer((req, res) => {
+    if (req.url.startsWith('/_matrix/key/v2/server')) {
+      const doc = signJson({ server_name: state.name, valid_until_ts: Date.now() + 3600_000, verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } }, old_verify_keys: {} }, state.name, key);
+      return res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+    }
+    const up = http.request({ host: '127.0.0.1', port: state.target, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  state.name = `127.0.0.1:${server.address().port}`;
+  return { server, state };
+}
+
+async function startHomeserver(label) {
+  const key = generateSigningKey();
+  const f = await front(key);
+  const keyFile = join(workDir, `${label}.key`);
+  writeFileSync(keyFile, formatSigningKeys([key], 'synapse'), { mode: 0o600 });
+  const repo = await startOurRepo(join(workDir, label), {
+    postgres: opt.postgres,
+    overrides: [
+      `homeservers=[{name: "${f.state.name}", csApi: "http://127.0.0.1:9/", signingKeyPath: "${keyFile}"}]`,
+      'federation.allowedNetworks=["127.0.0.1/32"]',
+      `downloads.maxBytes=${size * 2}`,
+      'thumbnails.pregenerate=false',
+    ],
+  });
+  f.state.target = Number(new URL(repo.url).port);
+  return { name: f.state.name, repo, front: f.server };
+}
+
+/** GET through a Host-named URL; resolves with time to first byte and total, bytes counted. */
+function timedGet(port, host, path, token) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let ttfb = null;
+    let bytes = 0;
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { Host: host, Authorization: `Bearer ${token}` } }, (res) => {
+      res.on('data', (c) => {
+        if (ttfb === null) ttfb = performance.now() - t0;
+        bytes += c.length;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, ttfbMs: ttfb, totalMs: performance.now() - t0, bytes }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function upload(a, body, name) {
+  return new Promise((resolve, reject) => {
+    const port = Number(new URL(a.repo.url).port);
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/_matrix/media/v3/upload?filename=${name}`,
+      headers: { Host: a.name, Authorization: `Bearer ${a.repo.token}`, 'Content-Type': 'application/octet-stream', 'Content-Length': body.length } }, (res) => {
+      let s = '';
+      res.on('data', (c) => (s += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(s).content_uri.split('/').pop()) : reject(new Error(`upload ${res.statusCode} ${s}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+let failed = false;
+try {
+  const m = machineInfo();
+  console.log(`remote fetch bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}; ${opt['size-mib']} MiB, ${reps} reps`);
+  const a = await startHomeserver('a');
+  const b = await startHomeserver('b');
+  const aFront = Number(a.name.split(':')[1]);
+  const bPort = Number(new URL(b.repo.url).port);
+  const body = randomBytes(size);
+  const runs = { direct: [], remote: [] };
+  for (let i = 0; i < reps; i++) {
+    const id = await upload(a, body, `r${i}.bin`);
+    const path = (server) => `/_matrix/client/v1/media/download/${server}/${id}`;
+    // Alternate the order so neither side always runs on a warmer page cache.
+    const order = i % 2 === 0 ? ['direct', 'remote'] : ['remote', 'direct'];
+    for (const which of order) {
+      const r = which === 'direct'
+        ? await timedGet(aFront, a.name, path(a.name), a.repo.token)
+        : await timedGet(bPort, b.name, path(a.name), b.repo.token);
+      if (r.status !== 200 || r.bytes !== size) throw new Error(`${which}: status ${r.status}, ${r.bytes} of ${size} bytes`);
+      runs[which].push(r);
+      console.log(`  run ${i + 1} ${which}: first byte ${round(r.ttfbMs)} ms, total ${round(r.totalMs)} ms (${round(size / 1048576 / (r.totalMs / 1000))} MiB/s)`);
+    }
+  }
+  const med = (k, f) => median(runs[k].map((r) => r[f]));
+  const summary = {
+    sizeMiB: Number(opt['size-mib']),
+    direct: { ttfbMs: round(med('direct', 'ttfbMs')), totalMs: round(med('direct', 'totalMs')) },
+    remote: { ttfbMs: round(med('remote', 'ttfbMs')), totalMs: round(med('remote', 'totalMs')) },
+  };
+  summary.totalRatio = ratio(summary.remote.totalMs, summary.direct.totalMs);
+  summary.ttfbShareOfTotal = ratio(summary.remote.ttfbMs, summary.remote.totalMs);
+  printTable(`remote-cold (median of ${reps}; target: total within 1.2x of direct, first byte well before the end)`,
+    ['path', 'first byte ms', 'total ms', 'ratio to direct'],
+    [['direct from A (through its front)', summary.direct.ttfbMs, summary.direct.totalMs, '-'],
+      ['cold, through B over federation', summary.remote.ttfbMs, summary.remote.totalMs, summary.totalRatio]]);
+  writeResult('remote-cold', { scenario: 'remote-cold', date: new Date().toISOString(), machine: m, reps, summary, runs }, opt.postgres ? 'postgres' : '');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await stopAll();
+}
+process.exit(failed ? 1 : 0);
