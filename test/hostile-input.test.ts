@@ -305,10 +305,13 @@ for (const d of drivers()) {
     });
 
     t.test('12. unknown paths 404, wrong methods 405, OPTIONS runs no endpoint logic', async (t) => {
-      for (const p of ['/_matrix/media/v3/nope', '/_matrix/media/v3/download', '/_matrix/client/v1/media/nope', '/_matrix/federation/v1/media/nope', '/_matrix/federation/v1/media/download/abc']) {
+      for (const p of ['/_matrix/media/v3/nope', '/_matrix/media/v3/download', '/_matrix/client/v1/media/nope', '/_matrix/federation/v1/media/nope', '/_matrix/federation/v1/media/download/abc/def']) {
         const res = await rawRequest(small.port, 'GET', p, hdrs());
         t.same([res.status, errcode(res)], [404, 'M_UNRECOGNIZED'], p);
       }
+      // A federation endpoint that exists: another server's signature comes first.
+      const fed = await rawRequest(small.port, 'GET', '/_matrix/federation/v1/media/download/abc', hdrs());
+      t.same([fed.status, errcode(fed)], [401, 'M_UNAUTHORIZED'], 'unsigned federation download');
       for (const [m, p] of [['GET', UPLOAD], ['DELETE', UPLOAD], ['POST', '/_matrix/media/v3/config'], ['PUT', `/_matrix/client/v1/media/download/${SERVER_NAME}/abc`]]) {
         const res = await rawRequest(small.port, m!, p!, hdrs(ALICE, m === 'GET' || m === 'DELETE' ? {} : { 'Content-Length': 0 }));
         t.same([res.status, errcode(res)], [405, 'M_UNRECOGNIZED'], `${m} ${p}`);
