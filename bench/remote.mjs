@@ -4,7 +4,7 @@
 // to the client while storing it. Baseline in the same run: the client downloading the same
 // file directly from A. Reports time to first byte and total time at the client.
 //
-//   node bench/remote.mjs [--size-mib 50] [--reps 3] [--postgres DSN]
+//   node bench/remote.mjs [--size-mib 50] [--reps 3] [--postgres DSN] [--cpu-prof (of B)]
 //
 // Each homeserver is fronted by a small proxy in this process that publishes its signing key
 // (as a homeserver does after `media-repo combine-signing-keys`); both the federation fetch and
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ROOT, ensureBuilt, startOurRepo } from './lib/repo.mjs';
 import { installCleanup, stopAll } from './lib/proc.mjs';
+import { printProfiles } from './lib/profile.mjs';
 import { machineInfo, median, printTable, ratio, round, writeResult } from './lib/report.mjs';
 
 const { values: opt } = parseArgs({
@@ -23,6 +24,7 @@ const { values: opt } = parseArgs({
     'size-mib': { type: 'string', default: '50' },
     reps: { type: 'string', default: '3' },
     postgres: { type: 'string', default: '' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const size = Number(opt['size-mib']) * 1024 * 1024;
@@ -56,13 +58,13 @@ async function front(key) {
   return { server, state };
 }
 
-async function startHomeserver(label) {
+async function startHomeserver(label, cpuProf = false) {
   const key = generateSigningKey();
   const f = await front(key);
   const keyFile = join(workDir, `${label}.key`);
   writeFileSync(keyFile, formatSigningKeys([key], 'synapse'), { mode: 0o600 });
   const repo = await startOurRepo(join(workDir, label), {
-    postgres: opt.postgres,
+    postgres: opt.postgres, cpuProf,
     overrides: [
       `homeservers=[{name: "${f.state.name}", csApi: "http://127.0.0.1:9/", signingKeyPath: "${keyFile}"}]`,
       'federation.allowedNetworks=["127.0.0.1/32"]',
@@ -112,7 +114,7 @@ try {
   const m = machineInfo();
   console.log(`remote fetch bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}; ${opt['size-mib']} MiB, ${reps} reps`);
   const a = await startHomeserver('a');
-  const b = await startHomeserver('b');
+  const b = await startHomeserver('b', opt['cpu-prof']);
   const aFront = Number(a.name.split(':')[1]);
   const bPort = Number(new URL(b.repo.url).port);
   const body = randomBytes(size);
@@ -149,5 +151,6 @@ try {
   console.error(e);
 } finally {
   await stopAll();
+  if (opt['cpu-prof']) printProfiles(join(workDir, 'b', 'prof'));
 }
 process.exit(failed ? 1 : 0);
