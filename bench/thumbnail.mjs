@@ -113,6 +113,20 @@ async function checkThumb(r, { contentType, width, height, pages }) {
 }
 
 /** Each of `medias` thumbnailed once, `concurrency` requests at a time. */
+/** Runs `work` against our server while sampling its CPU and RSS (idle before, peak during). */
+async function measured(target, work) {
+  const pids = target.pid ? [target.pid] : [];
+  const idle = pids.length ? await idleRss(pids) : null;
+  const sampler = pids.length ? startRssSampler(pids, 20) : null;
+  try {
+    const { result, cpuPct } = await withCpu(pids, work);
+    return { r: { ...result, cpuPct }, idle, rss: sampler ? await sampler.stop() : null };
+  } catch (e) {
+    await sampler?.stop();
+    throw e;
+  }
+}
+
 async function thumbnailAll(target, medias, { concurrency, width, height, animated = false }) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const headers = thumbHeaders(target);
@@ -182,17 +196,7 @@ async function uncachedScenario({ target, reps, durationS, suffix, workDir, conc
       key: 'ours', label: `${target.name} (HTTP, c${C})`,
       async run() {
         const medias = await uploadMany(target, bytes, n, 'image/jpeg');
-        const pids = target.pid ? [target.pid] : [];
-        const idle = pids.length ? await idleRss(pids) : null;
-        const sampler = pids.length ? startRssSampler(pids, 20) : null;
-        let r;
-        let rss = null;
-        try {
-          const { result, cpuPct } = await withCpu(pids, () => thumbnailAll(target, medias, { concurrency: C, ...size }));
-          r = { ...result, cpuPct };
-        } finally {
-          rss = sampler ? await sampler.stop() : null;
-        }
+        const { r, idle, rss } = await measured(target, () => thumbnailAll(target, medias, { concurrency: C, ...size }));
         delete r.last;
         return { ...r, idleRssBytes: idle, peakRssBytes: rss?.peakBytes ?? null };
       },
@@ -317,17 +321,7 @@ async function animatedScenario({ target, reps, durationS, suffix, workDir }) {
       key: 'ours', label: `${target.name} (HTTP, animated=true)`,
       async run() {
         const medias = await uploadMany(target, bytes, k, 'image/gif');
-        const pids = target.pid ? [target.pid] : [];
-        const idle = pids.length ? await idleRss(pids) : null;
-        const sampler = pids.length ? startRssSampler(pids, 20) : null;
-        let r;
-        let rss = null;
-        try {
-          const { result, cpuPct } = await withCpu(pids, () => thumbnailAll(target, medias, { concurrency: 1, ...size }));
-          r = { ...result, cpuPct };
-        } finally {
-          rss = sampler ? await sampler.stop() : null;
-        }
+        const { r, idle, rss } = await measured(target, () => thumbnailAll(target, medias, { concurrency: 1, ...size }));
         if (r.last) {
           const wrong = await checkThumb(r.last, expect);
           if (wrong) throw new Error(`${name}: the thumbnail is wrong: ${wrong}`);
