@@ -9,6 +9,7 @@ import { libuvThreadsFor, poolThreads } from '../src/pools/thumbnail-threads.cjs
 import { MatrixError } from '../src/errors.js';
 import { restrictLoaders } from '../workers/image/harden.js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { freePort, testConfig } from './helpers/repo.js';
 import { startFixtureHomeserver } from './helpers/homeserver.js';
 
@@ -51,6 +52,16 @@ t.test('the source buffer is transferred to the worker, not copied, and the outp
   const meta = await sharp(Buffer.from(out.bytes)).metadata();
   t.same([meta.width, meta.height], [64, 48]);
   t.equal(pools.tasksRun().static, 1, 'one thumbnail task (the probe is not counted)');
+});
+
+t.test('the start-up probe fails with one actionable message when the worker cannot load sharp', async (t) => {
+  // A worker module whose import fails the way a broken sharp install does.
+  const dir = mkdtempSync(join(tmpdir(), 'media-repo-probe-'));
+  const broken = join(dir, 'worker.mjs');
+  writeFileSync(broken, "throw new Error('Could not load the \"sharp\" module using the linux-x64 runtime');\nexport default () => null;\n");
+  const pools = new ThumbnailPools({ static: 1, animated: 1, blurhash: 1 }, 4, pathToFileURL(broken));
+  t.teardown(() => pools.close().catch(() => undefined));
+  await t.rejects(pools.probe(), /sharp cannot run in a worker thread \(.*linux-x64 runtime.*\)\. Reinstall with `npm ci`/);
 });
 
 t.test('a full queue answers 429 M_LIMIT_EXCEEDED with Retry-After instead of growing', async (t) => {

@@ -24,9 +24,9 @@ export interface PoolStats {
 /** Sources held per thread: the running one and the next, so a thread never waits on a read. */
 const SLOTS_PER_THREAD = 2;
 
-function createPool(threads: number): Piscina {
+function createPool(threads: number, worker: URL): Piscina {
   return new Piscina({
-    filename: WORKER.href,
+    filename: worker.href,
     minThreads: 1,
     maxThreads: threads,
     // The admission gate keeps piscina's own queue at most `threads` deep.
@@ -46,19 +46,27 @@ export class ThumbnailPools {
   private readonly pools: Record<PoolName, Piscina>;
   private readonly gates: Record<PoolName, Admission>;
   private readonly submitted: Record<PoolName, number> = { static: 0, animated: 0, blurhash: 0 };
+  private workerError: Error | null = null;
 
-  constructor(readonly threads: PoolThreads, maxQueue: number) {
+  /** `worker` is only ever changed by tests (a worker that cannot load, for the probe). */
+  constructor(readonly threads: PoolThreads, maxQueue: number, worker: URL = WORKER) {
     // Read by libvips when the first worker loads it: loaders libvips marks untrusted stay off.
     process.env.VIPS_BLOCK_UNTRUSTED ??= '1';
     const names: PoolName[] = ['static', 'animated', 'blurhash'];
-    this.pools = Object.fromEntries(names.map((n) => [n, createPool(threads[n])])) as Record<PoolName, Piscina>;
+    this.pools = Object.fromEntries(names.map((n) => [n, createPool(threads[n], worker)])) as Record<PoolName, Piscina>;
+    // A worker that fails to start (sharp missing or broken) is reported as an 'error' event;
+    // unheard, it would crash the process with a raw stack instead of the probe's message.
+    for (const p of Object.values(this.pools)) p.on('error', (e: Error) => { this.workerError = e; });
     this.gates = Object.fromEntries(names.map((n) => [n, new Admission(threads[n] * SLOTS_PER_THREAD, maxQueue)])) as Record<PoolName, Admission>;
   }
 
   /** Start-up probe: sharp must load and encode inside a worker thread, or we refuse to start. */
   async probe(): Promise<string> {
     try {
-      const r = await this.pools.static.run({ op: 'probe' }) as { vips: string };
+      if (this.workerError) throw this.workerError;
+      // A worker that cannot start fails the probe through the pool's 'error' event.
+      const failed = new Promise<never>((_, reject) => this.pools.static.once('error', reject));
+      const r = await Promise.race([this.pools.static.run({ op: 'probe' }) as Promise<{ vips: string }>, failed]);
       return r.vips;
     } catch (e) {
       throw new Error(`sharp cannot run in a worker thread (${(e as Error).message}). Reinstall with \`npm ci\` on this machine `
