@@ -67,4 +67,6 @@ export const Errors = {
   unavailable: (msg: string) => new MatrixError('M_UNKNOWN', 503, msg),
   unauthorized: (msg: string) => new MatrixError('M_UNAUTHORIZED', 401, msg),
   remoteTooLarge: (msg: string) => new MatrixError('M_TOO_LARGE', 502, msg),
+  thumbnailTooLarge: (msg: string) => new MatrixError('M_TOO_LARGE', 413, msg),
+  cannotThumbnail: (msg: string) => new MatrixError('M_UNKNOWN', 400, msg),
 } as const;

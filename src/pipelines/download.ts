@@ -41,10 +41,14 @@ export async function resolveLocalMedia(deps: ResolveDeps, input: ResolveInput):
     if (landed) row = await lookup(deps, input.origin, input.mediaId);
     if (!row) throw Errors.notYetUploaded();
   }
-  if (row.quarantined) throw Errors.notFound('Media not found');
-  // MSC3916 freeze: media created after the freeze is only served on authenticated endpoints.
-  if (row.requiresAuth && !input.authenticated) throw Errors.notFound('Media not found');
+  assertVisible(row, input.authenticated);
   return row;
+}
+
+/** Quarantined media is hidden, and (MSC3916 freeze) media created or cached after the freeze
+ * is served only on authenticated endpoints. Local and remote media alike. */
+export function assertVisible(row: MediaRow, authenticated: boolean): void {
+  if (row.quarantined || (row.requiresAuth && !authenticated)) throw Errors.notFound('Media not found');
 }
 
 /** timeout_ms: default 20 s, capped at 60 s so a client cannot park requests forever. */

@@ -13,6 +13,7 @@ import { loadSigningKey, type SigningKey } from '../matrix/signing-keys.js';
 import type { Logger } from '../logging/logger.js';
 import { openRemoteSource, toMatrixError, type RemoteBody } from './remote-source.js';
 import { placeBlob } from './steps/place-blob.js';
+import { assertVisible } from './download.js';
 
 // Remote media (another server's mxc). The first request streams the file to its client while
 // it is written to a `remote_media` datastore and hashed; requests arriving meanwhile wait for
@@ -58,13 +59,15 @@ function signingKey(path: string): SigningKey | null {
 // Step 2: refusals that cost nothing: ignored hosts, a remembered failure, an open breaker,
 //         and legacy endpoints during the freeze (newly cached media is authenticated-only).
 // Step 3: one fetch per mxc: join a running one, or start it (streamed to us if we can take it).
+export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest & { wantStream: true }): Promise<RemoteMedia>;
+export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest & { wantStream: false }): Promise<RemoteMedia & { kind: 'stored' }>;
 export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promise<RemoteMedia> {
   const g = deps.config().global;
   const mxc = `${r.origin}/${r.mediaId}`;
   const row = deps.mediaRows.get(r.origin, r.mediaId) ?? (await getMedia(deps.db, r.origin, r.mediaId));
   if (row) {
     deps.mediaRows.set(row);
-    if (row.quarantined || (row.requiresAuth && !r.authenticated)) throw Errors.notFound();
+    assertVisible(row, r.authenticated);
     return { kind: 'stored', row };
   }
   if (g.federation.ignoredHosts.some((h) => h.toLowerCase() === r.origin.toLowerCase())) throw Errors.notFound('Media from this server is not fetched');

@@ -1,4 +1,4 @@
-import { Errors, MatrixError } from '../errors.js';
+import { Errors, type MatrixError } from '../errors.js';
 import type { ThumbnailsSection } from '../config/schema.js';
 import type { Db } from '../db/driver.js';
 import { lockHash, type MediaRow } from '../db/media.js';
@@ -53,8 +53,7 @@ export function thumbnailKey(media: MediaRow, req: ThumbnailRequest, cfg: Thumbn
 
 /** Worker failures become the spec's errors: 413 M_TOO_LARGE, else 400 M_UNKNOWN. */
 function failureToError(f: ImageFailure): MatrixError {
-  if (f.code === 'too_large') return new MatrixError('M_TOO_LARGE', 413, f.message);
-  return new MatrixError('M_UNKNOWN', 400, f.message);
+  return f.code === 'too_large' ? Errors.thumbnailTooLarge(f.message) : Errors.cannotThumbnail(f.message);
 }
 
 // Step 1: a stored thumbnail for this key (row cache, bytes still being stored, database).
@@ -78,9 +77,9 @@ export async function findOrCreateThumbnail(deps: ThumbnailDeps, media: MediaRow
   return made[0]!;
 }
 
-export function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
+function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
   if (media.sizeBytes > cfg.maxSourceBytes) {
-    throw new MatrixError('M_TOO_LARGE', 413, `Media is ${media.sizeBytes} bytes; thumbnails are made of at most ${cfg.maxSourceBytes} (thumbnails.maxSourceBytes)`);
+    throw Errors.thumbnailTooLarge(`Media is ${media.sizeBytes} bytes; thumbnails are made of at most ${cfg.maxSourceBytes} (thumbnails.maxSourceBytes)`);
   }
 }
 

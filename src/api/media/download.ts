@@ -5,10 +5,8 @@ import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
 import { booleanParam, mediaIdParam, serverNameParam } from '../params.js';
 import { getRemoteMedia } from '../../pipelines/remote.js';
 import type { Ctx } from '../services.js';
-import { blobBody } from './blob-body.js';
+import { MEDIA_CACHE_CONTROL, blobBody } from './blob-body.js';
 
-/** Media is immutable under its ID; clients and proxies may keep it (privately). */
-const CACHE_CONTROL = 'private, max-age=259200, immutable';
 
 /** GET/HEAD download, legacy (`authenticated` false) and /_matrix/client/v1/media. */
 export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise<Result> {
@@ -28,7 +26,7 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
       const contentType = remote.contentType ?? 'application/octet-stream';
       return {
         kind: 'stream', status: 200, body: remote.body,
-        headers: { 'Content-Type': contentType, 'Content-Disposition': contentDisposition(contentType, ctx.params.fileName ?? remote.uploadName), 'Cache-Control': CACHE_CONTROL },
+        headers: { 'Content-Type': contentType, 'Content-Disposition': contentDisposition(contentType, ctx.params.fileName ?? remote.uploadName), 'Cache-Control': MEDIA_CACHE_CONTROL },
       };
     }
     row = remote.row;
@@ -43,7 +41,7 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
   const headers: Headers = {
     'Content-Type': contentType,
     'Content-Disposition': contentDisposition(contentType, filename),
-    'Cache-Control': CACHE_CONTROL,
+    'Cache-Control': MEDIA_CACHE_CONTROL,
   };
   return { kind: 'media', status: 200, headers, media: blobBody(ds, row, ctx.domain.downloads.smallFileBytes) };
 }

@@ -7,9 +7,8 @@ import { Readable } from 'node:stream';
 import type { Thumbnail } from '../../pipelines/thumbnail.js';
 import { booleanParam, mediaIdParam, methodParam, positiveIntParam, serverNameParam } from '../params.js';
 import type { Ctx } from '../services.js';
-import { blobBody } from './blob-body.js';
+import { MEDIA_CACHE_CONTROL, blobBody } from './blob-body.js';
 
-const CACHE_CONTROL = 'private, max-age=259200, immutable';
 const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/gif': 'gif' };
 
 /** The thumbnail query parameters (client, legacy and federation endpoints alike). */
@@ -35,9 +34,7 @@ export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promis
     media = await resolveLocalMedia(ctx.svc, { origin, mediaId, timeoutMs: q.timeoutMs, authenticated });
   } else {
     if (!q.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
-    const remote = await getRemoteMedia(ctx.svc, { origin, mediaId, domain: ctx.domain, authenticated, wantStream: false });
-    if (remote.kind !== 'stored') throw Errors.unknown('remote media not stored');
-    media = remote.row;
+    media = (await getRemoteMedia(ctx.svc, { origin, mediaId, domain: ctx.domain, authenticated, wantStream: false })).row;
   }
   const cfg = ctx.domain.thumbnails;
   try {
@@ -53,7 +50,7 @@ export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promis
 /** Spec v1.12: thumbnails are always inline, with a filename. */
 export function thumbnailHeaders(contentType: string) {
   const ext = EXTENSIONS[contentType] ?? 'png';
-  return { 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': CACHE_CONTROL };
+  return { 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': MEDIA_CACHE_CONTROL };
 }
 
 export function thumbnailResult(ctx: Ctx, thumb: Thumbnail): Result {
