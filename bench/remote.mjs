@@ -2,7 +2,10 @@
 // Cold remote fetch: a 50 MiB file uploaded to media-repo A, downloaded by a client from
 // media-repo B, which fetches it from A over federation (signed v1, multipart) and streams it
 // to the client while storing it. Baseline in the same run: the client downloading the same
-// file directly from A. Reports time to first byte and total time at the client.
+// file directly from A. Reports time to first byte and total time at the client. Two more
+// baselines show where the cost of B's hop lies: the same download through a pipe-only Node
+// proxy in front of A's front (the floor for any Node process in the path, storing nothing),
+// and the warm download from B once the file is stored there.
 //
 //   node bench/remote.mjs [--size-mib 50] [--reps 3] [--postgres DSN] [--cpu-prof (of B)]
 //
@@ -39,12 +42,23 @@ mkdirSync(workDir, { recursive: true });
 
 /** A homeserver front: publishes the key, forwards every other request to its media repo. */
 async function front(key) {
+  const f = await pipeProxy();
+  const state = f.state;
+  f.onKey = () => {
+    const doc = signJson({ server_name: state.name, valid_until_ts: Date.now() + 3600_000, verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } }, old_verify_keys: {} }, state.name, key);
+    return JSON.stringify(doc);
+  };
+  return f;
+}
+
+/** Forwards every request to `state.target` with Node's http on both sides (or answers keys). */
+async function pipeProxy() {
   const state = { name: '', target: 0 };
+  const self = { state, server: null, onKey: null };
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
-    if (req.url.startsWith('/_matrix/key/v2/server')) {
-      const doc = signJson({ server_name: state.name, valid_until_ts: Date.now() + 3600_000, verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } }, old_verify_keys: {} }, state.name, key);
-      return res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+    if (self.onKey && req.url.startsWith('/_matrix/key/v2/server')) {
+      return res.writeHead(200, { 'Content-Type': 'application/json' }).end(self.onKey());
     }
     const up = http.request({ host: '127.0.0.1', port: state.target, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
       res.writeHead(r.statusCode, r.headers);
@@ -55,7 +69,8 @@ async function front(key) {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   state.name = `127.0.0.1:${server.address().port}`;
-  return { server, state };
+  self.server = server;
+  return self;
 }
 
 async function startHomeserver(label, cpuProf = false) {
@@ -110,6 +125,7 @@ function upload(a, body, name) {
 }
 
 let failed = false;
+let hop = null;
 try {
   const m = machineInfo();
   console.log(`remote fetch bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}; ${opt['size-mib']} MiB, ${reps} reps`);
@@ -118,16 +134,23 @@ try {
   const aFront = Number(a.name.split(':')[1]);
   const bPort = Number(new URL(b.repo.url).port);
   const body = randomBytes(size);
-  const runs = { direct: [], remote: [] };
+  hop = await pipeProxy();
+  hop.state.target = aFront;
+  const hopPort = Number(hop.state.name.split(':')[1]);
+  const runs = { direct: [], proxied: [], remote: [], warm: [] };
   for (let i = 0; i < reps; i++) {
     const id = await upload(a, body, `r${i}.bin`);
     const path = (server) => `/_matrix/client/v1/media/download/${server}/${id}`;
     // Alternate the order so neither side always runs on a warmer page cache.
-    const order = i % 2 === 0 ? ['direct', 'remote'] : ['remote', 'direct'];
+    // The warm run needs the cold one before it.
+    const order = i % 2 === 0 ? ['direct', 'proxied', 'remote', 'warm'] : ['remote', 'warm', 'proxied', 'direct'];
     for (const which of order) {
-      const r = which === 'direct'
-        ? await timedGet(aFront, a.name, path(a.name), a.repo.token)
-        : await timedGet(bPort, b.name, path(a.name), b.repo.token);
+      // B stores the file after the client has it (fsync, rename, row): let that finish, so the
+      // warm figure is a download from storage and not a wait for the store.
+      if (which === 'warm') await new Promise((r) => setTimeout(r, 1000));
+      const r = which === 'direct' ? await timedGet(aFront, a.name, path(a.name), a.repo.token)
+        : which === 'proxied' ? await timedGet(hopPort, a.name, path(a.name), a.repo.token)
+          : await timedGet(bPort, b.name, path(a.name), b.repo.token);
       if (r.status !== 200 || r.bytes !== size) throw new Error(`${which}: status ${r.status}, ${r.bytes} of ${size} bytes`);
       runs[which].push(r);
       console.log(`  run ${i + 1} ${which}: first byte ${round(r.ttfbMs)} ms, total ${round(r.totalMs)} ms (${round(size / 1048576 / (r.totalMs / 1000))} MiB/s)`);
@@ -137,19 +160,26 @@ try {
   const summary = {
     sizeMiB: Number(opt['size-mib']),
     direct: { ttfbMs: round(med('direct', 'ttfbMs')), totalMs: round(med('direct', 'totalMs')) },
+    proxied: { ttfbMs: round(med('proxied', 'ttfbMs')), totalMs: round(med('proxied', 'totalMs')) },
     remote: { ttfbMs: round(med('remote', 'ttfbMs')), totalMs: round(med('remote', 'totalMs')) },
+    warm: { ttfbMs: round(med('warm', 'ttfbMs')), totalMs: round(med('warm', 'totalMs')) },
   };
   summary.totalRatio = ratio(summary.remote.totalMs, summary.direct.totalMs);
+  summary.proxiedRatio = ratio(summary.proxied.totalMs, summary.direct.totalMs);
+  summary.warmRatio = ratio(summary.warm.totalMs, summary.direct.totalMs);
   summary.ttfbShareOfTotal = ratio(summary.remote.ttfbMs, summary.remote.totalMs);
   printTable(`remote-cold (median of ${reps}; target: total within 1.2x of direct, first byte well before the end)`,
     ['path', 'first byte ms', 'total ms', 'ratio to direct'],
     [['direct from A (through its front)', summary.direct.ttfbMs, summary.direct.totalMs, '-'],
-      ['cold, through B over federation', summary.remote.ttfbMs, summary.remote.totalMs, summary.totalRatio]]);
+      ['through a pipe-only Node proxy (no storing)', summary.proxied.ttfbMs, summary.proxied.totalMs, summary.proxiedRatio],
+      ['cold, through B over federation', summary.remote.ttfbMs, summary.remote.totalMs, summary.totalRatio],
+      ['warm, stored on B', summary.warm.ttfbMs, summary.warm.totalMs, summary.warmRatio]]);
   writeResult('remote-cold', { scenario: 'remote-cold', date: new Date().toISOString(), machine: m, reps, summary, runs }, opt.postgres ? 'postgres' : '');
 } catch (e) {
   failed = true;
   console.error(e);
 } finally {
+  hop?.server?.close();
   await stopAll();
   if (opt['cpu-prof']) printProfiles(join(workDir, 'b', 'prof'));
 }

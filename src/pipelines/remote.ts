@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { Errors, MatrixError } from '../errors.js';
 import type { DomainConfig, Config } from '../config/schema.js';
 import type { Db } from '../db/driver.js';
@@ -18,6 +18,14 @@ import { assertVisible } from './download.js';
 // Remote media (another server's mxc). The first request streams the file to its client while
 // it is written to a `remote_media` datastore and hashed; requests arriving meanwhile wait for
 // the stored row; later ones are served from storage like local media.
+//
+// A first client slower than the origin paces the transfer only briefly: once it has taken
+// nothing for CLIENT_STALL_MS it is detached, the transfer runs on at the origin's speed (so a
+// phone on a slow link cannot hold a fetch slot, keep joiners waiting, or push the transfer past
+// the federation timeout), and the client's remaining bytes come from storage once stored.
+
+/** How long a first client may hold the transfer back before it is served from storage instead. */
+export const CLIENT_STALL_MS = 500;
 
 export interface RemoteDeps {
   db: Db;
@@ -94,6 +102,8 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
   const mxc = `${r.origin}/${r.mediaId}`;
   const release = await deps.remoteState.slot(g.downloads.numWorkers);
   let staging: StagingWriter | null = null;
+  // Set when the client was detached: it then waits for bytes only storage can give.
+  let waitingClient: PassThrough | null = null;
   try {
     const source = await openRemoteSource(deps.federation, {
       origin: r.origin, mediaId: r.mediaId, ourName: r.domain.homeserver.name, key: signingKey(r.domain.homeserver.signingKeyPath),
@@ -104,7 +114,8 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     staging = await ds.createStaging();
     const client = new PassThrough({ highWaterMark: 1024 * 1024 });
     onStream(source, client);
-    await tee(source.body, staging, client);
+    const detachedAt = await tee(source.body, staging, client);
+    if (detachedAt !== null) waitingClient = client;
     const { sha256, size } = await staging.finish();
     const row = await deps.db.tx(async (q) => {
       await lockHash(q, sha256);
@@ -119,10 +130,12 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     });
     deps.remoteState.serverAnswered(r.origin);
     deps.mediaRows.set(row);
+    if (detachedAt !== null) finishFromStorage(deps, row, sha256, detachedAt, client);
     deps.log.info('remote media stored', { origin: r.origin, mediaId: r.mediaId, size });
     return row;
   } catch (e) {
     await staging?.abort();
+    waitingClient?.destroy(new Error('remote media could not be stored'));
     const err = toMatrixError(e, r.origin);
     if (err.status === 404) deps.remoteState.serverAnswered(r.origin);
     else deps.remoteState.serverFailed(r.origin, g.federation.backoffAt);
@@ -135,16 +148,52 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
 }
 
 /**
- * Copies `source` to the staging writer and to the client stream with backpressure from both;
- * a client that goes away does not stop the copy to storage. The client stream ends when the
- * source does, or is destroyed with the error that stopped it.
+ * The rest of a detached client's body, read from the stored blob. The bytes must be the ones
+ * this fetch hashed: if another instance stored different bytes under the mxc first, the client
+ * gets a cut-off body rather than a splice of two files.
  */
-function tee(source: Readable, staging: StagingWriter, client: PassThrough): Promise<void> {
+function finishFromStorage(deps: RemoteDeps, row: MediaRow, sha256: string, from: number, client: PassThrough): void {
+  const ds = deps.datastores.get(row.datastoreId);
+  if (client.destroyed) return;
+  if (!ds || row.sha256 !== sha256) {
+    client.destroy(new Error('stored remote media differs from the fetched bytes'));
+    return;
+  }
+  if (from >= row.sizeBytes) {
+    client.end();
+    return;
+  }
+  pipeline(ds.openStream(row.location, { start: from, end: row.sizeBytes - 1 }), client, (err) => {
+    if (err && !client.destroyed) client.destroy(err);
+  });
+}
+
+/**
+ * Copies `source` to the staging writer and to the client stream. Storage paces the copy; the
+ * client paces it until it stalls for CLIENT_STALL_MS, then is detached (and a client that goes
+ * away stops nothing). Resolves with the number of bytes the client was given when detached
+ * (the rest comes from storage), or null when the client had all of it (its stream is ended).
+ * On a source error the client stream is destroyed with that error.
+ */
+function tee(source: Readable, staging: StagingWriter, client: PassThrough): Promise<number | null> {
   return new Promise((resolve, reject) => {
     let stagingFull = false;
-    let clientOpen = true;
+    let attached = true;
+    let given = 0;
+    let stall: NodeJS.Timeout | null = null;
+    const clientHolds = () => attached && !client.destroyed && client.writableNeedDrain;
     const resume = () => {
-      if (!stagingFull && !(clientOpen && client.writableNeedDrain)) source.resume();
+      if (stall && !clientHolds()) {
+        clearTimeout(stall);
+        stall = null;
+      }
+      if (!stagingFull && !clientHolds()) source.resume();
+    };
+    const detach = () => {
+      stall = null;
+      if (!attached) return;
+      attached = false;
+      resume();
     };
     staging.onDrain(function again() {
       stagingFull = false;
@@ -152,10 +201,7 @@ function tee(source: Readable, staging: StagingWriter, client: PassThrough): Pro
       staging.onDrain(again);
     });
     client.on('drain', resume);
-    client.on('close', () => {
-      clientOpen = false;
-      resume();
-    });
+    client.on('close', detach);
     source.on('data', (chunk: Buffer) => {
       try {
         if (!staging.write(chunk)) stagingFull = true;
@@ -163,14 +209,22 @@ function tee(source: Readable, staging: StagingWriter, client: PassThrough): Pro
         source.destroy(e as Error);
         return;
       }
-      if (clientOpen && !client.destroyed) client.write(chunk);
-      if (stagingFull || (clientOpen && client.writableNeedDrain)) source.pause();
+      if (attached && !client.destroyed) {
+        client.write(chunk);
+        given += chunk.length;
+      }
+      if (stagingFull || clientHolds()) source.pause();
+      if (clientHolds() && !stall) stall = setTimeout(detach, CLIENT_STALL_MS);
     });
     source.once('end', () => {
-      client.end();
-      resolve();
+      if (stall) clearTimeout(stall);
+      if (attached || client.destroyed) {
+        client.end();
+        resolve(null);
+      } else resolve(given);
     });
     source.once('error', (e) => {
+      if (stall) clearTimeout(stall);
       client.destroy(e instanceof MatrixError ? e : new Error('remote transfer failed'));
       reject(e);
     });
