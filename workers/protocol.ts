@@ -68,3 +68,42 @@ export type ImageFailure = { ok: false; code: 'too_large' | 'unsupported' | 'cor
 export type ThumbnailReply = { ok: true; sourceType: string; outputs: ThumbnailOutput[] } | ImageFailure;
 export type IdenticonReply = { ok: true; bytes: Uint8Array } | ImageFailure;
 export type BlurhashReply = { ok: true; blurhash: string } | ImageFailure;
+
+/** Word and character limits for preview text (MMR's numWords / maxLength and the title pair). */
+export interface PreviewTextLimits {
+  numWords: number;
+  maxLength: number;
+  numTitleWords: number;
+  maxTitleLength: number;
+}
+
+/** To the preview pool: one fetched page to read OpenGraph fields from. `bytes` may be transferred. */
+export interface PreviewParseTask {
+  op: 'preview-html';
+  /** The page body, already capped by the fetcher. */
+  bytes: Uint8Array;
+  /** The HTTP Content-Type header, e.g. 'text/html; charset=Shift_JIS'. */
+  contentType: string | null;
+  /** The final URL after redirects: the base for relative URLs. */
+  pageUrl: string;
+  limits: PreviewTextLimits;
+  /** Stop scanning after this many tags (bounded work on hostile HTML); default 200_000. */
+  maxTags?: number;
+}
+
+export interface PreviewParseResult {
+  /** The encoding actually used to decode (a WHATWG name, e.g. 'windows-1252' for ISO-8859-1). */
+  charset: string;
+  title?: string;
+  description?: string;
+  siteName?: string;
+  type?: string;
+  /** og:url (absolute http(s)) if present. */
+  url?: string;
+  /** Absolute http(s) URL. */
+  image?: { url: string; width?: number; height?: number; type?: string };
+  /** <link rel="alternate" type="application/json+oembed" href> (absolute http(s)). */
+  oembedUrl?: string;
+  /** True if maxTags (or another work bound) stopped the scan early. */
+  truncated: boolean;
+}
