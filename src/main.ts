@@ -23,6 +23,12 @@ import { startHttpServer, type HttpServer } from './http/server.js';
 import { watchConfig } from './config/watch.js';
 import { UploadSinkPool } from './pools/upload-sink.js';
 import { ThumbnailPools } from './pools/thumbnails.js';
+import { PreviewPool } from './pools/previews.js';
+import { Admission } from './pools/admission.js';
+import { PreviewResults } from './cache/preview-results.js';
+import { providersLoader } from './preview/providers-loader.js';
+import { purgePreviews } from './db/url-previews.js';
+import type { StoredPreview } from './db/url-previews.js';
 import { libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
 import { ThumbnailRowCache } from './cache/thumbnail-rows.js';
 import { SingleFlight } from './cache/singleflight.js';
@@ -90,8 +96,19 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         log.warn('no signingKeyPath for this homeserver: remote media is fetched over the legacy unauthenticated endpoint only, which servers that froze their media refuse', { homeserver: d.homeserver.name });
       }
     }
+    const previewPool = new PreviewPool(g.urlPreviews.numWorkers);
+    const providers = providersLoader(() => loaded.global.urlPreviews, log);
+    providers(); // a broken providers file stops the start, not the first preview
     const svc: Services = {
       ...thumbnailDeps,
+      previews: {
+        pool: previewPool,
+        // numWorkers previews in flight, each holding at most one page; a bounded line behind.
+        gate: new Admission(g.urlPreviews.numWorkers, g.urlPreviews.numWorkers * 16, 'URL preview'),
+        flights: new SingleFlight<StoredPreview>(),
+        results: new PreviewResults(),
+        providers,
+      },
       config: () => loaded,
       tokens, pregenerator, federation, serverKeys,
       remoteFlights: new SingleFlight<MediaRow>(),
@@ -132,6 +149,16 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       deleteExpiredReservations(db, Date.now()).catch((e) => log.warn('reservation sweep failed', { error: e as Error }));
     }, 10 * 60 * 1000);
     sweeper.unref();
+    // Cached previews expire after urlPreviews.expireAfterDays (0 keeps them). Running on every
+    // instance is harmless: the delete is idempotent.
+    const previewPurge = setInterval(() => {
+      const days = loaded.global.urlPreviews.expireAfterDays;
+      if (days <= 0) return;
+      purgePreviews(db, Date.now() - days * 86_400_000)
+        .then((n) => n && log.info('purged expired URL previews', { rows: n }))
+        .catch((e) => log.warn('URL preview purge failed', { error: e as Error }));
+    }, 60 * 60 * 1000);
+    previewPurge.unref();
 
     let stopping: Promise<void> | undefined;
     return {
@@ -144,12 +171,14 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           http.stopListening();
           watcher?.close();
           clearInterval(sweeper);
+          clearInterval(previewPurge);
           const deadline = Date.now() + drainMs;
           while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           http.closeAll();
           pregenerator.stop();
           await freshThumbnails.drain();
           await pools.close();
+          await previewPool.close();
           await sinks.close();
           await db.close();
         })();

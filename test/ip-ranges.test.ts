@@ -81,3 +81,23 @@ t.test('allow list overrides deny', async (t) => {
   t.notOk(addressAllowed('10.0.0.1', allow, DENY));
   t.ok(addressAllowed('8.8.8.8', allow, DENY), 'allow is not an exclusive list');
 });
+
+t.test('the more specific entry decides; an allow-only list is exclusive', async (t) => {
+  const mmrAllow = IpRangeList.parse(['0.0.0.0/0']); // MMR's default urlPreviews.allowedNetworks
+  for (const ip of ['127.0.0.1', '10.1.2.3', '169.254.169.254', '::ffff:127.0.0.1', '::1']) {
+    t.notOk(addressAllowed(ip, mmrAllow, DENY), `${ip} stays refused under 0.0.0.0/0`);
+  }
+  t.ok(addressAllowed('8.8.8.8', mmrAllow, DENY));
+  t.ok(addressAllowed('2606:4700::1111', mmrAllow, DENY), 'IPv6 held by neither list: allowed while a deny list is in force');
+  const tie = IpRangeList.parse(['10.0.0.0/8']);
+  t.ok(addressAllowed('10.0.0.1', tie, tie), 'a tie allows: the operator named that very range');
+  const inner = IpRangeList.parse(['10.1.0.0/16']);
+  const outer = IpRangeList.parse(['10.0.0.0/8']);
+  t.ok(addressAllowed('10.1.2.3', inner, outer), 'allow inside deny');
+  t.notOk(addressAllowed('10.1.2.3', outer, inner), 'deny inside allow');
+  t.ok(addressAllowed('10.2.0.1', outer, inner), 'the rest of the allowed block');
+  const only = IpRangeList.parse(['203.0.113.0/24']);
+  t.ok(addressAllowed('203.0.113.9', only, NONE));
+  t.notOk(addressAllowed('8.8.8.8', only, NONE), 'allow-only: everything else refused');
+  t.ok(addressAllowed('8.8.8.8', NONE, NONE), 'no lists at all: allowed (config refuses this for previews)');
+});

@@ -107,3 +107,12 @@ export interface PreviewParseResult {
   /** True if maxTags (or another work bound) stopped the scan early. */
   truncated: boolean;
 }
+
+/** An oEmbed endpoint's JSON answer (untrusted, any shape), to be turned into preview fields. */
+export interface PreviewOEmbedTask {
+  op: 'preview-oembed';
+  json: unknown;
+  /** The previewed page's URL: the base for relative URLs in the answer. */
+  pageUrl: string;
+  limits: PreviewTextLimits;
+}

@@ -5,6 +5,7 @@ import { downloadHandler } from './media/download.js';
 import { configHandler } from './media/config.js';
 import { thumbnailHandler } from './media/thumbnail.js';
 import { identiconHandler } from './media/identicon.js';
+import { previewUrlHandler } from './media/preview-url.js';
 import { federationDownloadHandler, federationThumbnailHandler } from './federation/media.js';
 import { versionsHandler } from './client/versions.js';
 import { logoutHandler } from './client/logout.js';
@@ -32,6 +33,7 @@ export const ROUTES: Route[] = [
   { name: 'identicon', methods: ['GET'], paths: ['/_matrix/media/r0/identicon/:seed'], auth: 'optional', handler: identiconHandler },
   { name: 'federation_download', methods: ['GET'], paths: ['/_matrix/federation/v1/media/download/:mediaId'], auth: 'server', handler: federationDownloadHandler },
   { name: 'federation_thumbnail', methods: ['GET'], paths: ['/_matrix/federation/v1/media/thumbnail/:mediaId'], auth: 'server', handler: federationThumbnailHandler },
+  { name: 'url_preview', methods: ['GET'], paths: ['/_matrix/media/{r0,v1,v3}/preview_url', `${AUTHED}/preview_url`], auth: 'user', handler: previewUrlHandler },
   { name: 'config', methods: ['GET'], paths: ['/_matrix/media/{r0,v3}/config', `${AUTHED}/config`], auth: 'user', handler: configHandler },
   { name: 'versions', methods: ['GET'], paths: ['/_matrix/client/versions'], auth: 'none', handler: versionsHandler },
   { name: 'logout', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, false) },

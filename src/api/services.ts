@@ -17,6 +17,7 @@ import type { FederationClient } from '../matrix/federation-client.js';
 import type { ServerKeyFetcher } from '../matrix/server-keys.js';
 import type { RemoteFetchState } from '../cache/remote-state.js';
 import type { MediaRow } from '../db/media.js';
+import type { PreviewDeps } from '../pipelines/preview.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -36,6 +37,8 @@ export interface Services {
   serverKeys: ServerKeyFetcher;
   remoteFlights: SingleFlight<MediaRow>;
   remoteState: RemoteFetchState;
+  /** URL previews: parse pool, gate, flights, result cache, oEmbed providers. */
+  previews: Omit<PreviewDeps, 'db' | 'datastores' | 'log' | 'config'>;
   log: Logger;
   state: { shuttingDown: boolean };
 }

@@ -71,6 +71,27 @@ export function defaultConfig(): Config {
       allowedNetworks: [],
       disallowedNetworks: [...DEFAULT_DENIED_RANGES],
     },
+    urlPreviews: {
+      enabled: true,
+      numWorkers: 10,
+      maxPageSizeBytes: 10485760,
+      filePreviewTypes: ['image/*'],
+      defaultLanguage: 'en-US,en',
+      numWords: 50,
+      maxLength: 200,
+      numTitleWords: 30,
+      maxTitleLength: 150,
+      expireAfterDays: 0,
+      previewUnsafeCertificates: false,
+      // MMR's list lacked 0.0.0.0/8, the translation prefixes and more (a bypass class); this is
+      // the full special-purpose set. MMR's default allow list of 0.0.0.0/0 is not needed: an
+      // address matching no deny entry is allowed.
+      disallowedNetworks: [...DEFAULT_DENIED_RANGES],
+      allowedNetworks: [],
+      oEmbed: false,
+      oEmbedProvidersFile: '',
+      userAgent: 'media-repo',
+    },
     featureSupport: {
       MSC2448: { enabled: false, xComponents: 4, yComponents: 3, punch: 1 },
     },

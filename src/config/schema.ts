@@ -122,6 +122,32 @@ export interface FeatureSupportSection {
   MSC2448: { enabled: boolean; xComponents: number; yComponents: number; punch: number };
 }
 
+export interface UrlPreviewsSection {
+  enabled: boolean;
+  /** Parse threads (piscina); capped at the CPU count. Process-wide. */
+  numWorkers: number;
+  /** Bytes read of a page (the rest is not fetched) and the largest preview image or file. */
+  maxPageSizeBytes: number;
+  /** Globs of non-HTML Content-Types previewed as a file (an image becomes the preview image). */
+  filePreviewTypes: string[];
+  /** Accept-Language sent when the client sends none. */
+  defaultLanguage: string;
+  numWords: number;
+  maxLength: number;
+  numTitleWords: number;
+  maxTitleLength: number;
+  /** Cached previews older than this are purged hourly; 0 keeps them. Process-wide. */
+  expireAfterDays: number;
+  /** Skips certificate checks only; the address checks always apply. */
+  previewUnsafeCertificates: boolean;
+  disallowedNetworks: string[];
+  allowedNetworks: string[];
+  oEmbed: boolean;
+  /** A providers.json (oembed.com format) replacing the bundled list; empty = bundled. Not an MMR key. */
+  oEmbedProvidersFile: string;
+  userAgent: string;
+}
+
 export interface TimeoutsSection {
   urlPreviewTimeoutSeconds: number;
   federationTimeoutSeconds: number;
@@ -151,6 +177,7 @@ export interface Config {
   identicons: IdenticonsSection;
   featureSupport: FeatureSupportSection;
   federation: FederationSection;
+  urlPreviews: UrlPreviewsSection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }
@@ -166,6 +193,7 @@ export interface DomainConfig {
   thumbnails: ThumbnailsSection;
   identicons: IdenticonsSection;
   featureSupport: FeatureSupportSection;
+  urlPreviews: UrlPreviewsSection;
   [section: string]: unknown;
 }
 

@@ -194,6 +194,19 @@ const SECTIONS: Record<string, Check> = {
     th.types = th.types.map((t) => t.toLowerCase());
     return th;
   },
+  urlPreviews: (v, p, w) => {
+    const u = section({
+      enabled: bool, numWorkers: int(1, 256), maxPageSizeBytes: int(1), filePreviewTypes: listOf(str(true)),
+      defaultLanguage: str(true), numWords: int(1), maxLength: int(1), numTitleWords: int(1), maxTitleLength: int(1),
+      expireAfterDays: int(0), previewUnsafeCertificates: bool, disallowedNetworks: listOf(cidr), allowedNetworks: listOf(cidr),
+      oEmbed: bool, oEmbedProvidersFile: str(), userAgent: str(true),
+    })(v, p, w) as { enabled: boolean; disallowedNetworks: string[]; allowedNetworks: string[] };
+    // With no list at all every address would be fetchable, loopback and cloud metadata too.
+    if (u.enabled && u.disallowedNetworks.length === 0 && u.allowedNetworks.length === 0) {
+      throw new ConfigError(`${p}: disallowedNetworks and allowedNetworks are both empty, which would let previews reach any address; set one (or disable urlPreviews)`);
+    }
+    return u;
+  },
   identicons: section({ enabled: bool }),
   featureSupport: section({
     MSC2448: section({ enabled: bool, xComponents: int(1, 9), yComponents: int(1, 9), punch: num }),
@@ -203,7 +216,7 @@ const SECTIONS: Record<string, Check> = {
 
 /** MMR's other top-level sections: kept as given until a feature reads them. */
 const LATER_SECTIONS = new Set([
-  'archiving', 'urlPreviews', 'rateLimit', 'quarantine',
+  'archiving', 'rateLimit', 'quarantine',
   'metrics', 'plugins', 'sentry', 'redis', 'tasks', 'pgo',
 ]);
 

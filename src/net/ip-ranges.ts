@@ -129,6 +129,22 @@ export class IpRangeList {
 
   get size(): number { return this.ranges.length; }
 
+  /** How specific the closest range holding the address (in any of its forms) is, as the
+   * number of host bits it leaves open (0 = the exact address); null when none holds it. */
+  closestMatch(ip: string): number | null {
+    const f = forms(ip);
+    if (!f) return null;
+    let best: number | null = null;
+    for (const b of f) {
+      for (const r of this.ranges) {
+        if (!inRange(b, r)) continue;
+        const open = b.length * 8 - r.bits;
+        if (best === null || open < best) best = open;
+      }
+    }
+    return best;
+  }
+
   /** True when the address, or the IPv4 address it embeds (mapped, 6to4, NAT64, ...), lies in
    * any range: checking both forms means neither a deny nor an allow entry can be sidestepped
    * by spelling the address differently. Non-addresses are never contained. */
@@ -149,10 +165,19 @@ export const DEFAULT_DENIED_RANGES: readonly string[] = Object.freeze([
   '2001:db8::/32', '2002::/16', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
 ]);
 
-/** An address is allowed when an explicit allow entry covers it (the allow list overrides deny,
- * e.g. tests allowing 127.0.0.1/32) or no deny entry covers it in any of its forms. Anything
- * that is not an IP address is refused. */
+/**
+ * Whether an address may be dialled. Where entries of both lists hold it, the more specific one
+ * decides, and a tie allows (the operator listed that very range to allow it): tests allow
+ * 127.0.0.1/32 inside the denied 127.0.0.0/8, while MMR configs that carry
+ * `allowedNetworks: [0.0.0.0/0]` cannot thereby re-open loopback. An address
+ * that neither list holds is allowed while a deny list is in force, and refused when only an
+ * allow list is given (an allow-only list is exclusive). Non-addresses are always refused.
+ */
 export function addressAllowed(ip: string, allow: IpRangeList, deny: IpRangeList): boolean {
   if (!forms(ip)) return false;
-  return allow.contains(ip) || !deny.contains(ip);
+  const a = allow.closestMatch(ip);
+  const d = deny.closestMatch(ip);
+  if (a !== null && (d === null || a <= d)) return true;
+  if (d !== null) return false;
+  return !(deny.size === 0 && allow.size > 0);
 }

@@ -1,0 +1,147 @@
+import { Errors } from '../errors.js';
+import type { DomainConfig, UrlPreviewsSection } from '../config/schema.js';
+import type { Db } from '../db/driver.js';
+import type { DatastoreRegistry } from '../datastores/registry.js';
+import type { PreviewParseResult, PreviewTextLimits } from '../../workers/protocol.js';
+import type { PreviewPool } from '../pools/previews.js';
+import { safeJson, safeRequest, type SafeRequestOptions } from '../net/safe-request.js';
+import { filenameFromDisposition } from '../http/content-disposition.js';
+import { bufferBody } from '../http/buffer-body.js';
+import { globMatch, oEmbedRequestUrl, type OEmbedProviders } from '../preview/oembed-providers.js';
+import { readPrefix } from '../preview/page-reader.js';
+import { fetchPreviewImage, identifyImage, type PreviewImage } from '../preview/preview-image.js';
+import { uploadMedia } from './upload.js';
+
+// One preview, generated: oEmbed when the URL's provider has an endpoint, else the page itself
+// (HTML parsed on the preview pool; a file of a filePreviewTypes type described from its
+// headers), then the preview image fetched and stored as the requesting user's local media.
+// Every fetch (page, redirect hops, oEmbed endpoint, discovered oEmbed link, image) goes
+// through safeRequest with the same address lists and deadline.
+
+/** safeRequest options shared by every fetch of one preview (lists, deadline, headers). */
+export type PreviewFetchOptions = Omit<SafeRequestOptions, 'maxBytes'> & { headers: Record<string, string> };
+
+export interface GenerateDeps {
+  db: Db;
+  datastores: DatastoreRegistry;
+  pool: PreviewPool;
+  /** Null when oEmbed is off. */
+  providers: OEmbedProviders | null;
+}
+
+export interface GenerateInput {
+  url: string;
+  cfg: UrlPreviewsSection;
+  fetch: PreviewFetchOptions;
+  userId: string;
+  serverName: string;
+  domain: DomainConfig;
+  requiresAuth: boolean;
+}
+
+export type PreviewJson = Record<string, string | number>;
+
+const HTML_ACCEPT = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5';
+const OEMBED_MAX_BYTES = 256 * 1024;
+
+const mimeOf = (header: string | undefined): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
+const isHtml = (mime: string): boolean => mime === 'text/html' || mime === 'application/xhtml+xml';
+
+function limitsOf(cfg: UrlPreviewsSection): PreviewTextLimits {
+  return { numWords: cfg.numWords, maxLength: cfg.maxLength, numTitleWords: cfg.numTitleWords, maxTitleLength: cfg.maxTitleLength };
+}
+
+/** An oEmbed answer as preview fields, or null when the endpoint fails (the page is the fallback). */
+async function tryOEmbed(deps: GenerateDeps, requestUrl: string, input: GenerateInput): Promise<PreviewParseResult | null> {
+  try {
+    const { json } = await safeJson(requestUrl, { ...input.fetch, maxBytes: OEMBED_MAX_BYTES });
+    const fields = await deps.pool.oEmbed({ json, pageUrl: input.url, limits: limitsOf(input.cfg) });
+    return fields.title || fields.image ? fields : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A file's name from its headers or its URL's last path segment. */
+function fileTitle(disposition: string | undefined, url: string, maxLength: number): string {
+  let name = filenameFromDisposition(disposition);
+  if (!name) {
+    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
+    try {
+      name = last ? decodeURIComponent(last) : null;
+    } catch {
+      name = last ?? null;
+    }
+  }
+  const title = [...(name || url)];
+  return title.length > maxLength ? `${title.slice(0, maxLength).join('')}…` : title.join('');
+}
+
+/** Fields of the page at `input.url` (and, for a file preview, the file as the image). */
+async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fields: PreviewParseResult; image: PreviewImage | null }> {
+  const { cfg } = input;
+  const res = await safeRequest(input.url, { ...input.fetch, maxBytes: Number.MAX_SAFE_INTEGER, headers: { ...input.fetch.headers, accept: HTML_ACCEPT } });
+  if (res.status < 200 || res.status >= 300) {
+    res.body.destroy();
+    if (res.status === 404 || res.status === 410) throw Errors.notFound('The page was not found');
+    throw Errors.badGateway(`The page answered HTTP ${res.status}`);
+  }
+  const mime = mimeOf(res.headers['content-type']);
+  if (isHtml(mime)) {
+    const { bytes } = await readPrefix(res.body, cfg.maxPageSizeBytes);
+    const fields = await deps.pool.html({ bytes, contentType: res.headers['content-type'] ?? null, pageUrl: res.url, limits: limitsOf(cfg) });
+    if (fields.oembedUrl && deps.providers) {
+      // A discovered link is a URL the page chose: it gets the same checks as any other fetch.
+      const oe = await tryOEmbed(deps, fields.oembedUrl, input);
+      if (oe) return { fields: { ...fields, ...definedOnly(oe), url: fields.url ?? oe.url }, image: null };
+    }
+    return { fields, image: null };
+  }
+  if (mime && cfg.filePreviewTypes.some((glob) => globMatch(glob.toLowerCase(), mime))) {
+    const fields: PreviewParseResult = { charset: '', truncated: false, title: fileTitle(res.headers['content-disposition'], res.url, cfg.maxTitleLength) };
+    let image: PreviewImage | null = null;
+    if (mime.startsWith('image/')) {
+      const { bytes, complete } = await readPrefix(res.body, cfg.maxPageSizeBytes + 1);
+      const info = complete && bytes.length <= cfg.maxPageSizeBytes ? await identifyImage(bytes) : null;
+      image = info && { bytes, ...info };
+    } else res.body.destroy();
+    return { fields, image };
+  }
+  res.body.destroy();
+  throw Errors.notFound(`No preview for content of type ${mime || 'unknown'}`);
+}
+
+/** The fields of `o` that are set (so spreading them never erases a page's value). */
+function definedOnly(o: PreviewParseResult): Partial<PreviewParseResult> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<PreviewParseResult>;
+}
+
+export async function generatePreview(deps: GenerateDeps, input: GenerateInput): Promise<PreviewJson> {
+  const endpoint = deps.providers?.endpointFor(input.url);
+  const oEmbedFields = endpoint ? await tryOEmbed(deps, oEmbedRequestUrl(endpoint.url, input.url), input) : null;
+  const { fields, image: fileImage } = oEmbedFields ? { fields: oEmbedFields, image: null } : await fromPage(deps, input);
+  const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, input.cfg.maxPageSizeBytes) : null);
+
+  const out: PreviewJson = {};
+  const put = (k: string, v: string | number | undefined) => {
+    if (v !== undefined && v !== '') out[k] = v;
+  };
+  put('og:title', fields.title);
+  put('og:description', fields.description);
+  put('og:site_name', fields.siteName);
+  put('og:type', fields.type);
+  put('og:url', fields.url ?? input.url);
+  if (image) {
+    const row = await uploadMedia(deps, {
+      origin: input.serverName, userId: input.userId, uploadName: null, contentType: image.contentType,
+      body: bufferBody(image.bytes), maxBytes: 0, minBytes: 0,
+      datastoreIds: input.domain.datastores.map((d) => d.id), requiresAuth: input.requiresAuth,
+    });
+    put('og:image', `mxc://${row.origin}/${row.mediaId}`);
+    put('og:image:type', image.contentType);
+    put('og:image:width', image.width);
+    put('og:image:height', image.height);
+    put('matrix:image:size', row.sizeBytes);
+  }
+  return out;
+}
