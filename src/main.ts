@@ -44,6 +44,10 @@ export interface StartOptions {
   runMigrations?: boolean;
 }
 
+/** How long stop() lets in-flight requests finish. The systemd unit's TimeoutStopSec and the
+ * README's docker --stop-timeout sit above it (test/systemd-unit.test.ts checks the unit's). */
+export const SHUTDOWN_DRAIN_MS = 10_000;
+
 export interface RunningRepo {
   port: number;
   services: Services;
@@ -164,7 +168,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     return {
       port: http.port,
       services: svc,
-      stop(drainMs = 10_000) {
+      stop(drainMs = SHUTDOWN_DRAIN_MS) {
         // Idempotent: a second call (another signal, a test teardown) waits for the first.
         stopping ??= (async () => {
           svc.state.shuttingDown = true;
