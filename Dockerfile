@@ -35,6 +35,7 @@ COPY --from=build /app/dist ./dist
 # start-up from beside dist/; the sample is there to copy (see README, Docker).
 COPY package.json config.sample.yaml ./
 COPY migrations ./migrations
+COPY assets ./assets
 USER node
 # Config, embedded database and file datastores: relative paths in the config resolve here, so
 # the sample's data/db and data/media land on the volume.

@@ -78,6 +78,7 @@ t.test('what the server reads at run time is in the image', async (t) => {
   const plain = args(runtime, 'COPY').filter((a) => !a.startsWith('--from')).flatMap((a) => a.split(/\s+/).slice(0, -1));
   t.ok(plain.includes('package.json'), 'package.json ("type": "module", version)');
   t.ok(plain.includes(relative(root, MIGRATIONS_DIR).replace(/\/$/, '')), 'migrations/ beside dist/');
+  t.ok(plain.includes('assets'), 'assets/ (the bundled oEmbed providers) beside dist/');
 });
 
 t.test('tini is PID 1 and runs the launcher, which the build outputs', async (t) => {
