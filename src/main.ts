@@ -24,6 +24,8 @@ import { watchConfig } from './config/watch.js';
 import { UploadSinkPool } from './pools/upload-sink.js';
 import { ThumbnailPools } from './pools/thumbnails.js';
 import { PreviewPool } from './pools/previews.js';
+import { createRegistry } from './metrics/registry.js';
+import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { Admission } from './pools/admission.js';
 import { PreviewResults } from './cache/preview-results.js';
 import { providersLoader } from './preview/providers-loader.js';
@@ -50,6 +52,8 @@ export const SHUTDOWN_DRAIN_MS = 10_000;
 
 export interface RunningRepo {
   port: number;
+  /** The metrics listener's port, when metrics.enabled. */
+  metricsPort: number | null;
   services: Services;
   stop(drainMs?: number): Promise<void>;
 }
@@ -127,6 +131,11 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       bindAddress: g.repo.bindAddress, port: opts.port ?? g.repo.port, log,
       wantsBody: dispatcher.wantsBody, dispatch: dispatcher.dispatch,
     });
+    let metrics: MetricsServer | null = null;
+    if (g.metrics.enabled) {
+      metrics = await startMetricsServer(createRegistry(), g.metrics.bindAddress, g.metrics.port);
+      log.info('metrics listening', { address: g.metrics.bindAddress, port: metrics.port });
+    }
     log.info('media-repo listening', { address: g.repo.bindAddress, port: http.port, database: db.kind, homeservers: [...loaded.domains.keys()].join(', ') });
 
     const watcher = opts.configPath
@@ -167,12 +176,14 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     let stopping: Promise<void> | undefined;
     return {
       port: http.port,
+      metricsPort: metrics?.port ?? null,
       services: svc,
       stop(drainMs = SHUTDOWN_DRAIN_MS) {
         // Idempotent: a second call (another signal, a test teardown) waits for the first.
         stopping ??= (async () => {
           svc.state.shuttingDown = true;
           http.stopListening();
+          await metrics?.close();
           watcher?.close();
           clearInterval(sweeper);
           clearInterval(previewPurge);

@@ -92,6 +92,7 @@ export function defaultConfig(): Config {
       oEmbedProvidersFile: '',
       userAgent: 'media-repo',
     },
+    metrics: { enabled: false, bindAddress: '127.0.0.1', port: 9000 },
     featureSupport: {
       MSC2448: { enabled: false, xComponents: 4, yComponents: 3, punch: 1 },
     },

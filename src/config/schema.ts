@@ -148,6 +148,13 @@ export interface UrlPreviewsSection {
   userAgent: string;
 }
 
+export interface MetricsSection {
+  /** Serve Prometheus metrics on their own listener (never the public one). */
+  enabled: boolean;
+  bindAddress: string;
+  port: number;
+}
+
 export interface TimeoutsSection {
   urlPreviewTimeoutSeconds: number;
   federationTimeoutSeconds: number;
@@ -178,6 +185,7 @@ export interface Config {
   featureSupport: FeatureSupportSection;
   federation: FederationSection;
   urlPreviews: UrlPreviewsSection;
+  metrics: MetricsSection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }

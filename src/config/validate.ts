@@ -208,6 +208,7 @@ const SECTIONS: Record<string, Check> = {
     return u;
   },
   identicons: section({ enabled: bool }),
+  metrics: section({ enabled: bool, bindAddress: str(true), port: int(0, 65535) }),
   featureSupport: section({
     MSC2448: section({ enabled: bool, xComponents: int(1, 9), yComponents: int(1, 9), punch: num }),
   }),
@@ -217,7 +218,7 @@ const SECTIONS: Record<string, Check> = {
 /** MMR's other top-level sections: kept as given until a feature reads them. */
 const LATER_SECTIONS = new Set([
   'archiving', 'rateLimit', 'quarantine',
-  'metrics', 'plugins', 'sentry', 'redis', 'tasks', 'pgo',
+  'plugins', 'sentry', 'redis', 'tasks', 'pgo',
 ]);
 
 /** Validates one section (already merged over its defaults); unknown sections pass through. */

@@ -12,7 +12,7 @@ export const DEBOUNCE_MS = 300;
 
 /** Keys read once at start-up (the socket, the log files, the database pool). A prefix ending
  * in '.' covers every key below it. */
-export const RESTART_KEYS = ['repo.bindAddress', 'repo.port', 'repo.logDirectory', 'database.', 'thumbnails.numWorkers'];
+export const RESTART_KEYS = ['repo.bindAddress', 'repo.port', 'repo.logDirectory', 'database.', 'thumbnails.numWorkers', 'urlPreviews.numWorkers', 'metrics.'];
 
 /** Leaf paths under `prefix` whose values differ between a and b. */
 function changedPaths(a: unknown, b: unknown, prefix: string, out: string[]): string[] {
@@ -29,6 +29,9 @@ export function restartKeysChanged(before: Config, after: Config): string[] {
   const changed = [
     ...changedPaths(before.repo, after.repo, 'repo', []),
     ...changedPaths(before.database, after.database, 'database', []),
+    ...changedPaths(before.thumbnails, after.thumbnails, 'thumbnails', []),
+    ...changedPaths(before.urlPreviews, after.urlPreviews, 'urlPreviews', []),
+    ...changedPaths(before.metrics, after.metrics, 'metrics', []),
   ];
   return changed.filter((p) => RESTART_KEYS.some((k) => (k.endsWith('.') ? p.startsWith(k) : p === k)));
 }
