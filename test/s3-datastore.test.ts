@@ -10,7 +10,7 @@ import { LeftoverCleaner } from '../src/datastores/s3-leftovers.js';
 import { publicUrlFor } from '../src/datastores/s3-keys.js';
 import type { StagingWriter } from '../src/datastores/datastore.js';
 import { UploadSinkPool } from '../src/pools/upload-sink.js';
-import { startTestS3 } from './helpers/s3.js';
+import { startTestS3, until } from './helpers/s3.js';
 
 const sinks = new UploadSinkPool(1);
 t.teardown(() => sinks.close());
@@ -25,13 +25,6 @@ async function writeAll(w: StagingWriter, body: Buffer): Promise<void> {
   }
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 t.test('publicUrl: null without publicBaseUrl, else the key under it, escaped per segment', async (t) => {
   t.equal(new S3Datastore('a', s3.opts(), ['all'], true, 'm1', sinks).publicUrl('ab/abcd'), null);

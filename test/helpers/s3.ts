@@ -77,6 +77,15 @@ interface S3rverInstance {
   };
 }
 
+/** Polls `check` until it holds; throws after `ms` (background cleanups take a few retries). */
+export async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function startTestS3(): Promise<TestS3> {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-s3-'));
   const port = await freePort();
