@@ -6,6 +6,7 @@ import { S3Datastore } from '../src/datastores/s3.js';
 import { S3Bucket } from '../src/datastores/s3-bucket.js';
 import { createS3Client } from '../src/datastores/s3-client.js';
 import { copyObject } from '../src/datastores/s3-copy.js';
+import { ObjectUpload } from '../src/datastores/s3-object-upload.js';
 import { LeftoverCleaner } from '../src/datastores/s3-leftovers.js';
 import { publicUrlFor } from '../src/datastores/s3-keys.js';
 import type { StagingWriter } from '../src/datastores/datastore.js';
@@ -49,6 +50,32 @@ t.test('a blob past the single-CopyObject limit is committed by a multipart copy
   t.same(await s3.openUploads(), [], 'the multipart copy was completed');
   await w.abort();
   await ds.delete('copied');
+});
+
+t.test('over TLS bodies are sent as UNSIGNED-PAYLOAD, and a signature-checking server accepts them', async (t) => {
+  // s3rver checks SigV4 signatures; the TLS-only switch is forced on here over plain http.
+  const bucket = new S3Bucket(createS3Client(s3.opts(), true), s3.opts().bucketName, 'unsigned');
+  const seen: string[] = [];
+  s3.onRequest = (method, _url, headers) => {
+    if (method === 'PUT') seen.push(String(headers['x-amz-content-sha256']));
+  };
+  t.teardown(() => {
+    s3.onRequest = null;
+  });
+  const reader = new S3Datastore('a', s3.opts(), ['all'], true, 'm1', sinks);
+  for (const size of [1000, 12 * MiB]) {
+    const body = randomBytes(size);
+    const upload = new ObjectUpload({ bucket, key: `unsigned-${size}`, storageClass: '' });
+    await upload.addPart(body.subarray(0, Math.min(size, 5 * MiB)));
+    await upload.finish(body.subarray(Math.min(size, 5 * MiB)));
+    t.ok((await reader.readAll(`unsigned-${size}`)).equals(body), `${size} bytes intact`);
+    await reader.delete(`unsigned-${size}`);
+  }
+  t.ok(seen.length === 3 && seen.every((h) => h === 'UNSIGNED-PAYLOAD'), `every PUT unsigned: ${seen.join(', ')}`);
+  seen.length = 0;
+  const bytes = randomBytes(100);
+  await reader.delete(await reader.putBlob(bytes, sha(bytes)));
+  t.match(seen, [/^[0-9a-f]{64}$/], 'over plain http the payload stays signed');
 });
 
 t.test('S3 failing mid-upload: the upload fails; its leftovers go once S3 answers again', async (t) => {

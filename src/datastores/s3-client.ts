@@ -18,10 +18,10 @@ const CONNECT_TIMEOUT_MS = 5000;
  *   long, fails it; the SDK retries it twice), and a bounded socket pool, so a stalled service
  *   cannot pile up sockets and memory without limit.
  */
-export function createS3Client(o: S3DatastoreOpts): S3Client {
+export function createS3Client(o: S3DatastoreOpts, unsignedPayload = o.ssl): S3Client {
   const timeoutMs = o.timeoutSeconds * 1000;
   const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
-  return new S3Client({
+  const client = new S3Client({
     endpoint: `${o.ssl ? 'https' : 'http'}://${o.endpoint}`,
     forcePathStyle: true,
     // Signing needs a region even where the service ignores it; us-east-1 is what minio-go
@@ -44,4 +44,22 @@ export function createS3Client(o: S3DatastoreOpts): S3Client {
       httpsAgent: new HttpsAgent(agentOptions),
     },
   });
+  if (unsignedPayload) {
+    client.middlewareStack.add((next) => (args) => {
+      skipPayloadHash(args.request as { headers?: Record<string, string>; body?: unknown });
+      return next(args);
+    }, { step: 'build', name: 'mediaRepoUnsignedPayload' });
+  }
+  return client;
+}
+
+/**
+ * Over TLS, request bodies are signed as UNSIGNED-PAYLOAD (standard SigV4 for S3): TLS already
+ * guards the bytes in transit, and otherwise the signer hashes every part body in one
+ * synchronous call on the event loop (about 4 ms per 5 MiB part, a second SHA-256 of every
+ * upload on top of the content hash). Over plain http the payload stays signed: there the
+ * signature is the only integrity check.
+ */
+function skipPayloadHash(request: { headers?: Record<string, string>; body?: unknown }): void {
+  if (request.headers && request.body instanceof Uint8Array) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
 }

@@ -39,6 +39,8 @@ export interface TestS3 {
   port: number;
   dir: string;
   fault: S3Fault;
+  /** Sees every request's method, URL and headers before anything else does. */
+  onRequest: ((method: string, url: string, headers: Record<string, string | undefined>) => void) | null;
   /** Datastore opts pointing at this server, over the given overrides. */
   opts(over?: Partial<S3DatastoreOpts>): S3DatastoreOpts;
   /** Every object key in the bucket (under `prefix`). */
@@ -93,7 +95,7 @@ export async function startTestS3(): Promise<TestS3> {
   let server: S3rverInstance | null = null;
 
   const s3: TestS3 = {
-    endpoint: `127.0.0.1:${port}`, port, dir, fault: null,
+    endpoint: `127.0.0.1:${port}`, port, dir, fault: null, onRequest: null,
     opts: (over = {}) => ({
       ...defaultS3Opts(), endpoint: `127.0.0.1:${port}`, bucketName: S3_BUCKET, ssl: false,
       accessKeyId: 'S3RVER', accessSecret: 'S3RVER', ...over,
@@ -144,6 +146,7 @@ export async function startTestS3(): Promise<TestS3> {
 
 function faults(s3: TestS3) {
   return async (ctx: KoaContext, next: Next): Promise<void> => {
+    s3.onRequest?.(ctx.method, ctx.url, ctx.headers);
     const f = s3.fault;
     if (f?.kind === 'slow') await new Promise((r) => setTimeout(r, f.ms));
     if (f?.kind === 'down' || (f?.kind === 'drop' && f.when(ctx.method, ctx.url))) {
