@@ -87,8 +87,13 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     await datastores.sync(allDatastores(loaded));
     datastores.setTally(await bytesPerDatastore(db));
     for (const ds of datastores.all()) {
-      const swept = await ds.sweepStaging();
-      if (swept) log.info('removed staging leftovers of an earlier run', { datastore: ds.id, files: swept });
+      try {
+        const swept = await ds.sweepStaging();
+        if (swept) log.info('removed staging leftovers of an earlier run', { datastore: ds.id, files: swept });
+      } catch (e) {
+        // An unreachable bucket must not keep the other datastores (and downloads) from serving.
+        log.warn('could not sweep staging leftovers; will try again at the next start', { datastore: ds.id, error: e as Error });
+      }
     }
     const tokens = new TokenCache();
     tokens.configure(g.accessTokens.maxCacheTimeSeconds);

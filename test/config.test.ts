@@ -118,6 +118,17 @@ t.test('errors name the key path, the value and what was expected', async (t) =>
     [{ datastores: [{ type: 'ftp', id: 'a' }] }, 'datastores[0].type: expected one of file, s3, got "ftp"'],
     [{ datastores: [{ type: 'file', id: 'a', opts: {} }] }, 'datastores[0].opts.path: expected a non-empty string, got nothing'],
     [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x' } }] }, 'datastores[0].opts.bucketName: expected a non-empty string, got nothing'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'https://s3.example.org', bucketName: 'm' } }] },
+      'datastores[0].opts.endpoint: expected a host[:port] without a scheme (ssl picks https or http), got "https://s3.example.org"'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', ssl: 'yes' } }] }, 'datastores[0].opts.ssl: expected true or false, got "yes"'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', prefixLength: 65 } }] },
+      'datastores[0].opts.prefixLength: expected an integer from 0 to 64, got 65'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', publicBaseUrl: 'cdn.example.org' } }] },
+      'datastores[0].opts.publicBaseUrl: expected an http(s) URL, got "cdn.example.org"'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', timeoutSeconds: 0 } }] },
+      'datastores[0].opts.timeoutSeconds: expected an integer from 1 to 3600, got 0'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', multipartUploads: false } }] },
+      'datastores[0].opts.tempPath: expected a directory to spool uploads in when multipartUploads is false, got ""'],
     [{ datastores: [DS[0], DS[0]] }, 'datastores[1].id: expected a unique id (datastores[0] already uses it), got "local"'],
     [{ datastores: [] }, 'datastores: expected at least one enabled datastore, got none'],
     [{ datastores: [{ ...DS[0], enabled: false }] }, 'datastores: expected at least one enabled datastore, got 1 datastore(s), none enabled'],
@@ -143,6 +154,18 @@ t.test('errors name the key path, the value and what was expected', async (t) =>
     if (typeof message === 'string') t.equal((error as Error | undefined)?.message, message);
     else t.match((error as Error | undefined)?.message, message);
   }
+});
+
+t.test('s3 datastore opts get MMR\'s defaults; unknown keys are reported', async (t) => {
+  const { config, warnings } = validateConfigWithWarnings({
+    datastores: [{ type: 's3', id: 's3', opts: { endpoint: 's3.example.org:9000', bucketName: 'media', acessKeyId: 'typo' } }],
+  });
+  t.same(config.datastores[0]!.opts, {
+    acessKeyId: 'typo', endpoint: 's3.example.org:9000', bucketName: 'media', accessKeyId: '', accessSecret: '', ssl: true, region: '',
+    storageClass: 'STANDARD', tempPath: '', publicBaseUrl: '', redirectWhenCached: false, prefixLength: 0, multipartUploads: true,
+    timeoutSeconds: 30,
+  });
+  t.same(warnings, ['datastores[0].opts.acessKeyId: unknown key, ignored']);
 });
 
 t.test('a directory merges its files in alphabetical order, later files winning', async (t) => {

@@ -1,4 +1,4 @@
-import type { Config } from './schema.js';
+import type { Config, S3DatastoreOpts } from './schema.js';
 import { DEFAULT_DENIED_RANGES } from '../net/ip-ranges.js';
 
 // Code defaults. MMR's code defaults unless a reason is given beside the key.
@@ -101,5 +101,15 @@ export function defaultConfig(): Config {
       federationTimeoutSeconds: 120,
       clientServerTimeoutSeconds: 30,
     },
+  };
+}
+
+/** An s3 datastore's opts when not given: MMR's defaults, plus our request timeout. */
+export function defaultS3Opts(): Omit<S3DatastoreOpts, 'endpoint' | 'bucketName'> {
+  return {
+    accessKeyId: '', accessSecret: '', ssl: true, region: '', storageClass: 'STANDARD', tempPath: '',
+    publicBaseUrl: '', redirectWhenCached: false, prefixLength: 0, multipartUploads: true,
+    // Not an MMR key: how long an S3 request may wait for its answer, or stall, before it fails.
+    timeoutSeconds: 30,
   };
 }

@@ -26,6 +26,25 @@ export interface DatastoreConfig {
   opts: Record<string, unknown>;
 }
 
+/** `opts` of an s3 datastore once validated (MMR's keys, plus timeoutSeconds). */
+export interface S3DatastoreOpts {
+  /** host[:port], no scheme: `ssl` picks https or http. */
+  endpoint: string;
+  accessKeyId: string;
+  accessSecret: string;
+  ssl: boolean;
+  bucketName: string;
+  region: string;
+  storageClass: string;
+  /** Spool directory for uploads; empty streams them straight into the bucket. */
+  tempPath: string;
+  publicBaseUrl: string;
+  redirectWhenCached: boolean;
+  prefixLength: number;
+  multipartUploads: boolean;
+  timeoutSeconds: number;
+}
+
 export interface RepoSection {
   bindAddress: string;
   port: number;

@@ -2,9 +2,9 @@
 // over them, then every known key checked. Messages name the key path, the value and what was
 // expected (sharp's invalidParameterError style), because a config error is read by a person
 // at start-up with nothing else to go on.
-import { defaultConfig } from './defaults.js';
+import { defaultConfig, defaultS3Opts } from './defaults.js';
 import { IpRangeList } from '../net/ip-ranges.js';
-import type { Config, DatastoreConfig, HomeserverConfig } from './schema.js';
+import type { Config, DatastoreConfig, HomeserverConfig, S3DatastoreOpts } from './schema.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -123,11 +123,35 @@ const datastoreEntry = section({
   type: oneOf('file', 's3'), id: str(true), enabled: bool, forKinds: listOf(oneOf(...KINDS)), opts: mapping,
 }, { enabled: true, forKinds: ['all'], opts: {} });
 
+// MMR (minio-go) takes the endpoint as host[:port] and picks the scheme from `ssl`; a URL here
+// would silently disagree with `ssl`, so it is refused rather than guessed at.
+const S3_ENDPOINT = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
+const s3Endpoint: Check = (v, p) =>
+  typeof v === 'string' && S3_ENDPOINT.test(v) ? v : fail(p, 'a host[:port] without a scheme (ssl picks https or http)', v);
+const emptyOrHttpUrl: Check = (v, p, w) => (v === '' ? v : httpUrl(v, p, w));
+
+const s3OptsSection = section({
+  endpoint: s3Endpoint, bucketName: str(true), accessKeyId: str(), accessSecret: str(), ssl: bool, region: str(),
+  storageClass: str(), tempPath: str(), publicBaseUrl: emptyOrHttpUrl, redirectWhenCached: bool,
+  // Keys are 64 hex characters; a longer prefix than the key itself means nothing.
+  prefixLength: int(0, 64), multipartUploads: bool, timeoutSeconds: int(1, 3600),
+}, defaultS3Opts());
+
+const checkS3Opts: Check = (v, p, w) => {
+  const o = s3OptsSection(v, p, w) as S3DatastoreOpts;
+  // Without multipart the whole body must be known before the one PUT: it has to wait somewhere,
+  // and memory is not a place for a 100 MiB upload times the number of uploaders.
+  if (!o.multipartUploads && o.tempPath === '') {
+    fail(`${p}.tempPath`, 'a directory to spool uploads in when multipartUploads is false', o.tempPath);
+  }
+  return o;
+};
+
 const checkDatastore: Check = (v, p, w) => {
   const ds = datastoreEntry(v, p, w) as DatastoreConfig;
-  // The opts each type cannot work without; the rest is the datastore module's business.
-  const required = ds.type === 'file' ? ['path'] : ['endpoint', 'bucketName'];
-  for (const k of required) str(true)(ds.opts[k], `${p}.opts.${k}`, w);
+  if (ds.type === 's3') ds.opts = checkS3Opts(ds.opts, `${p}.opts`, w) as Record<string, unknown>;
+  // The file datastore cannot work without its directory; its other keys are its own business.
+  else str(true)(ds.opts.path, `${p}.opts.path`, w);
   return ds;
 };
 

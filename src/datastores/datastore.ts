@@ -48,7 +48,20 @@ export interface Datastore {
   /** Removes staging leftovers of a crashed process; returns how many were removed. */
   sweepStaging(): Promise<number>;
   describe(): string;
+  /**
+   * Where clients may fetch the blob themselves (an S3 publicBaseUrl, a CDN), or null when the
+   * store has no public address; downloads may redirect there instead of proxying the bytes.
+   */
+  publicUrl?(location: string): string | null;
+  /** Redirect to publicUrl even when the bytes are cached here (MMR's redirectWhenCached). */
+  readonly redirectWhenCached?: boolean;
 }
+
+/**
+ * Staging leftovers of other instances (sharing a directory or bucket) are only swept once they
+ * are this old: younger ones may be uploads still in progress.
+ */
+export const FOREIGN_STAGING_MAX_AGE_MS = 60 * 60 * 1000;
 
 export function servesKind(ds: Datastore, kind: DatastoreKind): boolean {
   return ds.enabled && (ds.kinds.includes('all') || ds.kinds.includes(kind));

@@ -1,12 +1,13 @@
 import { createReadStream, read, readSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DatastoreKind } from '../config/schema.js';
 import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
+import { stagingName, sweepStagingDir } from './staging-names.js';
 import { FileStagingWriter } from './file-staging.js';
 import { FdCache } from './fd-cache.js';
+import { checkedLocation } from './location.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
 
 const STAGING_DIR = '.staging';
@@ -17,9 +18,6 @@ function checkedLength(buf: Buffer, n: number, location: string): Buffer {
   if (n !== buf.length) throw new Error(`blob ${location} is shorter than its row says (${n} < ${buf.length})`);
   return buf;
 }
-
-/** Staging files of other instances are only swept once they are this old. */
-const FOREIGN_STAGING_MAX_AGE_MS = 60 * 60 * 1000;
 
 // Blobs live at <path>/ab/cd/<sha256>: content-addressed, so two identical uploads can only
 // ever produce one file, and a blob committed just before a crash is reused, not duplicated.
@@ -53,7 +51,7 @@ export class FileDatastore implements Datastore {
   }
 
   private stagingPath(): string {
-    return join(this.stagingDir, `${this.instanceTag}-${Date.now()}-${randomBytes(8).toString('hex')}`);
+    return join(this.stagingDir, stagingName(this.instanceTag));
   }
 
   async putBlob(bytes: Buffer, sha256: string): Promise<string> {
@@ -150,26 +148,11 @@ export class FileDatastore implements Datastore {
     await rm(this.pathOf(location), { force: true });
   }
 
-  async sweepStaging(): Promise<number> {
-    let removed = 0;
-    const now = Date.now();
-    for (const name of await readdir(this.stagingDir).catch(() => [] as string[])) {
-      const p = join(this.stagingDir, name);
-      const mine = name.startsWith(`${this.instanceTag}-`);
-      const old = mine ? true : now - (await stat(p).catch(() => ({ mtimeMs: now }))).mtimeMs > FOREIGN_STAGING_MAX_AGE_MS;
-      if (mine || old) {
-        await rm(p, { force: true });
-        removed++;
-      }
-    }
-    return removed;
+  sweepStaging(): Promise<number> {
+    return sweepStagingDir(this.stagingDir, this.instanceTag);
   }
 
-  /** Locations are ours (hash-derived) or from our DB; still refuse anything that could escape. */
   pathOf(location: string): string {
-    if (!/^[A-Za-z0-9_\-./]+$/.test(location) || location.split('/').some((p) => p === '..' || p === '.' || p === '')) {
-      throw new Error(`refusing unsafe datastore location ${JSON.stringify(location)}`);
-    }
-    return join(this.root, location);
+    return join(this.root, checkedLocation(location));
   }
 }

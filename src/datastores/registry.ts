@@ -1,7 +1,9 @@
-import type { DatastoreConfig, DatastoreKind } from '../config/schema.js';
+import type { DatastoreConfig, DatastoreKind, S3DatastoreOpts } from '../config/schema.js';
+import { defaultS3Opts } from '../config/defaults.js';
 import type { Datastore } from './datastore.js';
 import { servesKind } from './datastore.js';
 import { FileDatastore } from './file.js';
+import { S3Datastore } from './s3.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
 
 // All configured datastores by ID, plus the stored-bytes tally that `pick` balances on.
@@ -10,16 +12,18 @@ import type { UploadSinkPool } from '../pools/upload-sink.js';
 export class DatastoreRegistry {
   private readonly stores = new Map<string, Datastore>();
   private readonly bytes = new Map<string, number>();
+  /** The config each store was built from: a reload rebuilds only the stores whose entry changed. */
+  private readonly builtFrom = new Map<string, string>();
 
   constructor(private readonly instanceTag: string, private readonly sinks: UploadSinkPool) {}
 
   /** Creates stores for configs not seen before; existing IDs keep their object (live reload). */
   async sync(configs: DatastoreConfig[]): Promise<void> {
     for (const c of configs) {
-      const existing = this.stores.get(c.id);
-      if (existing && existing.describe() === describeConfig(c) && existing.enabled === c.enabled
-        && sameKinds(existing.kinds, c.forKinds)) continue;
+      const fingerprint = JSON.stringify(c);
+      if (this.stores.has(c.id) && this.builtFrom.get(c.id) === fingerprint) continue;
       this.stores.set(c.id, await create(c, this.instanceTag, this.sinks));
+      this.builtFrom.set(c.id, fingerprint);
     }
   }
 
@@ -55,19 +59,11 @@ export class DatastoreRegistry {
   }
 }
 
-function sameKinds(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((k) => b.includes(k));
-}
-
-function describeConfig(c: DatastoreConfig): string {
-  return c.type === 'file' ? `file:${String(c.opts.path)}` : `${c.type}:${c.id}`;
-}
-
 async function create(c: DatastoreConfig, instanceTag: string, sinks: UploadSinkPool): Promise<Datastore> {
-  if (c.type === 'file') {
-    const ds = new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag, sinks);
-    await ds.init();
-    return ds;
-  }
-  throw new Error(`datastore ${c.id}: type "${c.type}" is not supported by this build yet (file only)`);
+  const ds = c.type === 'file'
+    ? new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag, sinks)
+    // Validated opts already carry every default; entries built in code may leave some out.
+    : new S3Datastore(c.id, { ...defaultS3Opts(), ...c.opts } as S3DatastoreOpts, c.forKinds, c.enabled, instanceTag, sinks);
+  await ds.init();
+  return ds;
 }
