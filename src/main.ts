@@ -29,6 +29,7 @@ import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { Admission } from './pools/admission.js';
 import { PreviewResults } from './cache/preview-results.js';
 import { providersLoader } from './preview/providers-loader.js';
+import { poolIdentify } from './preview/identify.js';
 import { purgePreviews } from './db/url-previews.js';
 import type { StoredPreview } from './db/url-previews.js';
 import { libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
@@ -121,6 +122,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         flights: new SingleFlight<StoredPreview>(),
         results: new PreviewResults(),
         providers,
+        identifyImage: poolIdentify(pools, () => loaded.global.thumbnails),
       },
       config: () => loaded,
       tokens, pregenerator, federation, serverKeys,

@@ -69,6 +69,17 @@ export type ThumbnailReply = { ok: true; sourceType: string; outputs: ThumbnailO
 export type IdenticonReply = { ok: true; bytes: Uint8Array } | ImageFailure;
 export type BlurhashReply = { ok: true; blurhash: string } | ImageFailure;
 
+/** Type and displayed size of an image, read from its header (URL-preview images). `source` is
+ * copied, not transferred: the caller stores the same bytes afterwards. */
+export interface IdentifyTask {
+  op: 'identify';
+  source: Uint8Array;
+  limits: ThumbnailLimits;
+}
+
+/** `width`/`height` as a viewer shows them (EXIF quarter turns applied). */
+export type IdentifyReply = { ok: true; type: string; width: number; height: number } | ImageFailure;
+
 /** Word and character limits for preview text (MMR's numWords / maxLength and the title pair). */
 export interface PreviewTextLimits {
   numWords: number;

@@ -6,7 +6,8 @@ import { restrictLoaders } from './image/harden.js';
 import { renderIdenticon } from './image/identicon.js';
 import { encodeBlurhash } from './image/blurhash.js';
 import type {
-  BlurhashReply, BlurhashTask, IdenticonReply, IdenticonTask, ImageFailure, ThumbnailOutput, ThumbnailReply, ThumbnailTask,
+  BlurhashReply, BlurhashTask, IdenticonReply, IdenticonTask, IdentifyReply, IdentifyTask, ImageFailure, ThumbnailOutput,
+  ThumbnailReply, ThumbnailTask,
 } from './protocol.js';
 
 // Piscina worker for the static, animated and blurhash pools (one module, three pools sized
@@ -24,7 +25,7 @@ export interface ProbeTask {
   op: 'probe';
 }
 
-type Task = ThumbnailTask | IdenticonTask | BlurhashTask | ProbeTask;
+type Task = ThumbnailTask | IdenticonTask | BlurhashTask | IdentifyTask | ProbeTask;
 
 function failure(e: unknown): ImageFailure {
   if (e instanceof ImageError) return { ok: false, code: e.code, message: e.message };
@@ -74,6 +75,17 @@ async function blurhash(task: BlurhashTask): Promise<BlurhashReply> {
   }
 }
 
+/** Type and size from the header, through the same sniffing and limits as thumbnails. */
+async function identify(task: IdentifyTask): Promise<IdentifyReply> {
+  try {
+    const src = await openSource(asBuffer(task.source), task.limits);
+    const turned = src.orientation >= 5; // EXIF 5-8 turn the picture a quarter
+    return { ok: true, type: src.type, width: turned ? src.height : src.width, height: turned ? src.width : src.height };
+  } catch (e) {
+    return failure(e);
+  }
+}
+
 /** The start-up probe: proves sharp loaded in a worker thread and can encode. */
 async function probe(): Promise<{ ok: true; vips: string }> {
   await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } }).png().toBuffer();
@@ -85,6 +97,7 @@ export default function run(task: Task): Promise<unknown> {
     case 'thumbnail': return thumbnail(task);
     case 'identicon': return identicon(task);
     case 'blurhash': return blurhash(task);
+    case 'identify': return identify(task);
     case 'probe': return probe();
   }
 }

@@ -9,7 +9,7 @@ import { filenameFromDisposition } from '../http/content-disposition.js';
 import { bufferBody } from '../http/buffer-body.js';
 import { globMatch, oEmbedRequestUrl, type OEmbedProviders } from '../preview/oembed-providers.js';
 import { readPrefix } from '../preview/page-reader.js';
-import { fetchPreviewImage, identifyImage, type PreviewImage } from '../preview/preview-image.js';
+import { fetchPreviewImage, type IdentifyImage, type PreviewImage } from '../preview/preview-image.js';
 import { uploadMedia } from './upload.js';
 
 // One preview, generated: oEmbed when the URL's provider has an endpoint, else the page itself
@@ -27,6 +27,7 @@ export interface GenerateDeps {
   pool: PreviewPool;
   /** Null when oEmbed is off. */
   providers: OEmbedProviders | null;
+  identifyImage: IdentifyImage;
 }
 
 export interface GenerateInput {
@@ -102,7 +103,7 @@ async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fie
     let image: PreviewImage | null = null;
     if (mime.startsWith('image/')) {
       const { bytes, complete } = await readPrefix(res.body, cfg.maxPageSizeBytes + 1);
-      const info = complete && bytes.length <= cfg.maxPageSizeBytes ? await identifyImage(bytes) : null;
+      const info = complete && bytes.length <= cfg.maxPageSizeBytes ? await deps.identifyImage(bytes) : null;
       image = info && { bytes, ...info };
     } else res.body.destroy();
     return { fields, image };
@@ -120,7 +121,7 @@ export async function generatePreview(deps: GenerateDeps, input: GenerateInput):
   const endpoint = deps.providers?.endpointFor(input.url);
   const oEmbedFields = endpoint ? await tryOEmbed(deps, oEmbedRequestUrl(endpoint.url, input.url), input) : null;
   const { fields, image: fileImage } = oEmbedFields ? { fields: oEmbedFields, image: null } : await fromPage(deps, input);
-  const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, input.cfg.maxPageSizeBytes) : null);
+  const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, input.cfg.maxPageSizeBytes, deps.identifyImage) : null);
 
   const out: PreviewJson = {};
   const put = (k: string, v: string | number | undefined) => {

@@ -8,6 +8,7 @@ import type { PreviewResults } from '../cache/preview-results.js';
 import type { PreviewPool } from '../pools/previews.js';
 import type { Admission } from '../pools/admission.js';
 import type { OEmbedProviders } from '../preview/oembed-providers.js';
+import type { IdentifyImage } from '../preview/preview-image.js';
 import type { Logger } from '../logging/logger.js';
 import { IpRangeList } from '../net/ip-ranges.js';
 import { OutboundError } from '../net/safe-request.js';
@@ -27,6 +28,7 @@ export interface PreviewDeps {
   flights: SingleFlight<StoredPreview>;
   results: PreviewResults;
   providers(): OEmbedProviders | null;
+  identifyImage: IdentifyImage;
   log: Logger;
   config(): { global: Config };
 }

@@ -1,7 +1,7 @@
 import { Piscina } from 'piscina';
 import { Admission } from './admission.js';
 import type {
-  BlurhashReply, IdenticonReply, ThumbnailLimits, ThumbnailReply, ThumbnailTarget,
+  BlurhashReply, IdenticonReply, IdentifyReply, ThumbnailLimits, ThumbnailReply, ThumbnailTarget,
 } from '../../workers/protocol.js';
 import type { PoolThreads } from './thumbnail-threads.cjs';
 
@@ -107,6 +107,11 @@ export class ThumbnailPools {
       const bytes = await loadSource(source);
       return { task: { op: 'blurhash', source: bytes, xComponents, yComponents, limits }, transferList: [bytes.buffer as ArrayBuffer] };
     });
+  }
+
+  /** Type and size of an image from its header; `source` is copied (the caller keeps it). */
+  identify(source: Uint8Array, limits: ThumbnailLimits): Promise<IdentifyReply> {
+    return this.run('static', async () => ({ task: { op: 'identify', source, limits } }));
   }
 
   /** Tasks handed to each pool since start (tests prove singleflight and pre-generation with it). */

@@ -1,0 +1,15 @@
+import type { ThumbnailsSection } from '../config/schema.js';
+import type { ThumbnailPools } from '../pools/thumbnails.js';
+import { thumbnailLimits } from '../pipelines/thumbnail.js';
+import type { IdentifyImage } from './preview-image.js';
+
+/** Raster types a preview image may be; the sniffed type decides, never the Content-Type. */
+const PREVIEW_IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/apng', 'image/gif', 'image/webp', 'image/avif'];
+
+/** Identifies preview images on the static image pool, under the thumbnail pixel limits. */
+export function poolIdentify(pools: ThumbnailPools, cfg: () => ThumbnailsSection): IdentifyImage {
+  return async (bytes) => {
+    const r = await pools.identify(bytes, { ...thumbnailLimits(cfg()), types: PREVIEW_IMAGE_TYPES });
+    return r.ok ? { contentType: r.type, width: r.width, height: r.height } : null;
+  };
+}
