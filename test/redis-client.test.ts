@@ -4,6 +4,7 @@ import { createLogger } from '../src/logging/logger.js';
 import { RedisRing, COMMAND_TIMEOUT_MS } from '../src/redis/ring.js';
 import { coordinate } from '../src/redis/locks.js';
 import { freePort } from './helpers/repo.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 // The redis section's validation, and the ring's client side against a real Redis: reload,
 // failure fall-through, and the cross-instance lock (two rings stand for two instances).
@@ -115,6 +116,27 @@ t.test('ring against a real Redis', { skip }, async (t) => {
     t.equal(out, 'mine');
     t.ok(Date.now() - t0 >= 300, 'it waited first');
     t.equal(await a.call(`lock:${name}`, (c, k) => c.get(k)), 'someone-else', 'another holder\'s lock is not deleted');
+  });
+
+  t.test('a Redis that is down at start: the ring heals by itself once it is up, subscriptions too', async (t) => {
+    const port = await freePort();
+    const late = new RedisRing(log);
+    t.teardown(() => late.close());
+    late.configure(cfg([{ name: 'one', addr: `127.0.0.1:${port}` }]));
+    const got: string[] = [];
+    late.subscribe('late-channel', (m) => got.push(m));
+    await sleep(300);
+    t.equal(await late.call('k', (c, k) => c.get(k)), undefined, 'nothing while it is down');
+    const target = new URL(REDIS_URL);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379), port);
+    t.teardown(() => proxy.kill());
+    for (let i = 0; i < 150 && !late.ready(); i++) await sleep(20);
+    t.ok(late.ready(), 'reconnected without help');
+    t.equal(await late.call('t:late', (c, k) => c.set(k, 'up', 'EX', 10)), 'OK', 'commands work again');
+    await sleep(100);
+    a.publish('late-channel', 'r', 'after the outage');
+    for (let i = 0; i < 50 && got.length === 0; i++) await sleep(20);
+    t.same(got, ['after the outage'], 'the subscription made while it was down is in place');
   });
 
   t.test('pub/sub reaches every ring, over both shards', async (t) => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { POSTGRES_URL, createTestDatabase } from './helpers/databases.js';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
@@ -45,6 +46,18 @@ const stats = (r: TestRepo) => r.repo.services.redis.ring.stats;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('two instances sharing Redis', { skip }, async (t) => {
+  process.env.MEDIA_REPO_HTTP_ONLY_FEDERATION = 'true'; // the fake peer below speaks plain http
+  const remoteBytes = randomBytes(5000);
+  let peerHits = 0;
+  const peer = createServer((req, res) => {
+    if (!req.url!.startsWith('/_matrix/media/')) return void res.writeHead(404).end();
+    peerHits++;
+    // Slow enough that both instances ask while the first fetch is running.
+    setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/x-remote' }).end(remoteBytes), 500);
+  });
+  await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+  t.teardown(() => { peer.closeAllConnections(); peer.close(); });
+  const peerName = `127.0.0.1:${(peer.address() as { port: number }).port}`;
   const redis = new URL(REDIS_URL);
   const proxy: TcpProxy = await startTcpProxy(redis.hostname, Number(redis.port || 6379));
   const db = await createTestDatabase();
@@ -53,6 +66,7 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     // A database number of our own, so a parallel run on the same Redis shares no keys.
     redis: { enabled: true, databaseNumber: 3, shards: [{ name: 'only', addr: `127.0.0.1:${proxy.port}` }] },
     datastores: [{ id: 'files', type: 'file', forKinds: ['all'], opts: { path: media } }],
+    federation: { allowedNetworks: ['127.0.0.1/32'] },
   };
   const a = await startTestRepo('postgres', overrides, {}, { postgresDsn: db.dsn });
   const b = await startTestRepo('postgres', overrides, {}, { postgresDsn: db.dsn });
@@ -92,6 +106,17 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     t.ok(Buffer.from(await res.arrayBuffer()).equals(bytes), 'with the uploaded bytes');
     t.ok(took < 700, `B answered ${took} ms after it started waiting, before its first 1 s poll`);
     t.ok(stats(b).uploadNotices > noticesBefore, 'B received the upload notice over pub/sub');
+  });
+
+  t.test('the same remote media asked of both instances at once is fetched once (cross-instance lock)', async (t) => {
+    const path = `/_matrix/client/v1/media/download/${peerName}/remote1`;
+    const [fromA, fromB] = await Promise.all([a.fetch(path, { token: ALICE }), sleep(50).then(() => b.fetch(path, { token: ALICE }))]);
+    t.equal(fromA.status, 200, 'A answers');
+    t.equal(fromB.status, 200, 'B answers');
+    t.ok(Buffer.from(await fromA.arrayBuffer()).equals(remoteBytes), 'A has the bytes');
+    t.ok(Buffer.from(await fromB.arrayBuffer()).equals(remoteBytes), 'B has the bytes');
+    t.equal(peerHits, 1, 'the origin was asked once');
+    t.equal(stats(a).locksBusy + stats(b).locksBusy, 1, 'one instance waited on the other\'s lock');
   });
 
   t.test('Redis hangs: both instances keep serving, each Redis call bounded', async (t) => {

@@ -79,11 +79,15 @@ export class RedisRing {
       maxRetriesPerRequest: 0,
       retryStrategy: reconnectDelay,
       // A restarted or failed-over Redis answers READONLY/LOADING for a while: reconnect.
-      reconnectOnError: () => true,
+      reconnectOnError: (e: Error) => /^(READONLY|LOADING)/.test(e.message),
     };
     const cmd = new Redis(url(addr), { ...opts, connectionName: 'media-repo' });
-    // The subscriber may queue: it only ever sends SUBSCRIBE, re-sent by ioredis on reconnect.
-    const sub = new Redis(url(addr), { ...opts, enableOfflineQueue: true, commandTimeout: undefined, connectionName: 'media-repo-sub' });
+    // The subscriber may queue, and keep its commands across failed reconnects: it only ever
+    // sends one SUBSCRIBE per channel (ioredis re-sends them after a reconnect), and a Redis
+    // that is down at start must still get them once it is up.
+    const sub = new Redis(url(addr), {
+      ...opts, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: 'media-repo-sub',
+    });
     let down = false;
     cmd.on('error', (e: Error) => {
       // Logged once per outage, not once per reconnect attempt.

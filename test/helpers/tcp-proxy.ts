@@ -9,7 +9,7 @@ export interface TcpProxy {
   kill(): Promise<void>;
 }
 
-export async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
+export async function startTcpProxy(host: string, port: number, listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let stalled = false;
   const server = createServer((client) => {
@@ -24,7 +24,7 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
     stall() {
