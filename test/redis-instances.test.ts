@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import sharp from 'sharp';
 import { POSTGRES_URL, createTestDatabase } from './helpers/databases.js';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
@@ -67,6 +68,8 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     redis: { enabled: true, databaseNumber: 3, shards: [{ name: 'only', addr: `127.0.0.1:${proxy.port}` }] },
     datastores: [{ id: 'files', type: 'file', forKinds: ['all'], opts: { path: media } }],
     federation: { allowedNetworks: ['127.0.0.1/32'] },
+    // Off, so the thumbnail test below asks for one that does not exist yet.
+    thumbnails: { pregenerate: false },
   };
   const a = await startTestRepo('postgres', overrides, {}, { postgresDsn: db.dsn });
   const b = await startTestRepo('postgres', overrides, {}, { postgresDsn: db.dsn });
@@ -104,7 +107,9 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     const took = Date.now() - started;
     t.equal(res.status, 200, 'B answers 200');
     t.ok(Buffer.from(await res.arrayBuffer()).equals(bytes), 'with the uploaded bytes');
-    t.ok(took < 700, `B answered ${took} ms after it started waiting, before its first 1 s poll`);
+    // B began waiting after `started`, so its first poll cannot fire before started + 1000 ms:
+    // an answer before then came from the notice.
+    t.ok(took < 950, `B answered ${took} ms after the request was sent, before its first 1 s poll`);
     t.ok(stats(b).uploadNotices > noticesBefore, 'B received the upload notice over pub/sub');
   });
 
@@ -117,6 +122,19 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     t.ok(Buffer.from(await fromB.arrayBuffer()).equals(remoteBytes), 'B has the bytes');
     t.equal(peerHits, 1, 'the origin was asked once');
     t.equal(stats(a).locksBusy + stats(b).locksBusy, 1, 'one instance waited on the other\'s lock');
+  });
+
+  t.test('a thumbnail asked of both instances at once is made under the cross-instance lock', async (t) => {
+    const png = await sharp(randomBytes(800 * 800 * 3), { raw: { width: 800, height: 800, channels: 3 } }).png().toBuffer();
+    const res = await a.fetch('/_matrix/media/v3/upload', { method: 'POST', token: ALICE, headers: { 'Content-Type': 'image/png' }, body: new Uint8Array(png) });
+    const id = (await res.json() as { content_uri: string }).content_uri.split('/').pop()!;
+    const before = stats(a).locksTaken + stats(b).locksTaken + stats(a).locksBusy + stats(b).locksBusy;
+    const path = `/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${id}?width=40&height=40&method=scale`;
+    const [fromA, fromB] = await Promise.all([a.fetch(path, { token: ALICE }), b.fetch(path, { token: ALICE })]);
+    t.equal(fromA.status, 200, 'A answers');
+    t.equal(fromB.status, 200, 'B answers');
+    const after = stats(a).locksTaken + stats(b).locksTaken + stats(a).locksBusy + stats(b).locksBusy;
+    t.ok(after > before, 'generation went through the Redis lock');
   });
 
   t.test('Redis hangs: both instances keep serving, each Redis call bounded', async (t) => {
