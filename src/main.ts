@@ -36,6 +36,7 @@ import { libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
 import { ThumbnailRowCache } from './cache/thumbnail-rows.js';
 import { SingleFlight } from './cache/singleflight.js';
 import { Pregenerator } from './pipelines/thumbnail-pregenerate.js';
+import { createRedisServices } from './redis/services.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -75,6 +76,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
   const sinks = new UploadSinkPool();
   const threads = poolThreads(g.thumbnails.numWorkers);
   const pools = new ThumbnailPools(threads, g.thumbnails.maxQueue);
+  const waiters = new UploadWaiters();
+  const redis = createRedisServices(() => loaded.global.redis, waiters, log);
   try {
     const vips = await pools.probe();
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
@@ -100,7 +103,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     tokens.configure(g.accessTokens.maxCacheTimeSeconds);
     const freshThumbnails = new FreshThumbnails();
     const thumbnailDeps = {
-      db, datastores, log, freshThumbnails, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
+      db, datastores, log, freshThumbnails, redis, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
     };
     const pregenerator = new Pregenerator(thumbnailDeps, log);
     const federation = new FederationClient(() => loaded.global);
@@ -130,7 +133,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       remoteState: new RemoteFetchState(),
       homeserver: new HomeserverClient(),
       mediaRows: new MediaRowCache(),
-      waiters: new UploadWaiters(),
+      waiters,
       state: { shuttingDown: false },
     };
     const dispatcher = createDispatcher(svc, ROUTES);
@@ -154,6 +157,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       try {
         await datastores.sync(allDatastores(next));
         tokens.configure(next.global.accessTokens.maxCacheTimeSeconds);
+        redis.ring.configure(next.global.redis);
         log.setOptions({ level: next.global.repo.logLevel, json: next.global.repo.jsonLogs });
         loaded = next;
         for (const w of next.warnings ?? []) log.warn('config warning', { warning: w });
@@ -202,12 +206,14 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           await pools.close();
           await previewPool.close();
           await sinks.close();
+          redis.close();
           await db.close();
         })();
         return stopping;
       },
     };
   } catch (e) {
+    redis.close();
     await pools.close().catch(() => undefined);
     await sinks.close().catch(() => undefined);
     await db.close().catch(() => undefined);

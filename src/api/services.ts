@@ -18,6 +18,7 @@ import type { ServerKeyFetcher } from '../matrix/server-keys.js';
 import type { RemoteFetchState } from '../cache/remote-state.js';
 import type { MediaRow } from '../db/media.js';
 import type { PreviewDeps } from '../pipelines/preview.js';
+import type { RedisServices } from '../redis/services.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -28,6 +29,8 @@ export interface Services {
   tokens: TokenCache;
   mediaRows: MediaRowCache;
   waiters: UploadWaiters;
+  /** The Redis ring, media cache and upload notices (no-ops unless redis.enabled). */
+  redis: RedisServices;
   thumbnails: ThumbnailPools;
   thumbnailRows: ThumbnailRowCache;
   thumbnailFlights: SingleFlight<Thumbnail[]>;

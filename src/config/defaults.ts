@@ -93,6 +93,7 @@ export function defaultConfig(): Config {
       userAgent: 'media-repo',
     },
     metrics: { enabled: false, bindAddress: '127.0.0.1', port: 9000 },
+    redis: { enabled: false, databaseNumber: 0, shards: [], maxCacheObjectBytes: 1024 * 1024 },
     featureSupport: {
       MSC2448: { enabled: false, xComponents: 4, yComponents: 3, punch: 1 },
     },

@@ -174,6 +174,21 @@ export interface MetricsSection {
   port: number;
 }
 
+export interface RedisShardConfig {
+  /** Places the shard on the hash ring: keep it when the address changes so keys stay put. */
+  name: string;
+  /** host:port, or a redis:// (rediss://) URL. */
+  addr: string;
+}
+
+export interface RedisSection {
+  enabled: boolean;
+  databaseNumber: number;
+  shards: RedisShardConfig[];
+  /** Not an MMR key: blobs larger than this are not cached in Redis (0 turns the cache off). */
+  maxCacheObjectBytes: number;
+}
+
 export interface TimeoutsSection {
   urlPreviewTimeoutSeconds: number;
   federationTimeoutSeconds: number;
@@ -205,6 +220,7 @@ export interface Config {
   federation: FederationSection;
   urlPreviews: UrlPreviewsSection;
   metrics: MetricsSection;
+  redis: RedisSection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }

@@ -56,6 +56,12 @@ function int(min?: number, max?: number): Check {
     ? v : fail(p, what, v));
 }
 
+/** MMR's host:port, or a redis:// / rediss:// URL (for a password or TLS). */
+const redisAddr: Check = (v, p) => {
+  if (typeof v === 'string' && /^rediss?:\/\/[^/\s]+/.test(v)) return v;
+  const m = typeof v === 'string' ? /^(\[[0-9a-fA-F:]+\]|[^:\s/]+):(\d{1,5})$/.exec(v) : null;
+  return m && Number(m[2]) >= 1 && Number(m[2]) <= 65535 ? v : fail(p, 'host:port or a redis:// URL', v);
+};
 const num: Check = (v, p) => (typeof v === 'number' && Number.isFinite(v) ? v : fail(p, 'a number', v));
 const fraction: Check = (v, p) => (typeof v === 'number' && v >= 0 && v <= 1 ? v : fail(p, 'a number from 0 to 1', v));
 
@@ -233,6 +239,15 @@ const SECTIONS: Record<string, Check> = {
   },
   identicons: section({ enabled: bool }),
   metrics: section({ enabled: bool, bindAddress: str(true), port: int(0, 65535) }),
+  redis: (v, p, w) => {
+    const r = section({
+      enabled: bool, databaseNumber: int(0), maxCacheObjectBytes: int(0, 512 * 1024 * 1024),
+      shards: listOf(section({ name: str(true), addr: redisAddr })),
+    })(v, p, w) as { enabled: boolean; shards: { name: string }[] };
+    unique(r.shards, 'name', `${p}.shards`);
+    if (r.enabled && r.shards.length === 0) fail(`${p}.shards`, 'at least one shard when redis.enabled is true', r.shards);
+    return r;
+  },
   featureSupport: section({
     MSC2448: section({ enabled: bool, xComponents: int(1, 9), yComponents: int(1, 9), punch: num }),
   }),
@@ -242,7 +257,7 @@ const SECTIONS: Record<string, Check> = {
 /** MMR's other top-level sections: kept as given until a feature reads them. */
 const LATER_SECTIONS = new Set([
   'archiving', 'rateLimit', 'quarantine',
-  'plugins', 'sentry', 'redis', 'tasks', 'pgo',
+  'plugins', 'sentry', 'tasks', 'pgo',
 ]);
 
 /** Validates one section (already merged over its defaults); unknown sections pass through. */

@@ -14,6 +14,8 @@ import type { Logger } from '../logging/logger.js';
 import { openRemoteSource, toMatrixError, type RemoteBody } from './remote-source.js';
 import { placeBlob } from './steps/place-blob.js';
 import { assertVisible } from './download.js';
+import { coordinate } from '../redis/locks.js';
+import type { RedisRing } from '../redis/ring.js';
 
 // Remote media (another server's mxc). The first request streams the file to its client while
 // it is written to a `remote_media` datastore and hashed; requests arriving meanwhile wait for
@@ -36,6 +38,8 @@ export interface RemoteDeps {
   remoteState: RemoteFetchState;
   log: Logger;
   config(): { global: Config };
+  /** One fetch per mxc across instances too, where Redis is on. */
+  redis?: { ring: RedisRing };
 }
 
 export interface RemoteRequest {
@@ -86,15 +90,31 @@ export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promis
   // Only the caller that starts the flight gets the stream; joiners wait for the stored row.
   let toClient!: (s: RemoteMedia & { kind: 'streaming' }) => void;
   const streaming = new Promise<RemoteMedia & { kind: 'streaming' }>((resolve) => (toClient = resolve));
-  const stored = deps.remoteFlights.run(mxc, () => fetchAndStore(deps, r, (meta, body) => {
+  // The lock outlives the slowest fetch the federation timeout allows; a waiter gives up on a
+  // holder that went quiet no sooner than that.
+  const lockMs = g.timeouts.federationTimeoutSeconds * 1000 + 30_000;
+  const stored = deps.remoteFlights.run(mxc, () => coordinate(deps.redis?.ring, `remote:${mxc}`, {
+    ttlMs: lockMs, waitMs: lockMs,
+    recheck: async () => {
+      const other = await getMedia(deps.db, r.origin, r.mediaId);
+      if (other) deps.mediaRows.set(other);
+      return other;
+    },
+  }, () => fetchAndStore(deps, r, (meta, body) => {
     toClient({ kind: 'streaming', contentType: meta.contentType, uploadName: meta.uploadName, body });
-  }));
-  if (!r.wantStream) return { kind: 'stored', row: await stored };
-  const first = await Promise.race([stored.then((row) => ({ kind: 'stored' as const, row })), streaming]);
+  })));
+  if (!r.wantStream) return { kind: 'stored', row: visible(await stored, r.authenticated) };
+  const first = await Promise.race([stored.then((row) => ({ kind: 'stored' as const, row: visible(row, r.authenticated) })), streaming]);
   // A stream handed out means the flight is this caller's: its failure after this point
   // reaches the client as a cut-off body, so the stored promise must not go unobserved.
   if (first.kind === 'streaming') stored.catch(() => undefined);
   return first;
+}
+
+/** A row another instance stored may have been quarantined since. */
+function visible(row: MediaRow, authenticated: boolean): MediaRow {
+  assertVisible(row, authenticated);
+  return row;
 }
 
 async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta: RemoteBody, body: Readable) => void): Promise<MediaRow> {

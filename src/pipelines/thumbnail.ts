@@ -14,6 +14,8 @@ import type { ThumbnailPools } from '../pools/thumbnails.js';
 import type { ImageFailure, ThumbnailLimits } from '../../workers/protocol.js';
 import { chooseSize } from './thumbnail-size.js';
 import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
+import { coordinate } from '../redis/locks.js';
+import type { RedisRing } from '../redis/ring.js';
 
 export interface ThumbnailDeps {
   db: Db;
@@ -23,7 +25,13 @@ export interface ThumbnailDeps {
   thumbnailFlights: SingleFlight<Thumbnail[]>;
   freshThumbnails: FreshThumbnails;
   log: Logger;
+  /** One generation per key across instances too, where Redis is on. */
+  redis?: { ring: RedisRing };
 }
+
+/** A generation lock lives this long at most; a waiter waits up to THUMBNAIL_LOCK_WAIT_MS. */
+const THUMBNAIL_LOCK_TTL_MS = 60_000;
+const THUMBNAIL_LOCK_WAIT_MS = 30_000;
 
 /** A thumbnail to serve: a stored row, or bytes just generated whose row is being written. */
 export type Thumbnail = { kind: 'stored'; row: ThumbnailRow } | { kind: 'fresh'; fresh: FreshThumbnail };
@@ -72,8 +80,19 @@ export async function findOrCreateThumbnail(deps: ThumbnailDeps, media: MediaRow
     return { kind: 'stored', row: stored };
   }
   checkSourceSize(media, cfg);
-  const made = await deps.thumbnailFlights.run(thumbnailKeyString(key),
-    async () => (await generateThumbnails(deps, media, [key], cfg, datastoreIds)).results);
+  const name = thumbnailKeyString(key);
+  // Held until the new thumbnail is stored, so another instance's waiter finds its row.
+  const made = await deps.thumbnailFlights.run(name, () => coordinate(deps.redis?.ring, `thumbnail:${name}`, {
+    ttlMs: THUMBNAIL_LOCK_TTL_MS, waitMs: THUMBNAIL_LOCK_WAIT_MS,
+    recheck: async () => {
+      const row = await getThumbnail(deps.db, key);
+      return row ? [{ kind: 'stored', row }] : null;
+    },
+  }, async (holdUntil) => {
+    const generated = await generateThumbnails(deps, media, [key], cfg, datastoreIds);
+    holdUntil(generated.stored);
+    return generated.results;
+  }));
   return made[0]!;
 }
 

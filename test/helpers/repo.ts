@@ -62,12 +62,19 @@ function addUsers(hs: FixtureHomeserver): void {
   hs.tokens.set(GUEST, { userId: '@guest:media.test', isGuest: true });
 }
 
+/** Several instances over one store: a Postgres database (DSN) the caller created and drops. */
+export interface SharedOptions {
+  postgresDsn?: string;
+}
+
 /** Starts media-repo in this process on an ephemeral port against the chosen driver. */
-export async function startTestRepo(driver: DriverName, overrides: Overrides = {}, homeserver: HomeserverOptions = {}): Promise<TestRepo> {
+export async function startTestRepo(driver: DriverName, overrides: Overrides = {}, homeserver: HomeserverOptions = {},
+  shared: SharedOptions = {}): Promise<TestRepo> {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-test-'));
   const hs = await startFixtureHomeserver();
   addUsers(hs);
-  const db = driver === 'postgres' ? await createTestDatabase() : null;
+  const db = shared.postgresDsn ? { dsn: shared.postgresDsn, drop: async () => undefined }
+    : driver === 'postgres' ? await createTestDatabase() : null;
   const file = join(dir, 'media-repo.yaml');
   writeFileSync(file, yaml.dump(testConfig(dir, hs.url, db?.dsn ?? '', overrides, homeserver)));
   const logs: string[] = [];

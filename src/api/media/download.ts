@@ -43,5 +43,5 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     'Content-Disposition': contentDisposition(contentType, filename),
     'Cache-Control': MEDIA_CACHE_CONTROL,
   };
-  return { kind: 'media', status: 200, headers, media: blobBody(ds, row, ctx.domain.downloads.smallFileBytes) };
+  return { kind: 'media', status: 200, headers, media: ctx.svc.redis.media.wrap(blobBody(ds, row, ctx.domain.downloads.smallFileBytes), row.sha256) };
 }

@@ -65,6 +65,7 @@ export async function uploadAsyncHandler(ctx: Ctx): Promise<Result> {
   }
   ctx.svc.mediaRows.set(row);
   ctx.svc.waiters.notify(key);
+  ctx.svc.redis.announceUpload(key);
   // The PUT answers {} (no place for a blurhash); pre-generation still runs.
   void afterUpload(ctx.svc, row, head, ctx.domain, { blurhash: false });
   ctx.log.info('async upload stored', { mediaId, user: ctx.user!.userId });
