@@ -38,6 +38,15 @@ export function defaultConfig(): Config {
       failureCacheMinutes: 5,
       defaultRangeChunkSizeBytes: 10485760,
       smallFileBytes: 65536,
+      cache: {
+        enabled: true,
+        maxSizeBytes: 1048576000,
+        maxFileSizeBytes: 104857600,
+        trackedMinutes: 30,
+        minDownloads: 5,
+        minCacheTimeSeconds: 300,
+        minEvictedTimeSeconds: 60,
+      },
     },
     thumbnails: {
       maxSourceBytes: 10485760,
