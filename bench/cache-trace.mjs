@@ -134,5 +134,5 @@ for (const size of SIZES) {
     return [name, `${round((100 * s.hits) / events.length, 1)}%`, `${round((100 * s.hitBytes) / totalBytes, 1)}%`,
       `${round(s.hitBytes / 1e9, 1)}`, `${round(s.fillBytes / 1e9, 2)}`, `${round((1e6 * ms) / events.length, 2)}`];
   });
-  printTable(`cache ${size / MiB} MiB`, ['policy', 'hit ratio', 'bytes from memory', 'GB from memory', 'extra fill reads GB', 'µs/download'], rows);
+  printTable(`cache ${size / MiB} MiB`, ['policy', 'hit ratio', 'bytes from memory', 'GB from memory', 'extra fill reads GB', 'ns/download (sim)'], rows);
 }
