@@ -115,10 +115,28 @@ t.test('a disabled cache holds nothing and counts nothing', async (t) => {
   t.notOk(cache.enabled);
   download(cache, 'a', 100, 10);
   t.notOk(cache.offer('a', Buffer.alloc(100)));
-  cache.fill('a', async () => Buffer.alloc(100));
+  cache.fill('a', 100, async () => Buffer.alloc(100));
   t.equal(cache.usedBytes, 0);
   t.equal(cache.count, 0);
   t.equal((cache as unknown as { tracker: unknown }).tracker, null, 'no download tracker');
+});
+
+t.test('fills read at most maxFileSizeBytes at once, one read per blob', async (t) => {
+  const { cache } = cacheWith();
+  const reads: string[] = [];
+  const release: (() => void)[] = [];
+  const read = (key: string, size: number) => () => {
+    reads.push(key);
+    return new Promise<Buffer>((res) => release.push(() => res(Buffer.alloc(size))));
+  };
+  cache.fill('a', 300, read('a', 300));
+  cache.fill('a', 300, read('a', 300));
+  cache.fill('b', 300, read('b', 300));
+  t.same(reads, ['a'], 'a second fill of a, and b (600 > 400 in flight), are skipped');
+  release.forEach((r) => r());
+  await new Promise((r) => setImmediate(r));
+  cache.fill('b', 300, read('b', 300));
+  t.same(reads, ['a', 'b'], 'b may fill once a has landed');
 });
 
 t.test('two mxcs with the same content share one entry', async (t) => {

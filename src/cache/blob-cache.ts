@@ -44,6 +44,7 @@ export class BlobCache {
   /** sha256 → when admission was last refused for want of room, and at how many downloads. */
   private readonly refused: LRUCache<string, { downloads: number; until: number }> | null;
   private readonly filling = new Set<string>();
+  private fillingBytes = 0;
   private readonly now: () => number;
   private readonly maxFile: number;
   private readonly idleMs: number;
@@ -122,14 +123,20 @@ export class BlobCache {
   }
 
   /** Admission by one extra read (blobs the request itself does not read whole). At most one
-   * read per blob at a time; a failed read only means the blob stays uncached. */
-  fill(sha256: string, read: () => Promise<Buffer>): void {
-    if (!this.entries || this.filling.has(sha256)) return;
+   * read per blob at a time, and at most maxFileSizeBytes being read for fills at once, so a
+   * crowd of blobs turning hot together cannot buffer more than one large file beyond the
+   * cache. A failed or skipped read only means the blob stays uncached for now. */
+  fill(sha256: string, size: number, read: () => Promise<Buffer>): void {
+    if (!this.entries || this.filling.has(sha256) || this.fillingBytes + size > this.maxFile) return;
     this.filling.add(sha256);
+    this.fillingBytes += size;
     read()
       .then((bytes) => this.offer(sha256, bytes))
       .catch(() => undefined)
-      .finally(() => this.filling.delete(sha256));
+      .finally(() => {
+        this.filling.delete(sha256);
+        this.fillingBytes -= size;
+      });
   }
 
   /** Drops a blob (purge, quarantine): the next download reads the datastore. */

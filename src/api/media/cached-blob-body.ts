@@ -42,7 +42,7 @@ export function cachedBlobBody(cache: BlobCache, ds: Datastore, blob: StoredBlob
       return bytes;
     };
   } else {
-    cache.fill(blob.sha256, () => ds.readAll(blob.location, blob.sizeBytes));
+    cache.fill(blob.sha256, blob.sizeBytes, () => ds.readAll(blob.location, blob.sizeBytes));
   }
   return body;
 }
