@@ -15,6 +15,7 @@ import { DatastoreRegistry } from './datastores/registry.js';
 import { HomeserverClient } from './matrix/homeserver.js';
 import { TokenCache } from './cache/tokens.js';
 import { MediaRowCache } from './cache/media-rows.js';
+import { BlobCache } from './cache/blob-cache.js';
 import { UploadWaiters } from './cache/upload-waiters.js';
 import { createDispatcher } from './api/dispatch.js';
 import { ROUTES } from './api/routes.js';
@@ -133,6 +134,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       remoteState: new RemoteFetchState(),
       homeserver: new HomeserverClient(),
       mediaRows: new MediaRowCache(),
+      // Sized once at start: resizing a live cache is not worth its edge cases (restart to change).
+      blobCache: new BlobCache(g.downloads.cache),
       waiters,
       state: { shuttingDown: false },
     };

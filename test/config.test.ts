@@ -140,6 +140,8 @@ t.test('errors name the key path, the value and what was expected', async (t) =>
     [{ uploads: { maxBytes: 1.5 } }, 'uploads.maxBytes: expected an integer, got 1.5'],
     [{ uploads: { reportedMaxBytes: -2 } }, 'uploads.reportedMaxBytes: expected an integer of at least -1, got -2'],
     [{ admins: ['@a:b', 7] }, 'admins[1]: expected a non-empty string, got 7'],
+    [{ downloads: { cache: { minDownloads: 0 } } }, 'downloads.cache.minDownloads: expected an integer of at least 1, got 0'],
+    [{ downloads: { cache: { enabled: 'yes' } } }, 'downloads.cache.enabled: expected true or false, got "yes"'],
     [{ sharedSecretAuth: { enabled: true } }, 'sharedSecretAuth.token: expected a secret of your own when sharedSecretAuth is enabled, got "ReplaceMe"'],
     [{ accessTokens: { appservices: [{ id: 'a', asToken: 't', senderUserId: '@a:b', userNamespaces: [{ regex: '(' }] }] } },
       /^accessTokens\.appservices\[0\]\.userNamespaces\[0\]\.regex: expected a valid regular expression \(.+\), got "\("$/],

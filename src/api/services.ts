@@ -4,6 +4,7 @@ import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { HomeserverClient } from '../matrix/homeserver.js';
 import type { TokenCache } from '../cache/tokens.js';
 import type { MediaRowCache } from '../cache/media-rows.js';
+import type { BlobCache } from '../cache/blob-cache.js';
 import type { UploadWaiters } from '../cache/upload-waiters.js';
 import type { Logger } from '../logging/logger.js';
 import type { HttpRequest, Result } from '../http/types.js';
@@ -28,6 +29,8 @@ export interface Services {
   homeserver: HomeserverClient;
   tokens: TokenCache;
   mediaRows: MediaRowCache;
+  /** Hot blob contents by sha256 (downloads.cache). */
+  blobCache: BlobCache;
   waiters: UploadWaiters;
   /** The Redis ring, media cache and upload notices (no-ops unless redis.enabled). */
   redis: RedisServices;

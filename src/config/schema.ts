@@ -100,6 +100,24 @@ export interface DownloadsSection {
   defaultRangeChunkSizeBytes: number;
   /** Files up to this size are read in one call instead of a stream (small-file fast path). */
   smallFileBytes: number;
+  /** The in-process cache of hot blobs (MMR's downloads.cache). */
+  cache: DownloadCacheSection;
+}
+
+export interface DownloadCacheSection {
+  enabled: boolean;
+  /** Bytes of blob content held in memory at most. */
+  maxSizeBytes: number;
+  /** Larger blobs are never cached. */
+  maxFileSizeBytes: number;
+  /** The window in which downloads are counted towards admission. */
+  trackedMinutes: number;
+  /** Downloads within trackedMinutes before a blob is admitted. */
+  minDownloads: number;
+  /** An admitted blob is not evicted before this age. */
+  minCacheTimeSeconds: number;
+  /** An evicted blob is not re-admitted within this time. */
+  minEvictedTimeSeconds: number;
 }
 
 export interface ThumbnailSize {

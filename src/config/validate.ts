@@ -210,6 +210,10 @@ const SECTIONS: Record<string, Check> = {
   },
   downloads: section({
     maxBytes: int(1), numWorkers: int(1, 1024), failureCacheMinutes: int(0), defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0),
+    cache: section({
+      enabled: bool, maxSizeBytes: int(0), maxFileSizeBytes: int(0), trackedMinutes: int(1), minDownloads: int(1),
+      minCacheTimeSeconds: int(0), minEvictedTimeSeconds: int(0),
+    }),
   }),
   federation: section({ backoffAt: int(1), ignoredHosts: listOf(str(true)), allowedNetworks: listOf(cidr), disallowedNetworks: listOf(cidr) }),
   thumbnails: (v, p, w) => {

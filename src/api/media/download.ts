@@ -5,7 +5,8 @@ import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
 import { booleanParam, mediaIdParam, serverNameParam } from '../params.js';
 import { getRemoteMedia } from '../../pipelines/remote.js';
 import type { Ctx } from '../services.js';
-import { MEDIA_CACHE_CONTROL, blobBody } from './blob-body.js';
+import { MEDIA_CACHE_CONTROL } from './blob-body.js';
+import { cachedBlobBody } from './cached-blob-body.js';
 
 
 /** GET/HEAD download, legacy (`authenticated` false) and /_matrix/client/v1/media. */
@@ -43,5 +44,8 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     'Content-Disposition': contentDisposition(contentType, filename),
     'Cache-Control': MEDIA_CACHE_CONTROL,
   };
-  return { kind: 'media', status: 200, headers, media: ctx.svc.redis.media.wrap(blobBody(ds, row, ctx.domain.downloads.smallFileBytes), row.sha256) };
+  const smallFile = ctx.domain.downloads.smallFileBytes;
+  // Memory first, then Redis (by hash, small files), then the datastore.
+  const media = cachedBlobBody(ctx.svc.blobCache, ds, row, smallFile, ctx.req.method, (b) => ctx.svc.redis.media.wrap(b, row.sha256));
+  return { kind: 'media', status: 200, headers, media };
 }

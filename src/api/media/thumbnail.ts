@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import type { Thumbnail } from '../../pipelines/thumbnail.js';
 import { booleanParam, mediaIdParam, methodParam, positiveIntParam, serverNameParam } from '../params.js';
 import type { Ctx } from '../services.js';
-import { MEDIA_CACHE_CONTROL, blobBody } from './blob-body.js';
+import { MEDIA_CACHE_CONTROL } from './blob-body.js';
+import { cachedBlobBody } from './cached-blob-body.js';
 
 const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/gif': 'gif' };
 
@@ -72,5 +73,5 @@ export function thumbnailResult(ctx: Ctx, thumb: Thumbnail): Result {
     ctx.log.error('thumbnail row points at an unknown datastore', { datastore: row.datastoreId, mediaId: row.mediaId });
     throw Errors.unknown('Thumbnail is stored in a datastore that is not configured');
   }
-  return { kind: 'media', status: 200, headers: thumbnailHeaders(row.contentType), media: blobBody(ds, row, ctx.domain.downloads.smallFileBytes) };
+  return { kind: 'media', status: 200, headers: thumbnailHeaders(row.contentType), media: cachedBlobBody(ctx.svc.blobCache, ds, row, ctx.domain.downloads.smallFileBytes, ctx.req.method) };
 }

@@ -1,0 +1,50 @@
+import { Readable } from 'node:stream';
+import type { Datastore } from '../../datastores/datastore.js';
+import type { MediaBody } from '../../http/types.js';
+import type { BlobCache } from '../../cache/blob-cache.js';
+import { blobBody } from './blob-body.js';
+
+interface StoredBlob {
+  location: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+/** A body served from cached bytes: whole when small, else by zero-copy slices so the
+ * responder's tryEnd/onWritable path keeps a slow client from making uWS copy the whole blob. */
+export function memoryBody(bytes: Buffer, etag: string, smallFileBytes: number): MediaBody {
+  return {
+    size: bytes.length,
+    etag,
+    readAll: bytes.length <= smallFileBytes ? () => Promise.resolve(bytes) : undefined,
+    readAt: (pos, len) => Promise.resolve(bytes.subarray(pos, pos + len)),
+    openStream: (start, end) => Readable.from([bytes.subarray(start, end + 1)]),
+  };
+}
+
+/**
+ * blobBody through the blob cache: a hit is served from memory; the download that earns a
+ * blob its place fills the cache from the bytes it reads anyway (small blobs, read whole) or
+ * from one extra read (larger ones, at most maxFileSizeBytes by the cache's own check).
+ * HEAD requests neither count nor fill: they read nothing.
+ */
+export function cachedBlobBody(cache: BlobCache, ds: Datastore, blob: StoredBlob, smallFileBytes: number, method: string,
+  /** Layers below memory (Redis by hash) around the datastore body. */
+  below: (body: MediaBody) => MediaBody = (b) => b): MediaBody {
+  if (!cache.enabled || method === 'HEAD') return below(blobBody(ds, blob, smallFileBytes));
+  const found = cache.lookup(blob.sha256, blob.sizeBytes);
+  if (found.hit) return memoryBody(found.bytes, blob.sha256, smallFileBytes);
+  const body = below(blobBody(ds, blob, smallFileBytes));
+  if (!found.admit) return body;
+  const readAll = body.readAll;
+  if (readAll) {
+    body.readAll = async () => {
+      const bytes = await readAll();
+      cache.offer(blob.sha256, bytes);
+      return bytes;
+    };
+  } else {
+    cache.fill(blob.sha256, blob.sizeBytes, () => ds.readAll(blob.location, blob.sizeBytes));
+  }
+  return body;
+}
