@@ -35,6 +35,7 @@ import { libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
 import { ThumbnailRowCache } from './cache/thumbnail-rows.js';
 import { SingleFlight } from './cache/singleflight.js';
 import { Pregenerator } from './pipelines/thumbnail-pregenerate.js';
+import { createTaskRunner } from './tasks/create.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -112,6 +113,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const previewPool = new PreviewPool(g.urlPreviews.numWorkers);
     const providers = providersLoader(() => loaded.global.urlPreviews, log);
     providers(); // a broken providers file stops the start, not the first preview
+    const mediaRows = new MediaRowCache();
+    const tasks = createTaskRunner({ db, datastores, mediaRows, thumbnailRows: thumbnailDeps.thumbnailRows, log });
     const svc: Services = {
       ...thumbnailDeps,
       previews: {
@@ -123,11 +126,11 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         providers,
       },
       config: () => loaded,
-      tokens, pregenerator, federation, serverKeys,
+      tokens, pregenerator, federation, serverKeys, tasks,
       remoteFlights: new SingleFlight<MediaRow>(),
       remoteState: new RemoteFetchState(),
       homeserver: new HomeserverClient(),
-      mediaRows: new MediaRowCache(),
+      mediaRows,
       waiters: new UploadWaiters(),
       state: { shuttingDown: false },
     };
@@ -141,6 +144,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       metrics = await startMetricsServer(createRegistry(), g.metrics.bindAddress, g.metrics.port);
       log.info('metrics listening', { address: g.metrics.bindAddress, port: metrics.port });
     }
+    // Resumes tasks a stopped or crashed instance left unfinished, then polls for new ones.
+    tasks.start();
     log.info('media-repo listening', { address: g.repo.bindAddress, port: http.port, database: db.kind, homeservers: [...loaded.domains.keys()].join(', ') });
 
     const watcher = opts.configPath
@@ -195,6 +200,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           const deadline = Date.now() + drainMs;
           while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           http.closeAll();
+          await tasks.stop();
           pregenerator.stop();
           await freshThumbnails.drain();
           await pools.close();
