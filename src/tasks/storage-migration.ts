@@ -41,7 +41,7 @@ interface Progress {
   failed: number;
   last_error?: string;
   /** Source objects no row references any more, deleted once due; kept here so a resumed task deletes them too. */
-  pending_deletes: { location: string; due_ts: number; size: number }[];
+  pending_deletes: { location: string; sha256: string; due_ts: number; size: number }[];
 }
 
 const BATCH = 100;
@@ -92,7 +92,7 @@ async function moveBlob(deps: StorageMigrationDeps, ctx: TaskContext, src: Datas
     // Under the hash lock no upload can start referencing the source copy any more: whoever
     // deduplicates next finds the target copy.
     if (!(await blobReferenced(q, src.id, blob.location))) {
-      prog.pending_deletes.push({ location: blob.location, due_ts: Date.now() + deps.deleteGraceMs, size: blob.sizeBytes });
+      prog.pending_deletes.push({ location: blob.location, sha256: blob.sha256, due_ts: Date.now() + deps.deleteGraceMs, size: blob.sizeBytes });
     }
     prog.moved++;
     prog.bytes += blob.sizeBytes;
@@ -113,11 +113,16 @@ async function deleteDue(deps: StorageMigrationDeps, ctx: TaskContext, src: Data
   const due = prog.pending_deletes.filter((d) => d.due_ts <= now);
   if (due.length === 0) return;
   for (const d of due) {
-    // Checked again: a row may have come to reference it since (an older instance's upload).
-    if (!(await blobReferenced(deps.db, src.id, d.location))) {
+    // Checked again, and deleted, under the hash lock: an upload of the same bytes may have
+    // committed them to the source store again since (same content address) with a new row,
+    // and uploads commit under this lock, so none can slip in between the check and the delete.
+    const deleted = await deps.db.tx(async (q) => {
+      await lockHash(q, d.sha256);
+      if (await blobReferenced(q, src.id, d.location)) return false;
       await src.delete(d.location);
-      deps.datastores.addBytes(src.id, -d.size);
-    }
+      return true;
+    });
+    if (deleted) deps.datastores.addBytes(src.id, -d.size);
   }
   prog.pending_deletes = prog.pending_deletes.filter((d) => d.due_ts > now);
   await ctx.saveProgress({ ...prog });
