@@ -7,12 +7,16 @@ import { migrate } from './db/migrate.js';
 import { startMediaRepo } from './main.js';
 import { VERSION } from './version.js';
 import { isKeyCommand, runKeyCommand } from './cli-keys.js';
+import { runCheckDatastores } from './cli-check.js';
 
 const USAGE = `media-repo ${VERSION}: a Matrix media repository
 
 Usage:
   media-repo [-config PATH]            start the server (PATH: a YAML file or a directory of them)
   media-repo migrate [-config PATH]    apply database migrations and exit
+  media-repo check-datastores [-config PATH]
+                                       list orphaned objects and rows whose blob is missing
+                                       (exit code 0 when there are none)
   media-repo --version                 print the version
   media-repo generate-signing-key [-output FILE] [-format mmr|synapse|dendrite]
                                        make a federation signing key (default: mmr format, stdout)
@@ -55,6 +59,10 @@ async function main(): Promise<void> {
     const n = await migrate(db, log);
     await db.close();
     log.info('migrations complete', { applied: n });
+    return;
+  }
+  if (args.command === 'check-datastores') {
+    process.exitCode = await runCheckDatastores(config, log, (line) => console.log(line));
     return;
   }
   const repo = await startMediaRepo({ config, configPath: args.configPath, log });

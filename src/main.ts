@@ -38,6 +38,7 @@ import { ThumbnailRowCache } from './cache/thumbnail-rows.js';
 import { SingleFlight } from './cache/singleflight.js';
 import { Pregenerator } from './pipelines/thumbnail-pregenerate.js';
 import { createRedisServices } from './redis/services.js';
+import { createTaskRunner } from './tasks/create.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -117,6 +118,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const previewPool = new PreviewPool(g.urlPreviews.numWorkers);
     const providers = providersLoader(() => loaded.global.urlPreviews, log);
     providers(); // a broken providers file stops the start, not the first preview
+    const mediaRows = new MediaRowCache();
+    const tasks = createTaskRunner({ db, datastores, mediaRows, thumbnailRows: thumbnailDeps.thumbnailRows, log });
     const svc: Services = {
       ...thumbnailDeps,
       previews: {
@@ -129,11 +132,11 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         identifyImage: poolIdentify(pools, () => loaded.global.thumbnails),
       },
       config: () => loaded,
-      tokens, pregenerator, federation, serverKeys,
+      tokens, pregenerator, federation, serverKeys, tasks,
       remoteFlights: new SingleFlight<MediaRow>(),
       remoteState: new RemoteFetchState(),
       homeserver: new HomeserverClient(),
-      mediaRows: new MediaRowCache(),
+      mediaRows,
       // Sized once at start: resizing a live cache is not worth its edge cases (restart to change).
       blobCache: new BlobCache(g.downloads.cache),
       waiters,
@@ -149,6 +152,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       metrics = await startMetricsServer(createRegistry(), g.metrics.bindAddress, g.metrics.port);
       log.info('metrics listening', { address: g.metrics.bindAddress, port: metrics.port });
     }
+    // Resumes tasks a stopped or crashed instance left unfinished, then polls for new ones.
+    tasks.start();
     log.info('media-repo listening', { address: g.repo.bindAddress, port: http.port, database: db.kind, homeservers: [...loaded.domains.keys()].join(', ') });
 
     const watcher = opts.configPath
@@ -204,6 +209,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           const deadline = Date.now() + drainMs;
           while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           http.closeAll();
+          await tasks.stop();
           pregenerator.stop();
           await freshThumbnails.drain();
           await pools.close();

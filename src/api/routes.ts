@@ -10,9 +10,13 @@ import { federationDownloadHandler, federationThumbnailHandler } from './federat
 import { versionsHandler } from './client/versions.js';
 import { logoutHandler } from './client/logout.js';
 import { healthHandler, versionHandler } from './health.js';
+import { listDatastoresHandler, sizeEstimateHandler, transferHandler } from './admin/datastores.js';
+import { listTasksHandler, taskHandler } from './admin/tasks.js';
 
 const LEGACY = '/_matrix/media/{r0,v1,v3}';
 const AUTHED = '/_matrix/client/v1/media';
+/** MMR's admin API prefixes. */
+const ADMIN = '/_matrix/media/{unstable,unstable/io.t2bot.media}/admin';
 
 // The route table: every endpoint is one row (methods, paths, auth, body, handler).
 // GET routes answer HEAD too (MSC4120 for downloads).
@@ -38,6 +42,13 @@ export const ROUTES: Route[] = [
   { name: 'versions', methods: ['GET'], paths: ['/_matrix/client/versions'], auth: 'none', handler: versionsHandler },
   { name: 'logout', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, false) },
   { name: 'logout_all', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout/all'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, true) },
+  { name: 'admin_datastores', methods: ['GET'], paths: [`${ADMIN}/datastores`], auth: 'admin', handler: listDatastoresHandler },
+  { name: 'admin_size_estimate', methods: ['GET'], paths: [`${ADMIN}/datastores/:datastoreId/size_estimate`], auth: 'admin', handler: sizeEstimateHandler },
+  { name: 'admin_transfer', methods: ['POST'], paths: [`${ADMIN}/datastores/:sourceId/transfer_to/:targetId`], auth: 'admin', handler: transferHandler },
+  // Literal task paths before the :taskId one (the first matching row wins).
+  { name: 'admin_tasks_all', methods: ['GET'], paths: [`${ADMIN}/tasks/all`], auth: 'admin', handler: (c) => listTasksHandler(c, false) },
+  { name: 'admin_tasks_unfinished', methods: ['GET'], paths: [`${ADMIN}/tasks/unfinished`], auth: 'admin', handler: (c) => listTasksHandler(c, true) },
+  { name: 'admin_task', methods: ['GET'], paths: [`${ADMIN}/tasks/:taskId`], auth: 'admin', handler: taskHandler },
   { name: 'version', methods: ['GET'], paths: ['/_matrix/media/version'], auth: 'none', hostless: true, handler: versionHandler },
   { name: 'healthz', methods: ['GET'], paths: ['/healthz'], auth: 'none', hostless: true, handler: healthHandler },
 ];

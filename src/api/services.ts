@@ -20,6 +20,7 @@ import type { RemoteFetchState } from '../cache/remote-state.js';
 import type { MediaRow } from '../db/media.js';
 import type { PreviewDeps } from '../pipelines/preview.js';
 import type { RedisServices } from '../redis/services.js';
+import type { TaskRunner } from '../tasks/runner.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -45,6 +46,8 @@ export interface Services {
   remoteState: RemoteFetchState;
   /** URL previews: parse pool, gate, flights, result cache, oEmbed providers. */
   previews: Omit<PreviewDeps, 'db' | 'datastores' | 'log' | 'config'>;
+  /** Background tasks (datastore transfers): claimed across the fleet, resumed after crashes. */
+  tasks: TaskRunner;
   log: Logger;
   state: { shuttingDown: boolean };
 }

@@ -17,4 +17,9 @@ export class ThumbnailRowCache {
   set(row: ThumbnailRow): void {
     this.cache.set(thumbnailKeyString(row), row);
   }
+
+  /** Forgets everything (a datastore transfer moved thumbnail blobs; cheaper than a key scan). */
+  clear(): void {
+    this.cache.clear();
+  }
 }

@@ -45,6 +45,11 @@ export interface Datastore {
    */
   readAt?(location: string, position: number, length: number, into?: Buffer): Promise<Buffer>;
   delete(location: string): Promise<void>;
+  /**
+   * Every stored object's location, staging objects excluded, in no particular order
+   * (consistency checks compare it with the rows).
+   */
+  listObjects?(): AsyncIterable<string>;
   /** Removes staging leftovers of a crashed process; returns how many were removed. */
   sweepStaging(): Promise<number>;
   describe(): string;

@@ -1,5 +1,5 @@
 import { createReadStream, read, readSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DatastoreKind } from '../config/schema.js';
@@ -146,6 +146,18 @@ export class FileDatastore implements Datastore {
   async delete(location: string): Promise<void> {
     this.fds.forget(location);
     await rm(this.pathOf(location), { force: true });
+  }
+
+  /** Walks the tree below the root (the staging directory excluded); locations use `/`. */
+  async *listObjects(): AsyncIterable<string> {
+    const walk = async function* (dir: string, prefix: string): AsyncGenerator<string> {
+      for (const e of await readdir(dir, { withFileTypes: true })) {
+        if (prefix === '' && e.name === STAGING_DIR) continue;
+        if (e.isDirectory()) yield* walk(join(dir, e.name), `${prefix}${e.name}/`);
+        else yield `${prefix}${e.name}`;
+      }
+    };
+    yield* walk(this.root, '');
   }
 
   sweepStaging(): Promise<number> {

@@ -1,12 +1,12 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand, type StorageClass } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type StorageClass } from '@aws-sdk/client-s3';
 import type { DatastoreKind, S3DatastoreOpts } from '../config/schema.js';
 import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
 import { createS3Client } from './s3-client.js';
 import { isNotFound, S3Bucket } from './s3-bucket.js';
-import { contentKey, newStagingKey, publicUrlFor } from './s3-keys.js';
+import { contentKey, newStagingKey, publicUrlFor, STAGING_PREFIX } from './s3-keys.js';
 import { LeftoverCleaner, removeLeftover } from './s3-leftovers.js';
 import { S3StagingWriter } from './s3-staging.js';
 import { uploadFile } from './s3-spool.js';
@@ -127,6 +127,16 @@ export class S3Datastore implements Datastore {
   /** Deleting a missing key succeeds (as rm -f does); any other failure is the caller's. */
   async delete(location: string): Promise<void> {
     await removeLeftover(this.bucket, { key: checkedLocation(location) });
+  }
+
+  /** Every key in the bucket except staging objects, a page (1000 keys) at a time. */
+  async *listObjects(): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      const page = await this.bucket.run('ListObjectsV2', '', (c, b) => c.send(new ListObjectsV2Command({ Bucket: b, ContinuationToken: token })));
+      for (const o of page.Contents ?? []) if (!o.Key!.startsWith(STAGING_PREFIX)) yield o.Key!;
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async sweepStaging(): Promise<number> {

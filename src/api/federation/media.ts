@@ -12,7 +12,7 @@ import type { Ctx } from '../services.js';
 // Federation media (spec v1.11, MSC3916): our own media only, as multipart/mixed with a `{}`
 // JSON part and then the file, streamed from the datastore with backpressure.
 
-function multipart(file: { contentType: string; contentDisposition: string; body: Readable }): Result {
+function multipart(file: { contentType: string; contentDisposition: string; body: Readable } | { location: string }): Result {
   const boundary = newBoundary();
   return {
     kind: 'stream',
@@ -29,6 +29,9 @@ export async function federationDownloadHandler(ctx: Ctx): Promise<Result> {
   const row = await resolveLocalMedia(ctx.svc, { origin: ctx.serverName, mediaId, timeoutMs, authenticated: true });
   const ds = ctx.svc.datastores.get(row.datastoreId);
   if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
+  // A datastore with a public address: the peer fetches the bytes there (a Location part).
+  const publicUrl = ds.publicUrl?.(row.location) ?? null;
+  if (publicUrl) return multipart({ location: publicUrl });
   const contentType = row.contentType ?? 'application/octet-stream';
   const body = row.sizeBytes === 0 ? Readable.from([]) : ds.openStream(row.location, { start: 0, end: row.sizeBytes - 1 });
   return multipart({ contentType, contentDisposition: contentDisposition(contentType, row.uploadName), body });

@@ -7,6 +7,7 @@ import { getRemoteMedia } from '../../pipelines/remote.js';
 import type { Ctx } from '../services.js';
 import { MEDIA_CACHE_CONTROL } from './blob-body.js';
 import { cachedBlobBody } from './cached-blob-body.js';
+import { publicRedirectUrl, redirectResult } from './redirect.js';
 
 
 /** GET/HEAD download, legacy (`authenticated` false) and /_matrix/client/v1/media. */
@@ -37,6 +38,8 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     ctx.log.error('media row points at an unknown datastore', { datastore: row.datastoreId, mediaId });
     throw Errors.unknown('Media is stored in a datastore that is not configured');
   }
+  const redirect = publicRedirectUrl(ds, row.location, authenticated, ctx.req.query);
+  if (redirect) return redirectResult(redirect);
   const contentType = row.contentType ?? 'application/octet-stream';
   const filename = ctx.params.fileName ?? row.uploadName;
   const headers: Headers = {
