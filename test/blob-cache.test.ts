@@ -148,7 +148,7 @@ t.test('two mxcs with the same content share one entry', async (t) => {
 });
 
 t.test('HTTP: a hot download comes from memory, with Range and ETag, and no database query', async (t) => {
-  const r = await startTestRepo('pglite', { downloads: { smallFileBytes: 4096, cache: { minDownloads: 2 } } });
+  const r = await startTestRepo('pglite', { downloads: { smallFileBytes: 4096, cache: { enabled: true, minDownloads: 2 } } });
   t.teardown(() => r.close());
   for (const [n, size] of [1000, 300_000].entries()) {
     const body = randomBytes(size);
