@@ -10,6 +10,7 @@ import { federationDownloadHandler, federationThumbnailHandler } from './federat
 import { versionsHandler } from './client/versions.js';
 import { logoutHandler } from './client/logout.js';
 import { healthHandler, versionHandler } from './health.js';
+import { readyHandler } from './ready.js';
 
 const LEGACY = '/_matrix/media/{r0,v1,v3}';
 const AUTHED = '/_matrix/client/v1/media';
@@ -40,4 +41,5 @@ export const ROUTES: Route[] = [
   { name: 'logout_all', methods: ['POST'], paths: ['/_matrix/client/{r0,v3}/logout/all'], auth: 'guest', body: 'small', handler: (c) => logoutHandler(c, true) },
   { name: 'version', methods: ['GET'], paths: ['/_matrix/media/version'], auth: 'none', hostless: true, handler: versionHandler },
   { name: 'healthz', methods: ['GET'], paths: ['/healthz'], auth: 'none', hostless: true, handler: healthHandler },
+  { name: 'readyz', methods: ['GET'], paths: ['/readyz'], auth: 'none', hostless: true, handler: readyHandler },
 ];

@@ -18,6 +18,7 @@ import type { ServerKeyFetcher } from '../matrix/server-keys.js';
 import type { RemoteFetchState } from '../cache/remote-state.js';
 import type { MediaRow } from '../db/media.js';
 import type { PreviewDeps } from '../pipelines/preview.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -40,6 +41,8 @@ export interface Services {
   /** URL previews: parse pool, gate, flights, result cache, oEmbed providers. */
   previews: Omit<PreviewDeps, 'db' | 'datastores' | 'log' | 'config'>;
   log: Logger;
+  /** The application metrics (media_*), on the registry the metrics listener serves. */
+  metrics: MediaMetrics;
   state: { shuttingDown: boolean };
 }
 

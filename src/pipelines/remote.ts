@@ -14,6 +14,7 @@ import type { Logger } from '../logging/logger.js';
 import { openRemoteSource, toMatrixError, type RemoteBody } from './remote-source.js';
 import { placeBlob } from './steps/place-blob.js';
 import { assertVisible } from './download.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // Remote media (another server's mxc). The first request streams the file to its client while
 // it is written to a `remote_media` datastore and hashed; requests arriving meanwhile wait for
@@ -28,6 +29,7 @@ import { assertVisible } from './download.js';
 export const CLIENT_STALL_MS = 500;
 
 export interface RemoteDeps {
+  metrics?: MediaMetrics;
   db: Db;
   datastores: DatastoreRegistry;
   mediaRows: MediaRowCache;
@@ -132,6 +134,7 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     deps.mediaRows.set(row);
     if (detachedAt !== null) finishFromStorage(deps, row, sha256, detachedAt, client);
     deps.log.info('remote media stored', { origin: r.origin, mediaId: r.mediaId, size });
+    deps.metrics?.downloaded.inc({ origin: deps.metrics.originLabel(r.origin) });
     return row;
   } catch (e) {
     await staging?.abort();

@@ -14,6 +14,7 @@ import type { ThumbnailPools } from '../pools/thumbnails.js';
 import type { ImageFailure, ThumbnailLimits } from '../../workers/protocol.js';
 import { chooseSize } from './thumbnail-size.js';
 import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 export interface ThumbnailDeps {
   db: Db;
@@ -23,6 +24,7 @@ export interface ThumbnailDeps {
   thumbnailFlights: SingleFlight<Thumbnail[]>;
   freshThumbnails: FreshThumbnails;
   log: Logger;
+  metrics?: MediaMetrics;
 }
 
 /** A thumbnail to serve: a stored row, or bytes just generated whose row is being written. */
@@ -111,6 +113,10 @@ export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, k
       results.push({ kind: 'stored', row });
       continue;
     }
+    // Counted only when pixels were made ("original" serves the source as it is).
+    deps.metrics?.thumbnailsGenerated.inc({
+      width: key.width, height: key.height, method: key.method, animated: String(key.animated), origin: deps.metrics.originLabel(media.origin),
+    });
     const fresh: FreshThumbnail = {
       key, bytes: Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength), sha256: out.sha256,
       contentType: out.contentType, outWidth: out.width, outHeight: out.height,

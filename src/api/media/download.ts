@@ -36,6 +36,7 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     ctx.log.error('media row points at an unknown datastore', { datastore: row.datastoreId, mediaId });
     throw Errors.unknown('Media is stored in a datastore that is not configured');
   }
+  ctx.svc.metrics.ageAccessed.observe(Math.max(0, Date.now() - row.creationTs) / 1000);
   const contentType = row.contentType ?? 'application/octet-stream';
   const filename = ctx.params.fileName ?? row.uploadName;
   const headers: Headers = {
