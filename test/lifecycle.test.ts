@@ -9,6 +9,7 @@ import { startFixtureHomeserver } from './helpers/homeserver.js';
 import { RawConn, chunk } from './helpers/hostile-http.js';
 import { stagingFiles, waitFor } from './helpers/hostile-store.js';
 import { crashRepo, download } from './helpers/crash-repo.js';
+import { POSTGRES_URL } from './helpers/databases.js';
 
 // Process lifecycle through the real CLI: SIGHUP reloads the config, SIGTERM lets an upload in
 // flight finish; and /readyz, which answers 503 while the database is gone or during shutdown.
@@ -98,4 +99,22 @@ t.test('/readyz: 200 when the database answers, 503 once it is gone or during sh
   t.equal(down.status, 503, 'database down');
   t.not(down.body.checks?.database, 'ok', `the database check names the failure (${down.body.checks?.database})`);
   t.equal((await fetch(`${repo.url}/healthz`)).status, 200, 'liveness is unaffected');
+});
+
+t.test('/readyz on Postgres: 503 once the database is dropped under the server', { skip: POSTGRES_URL ? false : 'MEDIA_REPO_TEST_POSTGRES is not set' }, async (t) => {
+  const repo = await startTestRepo('postgres');
+  t.teardown(() => repo.close());
+  t.equal((await fetch(`${repo.url}/readyz`)).status, 200);
+  const dsn = new URL(repo.repo.services.config().global.database.postgres);
+  const admin = new URL(POSTGRES_URL);
+  const pg = (await import('pg')).default;
+  const c = new pg.Client({ connectionString: admin.toString() });
+  await c.connect();
+  // FORCE terminates the server's connections; its pool's reconnects then find no database.
+  await c.query(`DROP DATABASE ${dsn.pathname.slice(1)} WITH (FORCE)`);
+  await c.end();
+  const res = await fetch(`${repo.url}/readyz`);
+  t.equal(res.status, 503, 'not ready without its database');
+  const body = await res.json() as { checks: Record<string, string> };
+  t.not(body.checks.database, 'ok', `the check names the failure (${body.checks.database})`);
 });
