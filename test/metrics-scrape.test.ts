@@ -61,6 +61,8 @@ t.test('counters move with real traffic', async (t) => {
   // A Host that is no configured homeserver: counted as invalid, its name never a label.
   const odd = await repo.fetch(`/_matrix/client/v1/media/download/${host}/${mediaId}`, { token: ALICE, host: 'evil.example' });
   await odd.arrayBuffer();
+  // A health probe by IP: host-less, so an ordinary request under the unknown-host label.
+  (await fetch(`${repo.url}/readyz`)).body?.cancel();
 
   const { text, samples: after } = await scrape(repo);
   const delta = (name: string, labels: Record<string, string>) => value(after, name, labels) - value(before, name, labels);
@@ -83,6 +85,8 @@ t.test('counters move with real traffic', async (t) => {
   t.equal(delta('media_http_response_time_seconds_count', { host, action: dlAction, method: 'GET' }), 3);
   t.equal(delta('media_invalid_http_requests_total', { action: dlAction, method: 'GET' }), 1, 'unknown Host counted as invalid');
   t.notMatch(text, /evil\.example/, 'the unknown Host is not a label value');
+  t.equal(delta('media_http_requests_total', { host: '_unknown', action: 'readyz', method: 'GET' }), 1, 'probe counted');
+  t.equal(delta('media_invalid_http_requests_total', { action: 'readyz', method: 'GET' }), 0, 'probe not invalid');
   t.notMatch(text, new RegExp(mediaId), 'no media ID in any label');
   t.equal(delta('media_thumbnails_generated_total', { width: '96', height: '96', method: 'scale', animated: 'false', origin: host }), 1);
   t.equal(delta('media_age_accessed_media_seconds_count', {}), 2, 'two successful downloads observed for age');

@@ -42,7 +42,8 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     // Metric labels: the route's name and a configured server name, never the raw Host.
     req.labels = { action: m.route.name, host: 'unknown' in host ? UNKNOWN_HOST : host.name };
     const method = methodLabel(req.method);
-    if ('unknown' in host) svc.metrics.invalidHttpRequests.inc({ action: m.route.name, method });
+    // Host-less routes (health probes, often by IP) are ordinary requests, not invalid ones.
+    if ('unknown' in host && !m.route.hostless) svc.metrics.invalidHttpRequests.inc({ action: m.route.name, method });
     else svc.metrics.httpRequests.inc({ ...req.labels, method });
     if ('unknown' in host) {
       if (!m.route.hostless) {

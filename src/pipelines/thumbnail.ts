@@ -113,9 +113,12 @@ export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, k
       results.push({ kind: 'stored', row });
       continue;
     }
-    // Counted only when pixels were made ("original" serves the source as it is).
+    // Counted only when pixels were made ("original" serves the source as it is). With
+    // dynamicSizing any size can be asked for: those share one label value, "dynamic".
+    const listed = cfg.sizes.some((sz) => sz.width === key.width && sz.height === key.height);
     deps.metrics?.thumbnailsGenerated.inc({
-      width: key.width, height: key.height, method: key.method, animated: String(key.animated), origin: deps.metrics.originLabel(media.origin),
+      width: listed ? key.width : 'dynamic', height: listed ? key.height : 'dynamic', method: key.method,
+      animated: String(key.animated), origin: deps.metrics.originLabel(media.origin),
     });
     const fresh: FreshThumbnail = {
       key, bytes: Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength), sha256: out.sha256,
