@@ -123,7 +123,7 @@ fi
 sx systemctl reload media-repo
 sleep 3; up || true
 if [ "$(prop MainPID)" = "$PID" ]; then echo "ok   reload kept the process (SIGHUP handled)"
-else echo "note reload restarted the process (no SIGHUP handler in this build; RestartForceExitStatus brought it back)"; fi
+else echo "FAIL reload replaced the process: SIGHUP should reload in place"; fail=1; fi
 check "serving after reload" "$(req "http://127.0.0.1:$PORT/_matrix/client/v1/media/download/localhost/$IMG")" 200
 
 start=$(date +%s)

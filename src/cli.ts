@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseCliArgs } from './config/args.js';
 import { loadConfig } from './config/load.js';
-import { createLogger } from './logging/logger.js';
+import { loggerFromConfig } from './logging/from-config.js';
 import { openDatabase } from './db/open.js';
 import { migrate } from './db/migrate.js';
 import { startMediaRepo } from './main.js';
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   }
   const config = await loadConfig(args.configPath);
   const g = config.global;
-  const log = createLogger({ level: g.repo.logLevel, json: g.repo.jsonLogs });
+  const log = loggerFromConfig(g);
   if (!args.configPath) {
     log.warn('no config file given (-config or REPO_CONFIG): running on embedded defaults', {
       homeserver: 'localhost', sharedSecretFile: 'data/shared-secret',
@@ -71,13 +71,18 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { signal });
-    repo.stop().then(() => process.exit(0), (e) => {
+    repo.stop().then(() => log.closeFile()).then(() => process.exit(0), (e) => {
       log.error('shutdown failed', { error: e as Error });
       process.exit(1);
     });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // systemctl reload (ExecReload=kill -HUP): the same reload a saved edit triggers.
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading the config', { path: args.configPath ?? '(embedded defaults)' });
+    void repo.reload();
+  });
 }
 
 main().catch((e: Error) => {

@@ -1,5 +1,6 @@
 import type { LoadedConfig } from './config/schema.js';
-import { createLogger, type Logger } from './logging/logger.js';
+import type { Logger } from './logging/logger.js';
+import { loggerFromConfig } from './logging/from-config.js';
 import { openDatabase } from './db/open.js';
 import { migrate } from './db/migrate.js';
 import type { Db } from './db/driver.js';
@@ -27,6 +28,11 @@ import { ThumbnailPools } from './pools/thumbnails.js';
 import { PreviewPool } from './pools/previews.js';
 import { createRegistry } from './metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
+import { createMediaMetrics } from './metrics/media-metrics.js';
+import { observeHttp } from './metrics/http-metrics.js';
+import { watchPools } from './metrics/pool-gauges.js';
+import { countDatastoreBytes } from './metrics/datastore-bytes.js';
+import { timedDb } from './db/timed.js';
 import { Admission } from './pools/admission.js';
 import { PreviewResults } from './cache/preview-results.js';
 import { providersLoader } from './preview/providers-loader.js';
@@ -59,6 +65,8 @@ export interface RunningRepo {
   /** The metrics listener's port, when metrics.enabled. */
   metricsPort: number | null;
   services: Services;
+  /** Re-reads the config file (SIGHUP); a no-op without a config path. */
+  reload(): Promise<void>;
   stop(drainMs?: number): Promise<void>;
 }
 
@@ -73,8 +81,13 @@ function allDatastores(cfg: LoadedConfig) {
 export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
   let loaded = opts.config;
   const g = loaded.global;
-  const log = opts.log ?? createLogger({ level: g.repo.logLevel, json: g.repo.jsonLogs });
-  const db: Db = await openDatabase(g, log);
+  const log = opts.log ?? loggerFromConfig(g);
+  // The registry exists even with metrics.enabled false: counting costs little, and the
+  // pipelines then need no "is it on" checks. Only the listener depends on the setting.
+  const registry = createRegistry();
+  const metricsSet = createMediaMetrics(registry);
+  metricsSet.setLocalNames(loaded.domains.keys());
+  const db: Db = timedDb(await openDatabase(g, log), metricsSet);
   const sinks = new UploadSinkPool();
   const threads = poolThreads(g.thumbnails.numWorkers);
   const pools = new ThumbnailPools(threads, g.thumbnails.maxQueue);
@@ -89,7 +102,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       log.warn('libuv thread pool is smaller than the image pools need; start through the media-repo launcher or set UV_THREADPOOL_SIZE', { have: uv, want: wantUv });
     }
     if (opts.runMigrations !== false) await migrate(db, log);
-    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`, sinks);
+    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`, sinks, (ds) => countDatastoreBytes(ds, metricsSet));
     await datastores.sync(allDatastores(loaded));
     datastores.setTally(await bytesPerDatastore(db));
     for (const ds of datastores.all()) {
@@ -105,7 +118,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     tokens.configure(g.accessTokens.maxCacheTimeSeconds);
     const freshThumbnails = new FreshThumbnails();
     const thumbnailDeps = {
-      db, datastores, log, freshThumbnails, redis, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
+      db, datastores, log, metrics: metricsSet, freshThumbnails, redis, thumbnails: pools, thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
     };
     const pregenerator = new Pregenerator(thumbnailDeps, log);
     const federation = new FederationClient(() => loaded.global);
@@ -116,6 +129,9 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       }
     }
     const previewPool = new PreviewPool(g.urlPreviews.numWorkers);
+    // numWorkers previews in flight, each holding at most one page; a bounded line behind.
+    const previewGate = new Admission(g.urlPreviews.numWorkers, g.urlPreviews.numWorkers * 16, 'URL preview');
+    watchPools(metricsSet, pools, previewPool, previewGate);
     const providers = providersLoader(() => loaded.global.urlPreviews, log);
     providers(); // a broken providers file stops the start, not the first preview
     const mediaRows = new MediaRowCache();
@@ -124,8 +140,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       ...thumbnailDeps,
       previews: {
         pool: previewPool,
-        // numWorkers previews in flight, each holding at most one page; a bounded line behind.
-        gate: new Admission(g.urlPreviews.numWorkers, g.urlPreviews.numWorkers * 16, 'URL preview'),
+        gate: previewGate,
+        metrics: metricsSet,
         flights: new SingleFlight<StoredPreview>(),
         results: new PreviewResults(),
         providers,
@@ -145,11 +161,11 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const dispatcher = createDispatcher(svc, ROUTES);
     const http: HttpServer = await startHttpServer({
       bindAddress: g.repo.bindAddress, port: opts.port ?? g.repo.port, log,
-      wantsBody: dispatcher.wantsBody, dispatch: dispatcher.dispatch,
+      wantsBody: dispatcher.wantsBody, dispatch: dispatcher.dispatch, observe: observeHttp(metricsSet),
     });
     let metrics: MetricsServer | null = null;
     if (g.metrics.enabled) {
-      metrics = await startMetricsServer(createRegistry(), g.metrics.bindAddress, g.metrics.port);
+      metrics = await startMetricsServer(registry, g.metrics.bindAddress, g.metrics.port);
       log.info('metrics listening', { address: g.metrics.bindAddress, port: metrics.port });
     }
     // Resumes tasks a stopped or crashed instance left unfinished, then polls for new ones.
@@ -168,6 +184,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         redis.ring.configure(next.global.redis);
         log.setOptions({ level: next.global.repo.logLevel, json: next.global.repo.jsonLogs });
         loaded = next;
+        metricsSet.setLocalNames(next.domains.keys());
         for (const w of next.warnings ?? []) log.warn('config warning', { warning: w });
         log.info('config reloaded', { files: next.files.length, homeservers: [...next.domains.keys()].join(', ') });
         if (restartKeys.length) log.warn('some changed keys only apply after a restart', { keys: restartKeys.join(', ') });
@@ -197,6 +214,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       port: http.port,
       metricsPort: metrics?.port ?? null,
       services: svc,
+      reload: () => watcher?.reloadNow() ?? Promise.resolve(),
       stop(drainMs = SHUTDOWN_DRAIN_MS) {
         // Idempotent: a second call (another signal, a test teardown) waits for the first.
         stopping ??= (async () => {

@@ -5,6 +5,8 @@ import { json } from '../http/types.js';
 import { authenticate } from './auth.js';
 import { resolveHost } from './hosts.js';
 import { Router } from './router.js';
+import { UNKNOWN_HOST } from '../metrics/media-metrics.js';
+import { methodLabel } from '../metrics/http-metrics.js';
 import type { Ctx, Route, Services } from './services.js';
 
 let requestCounter = 0;
@@ -36,6 +38,13 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     const cfg = svc.config();
     const host = resolveHost(cfg, req.headers);
     const requestId = `REQ-${(++requestCounter).toString(36)}`;
+    req.requestId = requestId;
+    // Metric labels: the route's name and a configured server name, never the raw Host.
+    req.labels = { action: m.route.name, host: 'unknown' in host ? UNKNOWN_HOST : host.name };
+    const method = methodLabel(req.method);
+    // Host-less routes (health probes, often by IP) are ordinary requests, not invalid ones.
+    if ('unknown' in host && !m.route.hostless) svc.metrics.invalidHttpRequests.inc({ action: m.route.name, method });
+    else svc.metrics.httpRequests.inc({ ...req.labels, method });
     if ('unknown' in host) {
       if (!m.route.hostless) {
         svc.log.warn('request for a Host that is not a configured homeserver', {
@@ -50,9 +59,16 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     const addr = clientAddress(req, cfg.global.repo.trustAnyForwardedAddress);
     const ctxReq = addr === req.remoteAddress ? req : { ...req, remoteAddress: addr };
     const ctx: Ctx = { req: ctxReq, params: m.params, serverName: name, domain, user: null, svc, log };
+    // Logged before authentication, so rejected requests have their line too. The query goes
+    // through the logger's redaction (access_token values never reach a line).
+    if (log.enabled('debug')) {
+      log.debug('request', {
+        method: req.method, path: req.path, query: req.rawQuery, route: m.route.name,
+        remoteAddr: addr, userAgent: req.headers['user-agent'],
+      });
+    }
     // Authenticate before validating anything else: clients and Complement expect 401 first.
     ctx.user = await authenticate(ctx, m.route.auth);
-    if (log.enabled('debug')) log.debug('request', { method: req.method, path: req.path, route: m.route.name, user: ctx.user?.userId });
     return m.route.handler(ctx);
   }
 

@@ -12,6 +12,7 @@ import { logoutHandler } from './client/logout.js';
 import { healthHandler, versionHandler } from './health.js';
 import { listDatastoresHandler, sizeEstimateHandler, transferHandler } from './admin/datastores.js';
 import { listTasksHandler, taskHandler } from './admin/tasks.js';
+import { readyHandler } from './ready.js';
 
 const LEGACY = '/_matrix/media/{r0,v1,v3}';
 const AUTHED = '/_matrix/client/v1/media';
@@ -51,4 +52,5 @@ export const ROUTES: Route[] = [
   { name: 'admin_task', methods: ['GET'], paths: [`${ADMIN}/tasks/:taskId`], auth: 'admin', handler: taskHandler },
   { name: 'version', methods: ['GET'], paths: ['/_matrix/media/version'], auth: 'none', hostless: true, handler: versionHandler },
   { name: 'healthz', methods: ['GET'], paths: ['/healthz'], auth: 'none', hostless: true, handler: healthHandler },
+  { name: 'readyz', methods: ['GET'], paths: ['/readyz'], auth: 'none', hostless: true, handler: readyHandler },
 ];

@@ -21,6 +21,7 @@ import type { MediaRow } from '../db/media.js';
 import type { PreviewDeps } from '../pipelines/preview.js';
 import type { RedisServices } from '../redis/services.js';
 import type { TaskRunner } from '../tasks/runner.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // Everything a handler may use, injected by main.ts (no singletons).
 export interface Services {
@@ -49,6 +50,8 @@ export interface Services {
   /** Background tasks (datastore transfers): claimed across the fleet, resumed after crashes. */
   tasks: TaskRunner;
   log: Logger;
+  /** The application metrics (media_*), on the registry the metrics listener serves. */
+  metrics: MediaMetrics;
   state: { shuttingDown: boolean };
 }
 

@@ -46,7 +46,7 @@ export function watchConfig(
   current: () => LoadedConfig,
   onChange: (next: LoadedConfig, changedRestartKeys: string[]) => void,
   log: Logger,
-): { close(): void } {
+): { close(): void; reloadNow(): Promise<void> } {
   const target = resolve(path);
   const isDir = statSync(target).isDirectory();
   // Watch the containing directory for a single file: editors that save by writing a new file
@@ -57,12 +57,15 @@ export function watchConfig(
   let closed = false;
   let chain = Promise.resolve(); // reloads run one at a time, in the order they were triggered
 
-  const reload = async (): Promise<void> => {
+  const reload = async (asked = false): Promise<void> => {
     try {
       const next = await loadConfig(target);
       if (closed) return;
       const before = current();
-      if (fingerprint(before) === fingerprint(next)) return; // touched, not changed
+      if (fingerprint(before) === fingerprint(next)) { // touched, not changed
+        if (asked) log.info('config unchanged', { path: target });
+        return;
+      }
       onChange(next, restartKeysChanged(before.global, next.global));
     } catch (error) {
       if (!closed) log.error('config reload rejected; keeping the previous config', { error });
@@ -75,11 +78,16 @@ export function watchConfig(
   const watcher: FSWatcher = watch(dir, (_event, file) => {
     if (closed || !relevant(file === null ? null : String(file))) return;
     clearTimeout(timer);
-    timer = setTimeout(() => { chain = chain.then(reload); }, DEBOUNCE_MS);
+    timer = setTimeout(() => { chain = chain.then(() => reload()); }, DEBOUNCE_MS);
   });
   watcher.on('error', (error) => log.error('config watch failed; live reload is off', { error, path: dir }));
 
   return {
+    /** Re-reads the config now (SIGHUP), in line with any reload the watcher started. */
+    reloadNow(): Promise<void> {
+      chain = chain.then(() => reload(true));
+      return chain;
+    },
     close(): void {
       closed = true;
       clearTimeout(timer);

@@ -15,14 +15,16 @@ export class DatastoreRegistry {
   /** The config each store was built from: a reload rebuilds only the stores whose entry changed. */
   private readonly builtFrom = new Map<string, string>();
 
-  constructor(private readonly instanceTag: string, private readonly sinks: UploadSinkPool) {}
+  /** `observe` wraps each store as it is built (byte metrics); the identity by default. */
+  constructor(private readonly instanceTag: string, private readonly sinks: UploadSinkPool,
+    private readonly observe: (ds: Datastore) => Datastore = (ds) => ds) {}
 
   /** Creates stores for configs not seen before; existing IDs keep their object (live reload). */
   async sync(configs: DatastoreConfig[]): Promise<void> {
     for (const c of configs) {
       const fingerprint = JSON.stringify(c);
       if (this.stores.has(c.id) && this.builtFrom.get(c.id) === fingerprint) continue;
-      this.stores.set(c.id, await create(c, this.instanceTag, this.sinks));
+      this.stores.set(c.id, this.observe(await create(c, this.instanceTag, this.sinks)));
       this.builtFrom.set(c.id, fingerprint);
     }
   }

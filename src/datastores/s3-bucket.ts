@@ -23,8 +23,12 @@ export function isNotFound(e: unknown): boolean {
 export class S3Bucket {
   constructor(readonly client: S3Client, readonly name: string, readonly storeId: string) {}
 
+  /** Told of every operation started (media_s3_operations_total); set by the metrics wiring. */
+  onOperation: ((op: string) => void) | null = null;
+
   /** Runs one SDK call; its failure becomes an S3OperationError naming the operation and key. */
   async run<T>(op: string, key: string, call: (client: S3Client, bucket: string) => Promise<T>): Promise<T> {
+    this.onOperation?.(op);
     try {
       return await call(this.client, this.name);
     } catch (e) {

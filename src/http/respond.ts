@@ -16,9 +16,12 @@ export interface ResponseState {
   closeAfter: boolean;
   /** Cleanups to run if the client goes away mid-response (open file streams). */
   onAbort: (() => void)[];
+  /** The status line sent, once the head is written (metrics, access log). */
+  status?: number;
 }
 
-function writeHead(res: HttpResponse, status: number, headers: Headers | undefined): void {
+function writeHead(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined): void {
+  st.status = status;
   res.writeStatus(statusLine(status));
   res.writeHeader(COMMON_HEADER_BLOCK[0], COMMON_HEADER_BLOCK[1]);
   if (headers) for (const k in headers) res.writeHeader(k, safeHeaderValue(headers[k]!));
@@ -28,7 +31,7 @@ function endWith(res: HttpResponse, st: ResponseState, req: HttpRequest, status:
   if (st.aborted || st.done) return;
   st.done = true;
   res.cork(() => {
-    writeHead(res, status, headers);
+    writeHead(res, st, status, headers);
     if (req.method === 'HEAD') res.endWithoutBody(body === undefined ? 0 : Buffer.byteLength(body), st.closeAfter);
     else res.end(body ?? '', st.closeAfter);
   });
@@ -70,7 +73,7 @@ async function sendStream(res: HttpResponse, st: ResponseState, req: HttpRequest
   });
   let headWritten = false;
   const head = () => {
-    if (!headWritten) writeHead(res, status, headers);
+    if (!headWritten) writeHead(res, st, status, headers);
     headWritten = true;
   };
   try {
@@ -122,7 +125,7 @@ async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest,
     if (st.aborted || st.done) return;
     st.done = true;
     res.cork(() => {
-      writeHead(res, status, base);
+      writeHead(res, st, status, base);
       res.endWithoutBody(length, st.closeAfter);
     });
     return;
@@ -180,7 +183,7 @@ function chunkWriter(res: HttpResponse, st: ResponseState, status: number, heade
     let done = false;
     res.cork(() => {
       if (!headWritten) {
-        writeHead(res, status, headers);
+        writeHead(res, st, status, headers);
         headWritten = true;
       }
       pendingOffset = res.getWriteOffset();

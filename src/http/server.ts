@@ -13,6 +13,8 @@ export interface HttpServerOptions {
   /** Decides from method + path (before any await) whether the body will be streamed. */
   wantsBody(method: string, path: string): boolean;
   dispatch(req: HttpRequest): Promise<Result>;
+  /** Told of every answered request: the status sent (none when the client left first). */
+  observe?(req: HttpRequest, status: number | undefined, startNs: bigint): void;
 }
 
 export interface HttpServer {
@@ -76,7 +78,11 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
       return;
     }
     inFlight++;
-    run(res, st, req, body).finally(() => inFlight--);
+    const startNs = process.hrtime.bigint();
+    run(res, st, req, body).finally(() => {
+      inFlight--;
+      opts.observe?.(req, st.status, startNs);
+    });
   });
 
   async function run(res: HttpResponse, st: ResponseState, req: HttpRequest, body: UwsBodySource | null): Promise<void> {
@@ -88,7 +94,7 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
       if (body && !body.complete) st.closeAfter = true;
       const err = e instanceof MatrixError ? e : Errors.unknown();
       // A client that hangs up mid-body is not a server failure: no error line for it.
-      if (!(e instanceof MatrixError) && !st.aborted) opts.log.error('request failed', { method: req.method, path: req.path, error: e as Error });
+      if (!(e instanceof MatrixError) && !st.aborted) opts.log.error('request failed', { requestId: req.requestId, method: req.method, path: req.path, error: e as Error });
       if (!st.done && !st.aborted) sendError(res, st, req, err);
     }
   }

@@ -28,6 +28,10 @@ export interface HttpRequest {
   /** Set once the client has gone away. */
   aborted: () => boolean;
   onAbort(cb: () => void): void;
+  /** Set by the dispatcher once the route and Host are known: the metric labels. */
+  labels?: { action: string; host: string };
+  /** Set by the dispatcher: the ID on every log line of this request. */
+  requestId?: string;
 }
 
 export type Headers = Record<string, string>;

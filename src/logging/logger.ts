@@ -1,5 +1,8 @@
-// Structured logging: one line per event, text or JSON, to stdout. Child loggers carry
-// fields (request ID, host) so every line of a request can be correlated.
+import type { DailyFileSink } from './daily-file.js';
+
+// Structured logging: one line per event, text or JSON, to stdout and (repo.logDirectory) a
+// daily file. Child loggers carry fields (request ID, host) so every line of a request can be
+// correlated.
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
@@ -9,15 +12,22 @@ export interface LoggerOptions {
   json: boolean;
   /** Where lines go; stdout by default. Tests pass an array collector. */
   sink?: (line: string) => void;
+  /** Also written to, when repo.logDirectory names one. */
+  file?: DailyFileSink | null;
 }
 
 type Fields = Record<string, unknown>;
 
-const SECRET_QUERY = /([?&]access_token=)[^&\s]*/g;
+// Tokens must never reach a log line. Redaction runs on the finished line, so it also covers
+// nested values and the message: access_token query values (in a URL or a bare query string)
+// and Bearer credentials (an Authorization header logged by mistake). Fields whose name says
+// they hold a credential are blanked before that.
+const SECRET_QUERY = /((?:^|[?&;\s"=])access_token=)[^&\s"\\]*/gi;
+const BEARER = /(Bearer\s+)[^\s,"\\]+/gi;
+const SECRET_FIELD = /^(authorization|access_?token|token|secret|password)$/i;
 
-/** Tokens must never reach a log file: redact access_token query values in any string field. */
-function redact(value: unknown): unknown {
-  return typeof value === 'string' ? value.replace(SECRET_QUERY, '$1<redacted>') : value;
+export function redact(line: string): string {
+  return line.replace(SECRET_QUERY, '$1<redacted>').replace(BEARER, '$1<redacted>');
 }
 
 export class Logger {
@@ -29,6 +39,11 @@ export class Logger {
 
   setOptions(opts: Partial<LoggerOptions>): void {
     Object.assign(this.opts, opts);
+  }
+
+  /** Flushes and closes the log file, if any (shutdown). */
+  closeFile(): Promise<void> {
+    return this.opts.file?.close() ?? Promise.resolve();
   }
 
   enabled(level: LogLevel): boolean {
@@ -45,17 +60,20 @@ export class Logger {
     const all: Fields = { ...this.fields, ...extra };
     for (const k of Object.keys(all)) {
       const v = all[k];
-      all[k] = v instanceof Error ? (v.stack ?? v.message) : redact(v);
+      if (SECRET_FIELD.test(k) && v) all[k] = '<redacted>';
+      else if (v instanceof Error) all[k] = v.stack ?? v.message;
     }
     const time = new Date().toISOString();
     let line: string;
     if (this.opts.json) {
-      line = JSON.stringify({ time, level, msg: redact(msg), ...all });
+      line = JSON.stringify({ time, level, msg, ...all });
     } else {
       const kv = Object.entries(all).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`);
-      line = `${time} ${level.toUpperCase().padEnd(5)} ${redact(msg)}${kv.length ? ' ' + kv.join(' ') : ''}`;
+      line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}${kv.length ? ' ' + kv.join(' ') : ''}`;
     }
+    line = redact(line);
     (this.opts.sink ?? ((l: string) => process.stdout.write(l + '\n')))(line);
+    this.opts.file?.write(line);
   }
 }
 

@@ -11,6 +11,7 @@ import { globMatch, oEmbedRequestUrl, type OEmbedProviders } from '../preview/oe
 import { readPrefix } from '../preview/page-reader.js';
 import { fetchPreviewImage, type IdentifyImage, type PreviewImage } from '../preview/preview-image.js';
 import { uploadMedia } from './upload.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // One preview, generated: oEmbed when the URL's provider has an endpoint, else the page itself
 // (HTML parsed on the preview pool; a file of a filePreviewTypes type described from its
@@ -28,6 +29,7 @@ export interface GenerateDeps {
   /** Null when oEmbed is off. */
   providers: OEmbedProviders | null;
   identifyImage: IdentifyImage;
+  metrics?: MediaMetrics;
 }
 
 export interface GenerateInput {
@@ -121,6 +123,8 @@ export async function generatePreview(deps: GenerateDeps, input: GenerateInput):
   const endpoint = deps.providers?.endpointFor(input.url);
   const oEmbedFields = endpoint ? await tryOEmbed(deps, oEmbedRequestUrl(endpoint.url, input.url), input) : null;
   const { fields, image: fileImage } = oEmbedFields ? { fields: oEmbedFields, image: null } : await fromPage(deps, input);
+  // A file described from its headers comes back from fromPage with no charset.
+  deps.metrics?.previewsGenerated.inc({ type: oEmbedFields ? 'oembed' : fields.charset === '' ? 'calculated' : 'opengraph' });
   const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, input.cfg.maxPageSizeBytes, deps.identifyImage) : null);
 
   const out: PreviewJson = {};

@@ -13,6 +13,7 @@ import type { Logger } from '../logging/logger.js';
 import { IpRangeList } from '../net/ip-ranges.js';
 import { OutboundError } from '../net/safe-request.js';
 import { generatePreview, type PreviewFetchOptions } from './preview-generate.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // URL previews: one cached answer per URL, hour bucket of `ts` and Accept-Language. Failures
 // are cached like successes (a dead link is not fetched again for every message that shows
@@ -31,6 +32,7 @@ export interface PreviewDeps {
   identifyImage: IdentifyImage;
   log: Logger;
   config(): { global: Config };
+  metrics?: MediaMetrics;
 }
 
 export interface PreviewRequest {

@@ -16,6 +16,7 @@ import { placeBlob } from './steps/place-blob.js';
 import { assertVisible } from './download.js';
 import { coordinate } from '../redis/locks.js';
 import type { RedisRing } from '../redis/ring.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // Remote media (another server's mxc). The first request streams the file to its client while
 // it is written to a `remote_media` datastore and hashed; requests arriving meanwhile wait for
@@ -30,6 +31,7 @@ import type { RedisRing } from '../redis/ring.js';
 export const CLIENT_STALL_MS = 500;
 
 export interface RemoteDeps {
+  metrics?: MediaMetrics;
   db: Db;
   datastores: DatastoreRegistry;
   mediaRows: MediaRowCache;
@@ -152,6 +154,7 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     deps.mediaRows.set(row);
     if (detachedAt !== null) finishFromStorage(deps, row, sha256, detachedAt, client);
     deps.log.info('remote media stored', { origin: r.origin, mediaId: r.mediaId, size });
+    deps.metrics?.downloaded.inc({ origin: deps.metrics.originLabel(r.origin) });
     return row;
   } catch (e) {
     await staging?.abort();

@@ -16,6 +16,7 @@ import { chooseSize } from './thumbnail-size.js';
 import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
 import { coordinate } from '../redis/locks.js';
 import type { RedisRing } from '../redis/ring.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 export interface ThumbnailDeps {
   db: Db;
@@ -27,6 +28,7 @@ export interface ThumbnailDeps {
   log: Logger;
   /** One generation per key across instances too, where Redis is on. */
   redis?: { ring: RedisRing };
+  metrics?: MediaMetrics;
 }
 
 /** A generation lock lives this long at most; a waiter waits up to THUMBNAIL_LOCK_WAIT_MS. */
@@ -130,6 +132,13 @@ export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, k
       results.push({ kind: 'stored', row });
       continue;
     }
+    // Counted only when pixels were made ("original" serves the source as it is). With
+    // dynamicSizing any size can be asked for: those share one label value, "dynamic".
+    const listed = cfg.sizes.some((sz) => sz.width === key.width && sz.height === key.height);
+    deps.metrics?.thumbnailsGenerated.inc({
+      width: listed ? key.width : 'dynamic', height: listed ? key.height : 'dynamic', method: key.method,
+      animated: String(key.animated), origin: deps.metrics.originLabel(media.origin),
+    });
     const fresh: FreshThumbnail = {
       key, bytes: Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength), sha256: out.sha256,
       contentType: out.contentType, outWidth: out.width, outHeight: out.height,

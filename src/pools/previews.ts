@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import type { PiscinaHistogram } from './thumbnails.js';
 import type { PreviewParseResult, PreviewParseTask, PreviewOEmbedTask } from '../../workers/protocol.js';
 
 // The URL-preview parse pool: HTML (and oEmbed JSON) become preview fields on a worker thread,
@@ -41,6 +42,16 @@ export class PreviewPool {
 
   get completed(): number {
     return this.pool.completed;
+  }
+
+  /** Parse tasks waiting for a thread (metrics). */
+  get queued(): number {
+    return this.pool.queueSize;
+  }
+
+  /** piscina's run and wait time histograms (metrics). */
+  get histogram(): PiscinaHistogram {
+    return this.pool.histogram;
   }
 
   async close(): Promise<void> {

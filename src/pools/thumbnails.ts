@@ -5,6 +5,9 @@ import type {
 } from '../../workers/protocol.js';
 import type { PoolThreads } from './thumbnail-threads.cjs';
 
+/** piscina's run and wait time histograms (its type is not exported by name). */
+export type PiscinaHistogram = Piscina['histogram'];
+
 // The image pools: static thumbnails (and identicons), animated thumbnails, and blurhash.
 // Separate pools so a burst of GIF animations cannot starve still thumbnails. Each pool has an
 // admission gate: twice its threads may hold source bytes (running, or ready to run next), a
@@ -122,6 +125,11 @@ export class ThumbnailPools {
   /** True when the static pool has a free thread and nothing waiting (pre-generation runs then). */
   idle(): boolean {
     return this.gates.static.admitted < this.threads.static;
+  }
+
+  /** piscina's run and wait time histograms per pool (metrics). */
+  histograms(): Record<PoolName, PiscinaHistogram> {
+    return { static: this.pools.static.histogram, animated: this.pools.animated.histogram, blurhash: this.pools.blurhash.histogram };
   }
 
   stats(): Record<PoolName, PoolStats> {

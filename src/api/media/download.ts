@@ -40,6 +40,7 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
   }
   const redirect = publicRedirectUrl(ds, row.location, authenticated, ctx.req.query);
   if (redirect) return redirectResult(redirect);
+  ctx.svc.metrics.ageAccessed.observe(Math.max(0, Date.now() - row.creationTs) / 1000);
   const contentType = row.contentType ?? 'application/octet-stream';
   const filename = ctx.params.fileName ?? row.uploadName;
   const headers: Headers = {
