@@ -40,8 +40,9 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
   const load = (v, d) => (tool === 'wrk'
     ? runWrk({ url: v.url, headers: v.headers, threads: 2, connections, durationS: d })
     : runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS }));
-  // Short warm-up of each (JIT, page cache, connection setup).
-  for (const v of variants) await load(v, 2);
+  // Short warm-up of each (JIT, page cache, connection setup); no longer than a measurement,
+  // so --smoke stays short.
+  for (const v of variants) await load(v, Math.min(2, durationS));
 
   const runs = Object.fromEntries(variants.map((v) => [v.key, []]));
   for (let i = 0; i < reps; i++) {
@@ -64,7 +65,7 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
       label: v.label,
       reqPerSec: round(rps, 0),
       payloadMiBPerSec: round((rps * size) / MiB, 1),
-      latencyP99Ms: median(rs.map((r) => r.latencyP99)),
+      latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)),
       serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
       failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
     };

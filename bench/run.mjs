@@ -7,14 +7,29 @@ import { ROOT, ensureBuilt, startOurRepo, externalTarget } from './lib/repo.mjs'
 import { startNginx } from './lib/nginx.mjs';
 import { installCleanup, stopAll } from './lib/proc.mjs';
 import { printProfiles } from './lib/profile.mjs';
-import { machineInfo } from './lib/report.mjs';
+import { machineInfo, setResultsDir } from './lib/report.mjs';
+import { writeSuiteReport } from './lib/suite-report.mjs';
 import { UPLOAD_SCENARIOS, runUploads } from './upload.mjs';
 import { DOWNLOAD_SCENARIOS, runDownloads } from './download.mjs';
 import { THUMBNAIL_SCENARIOS, THUMBNAIL_OVERRIDES, runThumbnails } from './thumbnail.mjs';
+import { REMOTE_SCENARIOS, runRemote } from './remote.mjs';
+import { PREVIEW_SCENARIOS, runPreview } from './preview.mjs';
+import { MIXED_SCENARIOS, runMixed } from './mixed.mjs';
 
-const USAGE = `usage: node bench/run.mjs [upload|download|thumbnail|SCENARIO ...] [options]
+// Families in run order: a family name on the command line selects all of its scenarios.
+const FAMILIES = {
+  upload: [UPLOAD_SCENARIOS, runUploads],
+  download: [DOWNLOAD_SCENARIOS, runDownloads],
+  thumbnail: [THUMBNAIL_SCENARIOS, runThumbnails],
+  remote: [REMOTE_SCENARIOS, runRemote],
+  preview: [PREVIEW_SCENARIOS, runPreview],
+  mixed: [MIXED_SCENARIOS, runMixed],
+};
+const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 
-scenarios: ${[...UPLOAD_SCENARIOS, ...DOWNLOAD_SCENARIOS, ...THUMBNAIL_SCENARIOS].join(', ')} (default: all)
+const USAGE = `usage: node bench/run.mjs [${Object.keys(FAMILIES).join('|')}|SCENARIO ...] [options]
+
+scenarios: ${ALL.join(', ')} (default: all)
 
 options:
   --postgres DSN     run our server on Postgres (a fresh database is created in DSN's server
@@ -28,7 +43,15 @@ options:
   --duration S       seconds per measurement (default 10)
   --chunked          send the 1 GiB upload chunked instead of with Content-Length
   --concurrency C    thumb-uncached: thumbnail requests in flight, and the plain-sharp
-                     baseline's concurrency (default: the number of cores)
+                     baseline's concurrency (default: the number of cores); preview-uncached
+                     (default 8) and mixed (default 16): request loops
+  --max-requests N   mixed: stop after N requests even before --duration
+  --files N          mixed: files uploaded before the load (default 300)
+  --size-mib M       remote-cold: file size (default 50)
+  --smoke            tiny bounds for a quick check that everything runs: 1 rep of 1 s,
+                     mixed with 30 files and at most 2000 requests, remote-cold 2 MiB
+                     (explicit options still win)
+  --results DIR      write result files and the report there (default bench/results)
   --cli PATH         start another build of media-repo (its dist/src/launcher.cjs), for A/B runs
   --set KEY=VALUE    override a key of our generated config (repeatable), e.g.
                      --set downloads.smallFileBytes=2097152
@@ -45,8 +68,8 @@ const { values: opt, positionals } = parseArgs({
     host: { type: 'string' },
     pid: { type: 'string' },
     nginx: { type: 'boolean', default: false },
-    reps: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '10' },
+    reps: { type: 'string' },
+    duration: { type: 'string' },
     chunked: { type: 'boolean', default: false },
     concurrency: { type: 'string' },
     cli: { type: 'string' },
@@ -54,6 +77,11 @@ const { values: opt, positionals } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     build: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    'max-requests': { type: 'string' },
+    files: { type: 'string' },
+    'size-mib': { type: 'string' },
+    results: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -62,12 +90,9 @@ if (opt.help) {
   process.exit(0);
 }
 
-const ALL = [...UPLOAD_SCENARIOS, ...DOWNLOAD_SCENARIOS, ...THUMBNAIL_SCENARIOS];
 const scenarios = new Set();
-for (const p of positionals.length ? positionals : ['upload', 'download', 'thumbnail']) {
-  if (p === 'upload') UPLOAD_SCENARIOS.forEach((s) => scenarios.add(s));
-  else if (p === 'download') DOWNLOAD_SCENARIOS.forEach((s) => scenarios.add(s));
-  else if (p === 'thumbnail') THUMBNAIL_SCENARIOS.forEach((s) => scenarios.add(s));
+for (const p of positionals.length ? positionals : Object.keys(FAMILIES)) {
+  if (FAMILIES[p]) FAMILIES[p][0].forEach((x) => scenarios.add(x));
   else if (ALL.includes(p)) scenarios.add(p);
   else {
     console.error(`unknown scenario ${p}\n\n${USAGE}`);
@@ -78,16 +103,26 @@ if (opt.target && !opt.token) {
   console.error('--target needs --token');
   process.exit(2);
 }
-const reps = Math.max(1, Number(opt.reps) || 3);
-const durationS = Math.max(1, Number(opt.duration) || 10);
+// --smoke only changes defaults: an explicit --reps or --duration still applies.
+const smoke = opt.smoke;
+const reps = Math.max(1, Number(opt.reps) || (smoke ? 1 : 3));
+const durationS = Math.max(1, Number(opt.duration) || (smoke ? 1 : 10));
+const mixedFiles = Math.max(1, Number(opt.files) || (smoke ? 30 : 300));
+const maxRequests = Number(opt['max-requests']) || (smoke ? 2000 : Infinity);
+const sizeMiB = Number(opt['size-mib']) || (smoke ? 2 : 50);
+if (opt.results) setResultsDir(resolve(opt.results));
 
 installCleanup();
+const startedAt = new Date();
 const workDir = join(ROOT, 'bench', '.work', `run-${new Date().toISOString().replace(/[:.]/g, '-')}`);
 mkdirSync(workDir, { recursive: true });
 
 let target;
 let nginx;
 let failed = false;
+const results = {};
+const skipped = [];
+const failures = [];
 try {
   const m = machineInfo();
   console.log(`media-repo bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}, nginx ${m.nginx}, wrk ${m.wrk}, load average ${m.loadavgAtStart.join(' ')}`);
@@ -108,10 +143,38 @@ try {
   } else {
     console.log('no nginx baseline (add --nginx for one)');
   }
-  const ctx = { target, nginx, reps, durationS, chunked: opt.chunked, workDir, concurrency: Number(opt.concurrency) || 0, suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt.concurrency && `c${opt.concurrency}`, opt['cpu-prof'] && 'cpuprof'].filter(Boolean).join('-') };
-  await runUploads(ctx, [...scenarios]);
-  await runDownloads(ctx, [...scenarios]);
-  await runThumbnails(ctx, [...scenarios]);
+  const ctx = {
+    target, nginx, reps, durationS, chunked: opt.chunked, workDir, concurrency: Number(opt.concurrency) || 0,
+    external: !!opt.target, postgres: opt.postgres, mixedFiles, maxRequests, sizeMiB,
+    suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt.concurrency && `c${opt.concurrency}`, opt['cpu-prof'] && 'cpuprof', smoke && 'smoke'].filter(Boolean).join('-'),
+  };
+  // One family at a time (a family's scenarios may share a server, as the preview ones do),
+  // with progress lines around each; a failed family is reported and the others still run,
+  // so one breakage does not cost the whole run's figures.
+  const groups = Object.values(FAMILIES).map(([names, run]) => [names.filter((x) => scenarios.has(x)), run]).filter(([names]) => names.length);
+  const total = groups.reduce((a, [names]) => a + names.length, 0);
+  let n = 0;
+  for (const [names, run] of groups) {
+    const t0 = performance.now();
+    const first = n + 1;
+    n += names.length;
+    const tag = names.length > 1 ? `[${first}-${n}/${total}]` : `[${n}/${total}]`;
+    console.log(`\n${tag} ${names.join(', ')}: starting (${new Date().toISOString().slice(11, 19)} UTC)`);
+    try {
+      const out = await run(ctx, names);
+      const secs = ((performance.now() - t0) / 1000).toFixed(1);
+      for (const name of names) {
+        if (out[name]) results[name] = out[name];
+        else skipped.push({ name, why: ctx.external ? 'not runnable against --target' : 'no result' });
+      }
+      console.log(`${tag} ${names.map((x) => `${x} ${out[x] ? 'done' : 'skipped'}`).join(', ')} in ${secs} s`);
+    } catch (e) {
+      for (const name of names) failures.push({ name, error: e.message.split('\n')[0] });
+      failed = true;
+      console.error(`${tag} ${names.join(', ')}: FAILED: ${e.stack ?? e.message}`);
+      process.exitCode = 1;
+    }
+  }
 } catch (e) {
   failed = true;
   console.error(`\nbench failed: ${e.stack ?? e.message}`);
@@ -121,6 +184,15 @@ try {
   await target?.stop().catch(() => {});
   await stopAll();
   if (target?.profDir) printProfiles(target.profDir);
+  if (Object.keys(results).length || failures.length || skipped.length) {
+    try {
+      const files = await writeSuiteReport(results, { target: target?.name ?? 'none', database: target?.database ?? 'none', reps, durationS, smoke, skipped, failed: failures, startedAt });
+      console.log(`\nreport: ${files.md}\n        ${files.json}\n        ${files.png}`);
+    } catch (e) {
+      console.error(`could not write the report: ${e.stack ?? e.message}`);
+      process.exitCode = 1;
+    }
+  }
   if (failed || opt.keep || opt['cpu-prof']) console.log(`\nkept ${workDir}`);
   else rmSync(workDir, { recursive: true, force: true });
 }

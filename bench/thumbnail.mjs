@@ -268,7 +268,7 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
     if (r.status !== 200 || !r.body.equals(thumb)) throw new Error(`${name}: ${v.label} answered ${r.status} with ${r.body.length} bytes, expected the ${thumb.length}-byte thumbnail`);
   }
   const load = (v, d) => runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS });
-  for (const v of variants) await load(v, 2);
+  for (const v of variants) await load(v, Math.min(2, durationS)); // no longer than a measurement (--smoke)
   const runs = Object.fromEntries(variants.map((v) => [v.key, []]));
   for (let i = 0; i < reps; i++) {
     const order = variants.map((_, j) => variants[(i + j) % variants.length]);
@@ -286,7 +286,7 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
     const rps = median(rs.map((r) => r.reqPerSec));
     summary.variants[v.key] = {
       label: v.label, reqPerSec: round(rps, 0), payloadMiBPerSec: round((rps * thumb.length) / MiB, 1),
-      latencyP99Ms: median(rs.map((r) => r.latencyP99)), serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
+      latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)), serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
       failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
     };
   }

@@ -43,9 +43,14 @@ export function machineInfo() {
 
 const stamp = () => new Date().toISOString().slice(0, 10);
 
+// Where result files go; run.mjs --results moves them (the smoke test writes to a temp dir).
+let resultsDir = join(ROOT, 'bench', 'results');
+export const setResultsDir = (dir) => (resultsDir = dir);
+export const getResultsDir = () => resultsDir;
+
 /** Writes bench/results/<scenario>-<date>[-suffix].json; returns its path. */
 export function writeResult(scenario, record, suffix = '') {
-  const dir = join(ROOT, 'bench', 'results');
+  const dir = resultsDir;
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${scenario}-${stamp()}${suffix ? `-${suffix}` : ''}.json`);
   const doc = { scenario, date: new Date().toISOString(), machine: machineInfo(), ...record };
