@@ -49,7 +49,8 @@ options:
   --files N          mixed: files uploaded before the load (default 300)
   --size-mib M       remote-cold: file size (default 50)
   --smoke            tiny bounds for a quick check that everything runs: 1 rep of 1 s,
-                     mixed with 30 files and at most 2000 requests, remote-cold 2 MiB
+                     mixed with 30 files and at most 2000 requests, remote-cold 2 MiB,
+                     upload-1gib-rss 64 MiB
                      (explicit options still win)
   --results DIR      write result files and the report there (default bench/results)
   --cli PATH         start another build of media-repo (its dist/src/launcher.cjs), for A/B runs
@@ -110,6 +111,7 @@ const durationS = Math.max(1, Number(opt.duration) || (smoke ? 1 : 10));
 const mixedFiles = Math.max(1, Number(opt.files) || (smoke ? 30 : 300));
 const maxRequests = Number(opt['max-requests']) || (smoke ? 2000 : Infinity);
 const sizeMiB = Number(opt['size-mib']) || (smoke ? 2 : 50);
+const bigUploadBytes = (smoke ? 64 : 1024) * 1024 * 1024; // upload-1gib-rss
 if (opt.results) setResultsDir(resolve(opt.results));
 
 installCleanup();
@@ -145,7 +147,7 @@ try {
   }
   const ctx = {
     target, nginx, reps, durationS, chunked: opt.chunked, workDir, concurrency: Number(opt.concurrency) || 0,
-    external: !!opt.target, postgres: opt.postgres, mixedFiles, maxRequests, sizeMiB,
+    external: !!opt.target, postgres: opt.postgres, mixedFiles, maxRequests, sizeMiB, bigUploadBytes,
     suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt.concurrency && `c${opt.concurrency}`, opt['cpu-prof'] && 'cpuprof', smoke && 'smoke'].filter(Boolean).join('-'),
   };
   // One family at a time (a family's scenarios may share a server, as the preview ones do),

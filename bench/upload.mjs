@@ -41,23 +41,25 @@ async function oneBigUpload({ pids, send, verify }) {
   };
 }
 
-export async function upload1GiB({ target, nginx, reps, chunked, suffix }) {
-  console.log(`\n== upload-1gib-rss: one 1 GiB upload, RSS sampled every 20 ms, ${reps} runs`);
+export async function upload1GiB({ target, nginx, reps, chunked, suffix, bigUploadBytes = GiB }) {
+  // --smoke makes it smaller (the scenario keeps its name; the record says the size).
+  const size = bigUploadBytes;
+  console.log(`\n== upload-1gib-rss: one ${size / MiB} MiB upload, RSS sampled every 20 ms, ${reps} runs`);
   const runs = { ours: [], nginx: [] };
   let contentLengthRejected = null;
   if (!chunked) {
     // uWebSockets.js before the fix of uNetworking/uWebSockets#1693 drops any request whose
     // Content-Length has 10 digits (>= 1e9 bytes). Probe once, and measure chunked if so.
     const probe = await sendBody({
-      url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`, size: GiB,
+      url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`, size,
       headers: { Host: target.host, Authorization: `Bearer ${target.token}` },
     }).then((r) => (r.status === 200 ? null : `status ${r.status}: ${r.body.slice(0, 200)}`), (e) => e.message);
     contentLengthRejected = probe;
     if (probe) {
-      console.log(`  WARNING: a 1 GiB upload with Content-Length: ${GiB} failed (${probe}); measuring with chunked bodies instead`);
+      console.log(`  WARNING: a ${size / MiB} MiB upload with Content-Length: ${size} failed (${probe}); measuring with chunked bodies instead`);
       chunked = true;
     } else {
-      console.log('  1 GiB upload with Content-Length accepted');
+      console.log(`  ${size / MiB} MiB upload with Content-Length accepted`);
     }
   }
   console.log(`  body: ${chunked ? 'Transfer-Encoding: chunked' : 'Content-Length'}`);
@@ -66,7 +68,7 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix }) {
     const ours = await oneBigUpload({
       pids: target.pid ? [target.pid] : [],
       send: () => sendBody({
-        url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`, size: GiB, chunked,
+        url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`, size, chunked,
         headers: { Host: target.host, Authorization: `Bearer ${target.token}` },
       }),
       async verify(r) {
@@ -76,7 +78,7 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix }) {
           headers: { host: target.host, authorization: `Bearer ${target.token}` }, maxBytes: 0,
         });
         const storedBytes = Number(d.headers['content-length']);
-        return { ok: d.status === 200 && storedBytes === GiB, storedBytes, error: storedBytes === GiB ? null : `download said ${d.status}, ${storedBytes} bytes` };
+        return { ok: d.status === 200 && storedBytes === size, storedBytes, error: storedBytes === size ? null : `download said ${d.status}, ${storedBytes} bytes` };
       },
     });
     runs.ours.push(ours);
@@ -86,10 +88,10 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix }) {
       const name = `1gib-${i}.bin`;
       const ng = await oneBigUpload({
         pids: nginx.pids(),
-        send: () => sendBody({ url: `${nginx.url}/dav/${name}`, method: 'PUT', size: GiB, chunked }),
+        send: () => sendBody({ url: `${nginx.url}/dav/${name}`, method: 'PUT', size, chunked }),
         async verify(r) {
           const storedBytes = statSync(join(nginx.staticDir, '..', 'dav', name)).size;
-          return { ok: (r.status === 201 || r.status === 204) && storedBytes === GiB, storedBytes, error: r.status >= 300 ? `status ${r.status}` : null };
+          return { ok: (r.status === 201 || r.status === 204) && storedBytes === size, storedBytes, error: r.status >= 300 ? `status ${r.status}` : null };
         },
       });
       nginx.clearDav();
@@ -118,13 +120,14 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix }) {
       ...(nginx ? [['nginx (dav PUT)', summary.nginx.mibPerSec, med('nginx', 'baselineRssMiB'), summary.nginx.peakGrowthMiB, null, runs.nginx.every((r) => r.ok) ? 'yes' : 'NO']] : []),
     ]);
   if (summary.ratioThroughput !== null) console.log(`ratio throughput ${target.name}/nginx: ${summary.ratioThroughput}`);
-  if (contentLengthRejected) console.log(`Content-Length upload of 1 GiB FAILED (${contentLengthRejected}); figures above are for chunked bodies`);
+  if (contentLengthRejected) console.log(`Content-Length upload of ${size / MiB} MiB FAILED (${contentLengthRejected}); figures above are for chunked bodies`);
   if (target.database === 'pglite') {
     summary.rssNote = 'PGlite runs in-process: its WASM heap (hundreds of MiB, swinging by hundreds between runs) dominates RSS and can hide or fake growth; use --postgres for the RSS figure';
     console.log(`note: ${summary.rssNote}`);
   }
   if (summary.rssPass !== null) console.log(`RSS growth ${summary.rssPass ? 'PASS' : 'FAIL'} (max ${summary.ours.maxPeakGrowthMiB} MiB, target < ${RSS_TARGET / MiB})`);
   summary.chunked = chunked;
+  summary.sizeBytes = size;
   summary.contentLengthError = contentLengthRejected;
   const file = writeResult('upload-1gib-rss', { target: target.name, database: target.database, chunked, reps, summary, runs }, suffix);
   console.log(`wrote ${file}`);
