@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { seedPglite } from './pglite-template.js';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,7 @@ export async function crashRepo(driver: DriverName): Promise<CrashRepo> {
   const hs: FixtureHomeserver = await startFixtureHomeserver();
   hs.tokens.set(ALICE, { userId: '@alice:media.test' });
   const pgdb = driver === 'postgres' ? await createTestDatabase() : null;
+  if (!pgdb) await seedPglite(join(dir, 'db'));
   const port = await freePort();
   const configFile = join(dir, 'media-repo.yaml');
   writeFileSync(configFile, yaml.dump(testConfig(dir, hs.url, pgdb?.dsn ?? '', { repo: { bindAddress: '127.0.0.1', port, logLevel: 'info' } })));

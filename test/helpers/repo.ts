@@ -9,6 +9,7 @@ import { startMediaRepo, type RunningRepo } from '../../src/main.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { createTestDatabase, type DriverName } from './databases.js';
 import { startFixtureHomeserver, type FixtureHomeserver } from './homeserver.js';
+import { seedPglite } from './pglite-template.js';
 
 export const SERVER_NAME = 'media.test';
 export const ALICE = 'alice-token';
@@ -75,6 +76,7 @@ export async function startTestRepo(driver: DriverName, overrides: Overrides = {
   addUsers(hs);
   const db = shared.postgresDsn ? { dsn: shared.postgresDsn, drop: async () => undefined }
     : driver === 'postgres' ? await createTestDatabase() : null;
+  if (!db) await seedPglite(join(dir, 'db'));
   const file = join(dir, 'media-repo.yaml');
   writeFileSync(file, yaml.dump(testConfig(dir, hs.url, db?.dsn ?? '', overrides, homeserver)));
   const logs: string[] = [];
