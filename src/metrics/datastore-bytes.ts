@@ -51,7 +51,11 @@ export function countDatastoreBytes(ds: Datastore, m: MediaMetrics): Datastore {
   }
   return new Proxy(ds, {
     get(target, prop) {
-      if (Object.prototype.hasOwnProperty.call(wrapped, prop)) return wrapped[prop as keyof Datastore];
+      if (Object.prototype.hasOwnProperty.call(wrapped, prop)) {
+        // Counted only while the store itself has the method: an optional one it drops (or a
+        // test removes) stays absent instead of calling into nothing.
+        return typeof Reflect.get(target, prop, target) === 'function' ? wrapped[prop as keyof Datastore] : undefined;
+      }
       const v: unknown = Reflect.get(target, prop, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
