@@ -4,6 +4,7 @@ import { num } from './driver.js';
 // Named SQL for the url_previews table (see migrations/0003_url_previews.up.sql).
 
 export interface PreviewKey {
+  serverName: string;
   url: string;
   /** Start of the hour the preview is for, ms. */
   bucketTs: number;
@@ -17,8 +18,8 @@ export type StoredPreview =
 
 export async function getPreview(q: Queryable, k: PreviewKey): Promise<StoredPreview | null> {
   const r = await q.query(
-    'SELECT preview_json, error_code, error_status, error_message, creation_ts FROM url_previews WHERE url = $1 AND bucket_ts = $2 AND language = $3',
-    [k.url, k.bucketTs, k.language],
+    'SELECT preview_json, error_code, error_status, error_message, creation_ts FROM url_previews WHERE server_name = $1 AND url = $2 AND bucket_ts = $3 AND language = $4',
+    [k.serverName, k.url, k.bucketTs, k.language],
   );
   const row = r.rows[0];
   if (!row) return null;
@@ -30,9 +31,9 @@ export async function getPreview(q: Queryable, k: PreviewKey): Promise<StoredPre
 /** Stores a result; a row another request or instance stored first is kept. */
 export async function putPreview(q: Queryable, k: PreviewKey, p: StoredPreview): Promise<void> {
   await q.query(
-    `INSERT INTO url_previews (url, bucket_ts, language, preview_json, error_code, error_status, error_message, creation_ts)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (url, bucket_ts, language) DO NOTHING`,
-    [k.url, k.bucketTs, k.language, p.ok ? p.json : null, p.ok ? null : p.errcode, p.ok ? null : p.status, p.ok ? null : p.message, p.creationTs],
+    `INSERT INTO url_previews (server_name, url, bucket_ts, language, preview_json, error_code, error_status, error_message, creation_ts)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (server_name, url, bucket_ts, language) DO NOTHING`,
+    [k.serverName, k.url, k.bucketTs, k.language, p.ok ? p.json : null, p.ok ? null : p.errcode, p.ok ? null : p.status, p.ok ? null : p.message, p.creationTs],
   );
 }
 

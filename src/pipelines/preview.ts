@@ -111,7 +111,7 @@ export async function previewUrl(deps: PreviewDeps, r: PreviewRequest): Promise<
   if (!cfg.enabled) throw Errors.unrecognized();
   const url = previewTarget(r.url);
   const language = (r.acceptLanguage?.trim() || cfg.defaultLanguage).slice(0, 256);
-  const key: PreviewKey = { url, bucketTs: bucketOf(r.ts), language };
+  const key: PreviewKey = { serverName: r.serverName, url, bucketTs: bucketOf(r.ts), language };
   const id = `${r.serverName}\n${key.bucketTs}\n${language}\n${url}`;
   const stored = deps.results.get(id) ?? (await deps.flights.run(id, () => lookupOrGenerate(deps, r, cfg, key)));
   deps.results.set(id, stored);
