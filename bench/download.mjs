@@ -3,6 +3,8 @@
 import { bodyBytes, specUpload, httpGet, downloadRequests, MiB } from './lib/http.mjs';
 import { runAutocannon, runWrk, AUTOCANNON_WORKERS } from './lib/load.mjs';
 import { withCpu } from './lib/proc.mjs';
+import { join } from 'node:path';
+import { startOurRepo } from './lib/repo.mjs';
 import { median, round, ratio, printTable, writeResult, SHARED_CORES_NOTE } from './lib/report.mjs';
 
 export const DOWNLOAD_SCENARIOS = ['download-1kib', 'download-1mib'];
@@ -19,7 +21,7 @@ async function verify(url, headers, bytes, label) {
   }
 }
 
-async function downloadScenario(name, { target, nginx, reps, durationS, suffix }) {
+async function downloadScenario(name, { target, nginx, reps, durationS, suffix }, noCache) {
   const { size, tool, target: goal } = SPECS[name];
   const connections = 64;
   console.log(`\n== ${name}: ${size} byte file, ${tool} at ${connections} connections for ${durationS} s, ${reps} runs`);
@@ -35,6 +37,11 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
     variants.push({ key: 'legacy', label: `${target.name} legacy (no auth)`, url: target.url + reqs.legacy.path, headers: reqs.legacy.headers, pids: () => (target.pid ? [target.pid] : []) });
   }
   variants.push({ key: 'authed', label: `${target.name} authenticated`, url: target.url + reqs.authed.path, headers: reqs.authed.headers, pids: () => (target.pid ? [target.pid] : []) });
+  if (noCache) {
+    const m = await specUpload(noCache, { bytes });
+    const r = downloadRequests(noCache, m);
+    variants.push({ key: 'authedNoCache', label: `${noCache.name} authenticated, cache off`, url: noCache.url + r.authed.path, headers: r.authed.headers, pids: () => [noCache.pid] });
+  }
   for (const v of variants) await verify(v.url, v.headers, bytes, v.label);
 
   const load = (v, d) => (tool === 'wrk'
@@ -84,8 +91,23 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
   return summary;
 }
 
+/**
+ * Our server runs with downloads.cache at its default (on); beside it, in the same run, a
+ * second one of ours with the cache off serves the same bytes, so each table shows cache on,
+ * cache off and nginx together. Not with --target (we cannot start a copy of someone else's),
+ * nor with --smoke.
+ */
 export async function runDownloads(ctx, scenarios) {
   const out = {};
-  for (const s of DOWNLOAD_SCENARIOS) if (scenarios.includes(s)) out[s] = await downloadScenario(s, ctx);
+  // --smoke checks that scenarios run; a second server (its own database start) would double
+  // the download family's cost there for a variant that only repeats the same code path.
+  const noCache = ctx.external || ctx.smoke ? null : await startOurRepo(join(ctx.workDir, 'repo-nocache'), {
+    postgres: ctx.postgres, overrides: [...ctx.overrides, 'downloads.cache.enabled=false'],
+  });
+  try {
+    for (const s of DOWNLOAD_SCENARIOS) if (scenarios.includes(s)) out[s] = await downloadScenario(s, ctx, noCache);
+  } finally {
+    await noCache?.stop();
+  }
   return out;
 }

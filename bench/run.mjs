@@ -147,7 +147,7 @@ try {
   }
   const ctx = {
     target, nginx, reps, durationS, chunked: opt.chunked, workDir, concurrency: Number(opt.concurrency) || 0,
-    external: !!opt.target, postgres: opt.postgres, mixedFiles, maxRequests, sizeMiB, bigUploadBytes,
+    external: !!opt.target, postgres: opt.postgres, overrides: opt.set, smoke, mixedFiles, maxRequests, sizeMiB, bigUploadBytes,
     suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt.concurrency && `c${opt.concurrency}`, opt['cpu-prof'] && 'cpuprof', smoke && 'smoke'].filter(Boolean).join('-'),
   };
   // One family at a time (a family's scenarios may share a server, as the preview ones do),

@@ -31,6 +31,7 @@ import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { createMediaMetrics } from './metrics/media-metrics.js';
 import { observeHttp } from './metrics/http-metrics.js';
 import { watchPools } from './metrics/pool-gauges.js';
+import { watchCaches } from './metrics/cache-metrics.js';
 import { countDatastoreBytes } from './metrics/datastore-bytes.js';
 import { timedDb } from './db/timed.js';
 import { Admission } from './pools/admission.js';
@@ -158,6 +159,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       waiters,
       state: { shuttingDown: false },
     };
+    watchCaches(metricsSet, svc.blobCache, redis.ring);
     const dispatcher = createDispatcher(svc, ROUTES);
     const http: HttpServer = await startHttpServer({
       bindAddress: g.repo.bindAddress, port: opts.port ?? g.repo.port, log,

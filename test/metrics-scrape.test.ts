@@ -96,3 +96,33 @@ t.test('counters move with real traffic', async (t) => {
   t.match(text, /^media_pool_queued_tasks\{pool="static"\} 0$/m, 'static pool depth');
   t.match(text, /^media_pool_queued_tasks\{pool="preview"\} 0$/m, 'preview pool depth');
 });
+
+t.test('cache counters: the blob cache and an unreachable Redis', async (t) => {
+  // Redis points at a port nobody listens on: every call is skipped (not connected) and the
+  // download goes on from the datastore; the counters say so.
+  const repo = await startTestRepo('pglite', {
+    metrics: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
+    downloads: { cache: { enabled: true, minDownloads: 2 } },
+    redis: { enabled: true, databaseNumber: 5, shards: [{ name: 'gone', addr: '127.0.0.1:9' }] },
+  });
+  t.teardown(() => repo.close());
+  const before = (await scrape(repo)).samples;
+  const bytes = Buffer.alloc(3000, 7);
+  const up = await repo.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/x-test' }, token: ALICE });
+  const mediaId = String(((await up.json()) as { content_uri: string }).content_uri).split('/').pop()!;
+  for (let i = 0; i < 3; i++) {
+    const dl = await repo.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`, { token: ALICE });
+    t.ok(Buffer.from(await dl.arrayBuffer()).equals(bytes), `download ${i + 1} has the bytes`);
+  }
+  const { text, samples: after } = await scrape(repo);
+  const delta = (name: string, labels: Record<string, string>) => value(after, name, labels) - value(before, name, labels);
+  // Download 1: miss. Download 2: miss that admits (minDownloads 2). Download 3: hit.
+  t.equal(delta('media_cache_misses_total', { cache: 'media' }), 2, 'two memory misses');
+  t.equal(delta('media_cache_admissions_total', { cache: 'media' }), 1, 'one admission');
+  t.equal(delta('media_cache_hits_total', { cache: 'media' }), 1, 'one memory hit');
+  t.equal(value(after, 'media_cache_bytes', { cache: 'media' }), bytes.length, 'cache bytes gauge');
+  t.equal(value(after, 'media_cache_items', { cache: 'media' }), 1, 'cache items gauge');
+  t.ok(delta('media_redis_failures_total', { reason: 'not_connected' }) >= 2, 'Redis calls skipped while it is unreachable');
+  t.equal(value(after, 'media_redis_shards_up', {}), 0, 'no shard up');
+  t.match(text, /^# TYPE media_cache_evictions_total counter$/m, 'evictions family present');
+});

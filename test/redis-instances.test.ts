@@ -1,17 +1,16 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import sharp from 'sharp';
 import { POSTGRES_URL, createTestDatabase } from './helpers/databases.js';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { startTestS3, until } from './helpers/s3.js';
 
-// Two media-repo instances over one Postgres database, one media directory and one Redis (seen
-// through a TCP proxy the test can stall or kill): shared byte cache, async-upload notices over
-// pub/sub, and serving on when Redis hangs or disappears (MMR #350).
+// Two media-repo instances over one Postgres database, one S3 bucket (s3rver) and one Redis (seen
+// through a TCP proxy the test can stall or kill): the deployment users grow into. Shared byte
+// cache, async-upload notices over pub/sub, one object for many identical uploads racing on both
+// instances, and serving on when Redis hangs or disappears (MMR #350).
 
 const REDIS_URL = process.env.MEDIA_REPO_TEST_REDIS ?? '';
 const skip = !POSTGRES_URL ? 'MEDIA_REPO_TEST_POSTGRES is not set (two instances need one shared database)'
@@ -62,11 +61,11 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
   const redis = new URL(REDIS_URL);
   const proxy: TcpProxy = await startTcpProxy(redis.hostname, Number(redis.port || 6379));
   const db = await createTestDatabase();
-  const media = mkdtempSync(join(tmpdir(), 'media-repo-shared-'));
+  const s3 = await startTestS3();
   const overrides = {
     // A database number of our own, so a parallel run on the same Redis shares no keys.
     redis: { enabled: true, databaseNumber: 3, shards: [{ name: 'only', addr: `127.0.0.1:${proxy.port}` }] },
-    datastores: [{ id: 'files', type: 'file', forKinds: ['all'], opts: { path: media } }],
+    datastores: [{ id: 'bucket', type: 's3', forKinds: ['all'], opts: s3.opts() }],
     federation: { allowedNetworks: ['127.0.0.1/32'] },
     // Off, so the thumbnail test below asks for one that does not exist yet.
     thumbnails: { pregenerate: false },
@@ -78,7 +77,7 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     await b.close();
     await proxy.kill().catch(() => undefined);
     await db.drop();
-    rmSync(media, { recursive: true, force: true });
+    await s3.close();
   });
   // Both rings connect in the background; wait for them rather than race the first test.
   for (let i = 0; i < 50 && !(a.repo.services.redis.ring.ready() && b.repo.services.redis.ring.ready()); i++) await sleep(50);
@@ -95,22 +94,46 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     t.equal(stats(a).cacheHits, hitsBefore + 1, 'A was served from Redis');
   });
 
-  t.test('an async upload PUT on A wakes a download waiting on B at once (pub/sub, not the 1 s poll)', async (t) => {
+  t.test('create on A, PUT on B: a download waiting on A answers at once (pub/sub, not the 1 s poll)', async (t) => {
     const id = await createId(a);
     const bytes = randomBytes(2048);
-    const noticesBefore = stats(b).uploadNotices;
+    const noticesBefore = stats(a).uploadNotices;
     const started = Date.now();
-    const waiting = b.fetch(download(id, '?timeout_ms=5000'), { token: ALICE });
-    await sleep(100); // B is parked in its wait; its first poll is due 1 s after it began
-    t.equal((await put(a, id, bytes)).status, 200, 'PUT on A');
+    const waiting = a.fetch(download(id, '?timeout_ms=5000'), { token: ALICE });
+    await sleep(100); // A is parked in its wait; its first poll is due 1 s after it began
+    t.equal((await put(b, id, bytes)).status, 200, 'PUT on B');
     const res = await waiting;
     const took = Date.now() - started;
-    t.equal(res.status, 200, 'B answers 200');
+    t.equal(res.status, 200, 'A answers 200');
     t.ok(Buffer.from(await res.arrayBuffer()).equals(bytes), 'with the uploaded bytes');
-    // B began waiting after `started`, so its first poll cannot fire before started + 1000 ms:
+    // A began waiting after `started`, so its first poll cannot fire before started + 1000 ms:
     // an answer before then came from the notice.
-    t.ok(took < 950, `B answered ${took} ms after the request was sent, before its first 1 s poll`);
-    t.ok(stats(b).uploadNotices > noticesBefore, 'B received the upload notice over pub/sub');
+    t.ok(took < 950, `A answered ${took} ms after the request was sent, before its first 1 s poll`);
+    t.ok(stats(a).uploadNotices > noticesBefore, 'A received the upload notice over pub/sub');
+  });
+
+  t.test('100 identical uploads racing on A and B store one object in the bucket', async (t) => {
+    const bytes = randomBytes(40_000);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    const ids = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      // A name of its own per upload: the same user re-sending the same file under the same
+      // name gets its earlier media ID back, and here every upload must make a row.
+      const res = await (i % 2 ? b : a).fetch(`/_matrix/media/v3/upload?filename=copy${i}.bin`, {
+        method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/x-test' }, body: new Uint8Array(bytes),
+      });
+      if (res.status !== 200) throw new Error(`upload ${i} answered ${res.status}: ${await res.text()}`);
+      return (await res.json() as { content_uri: string }).content_uri.split('/').pop()!;
+    }));
+    t.equal(new Set(ids).size, 100, '100 media IDs');
+    const objects = (await s3.keys()).filter((k) => k.includes(hash));
+    t.equal(objects.length, 1, `one object holds the content (${objects.join(', ')})`);
+    const rows = await a.repo.services.db.query<{ n: string }>('SELECT count(*) AS n FROM media WHERE sha256_hash = $1', [hash]);
+    t.equal(Number(rows.rows[0]!.n), 100, 'every upload has its row');
+    // Losing racers' staging objects are deleted; the bucket ends with the one object only.
+    await until('staging objects are gone', async () => (await s3.keys('staging/')).length === 0, 10_000);
+    t.pass('no staging object left');
+    await expectBytes(t, b, ids[0]!, bytes, 'an upload made on A, read on B');
+    await expectBytes(t, a, ids[99]!, bytes, 'an upload made on B, read on A');
   });
 
   t.test('the same remote media asked of both instances at once is fetched once (cross-instance lock)', async (t) => {

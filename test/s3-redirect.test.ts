@@ -33,3 +33,40 @@ t.test('307 to publicBaseUrl on authenticated downloads, on legacy ones only whe
   t.equal(allowed.status, 307, 'legacy with allow_redirect=true: redirected');
   t.equal(allowed.headers.get('location'), where);
 });
+
+async function uploadBody(repo: typeof r, body: Buffer): Promise<string> {
+  const up = await repo.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(body), token: ALICE });
+  return ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+}
+
+t.test('redirectWhenCached false (default): once the blob is hot, it comes from memory instead of the CDN', async (t) => {
+  // The cache admits after minDownloads (5) downloads; redirected ones count too.
+  const body = randomBytes(3000);
+  const id = await uploadBody(r, body);
+  const statuses: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const res = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, { token: ALICE, redirect: 'manual' });
+    statuses.push(res.status);
+    if (res.status === 200) t.ok(Buffer.from(await res.arrayBuffer()).equals(body), `download ${i + 1}: the bytes`);
+    else await res.arrayBuffer();
+  }
+  t.same(statuses, [307, 307, 307, 307, 200, 200, 200], 'redirected while cold; the admitting download and later ones served');
+  t.equal(r.repo.services.blobCache.count > 0, true, 'the blob is in the cache');
+});
+
+t.test('redirectWhenCached true: always the CDN, even for a cached blob', async (t) => {
+  const r2 = await startTestRepo('pglite', {
+    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'info', freezeUnauthenticatedMedia: false },
+    downloads: { cache: { enabled: true, minDownloads: 1 } },
+    datastores: [{ id: 's3', type: 's3', forKinds: ['all'], opts: s3.opts({ publicBaseUrl: 'https://cdn.example/media', redirectWhenCached: true }) }],
+  });
+  t.teardown(() => r2.close());
+  const body = randomBytes(2000);
+  const id = await uploadBody(r2, body);
+  // A legacy download without allow_redirect proxies the bytes, and (minDownloads 1) caches them.
+  const legacy = await r2.fetch(`/_matrix/media/v3/download/${SERVER_NAME}/${id}`);
+  t.ok(Buffer.from(await legacy.arrayBuffer()).equals(body), 'legacy download proxied');
+  t.equal(r2.repo.services.blobCache.count, 1, 'the blob is cached');
+  const authed = await r2.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, { token: ALICE, redirect: 'manual' });
+  t.equal(authed.status, 307, 'still redirected');
+});

@@ -43,8 +43,8 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     req.labels = { action: m.route.name, host: 'unknown' in host ? UNKNOWN_HOST : host.name };
     const method = methodLabel(req.method);
     // Host-less routes (health probes, often by IP) are ordinary requests, not invalid ones.
-    if ('unknown' in host && !m.route.hostless) svc.metrics.invalidHttpRequests.inc({ action: m.route.name, method });
-    else svc.metrics.httpRequests.inc({ ...req.labels, method });
+    if ('unknown' in host && !m.route.hostless) svc.metrics.invalidHttpRequests.inc([m.route.name, method]);
+    else svc.metrics.httpRequests.inc([req.labels.host, req.labels.action, method]);
     if ('unknown' in host) {
       if (!m.route.hostless) {
         svc.log.warn('request for a Host that is not a configured homeserver', {

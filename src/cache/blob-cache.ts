@@ -36,6 +36,19 @@ export interface BlobCacheOptions extends DownloadCacheSection {
 const EVICT_SIZE_FACTOR = 1.25;
 const MISS: BlobLookup = { hit: false, admit: false };
 
+/** Why an entry left: made room for a hotter blob, nobody asked for it within the idle time,
+ * or its media was removed (purge, quarantine). */
+export type EvictionReason = 'room' | 'idle' | 'removed';
+
+/** Plain counters, read by the metrics at scrape time (nothing on the download path touches
+ * prom-client). */
+export interface BlobCacheStats {
+  hits: number;
+  misses: number;
+  admitted: number;
+  evicted: Record<EvictionReason, number>;
+}
+
 export class BlobCache {
   private readonly entries: LRUCache<string, Entry> | null;
   private readonly tracker: DownloadTracker | null;
@@ -48,6 +61,7 @@ export class BlobCache {
   private readonly now: () => number;
   private readonly maxFile: number;
   private readonly idleMs: number;
+  readonly stats: BlobCacheStats = { hits: 0, misses: 0, admitted: 0, evicted: { room: 0, idle: 0, removed: 0 } };
 
   constructor(private readonly opts: BlobCacheOptions) {
     this.now = opts.now ?? Date.now;
@@ -90,10 +104,13 @@ export class BlobCache {
     if (e) {
       if (t - e.lastHitAt < this.idleMs) {
         e.lastHitAt = t;
+        this.stats.hits++;
         return { hit: true, bytes: e.bytes };
       }
       this.entries.delete(sha256);
+      this.stats.evicted.idle++;
     }
+    this.stats.misses++;
     if (downloads < this.opts.minDownloads || size > this.maxFile || this.filling.has(sha256)) return MISS;
     if (this.coolingDown(sha256, t)) return MISS;
     // A blob refused for want of room is looked at again once its downloads have doubled or
@@ -119,6 +136,7 @@ export class BlobCache {
     // A slice of a shared pool slab would pin the whole slab; keep an exact-size copy instead.
     const own = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length ? bytes : Buffer.from(bytes);
     this.entries.set(sha256, { bytes: own, admittedAt: t, lastHitAt: t });
+    this.stats.admitted++;
     return true;
   }
 
@@ -141,7 +159,7 @@ export class BlobCache {
 
   /** Drops a blob (purge, quarantine): the next download reads the datastore. */
   delete(sha256: string): void {
-    this.entries?.delete(sha256);
+    if (this.entries?.delete(sha256)) this.stats.evicted.removed++;
   }
 
   private coolingDown(sha256: string, t: number): boolean {
@@ -154,6 +172,7 @@ export class BlobCache {
 
   private evict(sha256: string, t: number): void {
     this.entries!.delete(sha256);
+    this.stats.evicted.room++;
     this.cooldown!.set(sha256, t + this.opts.minEvictedTimeSeconds * 1000);
   }
 
@@ -168,6 +187,7 @@ export class BlobCache {
     const idle = [...entries.entries()].filter(([, e]) => t - e.lastHitAt >= this.idleMs);
     for (const [key, e] of idle) {
       entries.delete(key);
+      this.stats.evicted.idle++;
       free += e.bytes.length;
     }
     if (free >= size) return [];

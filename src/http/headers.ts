@@ -24,6 +24,19 @@ export const COMMON_HEADER_BLOCK: readonly [string, string] = [
   [COMMON_HEADERS[0]![1], ...COMMON_HEADERS.slice(1).map(([k, v]) => `${k}: ${v}`)].join('\r\n'),
 ];
 
+/** Several headers as one writeHeader call: `[first name, first value + "\r\n" + "name: value" lines]`. */
+export type HeaderBlock = readonly [string, string];
+
+/** Builds a block from headers of any origin: every value goes through safeHeaderValue and
+ * names must be tokens, so no value can add a line of its own. */
+export function headerBlock(headers: Record<string, string>): HeaderBlock {
+  const entries = Object.entries(headers);
+  if (entries.length === 0) throw new Error('headerBlock: no headers');
+  for (const [k] of entries) if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw new Error(`headerBlock: bad header name ${JSON.stringify(k)}`);
+  const [[k0, v0], ...rest] = entries;
+  return [k0!, [safeHeaderValue(v0!), ...rest.map(([k, v]) => `${k}: ${safeHeaderValue(v)}`)].join('\r\n')];
+}
+
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 204: 'No Content', 206: 'Partial Content', 304: 'Not Modified', 307: 'Temporary Redirect',
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',

@@ -2,7 +2,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import type { Readable } from 'node:stream';
 import { MatrixError } from '../errors.js';
 import type { Headers, HttpRequest, MediaBody, Result } from './types.js';
-import { COMMON_HEADER_BLOCK, safeHeaderValue, statusLine } from './headers.js';
+import { COMMON_HEADER_BLOCK, headerBlock, safeHeaderValue, statusLine, type HeaderBlock } from './headers.js';
 import { BufferPool } from './buffer-pool.js';
 import { parseRange } from './range.js';
 
@@ -20,18 +20,35 @@ export interface ResponseState {
   status?: number;
 }
 
-function writeHead(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined): void {
+function writeHead(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block?: HeaderBlock): void {
   st.status = status;
   res.writeStatus(statusLine(status));
   res.writeHeader(COMMON_HEADER_BLOCK[0], COMMON_HEADER_BLOCK[1]);
+  if (block) res.writeHeader(block[0], block[1]);
   if (headers) for (const k in headers) res.writeHeader(k, safeHeaderValue(headers[k]!));
 }
 
-function endWith(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers | undefined, body?: Buffer | string): void {
+/**
+ * A media response's own headers (the handler's, plus ETag and Accept-Ranges) as one
+ * writeHeader call, like COMMON_HEADER_BLOCK. Handlers that hand back the same frozen headers
+ * object for the same media (download.ts keeps one per row) get the block built and checked
+ * once; any other headers object gets a block of its own, collected with it.
+ */
+const mediaBlocks = new WeakMap<Headers, HeaderBlock>();
+function mediaHeaderBlock(headers: Headers, etag: string): HeaderBlock {
+  let block = mediaBlocks.get(headers);
+  if (!block) {
+    block = headerBlock({ ...headers, ETag: etag, 'Accept-Ranges': 'bytes' });
+    mediaBlocks.set(headers, block);
+  }
+  return block;
+}
+
+function endWith(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers | undefined, body?: Buffer | string, block?: HeaderBlock): void {
   if (st.aborted || st.done) return;
   st.done = true;
   res.cork(() => {
-    writeHead(res, st, status, headers);
+    writeHead(res, st, status, headers, block);
     if (req.method === 'HEAD') res.endWithoutBody(body === undefined ? 0 : Buffer.byteLength(body), st.closeAfter);
     else res.end(body ?? '', st.closeAfter);
   });
@@ -106,37 +123,37 @@ async function sendStream(res: HttpResponse, st: ResponseState, req: HttpRequest
 
 async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest, media: MediaBody, headers: Headers): Promise<void> {
   const etag = `"${media.etag}"`;
-  const base: Headers = { ...headers, ETag: etag, 'Accept-Ranges': 'bytes' };
+  const block = mediaHeaderBlock(headers, etag);
   const inm = req.headers['if-none-match'];
   if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*')) {
-    return endWith(res, st, req, 304, base);
+    return endWith(res, st, req, 304, undefined, undefined, block);
   }
   const range = parseRange(req.headers['range'], media.size);
   if (range.kind === 'unsatisfiable') {
-    return endWith(res, st, req, 416, { ...base, 'Content-Range': `bytes */${media.size}` });
+    return endWith(res, st, req, 416, { 'Content-Range': `bytes */${media.size}` }, undefined, block);
   }
   const start = range.kind === 'range' ? range.start : 0;
   const end = range.kind === 'range' ? range.end : media.size - 1;
   const status = range.kind === 'range' ? 206 : 200;
-  if (range.kind === 'range') base['Content-Range'] = `bytes ${start}-${end}/${media.size}`;
+  const extra = range.kind === 'range' ? { 'Content-Range': `bytes ${start}-${end}/${media.size}` } : undefined;
   const length = media.size === 0 ? 0 : end - start + 1;
 
   if (req.method === 'HEAD') {
     if (st.aborted || st.done) return;
     st.done = true;
     res.cork(() => {
-      writeHead(res, st, status, base);
+      writeHead(res, st, status, extra, block);
       res.endWithoutBody(length, st.closeAfter);
     });
     return;
   }
   if (media.readAll) {
     const all = await media.readAll();
-    return endWith(res, st, req, status, base, status === 206 ? all.subarray(start, end + 1) : all);
+    return endWith(res, st, req, status, extra, status === 206 ? all.subarray(start, end + 1) : all, block);
   }
-  if (length === 0) return endWith(res, st, req, status, base, '');
-  if (media.readAt) return sendByReads(res, st, status, base, media.readAt, start, length);
-  return streamBody(res, st, status, base, media.openStream(start, end), length);
+  if (length === 0) return endWith(res, st, req, status, extra, '', block);
+  if (media.readAt) return sendByReads(res, st, status, extra, block, media.readAt, start, length);
+  return streamBody(res, st, status, extra, block, media.openStream(start, end), length);
 }
 
 const READ_CHUNK = 1024 * 1024;
@@ -148,11 +165,11 @@ const readBuffers = new BufferPool(READ_CHUNK, 64);
  * Random-access sending: read a chunk, tryEnd it, wait for onWritable when the socket is
  * full, repeat. One chunk in memory per response, and no stream objects on the hot path.
  */
-async function sendByReads(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
+async function sendByReads(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock,
   readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number): Promise<void> {
   const buf = readBuffers.take();
   try {
-    await sendChunks(res, st, status, headers, readAt, start, total, buf);
+    await sendChunks(res, st, status, headers, block, readAt, start, total, buf);
   } finally {
     readBuffers.give(buf);
   }
@@ -162,7 +179,7 @@ async function sendByReads(res: HttpResponse, st: ResponseState, status: number,
  * Writes a body chunk by chunk with uWS backpressure: tryEnd each chunk; when the socket is
  * full, wait for onWritable to take the rest. Resolves true once the response is complete.
  */
-function chunkWriter(res: HttpResponse, st: ResponseState, status: number, headers: Headers, total: number) {
+function chunkWriter(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock, total: number) {
   let headWritten = false;
   let waitWritable: (() => void) | null = null;
   let pending: Buffer | null = null;
@@ -183,7 +200,7 @@ function chunkWriter(res: HttpResponse, st: ResponseState, status: number, heade
     let done = false;
     res.cork(() => {
       if (!headWritten) {
-        writeHead(res, st, status, headers);
+        writeHead(res, st, status, headers, block);
         headWritten = true;
       }
       pendingOffset = res.getWriteOffset();
@@ -205,9 +222,9 @@ function failMidBody(res: HttpResponse, st: ResponseState): void {
   st.done = true;
 }
 
-async function sendChunks(res: HttpResponse, st: ResponseState, status: number, headers: Headers,
+async function sendChunks(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock,
   readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number, buf: Buffer): Promise<void> {
-  const write = chunkWriter(res, st, status, headers, total);
+  const write = chunkWriter(res, st, status, headers, block, total);
   let sent = 0;
   while (sent < total && !st.aborted && !st.done) {
     let chunk: Buffer;
@@ -223,8 +240,9 @@ async function sendChunks(res: HttpResponse, st: ResponseState, status: number, 
 }
 
 /** Streams (stores without random access) through the same writer, pausing the stream between chunks. */
-async function streamBody(res: HttpResponse, st: ResponseState, status: number, headers: Headers, stream: Readable, total: number): Promise<void> {
-  const write = chunkWriter(res, st, status, headers, total);
+async function streamBody(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock,
+  stream: Readable, total: number): Promise<void> {
+  const write = chunkWriter(res, st, status, headers, block, total);
   st.onAbort.push(() => stream.destroy());
   let sent = 0;
   try {

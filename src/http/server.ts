@@ -61,11 +61,15 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
       body = new UwsBodySource(res, cl !== undefined ? Number(cl) : null, () => st.aborted);
       abortCbs.push(() => body!.abort());
     }
+    let query: URLSearchParams | undefined;
     const req: HttpRequest = {
       method: upper,
       path,
       rawQuery,
-      query: new URLSearchParams(rawQuery),
+      // Parsed on first use: most hot requests (downloads without parameters) never ask.
+      get query() {
+        return (query ??= new URLSearchParams(rawQuery));
+      },
       headers,
       remoteAddress,
       body,

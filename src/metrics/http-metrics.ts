@@ -19,7 +19,7 @@ export function observeHttp(m: MediaMetrics) {
     const action = req.labels?.action ?? 'unrecognized';
     const host = req.labels?.host ?? '';
     const method = methodLabel(req.method);
-    m.httpResponses.inc({ host, action, method, statusCode: status === undefined ? CLIENT_CLOSED : String(status) });
-    m.httpResponseTime.observe({ host, action, method }, secondsSince(startNs));
+    m.httpResponses.inc([host, action, method, status === undefined ? CLIENT_CLOSED : String(status)]);
+    m.httpResponseTime.observe([host, action, method], secondsSince(startNs));
   };
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LocalCounter, LocalHistogram } from './local-series.js';
 
 // The application metrics, created once per registry and handed to the code that moves them
 // through Services. Names, labels and the age buckets are MMR's, so its Grafana dashboard keeps
@@ -34,24 +35,15 @@ export function createMediaMetrics(registry: Registry) {
     originLabel(origin: string): string {
       return localNames.has(origin) ? origin : 'remote';
     },
-    httpRequests: new Counter({
-      name: 'media_http_requests_total', help: 'HTTP requests received, by route',
-      labelNames: ['host', 'action', 'method'] as const, registers,
-    }),
-    invalidHttpRequests: new Counter({
-      name: 'media_invalid_http_requests_total', help: 'Requests for a Host that is not a configured homeserver',
-      labelNames: ['action', 'method'] as const, registers,
-    }),
-    httpResponses: new Counter({
-      name: 'media_http_responses_total', help: 'HTTP responses sent, by route and status code',
-      labelNames: ['host', 'action', 'method', 'statusCode'] as const, registers,
-    }),
-    httpResponseTime: new Histogram({
-      name: 'media_http_response_time_seconds', help: 'Time from request to the last byte of the response',
-      labelNames: ['host', 'action', 'method'] as const, registers,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    }),
-    // Hook: the in-process blob cache (its own branch) counts into these three, cache="media".
+    // The four per-request families are local series (see local-series.ts): same names and labels.
+    httpRequests: new LocalCounter('media_http_requests_total', 'HTTP requests received, by route', ['host', 'action', 'method'], registers),
+    invalidHttpRequests: new LocalCounter('media_invalid_http_requests_total',
+      'Requests for a Host that is not a configured homeserver', ['action', 'method'], registers),
+    httpResponses: new LocalCounter('media_http_responses_total', 'HTTP responses sent, by route and status code',
+      ['host', 'action', 'method', 'statusCode'], registers),
+    httpResponseTime: new LocalHistogram('media_http_response_time_seconds', 'Time from request to the last byte of the response',
+      ['host', 'action', 'method'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers),
+    // The blob cache and Redis count into these (cache-metrics.ts), cache="memory" or "redis".
     cacheHits: new Counter({ name: 'media_cache_hits_total', help: 'Blob cache hits', labelNames: ['cache'] as const, registers }),
     cacheMisses: new Counter({ name: 'media_cache_misses_total', help: 'Blob cache misses', labelNames: ['cache'] as const, registers }),
     cacheEvictions: new Counter({
@@ -74,10 +66,7 @@ export function createMediaMetrics(registry: Registry) {
       name: 'media_s3_operations_total', help: 'S3 requests made, by operation',
       labelNames: ['operation'] as const, registers,
     }),
-    ageAccessed: new Histogram({
-      name: 'media_age_accessed_media_seconds', help: 'Age of media when it is downloaded',
-      buckets: AGE_BUCKETS, registers,
-    }),
+    ageAccessed: new LocalHistogram('media_age_accessed_media_seconds', 'Age of media when it is downloaded', [], AGE_BUCKETS, registers),
     datastoreBytes: new Counter({
       name: 'media_datastore_bytes_total', help: 'Bytes written to and read from datastores',
       labelNames: ['datastore', 'direction'] as const, registers,

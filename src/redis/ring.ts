@@ -147,6 +147,13 @@ export class RedisRing {
     return [...this.shards.values()].every((s) => s.cmd.status === 'ready');
   }
 
+  /** Shards whose command client is connected now (the metrics' shards-up gauge). */
+  connectedShards(): number {
+    let n = 0;
+    for (const s of this.shards.values()) if (s.cmd.status === 'ready') n++;
+    return n;
+  }
+
   /** Publishes on the shard owning `routeKey`; every instance subscribes on every shard. */
   publish(channel: string, routeKey: string, message: string): void {
     void this.call(routeKey, (c) => c.publish(this.prefixValue + channel, message));

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Datastore } from '../../datastores/datastore.js';
 import type { MediaBody } from '../../http/types.js';
-import type { BlobCache } from '../../cache/blob-cache.js';
+import type { BlobCache, BlobLookup } from '../../cache/blob-cache.js';
 import { blobBody } from './blob-body.js';
 
 interface StoredBlob {
@@ -30,9 +30,11 @@ export function memoryBody(bytes: Buffer, etag: string, smallFileBytes: number):
  */
 export function cachedBlobBody(cache: BlobCache, ds: Datastore, blob: StoredBlob, smallFileBytes: number, method: string,
   /** Layers below memory (Redis by hash) around the datastore body. */
-  below: (body: MediaBody) => MediaBody = (b) => b): MediaBody {
+  below: (body: MediaBody) => MediaBody = (b) => b,
+  /** This download's lookup when the caller already made it (it counts a download). */
+  counted?: BlobLookup): MediaBody {
   if (!cache.enabled || method === 'HEAD') return below(blobBody(ds, blob, smallFileBytes));
-  const found = cache.lookup(blob.sha256, blob.sizeBytes);
+  const found = counted ?? cache.lookup(blob.sha256, blob.sizeBytes);
   if (found.hit) return memoryBody(found.bytes, blob.sha256, smallFileBytes);
   const body = below(blobBody(ds, blob, smallFileBytes));
   if (!found.admit) return body;

@@ -6,7 +6,8 @@ import type { Result } from '../../http/types.js';
  * address (an S3 publicBaseUrl or a CDN), or null. Authenticated endpoints always may (clients
  * must follow redirects there, MSC3916); the legacy ones only when the client said it follows
  * them (`allow_redirect=true`, spec v1.7), since older clients do not.
- * TODO(blob cache): with an in-process copy of the blob, serve it unless ds.redirectWhenCached.
+ * Whether a blob held in the in-process cache is served from there instead is the caller's
+ * call (ds.redirectWhenCached; see download.ts).
  */
 export function publicRedirectUrl(ds: Datastore, location: string, authenticated: boolean, query: URLSearchParams): string | null {
   if (!ds.publicUrl) return null;
