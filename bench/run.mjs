@@ -15,6 +15,7 @@ import { THUMBNAIL_SCENARIOS, THUMBNAIL_OVERRIDES, runThumbnails } from './thumb
 import { REMOTE_SCENARIOS, runRemote } from './remote.mjs';
 import { PREVIEW_SCENARIOS, runPreview } from './preview.mjs';
 import { MIXED_SCENARIOS, runMixed } from './mixed.mjs';
+import { MEMORY_SCENARIOS, runMemory } from './memory.mjs';
 
 // Families in run order: a family name on the command line selects all of its scenarios.
 const FAMILIES = {
@@ -24,6 +25,7 @@ const FAMILIES = {
   remote: [REMOTE_SCENARIOS, runRemote],
   preview: [PREVIEW_SCENARIOS, runPreview],
   mixed: [MIXED_SCENARIOS, runMixed],
+  memory: [MEMORY_SCENARIOS, runMemory],
 };
 const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 

@@ -59,6 +59,12 @@ const MAPPERS = {
     unit: 'req/s', baselineLabel: null, ratio: null, baseline: null,
     ours: fig({ reqPerSec: s.reqPerSec, mibPerSec: s.mibPerSec, p50Ms: s.p50Ms, p99Ms: s.p99Ms, errors: s.errors, peakRssMiB: s.peakRssMiB }),
   }),
+  // A sizing measurement, not a throughput: the report shows its errors and the largest RSS
+  // it saw (idle plus the biggest step); the figures themselves are in its own table.
+  'memory-sizing': (s) => ({
+    unit: 'MiB', baselineLabel: null, ratio: null, baseline: null,
+    ours: fig({ errors: s.failures, peakRssMiB: round(s.idleRssMiB + Math.max(s.cache.rssGrowthMiB, s.slowDownloads.peakGrowthMiB, s.uploads.peakGrowthMiB, s.thumbnails.peakGrowthMiB), 1) }),
+  }),
 };
 
 /** The common figures of scenario `name`'s summary (a scenario unknown here gets ours only). */
