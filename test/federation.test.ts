@@ -1,8 +1,10 @@
 import t from 'tap';
 import { request } from 'node:http';
+import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { ALICE } from './helpers/repo.js';
 import { startFederatingServer, type FederatingServer } from './helpers/federation.js';
+import { startTestS3 } from './helpers/s3.js';
 import { signRequest } from '../src/matrix/x-matrix.js';
 import { generateSigningKey } from '../src/matrix/signing-keys.js';
 import { multipartBoundary, parseMultipart } from '../src/matrix/multipart.js';
@@ -110,5 +112,25 @@ t.test('federation between two media repositories', async (t) => {
     t.equal(missing.status, 404);
     const noRemote = await b.repo.fetch(`/_matrix/media/v3/download/${a.name}/${mediaId}x?allow_remote=false`);
     t.equal(noRemote.status, 404);
+  });
+
+  t.test('an S3 datastore with publicBaseUrl answers federation with a Location part', async (t) => {
+    const s3 = await startTestS3();
+    const c = await startFederatingServer('pglite', {
+      datastores: [{ id: 's3', type: 's3', forKinds: ['all'], opts: s3.opts({ publicBaseUrl: 'https://cdn.example/media' }) }],
+    });
+    t.teardown(async () => { await c.close(); await s3.close(); });
+    const up = await c.repo.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(png), headers: { 'Content-Type': 'image/png' }, token: ALICE });
+    const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+    const path = `/_matrix/federation/v1/media/download/${id}`;
+    const res = await signedGet(c, path, signRequest({ method: 'GET', uri: path, origin: b.name, destination: c.name }, b.key));
+    t.equal(res.status, 200);
+    const { Readable } = await import('node:stream');
+    const parsed = await parseMultipart(Readable.from([res.body]), multipartBoundary(res.headers['content-type'] as string)!);
+    t.same(parsed.json, {});
+    t.equal(parsed.part.kind, 'location', 'a Location part instead of the bytes');
+    if (parsed.part.kind === 'location') {
+      t.equal(parsed.part.location, `https://cdn.example/media/${createHash('sha256').update(png).digest('hex')}`);
+    }
   });
 });

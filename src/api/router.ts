@@ -3,6 +3,8 @@ import type { Route } from './services.js';
 interface Compiled {
   route: Route;
   segments: string[];
+  /** The route's methods, plus HEAD wherever GET is allowed. */
+  methods: string[];
 }
 
 export type Match =
@@ -33,7 +35,8 @@ export class Router {
   constructor(routes: Route[]) {
     for (const route of routes) {
       for (const p of route.paths.flatMap(expand)) {
-        const c = { route, segments: p.split('/').slice(1) };
+        const methods = route.methods.includes('GET') && !route.methods.includes('HEAD') ? [...route.methods, 'HEAD'] : route.methods;
+        const c = { route, segments: p.split('/').slice(1), methods };
         this.compiled.push(c);
         if (route.body === 'stream' || route.body === 'small') {
           for (const m of route.methods) {
@@ -69,15 +72,15 @@ export class Router {
 
   match(method: string, path: string): Match {
     const segs = path.split('/').slice(1);
-    const allowed = new Set<string>();
+    let allowed: Set<string> | null = null;
     for (const c of this.candidates(path, segs)) {
       const params = matchSegments(c.segments, segs);
       if (!params) continue;
-      const methods = c.route.methods.includes('GET') ? [...c.route.methods, 'HEAD'] : c.route.methods;
-      if (methods.includes(method)) return { kind: 'found', route: c.route, params };
-      for (const m of methods) allowed.add(m);
+      if (c.methods.includes(method)) return { kind: 'found', route: c.route, params };
+      allowed ??= new Set();
+      for (const m of c.methods) allowed.add(m);
     }
-    return allowed.size ? { kind: 'method-not-allowed', allowed: [...allowed] } : { kind: 'not-found' };
+    return allowed ? { kind: 'method-not-allowed', allowed: [...allowed] } : { kind: 'not-found' };
   }
 }
 
