@@ -186,4 +186,20 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     t.ok(Buffer.from(await res.arrayBuffer()).equals(bytes), 'with the uploaded bytes');
     t.ok(stats(a).skipped > 0 || stats(a).failures > 0, 'A counted the calls it could not make');
   });
+
+  t.test('Redis gone: identical uploads racing on A and B still store one object (Postgres decides)', async (t) => {
+    const bytes = randomBytes(20_000);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    const statuses = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const res = await (i % 2 ? b : a).fetch(`/_matrix/media/v3/upload?filename=nored${i}.bin`, {
+        method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/x-test' }, body: new Uint8Array(bytes),
+      });
+      await res.arrayBuffer();
+      return res.status;
+    }));
+    t.same(statuses, Array(20).fill(200), 'every upload answered 200');
+    t.equal((await s3.keys()).filter((k) => k.includes(hash)).length, 1, 'one object holds the content');
+    const rows = await a.repo.services.db.query<{ n: string }>('SELECT count(*) AS n FROM media WHERE sha256_hash = $1', [hash]);
+    t.equal(Number(rows.rows[0]!.n), 20, 'every upload has its row');
+  });
 });
