@@ -5,9 +5,11 @@ import { runAutocannon, runWrk, AUTOCANNON_WORKERS } from './lib/load.mjs';
 import { withCpu } from './lib/proc.mjs';
 import { join } from 'node:path';
 import { startOurRepo } from './lib/repo.mjs';
+import { startRssSampler } from './lib/rss.mjs';
+import { runDownloadCold } from './download-cold.mjs';
 import { median, round, ratio, printTable, writeResult, SHARED_CORES_NOTE } from './lib/report.mjs';
 
-export const DOWNLOAD_SCENARIOS = ['download-1kib', 'download-1mib'];
+export const DOWNLOAD_SCENARIOS = ['download-1kib', 'download-1mib', 'download-cold'];
 
 const SPECS = {
   'download-1kib': { size: 1024, tool: 'autocannon', target: 0.5 },
@@ -56,7 +58,11 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
     // Rotate the order each round so no variant always runs first or last.
     const order = variants.map((_, j) => variants[(i + j) % variants.length]);
     for (const v of order) {
+      const ourPids = v.key === 'nginx' ? [] : v.pids();
+      const sampler = ourPids.length ? startRssSampler(ourPids) : null;
       const { result, cpuPct } = await withCpu(v.pids, () => load(v, durationS));
+      const rss = sampler ? await sampler.stop() : null;
+      result.peakRssMiB = rss ? round(rss.peakBytes / MiB, 1) : null;
       result.serverCpuPct = round(cpuPct, 0);
       result.payloadMiBPerSec = round((result.reqPerSec * size) / MiB, 1);
       runs[v.key].push(result);
@@ -74,6 +80,7 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
       payloadMiBPerSec: round((rps * size) / MiB, 1),
       latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)),
       serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
+      peakRssMiB: rs.some((r) => r.peakRssMiB) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
       failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
     };
   }
@@ -101,13 +108,15 @@ export async function runDownloads(ctx, scenarios) {
   const out = {};
   // --smoke checks that scenarios run; a second server (its own database start) would double
   // the download family's cost there for a variant that only repeats the same code path.
-  const noCache = ctx.external || ctx.smoke ? null : await startOurRepo(join(ctx.workDir, 'repo-nocache'), {
+  const hot = ['download-1kib', 'download-1mib'].filter((s) => scenarios.includes(s));
+  const noCache = ctx.external || ctx.smoke || !hot.length ? null : await startOurRepo(join(ctx.workDir, 'repo-nocache'), {
     postgres: ctx.postgres, overrides: [...ctx.overrides, 'downloads.cache.enabled=false'],
   });
   try {
-    for (const s of DOWNLOAD_SCENARIOS) if (scenarios.includes(s)) out[s] = await downloadScenario(s, ctx, noCache);
+    for (const s of hot) out[s] = await downloadScenario(s, ctx, noCache);
   } finally {
     await noCache?.stop();
   }
+  if (scenarios.includes('download-cold')) out['download-cold'] = await runDownloadCold(ctx);
   return out;
 }

@@ -8,8 +8,9 @@ import { startRssSampler, idleRss } from './lib/rss.mjs';
 import { syncDisks, withCpu } from './lib/proc.mjs';
 import { median, round, ratio, printTable, writeResult, SHARED_CORES_NOTE } from './lib/report.mjs';
 import http from 'node:http';
+import { runUploadSizes } from './upload-sizes.mjs';
 
-export const UPLOAD_SCENARIOS = ['upload-1gib-rss', 'upload-concurrent'];
+export const UPLOAD_SCENARIOS = ['upload-1gib-rss', 'upload-concurrent', 'upload-sizes'];
 
 const RSS_TARGET = 64 * MiB;
 const mib = (b) => round(b / MiB, 1);
@@ -240,5 +241,6 @@ export async function runUploads(ctx, scenarios) {
   const out = {};
   if (scenarios.includes('upload-1gib-rss')) out['upload-1gib-rss'] = await upload1GiB(ctx);
   if (scenarios.includes('upload-concurrent')) out['upload-concurrent'] = await uploadConcurrent(ctx);
+  if (scenarios.includes('upload-sizes')) out['upload-sizes'] = await runUploadSizes(ctx);
   return out;
 }

@@ -10,7 +10,7 @@ const fig = (f = {}) => ({ reqPerSec: null, mibPerSec: null, p50Ms: null, p99Ms:
 /** Figures of a download-style summary: { variants: { nginx?, legacy?, authed } }. */
 function loadVariants(s) {
   const v = s.variants;
-  const one = (x) => x && fig({ reqPerSec: x.reqPerSec, mibPerSec: x.payloadMiBPerSec, p50Ms: x.latencyP50Ms ?? null, p99Ms: x.latencyP99Ms, errors: x.failures });
+  const one = (x) => x && fig({ reqPerSec: x.reqPerSec, mibPerSec: x.payloadMiBPerSec, p50Ms: x.latencyP50Ms ?? null, p99Ms: x.latencyP99Ms, errors: x.failures, peakRssMiB: x.peakRssMiB ?? null });
   const ours = one(v.authed ?? v.legacy);
   return { unit: 'req/s', ours, baseline: one(v.nginx), baselineLabel: 'nginx', ratio: ratio(ours.reqPerSec, v.nginx?.reqPerSec) };
 }
@@ -31,6 +31,16 @@ const MAPPERS = {
   }),
   'download-1kib': loadVariants,
   'download-1mib': loadVariants,
+  'download-cold': (s) => {
+    const one = (x) => x && fig({ reqPerSec: x.reqPerSec, mibPerSec: x.payloadMiBPerSec, p50Ms: x.latencyP50Ms, p99Ms: x.latencyP99Ms, errors: x.failures, peakRssMiB: x.peakRssMiB });
+    return { unit: 'req/s', ours: one(s.variants.ours), baseline: one(s.variants.nginx), baselineLabel: 'nginx', ratio: s.variants.ours.ratioToNginx ?? null };
+  },
+  // The report has one row per scenario: the 1 MiB size (1 KiB and 100 MiB are in its table).
+  'upload-sizes': (s) => {
+    const m = s.sizes['1 MiB'];
+    const one = (x) => x && fig({ reqPerSec: x.perSec, mibPerSec: x.mibPerSec, p50Ms: x.p50Ms, p99Ms: x.p99Ms, errors: x.errors, peakRssMiB: x.peakRssMiB ?? null });
+    return { unit: 'uploads/s', ours: one(m.ours), baseline: one(m.shell), baselineLabel: 'sha256sum + cp', ratio: m.ratio };
+  },
   'thumb-cached': loadVariants,
   'thumb-uncached': (s) => {
     const one = (x) => x && fig({ reqPerSec: x.perSec, p50Ms: x.p50Ms, p99Ms: x.p99Ms, errors: x.failures, peakRssMiB: x.peakRssMiB });
