@@ -79,15 +79,18 @@ export class FileDatastore implements Datastore {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
     const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
     const target = this.pathOf(location);
-    await mkdir(dirname(target), { recursive: true });
+    const first = await mkdir(dirname(target), { recursive: true });
+    // Directories made just now are durable only once their parents' entries are flushed:
+    // otherwise a crash could keep the file and lose the path to it. (Once per new prefix.)
+    if (first) {
+      for (let d = dirname(target); ; d = dirname(d)) {
+        await syncDir(dirname(d));
+        if (d === first) break;
+      }
+    }
     await rename(stagingPath, target);
     // The rename is only durable once the directory entry is flushed too.
-    const dir = await open(dirname(target), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDir(dirname(target));
     return location;
   }
 
@@ -166,5 +169,14 @@ export class FileDatastore implements Datastore {
 
   pathOf(location: string): string {
     return join(this.root, checkedLocation(location));
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
