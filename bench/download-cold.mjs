@@ -75,7 +75,8 @@ export async function runDownloadCold(ctx) {
     for (const v of i % 2 ? [...variants].reverse() : variants) {
       dropped = dropPageCache() && dropped;
       const sampler = v.pids.length ? startRssSampler(v.pids) : null;
-      const { result, cpuPct } = await withCpu(v.pids, () => fetchAll(v.urls, v.headers));
+      const { result, cpuPct, loadGenCpuPct } = await withCpu(v.pids, () => fetchAll(v.urls, v.headers));
+      result.loadGenCpuPct = round(loadGenCpuPct, 0);
       const rss = sampler ? await sampler.stop() : null;
       result.payloadMiBPerSec = round((result.reqPerSec * FILE_BYTES) / MiB, 1);
       result.peakRssMiB = rss ? round(rss.peakBytes / MiB, 1) : null;
@@ -90,15 +91,16 @@ export async function runDownloadCold(ctx) {
     summary.variants[v.key] = {
       label: v.label, reqPerSec: round(median(rs.map((r) => r.reqPerSec)), 0), payloadMiBPerSec: round(median(rs.map((r) => r.payloadMiBPerSec)), 1),
       latencyP50Ms: median(rs.map((r) => r.p50Ms)), latencyP99Ms: median(rs.map((r) => r.p99Ms)),
+      loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       failures: rs.reduce((a, r) => a + r.errors, 0), peakRssMiB: rs[0].peakRssMiB === null ? null : Math.max(...rs.map((r) => r.peakRssMiB)),
     };
   }
   if (summary.variants.nginx) summary.variants.ours.ratioToNginx = ratio(summary.variants.ours.reqPerSec, summary.variants.nginx.reqPerSec);
   printTable(`download-cold (median of ${reps}; page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not permitted): files may be in memory'})`,
-    ['server', 'req/s', 'MiB/s', 'p50 ms', 'p99 ms', 'failed', 'peak RSS MiB', 'ratio/nginx'],
+    ['server', 'req/s', 'MiB/s', 'p50 ms', 'p99 ms', 'load gen CPU %', 'failed', 'peak RSS MiB', 'ratio/nginx'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP50Ms, s.latencyP99Ms, s.failures, s.peakRssMiB, s.ratioToNginx ?? null];
+      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP50Ms, s.latencyP99Ms, s.loadGenCpuPct, s.failures, s.peakRssMiB, s.ratioToNginx ?? null];
     }));
   console.log(SHARED_CORES_NOTE);
   const file = writeResult('download-cold', { target: target.name, reps, summary, runs }, suffix);

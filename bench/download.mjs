@@ -60,14 +60,15 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
     for (const v of order) {
       const ourPids = v.key === 'nginx' ? [] : v.pids();
       const sampler = ourPids.length ? startRssSampler(ourPids) : null;
-      const { result, cpuPct } = await withCpu(v.pids, () => load(v, durationS));
+      const { result, cpuPct, loadGenCpuPct } = await withCpu(v.pids, () => load(v, durationS));
+      result.loadGenCpuPct = round(loadGenCpuPct, 0);
       const rss = sampler ? await sampler.stop() : null;
       result.peakRssMiB = rss ? round(rss.peakBytes / MiB, 1) : null;
       result.serverCpuPct = round(cpuPct, 0);
       result.payloadMiBPerSec = round((result.reqPerSec * size) / MiB, 1);
       runs[v.key].push(result);
       const bad = result.non2xx || result.errors || result.timeouts;
-      console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%${bad ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`);
+      console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%, load generator CPU ${result.loadGenCpuPct}%${bad ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`);
     }
   }
   const summary = { size, tool, connections, durationS, autocannonWorkers: tool === 'autocannon' ? AUTOCANNON_WORKERS : undefined, goal, variants: {} };
@@ -80,6 +81,7 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
       payloadMiBPerSec: round((rps * size) / MiB, 1),
       latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)),
       serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
+      loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       peakRssMiB: rs.some((r) => r.peakRssMiB) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
       failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
     };
@@ -87,10 +89,10 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
   const base = summary.variants.nginx?.reqPerSec;
   for (const v of variants) if (v.key !== 'nginx') summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
   printTable(`${name} (median of ${reps}; ${tool}${tool === 'autocannon' ? ` with ${AUTOCANNON_WORKERS} workers` : ' -t2'} -c${connections}; target ratio >= ${goal})`,
-    ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'failed', 'ratio/nginx'],
+    ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'load gen CPU %', 'peak RSS MiB', 'failed', 'ratio/nginx'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
+      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.loadGenCpuPct, s.peakRssMiB, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
     }));
   console.log(SHARED_CORES_NOTE);
   const file = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);

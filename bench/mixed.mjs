@@ -122,7 +122,7 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
   const sampler = pids.length ? startRssSampler(pids) : null;
   const t0 = performance.now();
   const until = t0 + durationS * 1000;
-  const { cpuPct } = await withCpu(pids, () => Promise.all(Array.from({ length: C }, async () => {
+  const { cpuPct, loadGenCpuPct } = await withCpu(pids, () => Promise.all(Array.from({ length: C }, async () => {
     while (performance.now() < until && issued < maxRequests) {
       issued++;
       await one();
@@ -143,13 +143,13 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
     shares: SHARE, zipfS: ZIPF_S, elapsedS: round(elapsedS, 2), requests: issued,
     reqPerSec: round(all.length / elapsedS, 1), mibPerSec: round(bytes / MiB / elapsedS, 1),
     p50Ms: pct(all, 0.5), p99Ms: pct(all, 0.99), errors, firstErrors,
-    serverCpuPct: round(cpuPct, 0), peakRssMiB: rss ? round(rss.peakBytes / MiB, 1) : null, perOp,
+    serverCpuPct: round(cpuPct, 0), loadGenCpuPct: round(loadGenCpuPct, 0), peakRssMiB: rss ? round(rss.peakBytes / MiB, 1) : null, perOp,
   };
   printTable(`mixed (${C} loops, ${round(elapsedS, 1)} s; no baseline)`, ['requests', 'req/s', 'p50 ms', 'p99 ms'], [
     ['all', summary.reqPerSec, summary.p50Ms, summary.p99Ms],
     ...Object.entries(perOp).map(([k, v]) => [k, v.reqPerSec, v.p50Ms, v.p99Ms]),
   ]);
-  console.log(`payload ${summary.mibPerSec} MiB/s, errors ${errors}${firstErrors.length ? ` (${firstErrors.join('; ')})` : ''}, server CPU ${summary.serverCpuPct ?? '-'}%, peak RSS ${summary.peakRssMiB ?? '-'} MiB`);
+  console.log(`payload ${summary.mibPerSec} MiB/s, errors ${errors}${firstErrors.length ? ` (${firstErrors.join('; ')})` : ''}, server CPU ${summary.serverCpuPct ?? '-'}%, load generator CPU ${summary.loadGenCpuPct}%, peak RSS ${summary.peakRssMiB ?? '-'} MiB`);
   console.log(SHARED_CORES_NOTE);
   const file = writeResult('mixed', { target: target.name, database: target.database, summary }, suffix);
   console.log(`wrote ${file}`);

@@ -17,6 +17,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, ensureBuilt, startOurRepo } from './lib/repo.mjs';
+import { startRssSampler } from './lib/rss.mjs';
 import { installCleanup, stopAll, cpuSeconds, freePort } from './lib/proc.mjs';
 import { runAutocannon } from './lib/load.mjs';
 import { machineInfo, printTable, ratio, round, writeResult, SHARED_CORES_NOTE } from './lib/report.mjs';
@@ -135,6 +136,7 @@ async function previewScenarios({ durationS: seconds, concurrency = 8, threads =
     const lat = [];
     const t0 = performance.now();
     const until = t0 + seconds * 1000;
+    const sampler = startRssSampler([repo.pid]);
     const { cpu } = await withServerCpu(repo.pid, () => Promise.all(Array.from({ length: concurrency }, async () => {
       while (performance.now() < until) {
         const r = await get(previewUrl(`http://127.0.0.1:${sitePort}/p/${next++}`), headers).catch(() => ({ status: 0, ms: 0 }));
@@ -144,17 +146,19 @@ async function previewScenarios({ durationS: seconds, concurrency = 8, threads =
         } else errors++;
       }
     })));
+    const rss = await sampler.stop();
     const busyLoop = await loopDelay(metricsPort);
     // Requests started before the deadline finish after it: divide by the time really taken.
     const uncachedRate = done / ((performance.now() - t0) / 1000);
     lat.sort((x, y) => x - y);
     const pct = (p) => (lat.length ? round(lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]) : null);
-    summary.uncached = { previewsPerS: round(uncachedRate), p50Ms: pct(0.5), p99Ms: pct(0.99), errors, serverCpuS: round(cpu, 1), ratioToFloor: ratio(uncachedRate, floor * threads) };
+    summary.uncached = { previewsPerS: round(uncachedRate), p50Ms: pct(0.5), p99Ms: pct(0.99), errors, serverCpuS: round(cpu, 1), peakRssMiB: round(rss.peakBytes / 1048576), ratioToFloor: ratio(uncachedRate, floor * threads) };
     summary.eventLoopDelayIdleMs = idleLoop;
     summary.eventLoopDelayWhileParsingMs = busyLoop;
     printTable('preview-uncached (200 KB page, every URL new)', ['figure', 'value', 'ratio'], [
       ['previews/s', summary.uncached.previewsPerS, `${summary.uncached.ratioToFloor} of ${threads} x the one-thread parse floor (${summary.parseFloorPerThread}/s)`],
       ['errors', errors, ''],
+      ['server peak RSS MiB', summary.uncached.peakRssMiB, ''],
       ['server event-loop delay p50 / p99 / max ms', `${busyLoop.p50} / ${busyLoop.p99} / ${busyLoop.max}`, `idle: ${idleLoop.p50} / ${idleLoop.p99} / ${idleLoop.max}`],
     ]);
     out['preview-uncached'] = summary;

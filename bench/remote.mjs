@@ -15,6 +15,7 @@
 // the direct baseline pass through A's front, so it costs both sides the same.
 import { parseArgs } from 'node:util';
 import http from 'node:http';
+import { startRssSampler } from './lib/rss.mjs';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -151,6 +152,8 @@ async function remoteCold({ reps, postgres = '', workDir, cpuProf = false, sizeM
     hop.state.target = aFront;
     const hopPort = Number(hop.state.name.split(':')[1]);
     const runs = { direct: [], proxied: [], remote: [], warm: [] };
+    // B's RSS over every run: the cold fetch streams through it while it stores the copy.
+    const sampler = startRssSampler([b.repo.pid]);
     for (let i = 0; i < reps; i++) {
       const id = await upload(a, body, `r${i}.bin`);
       const path = (server) => `/_matrix/client/v1/media/download/${server}/${id}`;
@@ -169,8 +172,9 @@ async function remoteCold({ reps, postgres = '', workDir, cpuProf = false, sizeM
         console.log(`  run ${i + 1} ${which}: first byte ${round(r.ttfbMs)} ms, total ${round(r.totalMs)} ms (${round(size / 1048576 / (r.totalMs / 1000))} MiB/s)`);
       }
     }
+    const bRss = await sampler.stop();
     const med = (k, f) => median(runs[k].map((r) => r[f]));
-    const summary = { sizeMiB };
+    const summary = { sizeMiB, peakRssMiBofB: round(bRss.peakBytes / 1048576) };
     for (const k of ['direct', 'proxied', 'remote', 'warm']) summary[k] = { ttfbMs: round(med(k, 'ttfbMs')), totalMs: round(med(k, 'totalMs')) };
     summary.totalRatio = ratio(summary.remote.totalMs, summary.direct.totalMs);
     summary.proxiedRatio = ratio(summary.proxied.totalMs, summary.direct.totalMs);
@@ -182,6 +186,7 @@ async function remoteCold({ reps, postgres = '', workDir, cpuProf = false, sizeM
         ['through a pipe-only Node proxy (no storing)', summary.proxied.ttfbMs, summary.proxied.totalMs, summary.proxiedRatio],
         ['cold, through B over federation', summary.remote.ttfbMs, summary.remote.totalMs, summary.totalRatio],
         ['warm, stored on B', summary.warm.ttfbMs, summary.warm.totalMs, summary.warmRatio]]);
+    console.log(`B's peak RSS over the runs: ${summary.peakRssMiBofB} MiB`);
     const file = writeResult('remote-cold', { reps, summary, runs }, suffix);
     console.log(`wrote ${file}`);
     return summary;

@@ -273,8 +273,9 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
   for (let i = 0; i < reps; i++) {
     const order = variants.map((_, j) => variants[(i + j) % variants.length]);
     for (const v of order) {
-      const { result, cpuPct } = await withCpu(v.pids, () => load(v, durationS));
+      const { result, cpuPct, loadGenCpuPct } = await withCpu(v.pids, () => load(v, durationS));
       result.serverCpuPct = round(cpuPct, 0);
+      result.loadGenCpuPct = round(loadGenCpuPct, 0);
       runs[v.key].push(result);
       const failed = result.non2xx || result.errors || result.timeouts;
       console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%${failed ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`);
@@ -287,16 +288,17 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
     summary.variants[v.key] = {
       label: v.label, reqPerSec: round(rps, 0), payloadMiBPerSec: round((rps * thumb.length) / MiB, 1),
       latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)), serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
+      loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
     };
   }
   const base = summary.variants.nginx?.reqPerSec;
   for (const v of variants) if (v.key !== 'nginx') summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
   printTable(`${name} (median of ${reps}; autocannon with ${AUTOCANNON_WORKERS} workers -c${connections}; ${thumb.length}-byte thumbnail)`,
-    ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'failed', 'ratio/nginx'],
+    ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'load gen CPU %', 'failed', 'ratio/nginx'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
+      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.loadGenCpuPct, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
     }));
   console.log(SHARED_CORES_NOTE);
   const out = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);

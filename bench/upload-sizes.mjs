@@ -75,11 +75,13 @@ export async function runUploadSizes(ctx) {
       for (let i = 0; i < reps; i++) {
         for (const key of i % 2 ? ['shell', 'ours'] : ['ours', 'shell']) {
           const sampler = key === 'ours' && pids().length ? startRssSampler(pids()) : null;
-          const { result, cpuPct } = await withCpu(key === 'ours' ? pids() : [], () => loops({ concurrency: size.concurrency, seconds: durationS, count, one: variants[key] }));
+          const { result, cpuPct, loadGenCpuPct } = await withCpu(key === 'ours' ? pids() : [], () => loops({ concurrency: size.concurrency, seconds: durationS, count, one: variants[key] }));
           const rss = sampler ? await sampler.stop() : null;
           result.mibPerSec = round((result.perSec * size.bytes) / MiB, 1);
           result.peakRssMiB = rss ? round(rss.peakBytes / MiB, 1) : null;
           result.serverCpuPct = key === 'ours' ? round(cpuPct, 0) : null;
+          // The shell baseline's work is in finished children, so it counts here for that side.
+          result.loadGenCpuPct = round(loadGenCpuPct, 0);
           runs[key].push(result);
           console.log(`  run ${i + 1} ${key}: ${round(result.perSec, 1)}/s, ${result.mibPerSec} MiB/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}`);
         }
@@ -89,6 +91,7 @@ export async function runUploadSizes(ctx) {
         p50Ms: median(rs.map((r) => r.p50Ms)), p99Ms: median(rs.map((r) => r.p99Ms)),
         errors: rs.reduce((a, r) => a + r.errors, 0), peakRssMiB: rs.some((r) => r.peakRssMiB) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
         serverCpuPct: median(rs.map((r) => r.serverCpuPct).filter((x) => x !== null)),
+        loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       });
       const s = { bytes: size.bytes, concurrency: size.concurrency, count, ours: pick(runs.ours), shell: pick(runs.shell) };
       s.ratio = ratio(s.ours.perSec, s.shell.perSec);
@@ -100,8 +103,8 @@ export async function runUploadSizes(ctx) {
     rmSync(scratch, { recursive: true, force: true });
   }
   printTable(`upload-sizes (median of ${reps}; baseline: sha256sum + cp per upload, same concurrency)`,
-    ['size', 'ours/s', 'MiB/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'shell/s', 'shell p99 ms', 'ratio'],
-    Object.entries(summary.sizes).map(([label, s]) => [label, s.ours.perSec, s.ours.mibPerSec, s.ours.p50Ms, s.ours.p99Ms, s.ours.errors, s.ours.peakRssMiB, s.shell.perSec, s.shell.p99Ms, s.ratio]));
+    ['size', 'ours/s', 'MiB/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU %', 'client CPU %', 'peak RSS MiB', 'shell/s', 'shell p99 ms', 'ratio'],
+    Object.entries(summary.sizes).map(([label, s]) => [label, s.ours.perSec, s.ours.mibPerSec, s.ours.p50Ms, s.ours.p99Ms, s.ours.errors, s.ours.serverCpuPct, s.ours.loadGenCpuPct, s.ours.peakRssMiB, s.shell.perSec, s.shell.p99Ms, s.ratio]));
   console.log(SHARED_CORES_NOTE);
   summary.errors = Object.values(summary.sizes).reduce((a, s) => a + s.ours.errors, 0);
   const file = writeResult('upload-sizes', { target: target.name, reps, summary }, suffix);

@@ -52,13 +52,13 @@ const MAPPERS = {
   },
   'remote-cold': (s) => ({
     unit: 'MiB/s', baselineLabel: 'direct from A',
-    ours: fig({ mibPerSec: mibPerSec(s.sizeMiB, s.remote.totalMs), p50Ms: s.remote.totalMs, errors: 0 }),
+    ours: fig({ mibPerSec: mibPerSec(s.sizeMiB, s.remote.totalMs), p50Ms: s.remote.totalMs, errors: 0, peakRssMiB: s.peakRssMiBofB ?? null }),
     baseline: fig({ mibPerSec: mibPerSec(s.sizeMiB, s.direct.totalMs), p50Ms: s.direct.totalMs, errors: 0 }),
     ratio: ratio(s.direct.totalMs, s.remote.totalMs),
   }),
   'preview-uncached': (s) => ({
     unit: 'req/s', baselineLabel: `parse floor x ${s.threads} threads`, ratio: s.uncached.ratioToFloor,
-    ours: fig({ reqPerSec: s.uncached.previewsPerS, p50Ms: s.uncached.p50Ms, p99Ms: s.uncached.p99Ms, errors: s.uncached.errors }),
+    ours: fig({ reqPerSec: s.uncached.previewsPerS, p50Ms: s.uncached.p50Ms, p99Ms: s.uncached.p99Ms, errors: s.uncached.errors, peakRssMiB: s.uncached.peakRssMiB ?? null }),
     baseline: fig({ reqPerSec: round(s.parseFloorPerThread * s.threads, 1) }),
   }),
   'preview-cached': (s) => ({

@@ -148,13 +148,29 @@ export function cpuSeconds(pids) {
   return ticks / TICKS;
 }
 
-/** Measures CPU use of `pids()` over `fn()`; resolves { result, cpuPct } (100 = one core). */
+/**
+ * CPU seconds of the load generator: this bench process (autocannon's worker threads and our
+ * own clients run in it) plus its finished children (wrk, the shell baselines), whose times
+ * the kernel adds to cutime/cstime once they are reaped. The servers are children too, but
+ * still running, so they are not counted.
+ */
+export function loadGenCpuSeconds() {
+  const stat = readFileSync('/proc/self/stat', 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS; // fields 14-17 of stat(5)
+}
+
+/** Measures CPU use of `pids()` and of the load generator over `fn()`; resolves
+ * { result, cpuPct, loadGenCpuPct } (100 = one core; cpuPct null without pids). */
 export async function withCpu(pids, fn) {
   const p = typeof pids === 'function' ? pids : () => pids;
-  if (!p().length) return { result: await fn(), cpuPct: null };
-  const c0 = cpuSeconds(p());
+  const some = p().length > 0;
+  const c0 = some ? cpuSeconds(p()) : 0;
+  const g0 = loadGenCpuSeconds();
   const t0 = performance.now();
   const result = await fn();
-  const c1 = cpuSeconds(p());
-  return { result, cpuPct: ((c1 - c0) / ((performance.now() - t0) / 1000)) * 100 };
+  const secs = (performance.now() - t0) / 1000;
+  const loadGenCpuPct = ((loadGenCpuSeconds() - g0) / secs) * 100;
+  if (!some) return { result, cpuPct: null, loadGenCpuPct };
+  return { result, cpuPct: ((cpuSeconds(p()) - c0) / secs) * 100, loadGenCpuPct };
 }
