@@ -55,7 +55,9 @@ export async function runUploadSizes(ctx) {
   const { target, reps, durationS, workDir, suffix } = ctx;
   const scratch = join(workDir, 'upload-sizes');
   mkdirSync(scratch, { recursive: true });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  // A fresh keep-alive pool per measurement: sockets left idle through the baseline's run
+  // would be closed by the server's idle timeout and fail on their first reuse.
+  let agent = null;
   const url = `${target.url}/_matrix/media/v3/upload`;
   const headers = { Host: target.host, Authorization: `Bearer ${target.token}` };
   const pids = () => (target.pid ? [target.pid] : []);
@@ -68,12 +70,14 @@ export async function runUploadSizes(ctx) {
       writeFileSync(src, bodyBytes(size.bytes));
       let n = 0;
       const variants = {
-        ours: () => sendBody({ url, headers, size: size.bytes, agent }).then((r) => r.status === 200),
+        ours: () => sendBody({ url, headers, size: size.bytes, agent: agent ?? undefined }).then((r) => r.status === 200),
         shell: () => shellStore(src, join(scratch, `copy-${n++ % 64}`)),
       };
       const runs = { ours: [], shell: [] };
       for (let i = 0; i < reps; i++) {
         for (const key of i % 2 ? ['shell', 'ours'] : ['ours', 'shell']) {
+          agent?.destroy();
+          agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
           const sampler = key === 'ours' && pids().length ? startRssSampler(pids()) : null;
           const { result, cpuPct, loadGenCpuPct } = await withCpu(key === 'ours' ? pids() : [], () => loops({ concurrency: size.concurrency, seconds: durationS, count, one: variants[key] }));
           const rss = sampler ? await sampler.stop() : null;
@@ -99,7 +103,7 @@ export async function runUploadSizes(ctx) {
       rmSync(src, { force: true });
     }
   } finally {
-    agent.destroy();
+    agent?.destroy();
     rmSync(scratch, { recursive: true, force: true });
   }
   printTable(`upload-sizes (median of ${reps}; baseline: sha256sum + cp per upload, same concurrency)`,
