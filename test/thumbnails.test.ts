@@ -111,6 +111,11 @@ t.test('thumbnails (pglite)', async (t) => {
     const s2 = await thumb(r, big.id, 'width=640&height=480', { path: 'r0' });
     t.ok(s1.body.length > 0 && s1.body.equals(s2.body), 'scale 640x480 is identical on client v1 and r0');
     t.not(sha(s1.body), sha(first.body), 'different parameters give a different thumbnail');
+    // Both PNGs: the ETag is each one's own hash, never the other's (headers are shared per
+    // output type, the ETag is not).
+    t.equal(s1.res.headers.get('etag'), `"${sha(s1.body)}"`, 'the 640x480 thumbnail has its own ETag');
+    const firstAgain = await thumb(r, big.id, 'width=96&height=96&method=crop');
+    t.equal(firstAgain.res.headers.get('etag'), `"${sha(first.body)}"`, 'and the 96x96 one still has its own');
   });
 
   t.test('bucket selection and output size (1000x750 source)', async (t) => {

@@ -32,15 +32,16 @@ function writeHead(res: HttpResponse, st: ResponseState, status: number, headers
  * A media response's own headers (the handler's, plus ETag and Accept-Ranges) as one
  * writeHeader call, like COMMON_HEADER_BLOCK. Handlers that hand back the same frozen headers
  * object for the same media (download.ts keeps one per row) get the block built and checked
- * once; any other headers object gets a block of its own, collected with it.
+ * once per ETag; any other headers object gets a block of its own, collected with it.
  */
-const mediaBlocks = new WeakMap<Headers, HeaderBlock>();
+const mediaBlocks = new WeakMap<Headers, { etag: string; block: HeaderBlock }>();
 function mediaHeaderBlock(headers: Headers, etag: string): HeaderBlock {
-  let block = mediaBlocks.get(headers);
-  if (!block) {
-    block = headerBlock({ ...headers, ETag: etag, 'Accept-Ranges': 'bytes' });
-    mediaBlocks.set(headers, block);
-  }
+  // The ETag is part of the block: a headers object shared by different content (thumbnail
+  // headers are one object per output type) gets the block rebuilt when the ETag changes.
+  const memo = mediaBlocks.get(headers);
+  if (memo && memo.etag === etag) return memo.block;
+  const block = headerBlock({ ...headers, ETag: etag, 'Accept-Ranges': 'bytes' });
+  mediaBlocks.set(headers, { etag, block });
   return block;
 }
 

@@ -1,6 +1,6 @@
 import { Errors, MatrixError } from '../../errors.js';
 import { getRemoteMedia } from '../../pipelines/remote.js';
-import type { Result } from '../../http/types.js';
+import type { Headers, Result } from '../../http/types.js';
 import { parseTimeoutMs, resolveLocalMedia } from '../../pipelines/download.js';
 import { findOrCreateThumbnail, thumbnailKey } from '../../pipelines/thumbnail.js';
 import { Readable } from 'node:stream';
@@ -49,9 +49,19 @@ export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promis
 }
 
 /** Spec v1.12: thumbnails are always inline, with a filename. */
-export function thumbnailHeaders(contentType: string) {
-  const ext = EXTENSIONS[contentType] ?? 'png';
-  return { 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': MEDIA_CACHE_CONTROL };
+/** One frozen headers object per output type (a handful), so the responder builds each
+ * type's header block once rather than per request. */
+const headersByType = new Map<string, Headers>();
+
+export function thumbnailHeaders(contentType: string): Headers {
+  let h = headersByType.get(contentType);
+  if (!h) {
+    const ext = EXTENSIONS[contentType] ?? 'png';
+    h = Object.freeze({ 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': MEDIA_CACHE_CONTROL });
+    // Types come from our own encoder output and stored rows; the bound is only a backstop.
+    if (headersByType.size < 64) headersByType.set(contentType, h);
+  }
+  return h;
 }
 
 export function thumbnailResult(ctx: Ctx, thumb: Thumbnail): Result {
