@@ -26,16 +26,10 @@ export function watchCaches(m: MediaMetrics, blob: BlobCache, ring: RedisRing): 
   const registers = [m.registry];
   const b = blob.stats;
   const r = ring.stats;
-  const syncs: (() => void)[] = [];
-  // Every mirrored counter runs all the syncs when it is collected: whichever the registry
-  // reads first brings them all up to date, and later calls in the same scrape add nothing.
-  const sync = () => { for (const f of syncs) f(); };
+  const syncs = m.counterSyncs;
   const counter = (name: string, help: string, labelNames: string[] = []) =>
-    new Counter({ name, help, labelNames, registers, collect: sync });
+    new Counter({ name, help, labelNames, registers, collect: m.syncCounters });
 
-  for (const c of [m.cacheHits, m.cacheMisses, m.cacheEvictions] as Counter<string>[]) {
-    (c as unknown as { collect: () => void }).collect = sync;
-  }
   syncs.push(
     mirror(m.cacheHits, { cache: 'media' }, () => b.hits),
     mirror(m.cacheMisses, { cache: 'media' }, () => b.misses),
