@@ -27,7 +27,12 @@ const files = args.length
   ? args.map((a) => a.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js'))
   : walk(join(root, 'dist/test'), '.test.js').map((p) => p.slice(root.length)).sort();
 rmSync(join(root, '.tap/test-results'), { recursive: true, force: true });
-const tap = spawnSync('npx', ['tap', ...files], { cwd: root, stdio: 'inherit', env: process.env });
+// The shipped server loads libvips only in its worker threads, after the pools set
+// VIPS_BLOCK_UNTRUSTED; a test process loads sharp in its main thread first (image helpers),
+// which would start libvips without it. Set from the start, every test process decodes with
+// the loaders the server has (SVG, blocked there, was seen working only in tests).
+const env = { ...process.env, VIPS_BLOCK_UNTRUSTED: process.env.VIPS_BLOCK_UNTRUSTED ?? '1' };
+const tap = spawnSync('npx', ['tap', ...files], { cwd: root, stdio: 'inherit', env });
 
 // Count assertions from tap's saved TAP streams: every leaf "ok"/"not ok" line is one;
 // a subtest's own summary line (it follows its children's plan) is not counted again.

@@ -71,7 +71,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { signal });
-    repo.stop().then(() => log.closeFile()).then(() => process.exit(0), (e) => {
+    // SIGINT is Ctrl-C at a terminal: no load balancer watches that run, so no grace period.
+    repo.stop(signal === 'SIGINT' ? { graceMs: 0 } : {}).then(() => log.closeFile()).then(() => process.exit(0), (e) => {
       log.error('shutdown failed', { error: e as Error });
       process.exit(1);
     });

@@ -42,6 +42,7 @@ export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: numbe
   ['M_NOT_YET_UPLOADED', 504, 'Async media still pending after timeout_ms'],
   ['M_UNKNOWN', 504, 'The homeserver did not answer within timeouts.clientServerTimeoutSeconds; a previewed page that sent nothing within timeouts.urlPreviewTimeoutSeconds'],
   ['M_UNKNOWN', 503, 'The server is shutting down, or the database or datastore is unreachable'],
+  ['M_UNRECOGNIZED', 501, 'A request body in a transfer coding other than chunked (gzip, deflate, …): it is not decoded, so it is refused rather than stored encoded'],
 ];
 
 export const Errors = {
@@ -65,8 +66,13 @@ export const Errors = {
   gatewayTimeout: (msg: string) => new MatrixError('M_UNKNOWN', 504, msg),
   notYetUploaded: () => new MatrixError('M_NOT_YET_UPLOADED', 504, 'Media has not been uploaded yet'),
   unavailable: (msg: string) => new MatrixError('M_UNKNOWN', 503, msg),
+  /** A database wait (connect, query, transaction) passed its bound in database.timeouts. */
+  databaseTimeout: (what: string, seconds: number) =>
+    new MatrixError('M_UNKNOWN', 503, `The database did not answer in time (${what}, ${seconds} s); try again later`),
   unauthorized: (msg: string) => new MatrixError('M_UNAUTHORIZED', 401, msg),
   remoteTooLarge: (msg: string) => new MatrixError('M_TOO_LARGE', 502, msg),
   thumbnailTooLarge: (msg: string) => new MatrixError('M_TOO_LARGE', 413, msg),
   cannotThumbnail: (msg: string) => new MatrixError('M_UNKNOWN', 400, msg),
+  unsupportedCoding: (coding: string) =>
+    new MatrixError('M_UNRECOGNIZED', 501, `Transfer-Encoding ${JSON.stringify(coding)} is not supported: send the body as is or chunked`),
 } as const;

@@ -25,6 +25,7 @@ import { startHttpServer, type HttpServer } from './http/server.js';
 import { watchConfig } from './config/watch.js';
 import { UploadSinkPool } from './pools/upload-sink.js';
 import { ThumbnailPools } from './pools/thumbnails.js';
+import { svgConfigured } from './pools/svg-loader.js';
 import { PreviewPool } from './pools/previews.js';
 import { createRegistry } from './metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
@@ -46,6 +47,8 @@ import { SingleFlight } from './cache/singleflight.js';
 import { Pregenerator } from './pipelines/thumbnail-pregenerate.js';
 import { createRedisServices } from './redis/services.js';
 import { createTaskRunner } from './tasks/create.js';
+import { scheduleRecurring } from './tasks/recurring.js';
+import { ORPHAN_BLOBS } from './tasks/orphan-blobs.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -57,9 +60,14 @@ export interface StartOptions {
   runMigrations?: boolean;
 }
 
-/** How long stop() lets in-flight requests finish. The systemd unit's TimeoutStopSec and the
- * README's docker --stop-timeout sit above it (test/systemd-unit.test.ts checks the unit's). */
-export const SHUTDOWN_DRAIN_MS = 10_000;
+/**
+ * One stop's overrides of repo.shutdownGraceSeconds and repo.shutdownDrainSeconds (a bare
+ * number is the drain). The systemd unit's TimeoutStopSec and the README's docker
+ * --stop-timeout sit above the defaults' sum (test/systemd-unit.test.ts checks the unit's).
+ */
+export type StopLimits = number | { graceMs?: number; drainMs?: number };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface RunningRepo {
   port: number;
@@ -68,7 +76,8 @@ export interface RunningRepo {
   services: Services;
   /** Re-reads the config file (SIGHUP); a no-op without a config path. */
   reload(): Promise<void>;
-  stop(drainMs?: number): Promise<void>;
+  /** Grace (readyz 503, still accepting), drain (listener closed), cut-off, then close. */
+  stop(limits?: StopLimits): Promise<void>;
 }
 
 /** Every datastore any homeserver may use: the global list plus per-domain ones. */
@@ -91,7 +100,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
   const db: Db = timedDb(await openDatabase(g, log), metricsSet);
   const sinks = new UploadSinkPool();
   const threads = poolThreads(g.thumbnails.numWorkers);
-  const pools = new ThumbnailPools(threads, g.thumbnails.maxQueue);
+  const pools = new ThumbnailPools(threads, g.thumbnails.maxQueue, { svgLoader: () => svgConfigured(loaded) });
   const waiters = new UploadWaiters();
   const redis = createRedisServices(() => loaded.global.redis, waiters, log);
   try {
@@ -136,7 +145,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const providers = providersLoader(() => loaded.global.urlPreviews, log);
     providers(); // a broken providers file stops the start, not the first preview
     const mediaRows = new MediaRowCache();
-    const tasks = createTaskRunner({ db, datastores, mediaRows, thumbnailRows: thumbnailDeps.thumbnailRows, log });
+    const tasks = createTaskRunner({ db, datastores, mediaRows, thumbnailRows: thumbnailDeps.thumbnailRows, log, metrics: metricsSet });
     const svc: Services = {
       ...thumbnailDeps,
       previews: {
@@ -172,6 +181,11 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     }
     // Resumes tasks a stopped or crashed instance left unfinished, then polls for new ones.
     tasks.start();
+    // Blobs a crash left without a row: one instance of the fleet per period collects them.
+    const orphanCollection = scheduleRecurring(db, tasks, log, ORPHAN_BLOBS, () => ({
+      intervalMs: loaded.global.orphanBlobs.intervalSeconds * 1000,
+      params: { min_age_seconds: loaded.global.orphanBlobs.minAgeSeconds },
+    }));
     log.info('media-repo listening', { address: g.repo.bindAddress, port: http.port, database: db.kind, homeservers: [...loaded.domains.keys()].join(', ') });
 
     const watcher = opts.configPath
@@ -217,18 +231,32 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       metricsPort: metrics?.port ?? null,
       services: svc,
       reload: () => watcher?.reloadNow() ?? Promise.resolve(),
-      stop(drainMs = SHUTDOWN_DRAIN_MS) {
+      stop(limits = {}) {
+        const given = typeof limits === 'number' ? { drainMs: limits } : limits;
         // Idempotent: a second call (another signal, a test teardown) waits for the first.
         stopping ??= (async () => {
+          const r = loaded.global.repo;
+          const graceMs = given.graceMs ?? r.shutdownGraceSeconds * 1000;
+          const drainMs = given.drainMs ?? r.shutdownDrainSeconds * 1000;
+          // Step 1: grace. /readyz answers 503 while the listener stays open, so a load
+          // balancer's next probes see it and it moves traffic away before connects fail.
           svc.state.shuttingDown = true;
-          http.stopListening();
-          await metrics?.close();
           watcher?.close();
           clearInterval(sweeper);
           clearInterval(previewPurge);
+          if (graceMs > 0) {
+            log.info('shutdown: grace period, /readyz answers 503', { graceSeconds: graceMs / 1000 });
+            await sleep(graceMs);
+          }
+          // Step 2: drain. New connections are refused; requests in flight get drainMs.
+          http.stopListening();
+          await metrics?.close();
+          log.info('shutdown: stopped accepting connections, draining requests', { inFlight: http.inFlight(), drainSeconds: drainMs / 1000 });
           const deadline = Date.now() + drainMs;
-          while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          while (http.inFlight() > 0 && Date.now() < deadline) await sleep(20);
+          // Step 3: what still runs is cut off (each one logged) and everything else closes.
           http.closeAll();
+          await orphanCollection.stop();
           await tasks.stop();
           pregenerator.stop();
           await freshThumbnails.drain();

@@ -9,6 +9,7 @@ import { parseCliArgs, resolveConfigPath } from '../src/config/args.js';
 import { defaultConfig } from '../src/config/defaults.js';
 import { EMBEDDED_SECRET_FILE, loadConfig } from '../src/config/load.js';
 import { ConfigError, validateConfig, validateConfigWithWarnings } from '../src/config/validate.js';
+import { isUnbuilt } from '../src/config/unbuilt.js';
 
 const root = new URL('../..', import.meta.url).pathname; // dist/test -> repo root
 const DS = [{ type: 'file', id: 'local', opts: { path: '/tmp/m' } }];
@@ -100,7 +101,10 @@ thumbnails:
   t.same(loaded.global.datastores[1]!.forKinds, []);
   t.same(loaded.global.thumbnails, { ...defaultConfig().thumbnails, maxSourceBytes: 10485760, sizes: [{ width: 32, height: 32 }] },
     'given keys over the defaults');
-  t.same(loaded.warnings, ['downloads.cacheHitsPerMinute: unknown key, ignored']);
+  t.same(loaded.warnings, [
+    'downloads.cacheHitsPerMinute: unknown key, ignored',
+    'homeservers[].adminApiKind: an MMR setting media-repo does not build yet; accepted, it has no effect',
+  ]);
   t.same([...loaded.domains.keys()], ['example.org', '[::1]:8448']);
   t.same(loaded.files, [join(dir, 'media-repo.yaml')]);
   t.same(validateConfigWithWarnings({ datastores: DS, foo: 1 }).warnings, ['foo: unknown top-level section, kept as given']);
@@ -110,7 +114,7 @@ t.test('errors name the key path, the value and what was expected', async (t) =>
   const cases: [unknown, string | RegExp][] = [
     [{ repo: { port: 'abc' } }, 'repo.port: expected an integer from 0 to 65535, got "abc"'],
     [{ repo: { port: 70000 } }, 'repo.port: expected an integer from 0 to 65535, got 70000'],
-    [{ repo: { logLevel: 'loud' } }, 'repo.logLevel: expected one of error, warn, info, debug, trace, got "loud"'],
+    [{ repo: { logLevel: 'loud' } }, 'repo.logLevel: expected one of panic, fatal, error, warn, info, debug, trace, got "loud"'],
     [{ repo: { jsonLogs: 'yes' } }, 'repo.jsonLogs: expected true or false, got "yes"'],
     [{ repo: 5 }, 'repo: expected a mapping, got 5'],
     [{ datastores: [DS[0], { type: 'file', id: 'b', forKinds: ['foo'], opts: { path: 'x' } }] },
@@ -118,8 +122,8 @@ t.test('errors name the key path, the value and what was expected', async (t) =>
     [{ datastores: [{ type: 'ftp', id: 'a' }] }, 'datastores[0].type: expected one of file, s3, got "ftp"'],
     [{ datastores: [{ type: 'file', id: 'a', opts: {} }] }, 'datastores[0].opts.path: expected a non-empty string, got nothing'],
     [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x' } }] }, 'datastores[0].opts.bucketName: expected a non-empty string, got nothing'],
-    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'https://s3.example.org', bucketName: 'm' } }] },
-      'datastores[0].opts.endpoint: expected a host[:port] without a scheme (ssl picks https or http), got "https://s3.example.org"'],
+    [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'https://s3.example.org/media', bucketName: 'm' } }] },
+      'datastores[0].opts.endpoint: expected a host[:port], or an http(s):// URL without a path, got "https://s3.example.org/media"'],
     [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', ssl: 'yes' } }] }, 'datastores[0].opts.ssl: expected true or false, got "yes"'],
     [{ datastores: [{ type: 's3', id: 'a', opts: { endpoint: 'x', bucketName: 'm', prefixLength: 65 } }] },
       'datastores[0].opts.prefixLength: expected an integer from 0 to 64, got 65'],
@@ -135,7 +139,7 @@ t.test('errors name the key path, the value and what was expected', async (t) =>
     [{ homeservers: [{ name: 'bad name!', csApi: 'http://x' }] }, 'homeservers[0].name: expected a Matrix server name (hostname, IPv4 or [IPv6], optional :port), got "bad name!"'],
     [{ homeservers: [{ name: 'a.org', csApi: 'ftp://a.org' }] }, 'homeservers[0].csApi: expected an http(s) URL, got "ftp://a.org"'],
     [{ homeservers: [{ name: 'a.org' }] }, 'homeservers[0].csApi: expected an http(s) URL, got nothing'],
-    [{ homeservers: [{ name: 'a.org', csApi: 'http://a', adminApiKind: 'conduit' }] }, 'homeservers[0].adminApiKind: expected one of matrix, synapse, dendrite, got "conduit"'],
+    [{ homeservers: [{ name: 'a.org', csApi: 'http://a', adminApiKind: 7 }] }, 'homeservers[0].adminApiKind: expected a string, got 7'],
     [{ homeservers: [HS[0], { ...HS[0], name: 'EXAMPLE.org' }] }, 'homeservers[1].name: expected a unique name (homeservers[0] already uses it), got "EXAMPLE.org"'],
     [{ uploads: { maxBytes: 1.5 } }, 'uploads.maxBytes: expected an integer, got 1.5'],
     [{ uploads: { reportedMaxBytes: -2 } }, 'uploads.reportedMaxBytes: expected an integer of at least -1, got -2'],
@@ -198,7 +202,7 @@ t.test('a per-domain file overrides its own domain only', async (t) => {
   t.equal(global.uploads.maxBytes, 1000);
   t.equal(domains.get('a.org')!.uploads.maxBytes, 1000, 'a.org keeps the global value');
   t.equal(domains.get('b.org')!.uploads.maxBytes, 50000);
-  t.equal(domains.get('b.org')!.uploads.minBytes, 100, 'unset keys come from the global section');
+  t.equal(domains.get('b.org')!.uploads.minBytes, 1, 'unset keys come from the global section');
   t.equal(domains.get('b.org')!.datastores[0]!.id, 'bstore');
   t.equal(domains.get('a.org')!.datastores[0]!.id, 'main');
   t.same(domains.get('b.org')!.homeserver, { name: 'b.org', csApi: 'http://b-internal:8008', backoffAt: 3, adminApiKind: 'matrix', signingKeyPath: '' });
@@ -262,7 +266,8 @@ t.test('config.sample.yaml validates cleanly and documents every default key', a
   const walk = (defaults: Record<string, unknown>, given: unknown, path: string): void => {
     for (const [k, v] of Object.entries(defaults)) {
       const here = (given as Record<string, unknown> | undefined)?.[k];
-      if (here === undefined) missing.push(path + k);
+      // Unbuilt MMR keys are documented as comments: setting one would draw its warning.
+      if (here === undefined && !isUnbuilt(path + k)) missing.push(path + k);
       else if (v && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>, here, `${path}${k}.`);
     }
   };

@@ -8,6 +8,7 @@ import { startTestS3 } from './helpers/s3.js';
 import { signRequest } from '../src/matrix/x-matrix.js';
 import { generateSigningKey } from '../src/matrix/signing-keys.js';
 import { multipartBoundary, parseMultipart } from '../src/matrix/multipart.js';
+import { RawConn, header } from './helpers/hostile-http.js';
 
 // Two media-repo instances federating on loopback, each behind a front server that publishes
 // its signing key: media uploaded on A is fetched, stored and thumbnailed through B.
@@ -60,6 +61,24 @@ t.test('federation between two media repositories', async (t) => {
     const chunks: Buffer[] = [];
     for await (const c of parsed.part.body) chunks.push(c as Buffer);
     t.ok(Buffer.concat(chunks).equals(png), 'the file part holds the bytes');
+  });
+
+  t.test('one kept-alive connection carries several federation answers (multipart, thumbnail, error)', async (t) => {
+    // As a peer's connection pool reuses its connection to us (issue 13 item 1).
+    const c = await RawConn.open(a.repo.port);
+    t.teardown(() => c.destroy());
+    const sign = (uri: string) => ({ Host: a.name, Authorization: signRequest({ method: 'GET', uri, origin: b.name, destination: a.name }, b.key) });
+    const download = `/_matrix/federation/v1/media/download/${mediaId}`;
+    const thumb = `/_matrix/federation/v1/media/thumbnail/${mediaId}?width=32&height=32&method=scale`;
+    const missing = '/_matrix/federation/v1/media/download/nosuchmedia';
+    const plan: [string, number][] = [[download, 200], [thumb, 200], [missing, 404], [download, 200], [download, 200]];
+    for (const [i, [uri, status]] of plan.entries()) {
+      await c.head('GET', uri, sign(uri));
+      const res = await c.response(i);
+      t.equal(res?.status, status, `request ${i + 1} on the connection: ${uri.split('?')[0]} → ${status}`);
+      if (status === 200) t.match(header(res!, 'content-type'), /^multipart\/mixed; boundary=/);
+    }
+    t.notOk(c.closed, 'the connection is still open');
   });
 
   t.test("B fetches A's media over federation, keeps type and name, then serves it from storage", async (t) => {

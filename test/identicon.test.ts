@@ -1,6 +1,8 @@
 // Identicons: deterministic, seed-dependent, mirrored, sized as asked, never blank.
 import t from 'tap';
 import { renderIdenticon } from '../workers/image/identicon.js';
+import { startTestRepo } from './helpers/repo.js';
+import { dims } from './helpers/images.js';
 
 const BACKGROUND = [240, 240, 240, 255];
 
@@ -104,4 +106,25 @@ t.test('sizes outside 1..1024 throw RangeError', async (t) => {
     t.throws(() => renderIdenticon('x', w!, h!), RangeError, `${w}x${h}`);
   }
   t.doesNotThrow(() => renderIdenticon('', 1, 1), 'empty seed is fine');
+});
+
+// MMR (api/r0/identicon.go) clamps each side to 96..512 and, when only width is given, makes the
+// identicon square. An 8x8 request used to come back 8x8.
+t.test('issue-13: the HTTP endpoint clamps sizes to 96..512 as MMR does', async (t) => {
+  const r = await startTestRepo('pglite');
+  t.teardown(() => r.close());
+  const size = async (query: string) => {
+    const res = await r.fetch(`/_matrix/media/r0/identicon/clamp${query}`, { signal: AbortSignal.timeout(30_000) });
+    t.equal(res.status, 200, `${query}: 200`);
+    t.equal(res.headers.get('content-type'), 'image/png', `${query}: image/png`);
+    const m = await dims(Buffer.from(await res.arrayBuffer()));
+    return [m.width, m.height];
+  };
+  t.same(await size('?width=8&height=8'), [96, 96], '8x8 is raised to 96x96');
+  t.same(await size('?width=1&height=4000'), [96, 512], 'each side on its own');
+  t.same(await size('?width=2000&height=2000'), [512, 512], 'above 512 is lowered to 512');
+  t.same(await size('?width=200&height=150'), [200, 150], 'inside the range: as asked');
+  t.same(await size('?width=200'), [200, 200], 'width alone: square');
+  t.same(await size('?height=300'), [96, 300], 'height alone: width keeps its default');
+  t.same(await size(''), [96, 96], 'no size: 96x96');
 });

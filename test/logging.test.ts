@@ -71,3 +71,21 @@ t.test('daily file: one file per UTC day, 14 days kept', async (t) => {
   await log.closeFile();
   t.match(readFileSync(join(dir, 'media-repo-2026-03-22.log'), 'utf8'), /later 19\n.*appended\n$/);
 });
+
+t.test('repo.logColors colours the level name on stdout, never in the file or in JSON', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'media-repo-colours-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const shown: string[] = [];
+  const file = new DailyFileSink({ directory: dir });
+  const log = createLogger({ level: 'info', json: false, colors: true, sink: (l) => shown.push(l), file });
+  log.warn('careful', { token: 'secret-abc', path: '/x?access_token=secret-def' });
+  await log.closeFile();
+  t.match(shown[0], /^\S+ \x1b\[33mWARN \x1b\[0m careful /, 'WARN in yellow');
+  t.notMatch(shown[0], /secret-/, 'still redacted');
+  const written = readFileSync(join(dir, readdirSync(dir)[0]!), 'utf8');
+  t.notMatch(written, /\x1b\[/, 'the file stays plain');
+  t.match(written, /WARN  careful /);
+  const json: string[] = [];
+  createLogger({ level: 'info', json: true, colors: true, sink: (l) => json.push(l) }).info('plain');
+  t.equal(JSON.parse(json[0]!).level, 'info', 'JSON lines are never coloured');
+});

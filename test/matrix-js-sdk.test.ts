@@ -5,7 +5,7 @@ import { drivers } from './helpers/databases.js';
 import { ALICE, GUEST } from './helpers/repo.js';
 import { startRepoWithHomeservers } from './helpers/auth-hosts.js';
 
-// matrix-js-sdk 37.7.0 against media-repo: its requests carry Host 127.0.0.1:PORT, so the
+// matrix-js-sdk 37.5.0 (the last release for Node 20; 37.6 needs 22) against media-repo: its requests carry Host 127.0.0.1:PORT, so the
 // repo serves a homeserver named `127.0.0.1` (Host without the port falls back to it) and
 // ignores X-Forwarded-Host. Without XMLHttpRequest (Node) the SDK uploads through fetch.
 

@@ -5,6 +5,7 @@ import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { ALICE, SERVER_NAME, startTestRepo } from './helpers/repo.js';
 import { startTestS3 } from './helpers/s3.js';
+import { RawConn } from './helpers/hostile-http.js';
 
 const s3 = await startTestS3();
 t.teardown(() => s3.close());
@@ -32,6 +33,26 @@ t.test('307 to publicBaseUrl on authenticated downloads, on legacy ones only whe
   const allowed = await r.fetch(`/_matrix/media/v3/download/${SERVER_NAME}/${id}?allow_redirect=true`, { redirect: 'manual' });
   t.equal(allowed.status, 307, 'legacy with allow_redirect=true: redirected');
   t.equal(allowed.headers.get('location'), where);
+});
+
+t.test('redirects keep the connection alive: 307s, a proxied legacy download, then a 307 again on one socket', async (t) => {
+  const body = randomBytes(2500);
+  const id = await uploadBody(r, body);
+  const c = await RawConn.open(r.port);
+  t.teardown(() => c.destroy());
+  const authed = `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`;
+  const auth = { Host: SERVER_NAME, Authorization: `Bearer ${ALICE}` };
+  const plan: [string, string, Record<string, string>, number][] = [
+    ['GET', authed, auth, 307], ['HEAD', authed, auth, 307],
+    ['GET', `/_matrix/media/v3/download/${SERVER_NAME}/${id}`, { Host: SERVER_NAME }, 200], ['GET', authed, auth, 307],
+  ];
+  for (const [i, [method, path, headers, status]] of plan.entries()) {
+    await c.head(method, path, headers);
+    const res = await c.response(i);
+    t.equal(res?.status, status, `${method} #${i + 1} → ${status}`);
+    if (status === 200) t.ok(res!.body.equals(body), 'the bytes, proxied');
+  }
+  t.notOk(c.closed, 'the connection is still open');
 });
 
 async function uploadBody(repo: typeof r, body: Buffer): Promise<string> {

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHUTDOWN_DRAIN_MS } from '../src/main.js';
+import { defaultConfig } from '../src/config/defaults.js';
 
 // deploy/media-repo.service: systemd must accept it without a warning, and the hardening the
 // README promises must stay in it. deploy/try-unit.sh runs it under a real systemd (root only).
@@ -76,10 +76,11 @@ t.test('ExecStart runs the launcher from the package bin with a config path', as
   t.equal(one('KillSignal'), 'SIGTERM');
 });
 
-t.test('TimeoutStopSec leaves room for the drain and the close after it', async (t) => {
+t.test('TimeoutStopSec leaves room for the grace period, the drain and the close after them', async (t) => {
   const m = /^(\d+)s$/.exec(one('TimeoutStopSec') ?? '');
   t.ok(m, `TimeoutStopSec in seconds: ${one('TimeoutStopSec')}`);
-  t.ok(Number(m?.[1]) * 1000 >= SHUTDOWN_DRAIN_MS + 10_000, `${m?.[1]} s vs a ${SHUTDOWN_DRAIN_MS} ms drain`);
+  const { shutdownGraceSeconds: grace, shutdownDrainSeconds: drain } = defaultConfig().repo;
+  t.ok(Number(m?.[1]) >= grace + drain + 10, `${m?.[1]} s vs a ${grace} s grace period and a ${drain} s drain`);
 });
 
 t.test('jemalloc is preloaded for sharp', async (t) => {

@@ -314,13 +314,13 @@ t.test('thumbnails (pglite)', async (t) => {
       const res = await r.fetch(path, { signal: AbortSignal.timeout(20_000) });
       return { res, body: Buffer.from(await res.arrayBuffer()) };
     };
-    const a = await get('/_matrix/media/r0/identicon/alice?width=64&height=64');
+    const a = await get('/_matrix/media/r0/identicon/alice?width=128&height=128');
     t.equal(a.res.status, 200, 'identicon: 200');
     t.equal(a.res.headers.get('content-type'), 'image/png', 'identicon: image/png');
-    if (a.res.status === 200) t.same(await dims(a.body), { width: 64, height: 64, pages: 1, format: 'png' }, '64x64 PNG');
-    const a2 = await get('/_matrix/media/r0/identicon/alice?width=64&height=64');
+    if (a.res.status === 200) t.same(await dims(a.body), { width: 128, height: 128, pages: 1, format: 'png' }, '128x128 PNG');
+    const a2 = await get('/_matrix/media/r0/identicon/alice?width=128&height=128');
     t.ok(a2.body.equals(a.body), 'same seed: identical bytes');
-    const b = await get('/_matrix/media/r0/identicon/bob?width=64&height=64');
+    const b = await get('/_matrix/media/r0/identicon/bob?width=128&height=128');
     t.equal(b.res.status, 200, 'other seed: 200');
     t.notOk(b.body.equals(a.body), 'another seed: different bytes');
     const dflt = await get('/_matrix/media/r0/identicon/alice');

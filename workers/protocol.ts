@@ -77,6 +77,12 @@ export interface IdentifyTask {
   limits: ThumbnailLimits;
 }
 
+/** Sent with every task that decodes a source: whether libvips' SVG loader is open in this
+ * process (some configured thumbnails.types lists image/svg+xml; see image/harden.ts). */
+export interface LoaderSwitches {
+  svgLoader?: boolean;
+}
+
 /** `width`/`height` as a viewer shows them (EXIF quarter turns applied). */
 export type IdentifyReply = { ok: true; type: string; width: number; height: number } | ImageFailure;
 

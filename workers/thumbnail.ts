@@ -2,12 +2,12 @@ import sharp from 'sharp';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { openSource, ImageError } from './image/source.js';
 import { renderTarget } from './image/render.js';
-import { restrictLoaders } from './image/harden.js';
+import { allowSvgLoader, restrictLoaders } from './image/harden.js';
 import { renderIdenticon } from './image/identicon.js';
 import { encodeBlurhash } from './image/blurhash.js';
 import type {
-  BlurhashReply, BlurhashTask, IdenticonReply, IdenticonTask, IdentifyReply, IdentifyTask, ImageFailure, ThumbnailOutput,
-  ThumbnailReply, ThumbnailTask,
+  BlurhashReply, BlurhashTask, IdenticonReply, IdenticonTask, IdentifyReply, IdentifyTask, ImageFailure, LoaderSwitches,
+  ThumbnailOutput, ThumbnailReply, ThumbnailTask,
 } from './protocol.js';
 
 // Piscina worker for the static, animated and blurhash pools (one module, three pools sized
@@ -25,7 +25,7 @@ export interface ProbeTask {
   op: 'probe';
 }
 
-type Task = ThumbnailTask | IdenticonTask | BlurhashTask | IdentifyTask | ProbeTask;
+type Task = (ThumbnailTask | IdenticonTask | BlurhashTask | IdentifyTask | ProbeTask) & LoaderSwitches;
 
 function failure(e: unknown): ImageFailure {
   if (e instanceof ImageError) return { ok: false, code: e.code, message: e.message };
@@ -93,6 +93,7 @@ async function probe(): Promise<{ ok: true; vips: string }> {
 }
 
 export default function run(task: Task): Promise<unknown> {
+  if (task.svgLoader !== undefined) allowSvgLoader(sharp, task.svgLoader);
   switch (task.op) {
     case 'thumbnail': return thumbnail(task);
     case 'identicon': return identicon(task);

@@ -62,7 +62,8 @@ export async function startOurRepo(dir, { postgres = '', cpuProf = false, logLev
   const token = randomBytes(24).toString('hex');
   const db = postgres ? await freshPostgresDatabase(postgres) : null;
   const config = {
-    repo: { bindAddress: '127.0.0.1', port, logLevel, freezeUnauthenticatedMedia: false },
+    // No load balancer watches a bench server: it stops without the shutdown grace period.
+    repo: { bindAddress: '127.0.0.1', port, logLevel, freezeUnauthenticatedMedia: false, shutdownGraceSeconds: 0 },
     database: { postgres: db?.dsn ?? '', embeddedPath: join(dir, 'db') },
     // csApi is never called: the shared secret authenticates every benchmark request.
     homeservers: [{ name: BENCH_HOST, csApi: 'http://127.0.0.1:9/' }],

@@ -54,6 +54,7 @@ async function resolveToken(ctx: Ctx, token: string): Promise<AuthUser> {
     const who = await ctx.svc.homeserver.whoami(ctx.domain.homeserver, token, asUser, {
       timeoutMs: ctx.domain.timeouts.clientServerTimeoutSeconds * 1000,
       forwardedFor: ctx.req.remoteAddress,
+      log: ctx.log, // an unreachable homeserver is logged with this request's ID
     });
     ctx.svc.tokens.set(ctx.serverName, token, asUser, who);
     return { ...who, isRepoAdmin: g.admins.includes(who.userId), token };

@@ -3,7 +3,7 @@ import type { DomainConfig, LoadedConfig } from '../config/schema.js';
 /**
  * Picks the homeserver for a request from Host (or X-Forwarded-Host when useForwardedHost):
  * an exact match first, since server names may carry a port (`127.0.0.1:8008`), then the
- * name without its port.
+ * name without its port, then (embedded defaults only) a loopback alias of it.
  */
 const lowerIndex = new WeakMap<LoadedConfig, Map<string, string>>();
 
@@ -22,7 +22,8 @@ export function resolveHost(cfg: LoadedConfig, headers: Record<string, string>):
   const raw = (forwarded ? forwarded.split(',')[0]! : headers['host'] ?? '').trim().toLowerCase();
   const exact = canonical(cfg, raw);
   if (exact) return { name: exact, domain: cfg.domains.get(exact)! };
-  const bare = canonical(cfg, raw.replace(/:\d+$/, ''));
+  const withoutPort = raw.replace(/:\d+$/, '');
+  const bare = canonical(cfg, withoutPort) ?? cfg.hostAliases?.get(withoutPort);
   if (bare) return { name: bare, domain: cfg.domains.get(bare)! };
   return { unknown: raw };
 }

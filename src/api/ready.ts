@@ -2,8 +2,8 @@ import { json, type Result } from '../http/types.js';
 import type { Ctx } from './services.js';
 
 // GET /readyz: whether this instance should get traffic. Unlike /healthz (alive, no I/O) it
-// asks the database for a row and each enabled datastore for an object, and answers 503 while
-// either fails or while the server is shutting down, so a load balancer stops sending work
+// asks the database for a row and each enabled datastore for an object and for a write probe,
+// and answers 503 while either fails or while the server is shutting down, so a load balancer stops sending work
 // before the listener closes.
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -33,7 +33,12 @@ export async function readyHandler(ctx: Ctx): Promise<Result> {
   if (svc.state.shuttingDown) return json({ ready: false, status: 'shutting down' }, 503, headers);
   const checks: Record<string, string> = { database: await check(() => svc.db.query('SELECT 1')) };
   for (const ds of svc.datastores.all()) {
-    if (ds.enabled) checks[`datastore:${ds.id}`] = await check(() => ds.exists(PROBE_LOCATION));
+    // Readable and writable: a store that can only be read fails every upload (a read-only
+    // directory answered 200 here while each upload got 500).
+    if (ds.enabled) checks[`datastore:${ds.id}`] = await check(async () => {
+      await ds.exists(PROBE_LOCATION);
+      await ds.probeWrite();
+    });
   }
   const ready = Object.values(checks).every((v) => v === 'ok');
   if (!ready) ctx.log.warn('not ready', checks);

@@ -11,6 +11,14 @@ import { ConfigError, deepMerge, validateConfigWithWarnings } from './validate.j
 
 /** Where the embedded-defaults start keeps its generated shared secret, relative to cwd. */
 export const EMBEDDED_SECRET_FILE = 'data/shared-secret';
+/** The homeserver the embedded defaults serve, and the loopback names that reach it too. */
+const EMBEDDED_HOMESERVER = 'localhost';
+const LOOPBACK_ALIASES = ['127.0.0.1', '[::1]'];
+
+/** The file datastore of the no-config start, also used by a config that names none. */
+export function defaultDatastore(cwd: string): Record<string, unknown> {
+  return { id: 'default', type: 'file', forKinds: ['all'], opts: { path: resolve(cwd, 'data/media') } };
+}
 
 export interface LoadOptions {
   /** Base for relative paths; process.cwd() by default. */
@@ -49,13 +57,17 @@ async function embeddedSecret(cwd: string): Promise<string> {
 async function embeddedDefaults(cwd: string): Promise<LoadedConfig> {
   const raw = {
     database: { embeddedPath: resolve(cwd, defaultConfig().database.embeddedPath) },
-    homeservers: [{ name: 'localhost', csApi: 'http://localhost:8008' }],
-    datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: resolve(cwd, 'data/media') } }],
+    homeservers: [{ name: EMBEDDED_HOMESERVER, csApi: 'http://localhost:8008' }],
+    datastores: [defaultDatastore(cwd)],
     sharedSecretAuth: { enabled: true, token: await embeddedSecret(cwd) },
   };
   const { config, warnings } = validateConfigWithWarnings(raw);
   const { global, domains } = buildDomains(config, []);
-  return { global, domains, files: [], warnings };
+  // The README's first start is "open http://127.0.0.1:8000": a browser or curl then sends
+  // Host: 127.0.0.1:8000 (or [::1]), which names the same loopback server as "localhost".
+  // A config file names its homeservers itself and gets no aliases.
+  const hostAliases = new Map(LOOPBACK_ALIASES.map((a) => [a, EMBEDDED_HOMESERVER]));
+  return { global, domains, files: [], warnings, hostAliases };
 }
 
 /** Directory mode: every *.yaml / *.yml file, not recursive, in code-point order. */
@@ -89,6 +101,16 @@ export async function loadConfig(path: string | undefined, opts: LoadOptions = {
     }
   }
 
+  // The sample says every value shown is the default, datastores included: a file that names
+  // none stores media where the no-config start does, and says so.
+  const datastoreNote: string[] = [];
+  const given = main as Record<string, unknown>;
+  if (given.datastores === undefined || given.datastores === null) {
+    const ds = defaultDatastore(cwd);
+    main = { ...given, datastores: [ds] };
+    datastoreNote.push(`datastores: none configured; media is stored in the file datastore "default" at ${(ds.opts as { path: string }).path} (as with no config file)`);
+  }
+
   let validated: ReturnType<typeof validateConfigWithWarnings>;
   try {
     validated = validateConfigWithWarnings(main);
@@ -97,7 +119,7 @@ export async function loadConfig(path: string | undefined, opts: LoadOptions = {
     if (e instanceof ConfigError) throw new ConfigError(`${target}: ${e.message}`);
     throw e;
   }
-  const warnings = [...validated.warnings];
+  const warnings = [...datastoreNote, ...validated.warnings];
   const { global, domains } = buildDomains(validated.config, domainFiles, validated.warnings, warnings);
   return { global, domains, files, warnings };
 }

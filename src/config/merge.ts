@@ -4,6 +4,7 @@
 import { DOMAIN_HOMESERVER_KEYS, DOMAIN_OVERRIDABLE } from './schema.js';
 import type { Config, DomainConfig, HomeserverConfig } from './schema.js';
 import { ConfigError, checkHomeserver, checkServerName, deepMerge, isObject, validateSection } from './validate.js';
+import { unbuiltWarnings } from './unbuilt.js';
 
 export interface DomainFile {
   file: string;
@@ -75,6 +76,31 @@ function domainSections(global: Config, globalWarnings: Set<string>, df: DomainF
   return out;
 }
 
+/** A per-domain file's keys as the main file spells them (its csApi, adminApiKind... belong
+ * under homeservers[]), for the unbuilt-key check. */
+function asMainDoc(doc: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const hs: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if ((DOMAIN_HOMESERVER_KEYS as readonly string[]).includes(k)) hs[k] = v;
+    else if (k !== 'homeserver') out[k] = v;
+  }
+  return { ...out, homeservers: [hs] };
+}
+
+/** Unbuilt keys a per-domain file sets, each named once: not again if the main file did. */
+function domainUnbuiltWarnings(files: DomainFile[], globalWarnings: string[], warnings: string[]): void {
+  const entry = (w: string) => w.slice(0, w.indexOf(':'));
+  const named = new Set(globalWarnings.map(entry));
+  for (const df of files) {
+    for (const w of unbuiltWarnings(asMainDoc(df.doc))) {
+      if (named.has(entry(w))) continue;
+      named.add(entry(w));
+      warnings.push(`${df.file}: ${w}`);
+    }
+  }
+}
+
 /**
  * Builds one DomainConfig per homeserver (keyed by the name as configured). The returned global's
  * homeservers list carries each file's homeserver fields too, and gains the homeservers named only
@@ -97,6 +123,7 @@ export function buildDomains(global: Config, files: DomainFile[], globalWarnings
   for (const [key, hs] of fromFiles) {
     if (!homeservers.some((h) => h.name.toLowerCase() === key)) homeservers.push(hs);
   }
+  domainUnbuiltWarnings(files, globalWarnings, warnings);
   const seen = new Set(globalWarnings);
   const domains = new Map<string, DomainConfig>();
   for (const homeserver of homeservers) {

@@ -55,6 +55,10 @@ export interface RepoSection {
   trustAnyForwardedAddress: boolean;
   useForwardedHost: boolean;
   freezeUnauthenticatedMedia: boolean;
+  /** Not MMR keys. On SIGTERM: seconds /readyz answers 503 with the listener still open (so
+   * load balancers see it), then seconds in-flight requests may take before they are cut off. */
+  shutdownGraceSeconds: number;
+  shutdownDrainSeconds: number;
 }
 
 export interface DatabaseSection {
@@ -62,6 +66,8 @@ export interface DatabaseSection {
   postgres: string;
   embeddedPath: string;
   pool: { maxConnections: number; maxIdleConnections: number };
+  /** Not MMR keys: bounds on every wait for the database; past one the request gets 503. */
+  timeouts: { connectSeconds: number; querySeconds: number; transactionSeconds: number };
 }
 
 export interface AccessTokensSection {
@@ -207,6 +213,14 @@ export interface RedisSection {
   maxCacheObjectBytes: number;
 }
 
+/** Not MMR keys: the collector of blobs no row references (left by a crash mid-commit). */
+export interface OrphanBlobsSection {
+  /** Blobs written less than this long ago are kept (a commit may be on its way). */
+  minAgeSeconds: number;
+  /** How often one instance of the fleet looks; 0 turns the collector off. */
+  intervalSeconds: number;
+}
+
 export interface TimeoutsSection {
   urlPreviewTimeoutSeconds: number;
   federationTimeoutSeconds: number;
@@ -239,6 +253,7 @@ export interface Config {
   urlPreviews: UrlPreviewsSection;
   metrics: MetricsSection;
   redis: RedisSection;
+  orphanBlobs: OrphanBlobsSection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }
@@ -266,4 +281,7 @@ export interface LoadedConfig {
   files: string[];
   /** Unknown keys and sections that were accepted but ignored; main.ts logs them at start. */
   warnings?: string[];
+  /** Other names (lower case, no port) a configured homeserver answers to: only the
+   * embedded-defaults start sets these (127.0.0.1 and [::1] for "localhost"). */
+  hostAliases?: Map<string, string>;
 }

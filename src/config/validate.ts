@@ -5,6 +5,9 @@
 import { defaultConfig, defaultS3Opts } from './defaults.js';
 import { IpRangeList } from '../net/ip-ranges.js';
 import type { Config, DatastoreConfig, HomeserverConfig, S3DatastoreOpts } from './schema.js';
+import type { LogLevel } from '../logging/logger.js';
+import { mmrS3Opts } from './mmr-s3-opts.js';
+import { isUnbuilt, unbuiltWarnings } from './unbuilt.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -56,13 +59,18 @@ function int(min?: number, max?: number): Check {
     ? v : fail(p, what, v));
 }
 
-/** MMR's host:port, or a redis:// / rediss:// URL (for a password or TLS). */
+/** MMR's host:port, or a redis:// / rediss:// URL (for a password or TLS). MMR's sample writes
+ * ":7000": Go dials the local system for an empty host, so that becomes 127.0.0.1:7000. */
 const redisAddr: Check = (v, p) => {
   if (typeof v === 'string' && /^rediss?:\/\/[^/\s]+/.test(v)) return v;
+  if (typeof v === 'string' && /^:\d{1,5}$/.test(v) && Number(v.slice(1)) >= 1 && Number(v.slice(1)) <= 65535) return `127.0.0.1${v}`;
   const m = typeof v === 'string' ? /^(\[[0-9a-fA-F:]+\]|[^:\s/]+):(\d{1,5})$/.exec(v) : null;
   return m && Number(m[2]) >= 1 && Number(m[2]) <= 65535 ? v : fail(p, 'host:port or a redis:// URL', v);
 };
 const num: Check = (v, p) => (typeof v === 'number' && Number.isFinite(v) ? v : fail(p, 'a number', v));
+/** A duration in seconds, fractions allowed (tests stop in a fraction of a second). */
+const seconds = (max: number): Check => (v, p) =>
+  (typeof v === 'number' && v >= 0 && v <= max ? v : fail(p, `a number of seconds from 0 to ${max}`, v));
 const fraction: Check = (v, p) => (typeof v === 'number' && v >= 0 && v <= 1 ? v : fail(p, 'a number from 0 to 1', v));
 
 const cidr: Check = (v, p) => {
@@ -84,7 +92,11 @@ function section(spec: Record<string, Check>, defaults: Record<string, unknown> 
   return (v, p, w) => {
     const given = mapping(v, p, w) as Record<string, unknown>;
     const out: Record<string, unknown> = { ...given };
-    for (const k of Object.keys(given)) if (!(k in spec)) w.push(`${p ? p + '.' : ''}${k}: unknown key, ignored`);
+    for (const k of Object.keys(given)) {
+      const path = `${p ? p + '.' : ''}${k}`;
+      // Unbuilt MMR keys get their own warning (unbuilt.ts), not the typo one.
+      if (!(k in spec) && !isUnbuilt(path)) w.push(`${path}: unknown key, ignored`);
+    }
     for (const [k, check] of Object.entries(spec)) {
       out[k] = check(given[k] ?? structuredClone(defaults[k]), p ? `${p}.${k}` : k, w);
     }
@@ -119,9 +131,13 @@ const regex: Check = (v, p) => {
   return v;
 };
 
+// MMR takes any string and treats every value but synapse (and dendrite) as matrix.
+const adminApiKind: Check = (v, p) =>
+  typeof v !== 'string' ? fail(p, 'a string', v) : v === 'synapse' || v === 'dendrite' ? v : 'matrix';
+
 export const checkHomeserver: Check = section({
   name: checkServerName, csApi: httpUrl, backoffAt: int(0),
-  adminApiKind: oneOf('matrix', 'synapse', 'dendrite'), signingKeyPath: str(),
+  adminApiKind, signingKeyPath: str(),
 }, { backoffAt: 10, adminApiKind: 'matrix', signingKeyPath: '' });
 
 const KINDS = ['all', 'local_media', 'remote_media', 'thumbnails', 'archives'];
@@ -129,11 +145,11 @@ const datastoreEntry = section({
   type: oneOf('file', 's3'), id: str(true), enabled: bool, forKinds: listOf(oneOf(...KINDS)), opts: mapping,
 }, { enabled: true, forKinds: ['all'], opts: {} });
 
-// MMR (minio-go) takes the endpoint as host[:port] and picks the scheme from `ssl`; a URL here
-// would silently disagree with `ssl`, so it is refused rather than guessed at.
+// MMR (minio-go) takes the endpoint as host[:port] and picks the scheme from `ssl`; an
+// http(s):// URL has been rewritten to that form by mmrS3Opts (its scheme deciding ssl).
 const S3_ENDPOINT = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
 const s3Endpoint: Check = (v, p) =>
-  typeof v === 'string' && S3_ENDPOINT.test(v) ? v : fail(p, 'a host[:port] without a scheme (ssl picks https or http)', v);
+  typeof v === 'string' && S3_ENDPOINT.test(v) ? v : fail(p, 'a host[:port], or an http(s):// URL without a path', v);
 const emptyOrHttpUrl: Check = (v, p, w) => (v === '' ? v : httpUrl(v, p, w));
 
 const s3OptsSection = section({
@@ -144,7 +160,7 @@ const s3OptsSection = section({
 }, defaultS3Opts());
 
 const checkS3Opts: Check = (v, p, w) => {
-  const o = s3OptsSection(v, p, w) as S3DatastoreOpts;
+  const o = s3OptsSection(mmrS3Opts(mapping(v, p, w) as Record<string, unknown>, p, w), p, w) as S3DatastoreOpts;
   // Without multipart the whole body must be known before the one PUT: it has to wait somewhere,
   // and memory is not a place for a 100 MiB upload times the number of uploaders.
   if (!o.multipartUploads && o.tempPath === '') {
@@ -167,15 +183,26 @@ const appservice = section({
   userNamespaces: listOf(section({ regex })),
 });
 
+// logrus's level names, as MMR parses them (any case): panic and fatal log errors only here.
+const LOG_LEVELS: Record<string, LogLevel> = {
+  panic: 'error', fatal: 'error', error: 'error', warn: 'warn', warning: 'warn', info: 'info', debug: 'debug', trace: 'trace',
+};
+const logLevel: Check = (v, p) => {
+  const name = typeof v === 'string' ? v.toLowerCase() : '';
+  return Object.hasOwn(LOG_LEVELS, name) ? LOG_LEVELS[name] : fail(p, 'one of panic, fatal, error, warn, info, debug, trace', v);
+};
+
 const SECTIONS: Record<string, Check> = {
   repo: section({
     bindAddress: str(), port: int(0, 65535), logDirectory: str(), logColors: bool, jsonLogs: bool,
-    logLevel: oneOf('error', 'warn', 'info', 'debug', 'trace'), trustAnyForwardedAddress: bool,
+    logLevel, trustAnyForwardedAddress: bool,
     useForwardedHost: bool, freezeUnauthenticatedMedia: bool,
+    shutdownGraceSeconds: seconds(3600), shutdownDrainSeconds: seconds(3600),
   }),
   database: section({
     postgres: str(), embeddedPath: str(true),
     pool: section({ maxConnections: int(1), maxIdleConnections: int(0) }),
+    timeouts: section({ connectSeconds: int(1, 3600), querySeconds: int(1, 86400), transactionSeconds: int(1, 86400) }),
   }),
   homeservers: (v, p, w) => {
     const list = listOf(checkHomeserver)(v, p, w) as HomeserverConfig[];
@@ -203,13 +230,14 @@ const SECTIONS: Record<string, Check> = {
   },
   uploads: (v, p, w) => {
     const u = section({
-      maxBytes: int(), minBytes: int(0), reportedMaxBytes: int(-1), maxPending: int(0), maxAgeSeconds: int(1),
+      maxBytes: int(), minBytes: int(), reportedMaxBytes: int(-1), maxPending: int(0), maxAgeSeconds: int(1),
     })(v, p, w) as { maxBytes: number; minBytes: number };
     if (u.maxBytes > 0 && u.minBytes > u.maxBytes) fail(`${p}.minBytes`, `at most uploads.maxBytes (${u.maxBytes})`, u.minBytes);
     return u;
   },
   downloads: section({
-    maxBytes: int(1), numWorkers: int(1, 1024), failureCacheMinutes: int(0), defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0),
+    // maxBytes: 0 (or less) is no limit, as in MMR (limits.ts).
+    maxBytes: int(), numWorkers: int(1, 1024), failureCacheMinutes: int(0), defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0),
     cache: section({
       enabled: bool, maxSizeBytes: int(0), maxFileSizeBytes: int(0), trackedMinutes: int(1), minDownloads: int(1),
       minCacheTimeSeconds: int(0), minEvictedTimeSeconds: int(0),
@@ -218,27 +246,33 @@ const SECTIONS: Record<string, Check> = {
   federation: section({ backoffAt: int(1), ignoredHosts: listOf(str(true)), allowedNetworks: listOf(cidr), disallowedNetworks: listOf(cidr) }),
   thumbnails: (v, p, w) => {
     const th = section({
-      maxSourceBytes: int(1), maxPixels: int(1), numWorkers: int(0, 256),
+      // Byte limits: 0 (or less) is no limit, as in MMR (limits.ts). expireAfterDays: 0 or less keeps.
+      maxSourceBytes: int(), maxPixels: int(1), numWorkers: int(0, 256),
       sizes: listOf(section({ width: int(1, 10000), height: int(1, 10000) })),
-      dynamicSizing: bool, allowAnimated: bool, defaultAnimated: bool, maxAnimateSizeBytes: int(0),
-      stillFrame: fraction, types: listOf(str(true)), expireAfterDays: int(0), maxFrames: int(1),
+      dynamicSizing: bool, allowAnimated: bool, defaultAnimated: bool, maxAnimateSizeBytes: int(),
+      stillFrame: fraction, types: listOf(str(true)), expireAfterDays: int(), maxFrames: int(1),
       pregenerate: bool, maxQueue: int(0),
-    })(v, p, w) as { sizes: unknown[]; types: string[] };
+    })(v, p, w) as { sizes: unknown[]; types: string[]; maxSourceBytes: number };
     if (th.sizes.length === 0) fail(`${p}.sizes`, 'at least one size', th.sizes);
+    if (th.maxSourceBytes <= 0) w.push(`${p}.maxSourceBytes: ${th.maxSourceBytes} means no limit (as in MMR); each thumbnail job may then hold a whole source in memory`);
     th.types = th.types.map((t) => t.toLowerCase());
     return th;
   },
   urlPreviews: (v, p, w) => {
     const u = section({
-      enabled: bool, numWorkers: int(1, 256), maxPageSizeBytes: int(1), filePreviewTypes: listOf(str(true)),
+      // maxPageSizeBytes: 0 (or less) is no limit, as in MMR (limits.ts). expireAfterDays: 0 or less keeps.
+      enabled: bool, numWorkers: int(1, 256), maxPageSizeBytes: int(), filePreviewTypes: listOf(str(true)),
       defaultLanguage: str(true), numWords: int(1), maxLength: int(1), numTitleWords: int(1), maxTitleLength: int(1),
-      expireAfterDays: int(0), previewUnsafeCertificates: bool, disallowedNetworks: listOf(cidr), allowedNetworks: listOf(cidr),
+      expireAfterDays: int(), previewUnsafeCertificates: bool, disallowedNetworks: listOf(cidr), allowedNetworks: listOf(cidr),
       oEmbed: bool, oEmbedProvidersFile: str(), userAgent: str(true),
-    })(v, p, w) as { enabled: boolean; disallowedNetworks: string[]; allowedNetworks: string[] };
+    })(v, p, w) as { enabled: boolean; disallowedNetworks: string[]; allowedNetworks: string[]; maxPageSizeBytes: number };
     // With no list at all every address would be fetchable, loopback and cloud metadata too.
+    // MMR's rule for that case: previews are disabled.
     if (u.enabled && u.disallowedNetworks.length === 0 && u.allowedNetworks.length === 0) {
-      throw new ConfigError(`${p}: disallowedNetworks and allowedNetworks are both empty, which would let previews reach any address; set one (or disable urlPreviews)`);
+      u.enabled = false;
+      w.push(`${p}: disallowedNetworks and allowedNetworks are both empty, so URL previews are disabled (as in MMR); set one to enable them`);
     }
+    if (u.enabled && u.maxPageSizeBytes <= 0) w.push(`${p}.maxPageSizeBytes: ${u.maxPageSizeBytes} means no limit (as in MMR); each preview may then hold a whole page in memory`);
     return u;
   },
   identicons: section({ enabled: bool }),
@@ -256,13 +290,9 @@ const SECTIONS: Record<string, Check> = {
     MSC2448: section({ enabled: bool, xComponents: int(1, 9), yComponents: int(1, 9), punch: num }),
   }),
   timeouts: section({ urlPreviewTimeoutSeconds: int(1), federationTimeoutSeconds: int(1), clientServerTimeoutSeconds: int(1) }),
+  // A bound shorter than a commit could take a blob whose row is on its way for an orphan.
+  orphanBlobs: section({ minAgeSeconds: int(60), intervalSeconds: int(0) }),
 };
-
-/** MMR's other top-level sections: kept as given until a feature reads them. */
-const LATER_SECTIONS = new Set([
-  'archiving', 'rateLimit', 'quarantine',
-  'plugins', 'sentry', 'tasks', 'pgo',
-]);
 
 /** Validates one section (already merged over its defaults); unknown sections pass through. */
 export function validateSection(name: string, value: unknown, warnings: string[]): unknown {
@@ -278,8 +308,10 @@ export function validateConfigWithWarnings(raw: unknown): { config: Config; warn
   const out: Record<string, unknown> = { ...merged };
   for (const name of Object.keys(SECTIONS)) out[name] = validateSection(name, merged[name], warnings);
   for (const k of Object.keys(doc)) {
-    if (!(k in SECTIONS) && !LATER_SECTIONS.has(k)) warnings.push(`${k}: unknown top-level section, kept as given`);
+    // MMR's sections not built yet (archiving, rateLimit...) are kept as given and named by unbuiltWarnings.
+    if (!(k in SECTIONS) && !isUnbuilt(k)) warnings.push(`${k}: unknown top-level section, kept as given`);
   }
+  warnings.push(...unbuiltWarnings(doc));
   return { config: out as Config, warnings };
 }
 

@@ -12,7 +12,7 @@ export const DEBOUNCE_MS = 300;
 
 /** Keys read once at start-up (the socket, the log files, the database pool). A prefix ending
  * in '.' covers every key below it. */
-export const RESTART_KEYS = ['repo.bindAddress', 'repo.port', 'repo.logDirectory', 'database.', 'thumbnails.numWorkers', 'urlPreviews.numWorkers', 'downloads.cache.', 'metrics.'];
+export const RESTART_KEYS = ['repo.bindAddress', 'repo.port', 'repo.logDirectory', 'repo.logColors', 'database.', 'thumbnails.numWorkers', 'urlPreviews.numWorkers', 'downloads.cache.', 'metrics.'];
 
 /** Leaf paths under `prefix` whose values differ between a and b. */
 function changedPaths(a: unknown, b: unknown, prefix: string, out: string[]): string[] {

@@ -50,8 +50,18 @@ export interface Datastore {
    * (consistency checks compare it with the rows).
    */
   listObjects?(): AsyncIterable<string>;
+  /**
+   * When the object's bytes were last written (ms since the epoch), or null when it does not
+   * exist: the orphan collector leaves young objects alone (a commit may be on its way).
+   */
+  modifiedAt?(location: string): Promise<number | null>;
   /** Removes staging leftovers of a crashed process; returns how many were removed. */
   sweepStaging(): Promise<number>;
+  /**
+   * Rejects when the store cannot take writes now (readiness: a read-only directory or bucket
+   * fails every upload). Cheap enough for a load balancer's poll; leaves nothing behind.
+   */
+  probeWrite(): Promise<void>;
   describe(): string;
   /**
    * Where clients may fetch the blob themselves (an S3 publicBaseUrl, a CDN), or null when the

@@ -7,6 +7,7 @@ import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
 import { stagingName, sweepStagingDir } from './staging-names.js';
 import { FileStagingWriter } from './file-staging.js';
 import { FdCache } from './fd-cache.js';
+import { probeLocalFile } from './write-probe.js';
 import { checkedLocation } from './location.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
 
@@ -165,6 +166,22 @@ export class FileDatastore implements Datastore {
 
   sweepStaging(): Promise<number> {
     return sweepStagingDir(this.stagingDir, this.instanceTag);
+  }
+
+  /** The file's mtime: a commit's rename keeps the time its staging file was last written. */
+  async modifiedAt(location: string): Promise<number | null> {
+    try {
+      return (await stat(this.pathOf(location))).mtimeMs;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  /** A staging file created, written and removed, as an upload's first step needs (cheap: no fsync). */
+  probeWrite(): Promise<void> {
+    // A staging name of ours: a probe cut short by a crash is swept at the next start.
+    return probeLocalFile(this.stagingPath());
   }
 
   pathOf(location: string): string {

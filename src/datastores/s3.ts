@@ -16,7 +16,10 @@ import { copyObject } from './s3-copy.js';
 import { sweepBucketStaging } from './s3-sweep.js';
 import { checkedLocation } from './location.js';
 import { stagingName, sweepStagingDir } from './staging-names.js';
+import { CachedWriteProbe, probeLocalFile } from './write-probe.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
+
+const PROBE_BODY = Buffer.from([0]);
 
 // Blobs in an S3 (or S3-compatible) bucket, under their content address (see s3-keys.ts).
 // An upload is staged first, either streamed into a staging object or spooled to tempPath,
@@ -30,6 +33,7 @@ export class S3Datastore implements Datastore {
   private readonly cleaner: LeftoverCleaner;
   /** Spool files (tempPath) this store created: commit accepts no other store's staging. */
   private readonly spools = new WeakSet<FileStagingWriter>();
+  private readonly writeProbe = new CachedWriteProbe(() => this.probeNow());
 
   constructor(
     readonly id: string,
@@ -73,6 +77,7 @@ export class S3Datastore implements Datastore {
     if (staging instanceof FileStagingWriter && this.spools.has(staging)) {
       const { size } = await staging.finish();
       await uploadFile(this.target(key), staging.path, size, this.opts.multipartUploads, this.cleaner);
+      this.writeProbe.noteSuccess();
       await rm(staging.path, { force: true });
       return key;
     }
@@ -80,6 +85,7 @@ export class S3Datastore implements Datastore {
     const { size } = await staging.finish();
     // Copying onto an existing blob of the same hash rewrites the same bytes: idempotent.
     await copyObject(this.bucket, staging.key, key, size, this.opts.storageClass, this.cleaner);
+    this.writeProbe.noteSuccess();
     await staging.abort(); // the staging object is no longer needed (removal retried if S3 balks)
     return key;
   }
@@ -90,6 +96,7 @@ export class S3Datastore implements Datastore {
     await this.bucket.run('PutObject', key, (c, b) => c.send(new PutObjectCommand({
       Bucket: b, Key: key, Body: bytes, ContentLength: bytes.length, StorageClass: this.storageClass(),
     })));
+    this.writeProbe.noteSuccess();
     return key;
   }
 
@@ -100,6 +107,17 @@ export class S3Datastore implements Datastore {
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async modifiedAt(location: string): Promise<number | null> {
+    const key = checkedLocation(location);
+    try {
+      const head = await this.bucket.run('HeadObject', key, (c, b) => c.send(new HeadObjectCommand({ Bucket: b, Key: key })));
+      return head.LastModified?.getTime() ?? null;
+    } catch (e) {
+      if (isNotFound(e)) return null;
       throw e;
     }
   }
@@ -142,6 +160,19 @@ export class S3Datastore implements Datastore {
   async sweepStaging(): Promise<number> {
     const spooled = this.opts.tempPath ? await sweepStagingDir(this.opts.tempPath, this.instanceTag) : 0;
     return spooled + (await sweepBucketStaging(this.bucket, this.instanceTag));
+  }
+
+  /** Whether uploads can be stored: a write in the last 30 s, else a tiny staging object put and deleted. */
+  probeWrite(): Promise<void> {
+    return this.writeProbe.check();
+  }
+
+  private async probeNow(): Promise<void> {
+    if (this.opts.tempPath) await probeLocalFile(join(this.opts.tempPath, stagingName(this.instanceTag)));
+    // A staging key of ours: if the delete fails, the start-up sweep removes it.
+    const key = newStagingKey(this.instanceTag);
+    await this.bucket.run('PutObject', key, (c, b) => c.send(new PutObjectCommand({ Bucket: b, Key: key, Body: PROBE_BODY, ContentLength: PROBE_BODY.length })));
+    await this.cleaner.remove({ key });
   }
 
   publicUrl(location: string): string | null {

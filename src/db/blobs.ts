@@ -105,3 +105,13 @@ export async function referencedDatastores(q: Queryable): Promise<string[]> {
   const r = await q.query<{ datastore_id: string }>('SELECT datastore_id FROM media UNION SELECT datastore_id FROM thumbnails');
   return r.rows.map((x) => x.datastore_id);
 }
+
+/** Those of `locations` (in one datastore) that no media or thumbnail row references. */
+export async function unreferencedLocations(q: Queryable, datastoreId: string, locations: string[]): Promise<string[]> {
+  if (locations.length === 0) return [];
+  const r = await q.query<{ location: string }>(
+    `SELECT l AS location FROM unnest($2::text[]) AS l
+     WHERE NOT EXISTS (SELECT 1 FROM media WHERE datastore_id = $1 AND location = l)
+       AND NOT EXISTS (SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = l)`, [datastoreId, locations]);
+  return r.rows.map((x) => x.location);
+}

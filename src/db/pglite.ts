@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './driver.js';
+import { DEFAULT_DATABASE_TIMEOUTS, databaseTimeout } from './deadline.js';
 
 // Embedded Postgres (WASM) for zero-config installs. It is single-connection: PGlite
 // serialises queries itself and its transaction() holds the instance until done.
@@ -19,7 +20,13 @@ function initInWorker(dir: string): Promise<void> {
   });
 }
 
-export async function openPglite(dataDir: string): Promise<Db> {
+/**
+ * PGlite runs in this process: no connection can stall, and a queued statement cannot be taken
+ * back (it would still run after its caller gave up), so only the transaction bound applies. A
+ * transaction past `transactionSeconds` fails at its next statement and rolls back: its holder
+ * (an upload waiting on a slow datastore, say) stops keeping the whole database to itself.
+ */
+export async function openPglite(dataDir: string, transactionSeconds = DEFAULT_DATABASE_TIMEOUTS.transactionSeconds): Promise<Db> {
   const onDisk = dataDir !== 'memory://';
   if (onDisk) mkdirSync(dataDir, { recursive: true });
   const open = () => PGlite.create(onDisk ? dataDir : undefined, { postgresqlconf: EMBEDDED_SETTINGS });
@@ -37,7 +44,15 @@ export async function openPglite(dataDir: string): Promise<Db> {
   return {
     kind: 'pglite',
     query: base.query,
-    tx: (fn) => pg.transaction((tx) => fn(wrap(tx))),
+    tx: (fn) => pg.transaction((tx) => {
+      const inner = wrap(tx);
+      const deadline = Date.now() + transactionSeconds * 1000;
+      return fn({
+        query: <R>(sql: string, params?: unknown[]) => (Date.now() > deadline
+          ? Promise.reject(databaseTimeout('transaction', transactionSeconds))
+          : inner.query<R>(sql, params)),
+      });
+    }),
     exec: async (sql) => { await pg.exec(sql); },
     close: () => pg.close(),
   };

@@ -83,3 +83,22 @@ export async function finishTask(q: Queryable, id: number, me: string, now: numb
 export async function releaseTask(q: Queryable, id: number, me: string): Promise<void> {
   await q.query('UPDATE background_tasks SET claimed_by = NULL, heartbeat_ts = NULL WHERE id = $1 AND claimed_by = $2', [id, me]);
 }
+
+/** Whether a task of this name is still unfinished (claimed, or waiting to be). */
+export async function hasUnfinishedTask(q: Queryable, name: string): Promise<boolean> {
+  const r = await q.query('SELECT 1 FROM background_tasks WHERE name = $1 AND end_ts IS NULL LIMIT 1', [name]);
+  return r.rows.length > 0;
+}
+
+/**
+ * Inserts a recurring task unless one of the name is unfinished or started after `notSince`;
+ * returns its ID, or null. Every instance of a fleet calls this on its own timer: the advisory
+ * lock (held until the surrounding transaction ends) makes their check-then-insert one at a
+ * time, so each period gets one task, run by whichever instance claims it.
+ */
+export async function insertRecurringTask(q: Queryable, name: string, params: Record<string, unknown>, now: number, notSince: number): Promise<number | null> {
+  await q.query(`SELECT pg_advisory_xact_lock(hashtext('recurring task ' || $1))`, [name]);
+  const r = await q.query('SELECT 1 FROM background_tasks WHERE name = $1 AND (end_ts IS NULL OR start_ts >= $2) LIMIT 1', [name, notSince]);
+  if (r.rows.length > 0) return null;
+  return insertTask(q, name, params, now);
+}

@@ -41,6 +41,7 @@ const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 204: 'No Content', 206: 'Partial Content', 304: 'Not Modified', 307: 'Temporary Redirect',
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   409: 'Conflict', 413: 'Payload Too Large', 416: 'Range Not Satisfiable', 429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large', 501: 'Not Implemented',
   500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 

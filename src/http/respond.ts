@@ -45,12 +45,31 @@ function mediaHeaderBlock(headers: Headers, etag: string): HeaderBlock {
   return block;
 }
 
+/**
+ * Ends a response that carries no body bytes: a HEAD (with the length a GET would send) or a 304.
+ * uWS 20.30's endWithoutBody(n) with n > 0 leaves the connection expecting n more bytes, and
+ * the next request on that keep-alive connection is dropped without an answer (nginx upstream
+ * keepalive turns each HEAD-then-GET into a 502). So the length goes out as a plain header and
+ * uWS is told nothing about it. A 304 names no length at all (RFC 9110 §15.4.5).
+ */
+function endBodiless(res: HttpResponse, st: ResponseState, length: number | undefined): void {
+  // Closing anyway: the stale expectation dies with the connection. (An explicit undefined
+  // length is read by the binding as 2^63, so the argument is either a number or absent.)
+  if (st.closeAfter) {
+    res.endWithoutBody(length ?? 0, true);
+    return;
+  }
+  if (length !== undefined) res.writeHeader('Content-Length', String(length));
+  res.endWithoutBody();
+}
+
 function endWith(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers | undefined, body?: Buffer | string, block?: HeaderBlock): void {
   if (st.aborted || st.done) return;
   st.done = true;
   res.cork(() => {
     writeHead(res, st, status, headers, block);
-    if (req.method === 'HEAD') res.endWithoutBody(body === undefined ? 0 : Buffer.byteLength(body), st.closeAfter);
+    if (status === 304) endBodiless(res, st, undefined);
+    else if (req.method === 'HEAD') endBodiless(res, st, body === undefined ? 0 : Buffer.byteLength(body));
     else res.end(body ?? '', st.closeAfter);
   });
 }
@@ -77,8 +96,15 @@ export async function sendResult(res: HttpResponse, st: ResponseState, req: Http
 /** Chunked transfer of a stream of unknown length, waiting for onWritable when uWS buffers. */
 async function sendStream(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers, body: Readable): Promise<void> {
   if (req.method === 'HEAD') {
+    // The GET would be chunked, so the HEAD names no length either.
     body.destroy();
-    return endWith(res, st, req, status, headers);
+    if (st.aborted || st.done) return;
+    st.done = true;
+    res.cork(() => {
+      writeHead(res, st, status, headers);
+      endBodiless(res, st, undefined);
+    });
+    return;
   }
   let waitWritable: (() => void) | null = null;
   res.onWritable(() => {
@@ -144,7 +170,7 @@ async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest,
     st.done = true;
     res.cork(() => {
       writeHead(res, st, status, extra, block);
-      res.endWithoutBody(length, st.closeAfter);
+      endBodiless(res, st, length);
     });
     return;
   }

@@ -5,6 +5,7 @@ import type { HttpRequest, Result } from './types.js';
 import { MatrixError, Errors } from '../errors.js';
 import { sendError, sendResult, type ResponseState } from './respond.js';
 import type { Logger } from '../logging/logger.js';
+import { InFlightRequests } from './in-flight.js';
 
 export interface HttpServerOptions {
   bindAddress: string;
@@ -19,11 +20,26 @@ export interface HttpServerOptions {
 
 export interface HttpServer {
   readonly port: number;
-  /** Stops accepting connections; in-flight requests continue. */
+  /** Stops accepting connections; in-flight requests continue, and requests that still
+   * arrive on open connections are answered with Connection: close. */
   stopListening(): void;
   inFlight(): number;
-  /** Force-closes every remaining connection. */
+  /** Logs every request still running (cut off), then force-closes every connection. */
   closeAll(): void;
+}
+
+/**
+ * RFC 9112 §6.1-6.3: a request with both Transfer-Encoding and Content-Length is a smuggling
+ * shape (400); a coding other than chunked (gzip, deflate, …) would be stored still encoded,
+ * since nothing here decodes it (501, RFC 9112 §6.1). uWS 20.30 itself closes some of these
+ * without a word before they reach JS; the ones it lets through are answered here.
+ */
+function transferCodingError(cl: string | undefined, te: string | undefined): MatrixError | null {
+  if (te === undefined) return null;
+  if (cl !== undefined) return Errors.invalidParam('Content-Length and Transfer-Encoding together: send one of them');
+  const codings = te.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+  if (codings.length === 1 && codings[0] === 'chunked') return null;
+  return Errors.unsupportedCoding(te);
 }
 
 // The only module that touches uWS request objects: everything is copied out of the
@@ -32,10 +48,13 @@ export interface HttpServer {
 export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const uws = loadUws();
   const app = uws.App();
-  let inFlight = 0;
+  const active = new InFlightRequests();
+  let draining = false;
 
   app.any('/*', (res: HttpResponse, ureq: UwsRequest) => {
-    const st: ResponseState = { aborted: false, done: false, closeAfter: false, onAbort: [] };
+    // While draining, a keep-alive connection gets its answer and is then closed, so the
+    // drain ends with the requests in flight instead of whatever the client sends next.
+    const st: ResponseState = { aborted: false, done: false, closeAfter: draining, onAbort: [] };
     const abortCbs: (() => void)[] = [];
     res.onAborted(() => {
       st.aborted = true;
@@ -57,7 +76,8 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     // is invalid framing. uWS frames by the first value, so the rest would be read as another
     // request: answer 400 and close instead.
     const badLength = cl !== undefined && !/^\d+$/.test(cl);
-    if (!badLength && upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
+    const framingError = badLength ? Errors.invalidParam('Content-Length: expected a single non-negative integer') : transferCodingError(cl, headers['transfer-encoding']);
+    if (!framingError && upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
       body = new UwsBodySource(res, cl !== undefined ? Number(cl) : null, () => st.aborted);
       abortCbs.push(() => body!.abort());
     }
@@ -76,15 +96,17 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
       aborted: () => st.aborted,
       onAbort: (cb) => abortCbs.push(cb),
     };
-    if (badLength) {
+    if (framingError) {
+      // The body's framing is unknown or not ours to decode: nothing after it on this
+      // connection can be trusted to be a request of its own.
       st.closeAfter = true;
-      sendError(res, st, req, Errors.invalidParam('Content-Length: expected a single non-negative integer'));
+      sendError(res, st, req, framingError);
       return;
     }
-    inFlight++;
     const startNs = process.hrtime.bigint();
+    const entry = active.add(res, st, req, startNs);
     run(res, st, req, body).finally(() => {
-      inFlight--;
+      active.delete(entry);
       opts.observe?.(req, st.status, startNs);
     });
   });
@@ -115,9 +137,11 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
         stopListening() {
           if (listenSocket) uws.us_listen_socket_close(listenSocket);
           listenSocket = null;
+          draining = true;
         },
-        inFlight: () => inFlight,
+        inFlight: () => active.size,
         closeAll() {
+          active.logCutOff(opts.log);
           const closable = app as unknown as { close?: () => void };
           closable.close?.();
         },

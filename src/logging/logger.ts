@@ -14,7 +14,13 @@ export interface LoggerOptions {
   sink?: (line: string) => void;
   /** Also written to, when repo.logDirectory names one. */
   file?: DailyFileSink | null;
+  /** repo.logColors: colour the level name of text lines on stdout (never in JSON or the file). */
+  colors?: boolean;
 }
+
+// ANSI colours per level, as logrus's text formatter uses them.
+const COLOURS: Record<LogLevel, string> = { error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[36m', debug: '\x1b[37m', trace: '\x1b[37m' };
+const RESET = '\x1b[0m';
 
 type Fields = Record<string, unknown>;
 
@@ -65,14 +71,18 @@ export class Logger {
     }
     const time = new Date().toISOString();
     let line: string;
+    let shown: string;
     if (this.opts.json) {
-      line = JSON.stringify({ time, level, msg, ...all });
+      line = redact(JSON.stringify({ time, level, msg, ...all }));
+      shown = line;
     } else {
       const kv = Object.entries(all).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`);
-      line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}${kv.length ? ' ' + kv.join(' ') : ''}`;
+      const name = level.toUpperCase().padEnd(5);
+      const rest = redact(` ${msg}${kv.length ? ' ' + kv.join(' ') : ''}`);
+      line = `${time} ${name}${rest}`;
+      shown = this.opts.colors ? `${time} ${COLOURS[level]}${name}${RESET}${rest}` : line;
     }
-    line = redact(line);
-    (this.opts.sink ?? ((l: string) => process.stdout.write(l + '\n')))(line);
+    (this.opts.sink ?? ((l: string) => process.stdout.write(l + '\n')))(shown);
     this.opts.file?.write(line);
   }
 }

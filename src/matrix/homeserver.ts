@@ -1,5 +1,6 @@
 import { Errors, MatrixError } from '../errors.js';
 import type { HomeserverConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
 
 export interface WhoAmI {
   userId: string;
@@ -9,20 +10,64 @@ export interface WhoAmI {
 export interface CallOptions {
   timeoutMs: number;
   forwardedFor: string;
+  /** The request's logger (it carries the request ID): upstream failures are logged through it. */
+  log?: Logger;
 }
 
 /** After backoffAt consecutive failures, calls fail fast for this long (circuit open). */
 const OPEN_CIRCUIT_MS = 30_000;
 
+/** A failing homeserver is logged once per this window; the failures in between are counted. */
+export const FAILURE_LOG_INTERVAL_MS = 60_000;
+
+/** The reason under fetch's "fetch failed": `ECONNREFUSED (connect ECONNREFUSED 127.0.0.1:1)`. */
+function fetchFailure(e: unknown): string {
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } }).cause;
+  const code = typeof cause?.code === 'string' ? cause.code : '';
+  const message = typeof cause?.message === 'string' ? cause.message : (e as Error).message;
+  return code && message !== code ? `${code} (${message})` : code || message;
+}
+
+function hostOf(url: string): string {
+  try { return new URL(url).host; } catch { return url; }
+}
+
 // Calls to a homeserver's client-server API (whoami, logout, versions). Unreachable or slow
-// homeservers become 502/504 Matrix errors within the timeout, never a hanging request.
+// homeservers become 502/504 Matrix errors within the timeout, never a hanging request. Each
+// such failure is one the operator must see (every authenticated request fails with it), so it
+// is logged, once per homeserver per FAILURE_LOG_INTERVAL_MS so an outage is not a log flood.
 export class HomeserverClient {
   private readonly failures = new Map<string, { count: number; openUntil: number }>();
+  private readonly logged = new Map<string, { until: number; suppressed: number }>();
+
+  /** Logs an upstream failure with the homeserver, its address, the cause and (from the request's
+   * logger) the request ID, unless this homeserver's failure was logged within the interval. */
+  private logFailure(hs: HomeserverConfig, opts: CallOptions, cause: string): void {
+    if (!opts.log) return;
+    const now = Date.now();
+    const last = this.logged.get(hs.name);
+    if (last && now < last.until) {
+      last.suppressed++;
+      return;
+    }
+    this.logged.set(hs.name, { until: now + FAILURE_LOG_INTERVAL_MS, suppressed: 0 });
+    opts.log.warn('homeserver request failed; clients get 502/504 until it answers', {
+      homeserver: hs.name, upstream: hostOf(hs.csApi), cause,
+      ...(last?.suppressed ? { failuresSinceLastLine: last.suppressed } : {}),
+    });
+  }
+
+  /** An upstream error that becomes the client's answer: logged, then thrown. */
+  private fail(hs: HomeserverConfig, opts: CallOptions, cause: string, error: MatrixError): never {
+    this.logFailure(hs, opts, cause);
+    throw error;
+  }
 
   private async call(hs: HomeserverConfig, method: string, path: string, token: string | null, opts: CallOptions, body?: string): Promise<Response> {
     const state = this.failures.get(hs.name);
     if (state && state.openUntil > Date.now()) {
-      throw Errors.badGateway(`Homeserver ${hs.name} is failing; not retrying for a few seconds`);
+      this.fail(hs, opts, `circuit open after ${hs.backoffAt} consecutive failures`,
+        Errors.badGateway(`Homeserver ${hs.name} is failing; not retrying for a few seconds`));
     }
     const headers: Record<string, string> = { 'X-Forwarded-For': opts.forwardedFor, 'X-Real-IP': opts.forwardedFor };
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -35,12 +80,18 @@ export class HomeserverClient {
     } catch (e) {
       this.recordFailure(hs);
       const timedOut = (e as Error).name === 'TimeoutError';
-      throw timedOut
-        ? Errors.gatewayTimeout(`Homeserver ${hs.name} did not answer within ${opts.timeoutMs} ms`)
-        : Errors.badGateway(`Homeserver ${hs.name} is unreachable`);
+      return timedOut
+        ? this.fail(hs, opts, `no answer within ${opts.timeoutMs} ms (timeouts.clientServerTimeoutSeconds)`,
+          Errors.gatewayTimeout(`Homeserver ${hs.name} did not answer within ${opts.timeoutMs} ms`))
+        : this.fail(hs, opts, fetchFailure(e), Errors.badGateway(`Homeserver ${hs.name} is unreachable`));
     }
-    if (res.status >= 500) this.recordFailure(hs);
-    else this.failures.delete(hs.name);
+    if (res.status >= 500) {
+      this.recordFailure(hs);
+      // Passed through (logout) or turned into a 502 (whoami): either way the homeserver failed.
+      this.logFailure(hs, opts, `${method} ${path.split('?')[0]} answered HTTP ${res.status}`);
+    } else {
+      this.failures.delete(hs.name);
+    }
     return res;
   }
 
@@ -67,7 +118,10 @@ export class HomeserverClient {
       throw new MatrixError(typeof body.errcode === 'string' ? body.errcode : 'M_FORBIDDEN', 403,
         typeof body.error === 'string' ? body.error : 'The homeserver refused this token');
     }
-    throw Errors.badGateway(`Homeserver ${hs.name} answered whoami with HTTP ${res.status}`);
+    // A 5xx was logged by call(); anything else unexpected (404: csApi points at the wrong place) here.
+    const error = Errors.badGateway(`Homeserver ${hs.name} answered whoami with HTTP ${res.status}`);
+    if (res.status >= 500) throw error;
+    this.fail(hs, opts, `whoami answered HTTP ${res.status}${typeof body.errcode === 'string' ? ` ${body.errcode}` : ''}`, error);
   }
 
   /** Proxies a request and returns status and JSON body as the homeserver gave them. */

@@ -80,6 +80,10 @@ export function createMediaMetrics(registry: Registry) {
       name: 'media_datastore_bytes_total', help: 'Bytes written to and read from datastores',
       labelNames: ['datastore', 'direction'] as const, registers,
     }),
+    orphanBlobsRemoved: new Counter({
+      name: 'media_orphan_blobs_removed_total', help: 'Blobs no media or thumbnail row referenced (left by a crash mid-commit), removed by the orphan collector',
+      labelNames: ['datastore'] as const, registers,
+    }),
     dbQueryTime: new Histogram({
       name: 'media_db_query_seconds', help: 'Database query time, by kind (query, tx, exec) and outcome',
       labelNames: ['op', 'outcome'] as const, registers,

@@ -1,5 +1,6 @@
 import { Errors } from '../errors.js';
 import type { DomainConfig, UrlPreviewsSection } from '../config/schema.js';
+import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { PreviewParseResult, PreviewTextLimits } from '../../workers/protocol.js';
@@ -83,6 +84,7 @@ function fileTitle(disposition: string | undefined, url: string, maxLength: numb
 /** Fields of the page at `input.url` (and, for a file preview, the file as the image). */
 async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fields: PreviewParseResult; image: PreviewImage | null }> {
   const { cfg } = input;
+  const maxPageBytes = byteLimit(cfg.maxPageSizeBytes);
   const res = await safeRequest(input.url, { ...input.fetch, maxBytes: Number.MAX_SAFE_INTEGER, headers: { ...input.fetch.headers, accept: HTML_ACCEPT } });
   if (res.status < 200 || res.status >= 300) {
     res.body.destroy();
@@ -91,7 +93,7 @@ async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fie
   }
   const mime = mimeOf(res.headers['content-type']);
   if (isHtml(mime)) {
-    const { bytes } = await readPrefix(res.body, cfg.maxPageSizeBytes);
+    const { bytes } = await readPrefix(res.body, maxPageBytes);
     const fields = await deps.pool.html({ bytes, contentType: res.headers['content-type'] ?? null, pageUrl: res.url, limits: limitsOf(cfg) });
     if (fields.oembedUrl && deps.providers) {
       // A discovered link is a URL the page chose: it gets the same checks as any other fetch.
@@ -104,8 +106,8 @@ async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fie
     const fields: PreviewParseResult = { charset: '', truncated: false, title: fileTitle(res.headers['content-disposition'], res.url, cfg.maxTitleLength) };
     let image: PreviewImage | null = null;
     if (mime.startsWith('image/')) {
-      const { bytes, complete } = await readPrefix(res.body, cfg.maxPageSizeBytes + 1);
-      const info = complete && bytes.length <= cfg.maxPageSizeBytes ? await deps.identifyImage(bytes) : null;
+      const { bytes, complete } = await readPrefix(res.body, maxPageBytes + 1);
+      const info = complete && bytes.length <= maxPageBytes ? await deps.identifyImage(bytes) : null;
       image = info && { bytes, ...info };
     } else res.body.destroy();
     return { fields, image };
@@ -125,7 +127,7 @@ export async function generatePreview(deps: GenerateDeps, input: GenerateInput):
   const { fields, image: fileImage } = oEmbedFields ? { fields: oEmbedFields, image: null } : await fromPage(deps, input);
   // A file described from its headers comes back from fromPage with no charset.
   deps.metrics?.previewsGenerated.inc({ type: oEmbedFields ? 'oembed' : fields.charset === '' ? 'calculated' : 'opengraph' });
-  const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, input.cfg.maxPageSizeBytes, deps.identifyImage) : null);
+  const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, byteLimit(input.cfg.maxPageSizeBytes), deps.identifyImage) : null);
 
   const out: PreviewJson = {};
   const put = (k: string, v: string | number | undefined) => {

@@ -1,6 +1,7 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { Errors, MatrixError } from '../errors.js';
 import type { DomainConfig, Config } from '../config/schema.js';
+import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import { findBlobByHash, getMedia, insertMedia, lockHash, type MediaRow } from '../db/media.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
@@ -129,7 +130,7 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
   try {
     const source = await openRemoteSource(deps.federation, {
       origin: r.origin, mediaId: r.mediaId, ourName: r.domain.homeserver.name, key: signingKey(r.domain.homeserver.signingKeyPath),
-      timeoutMs: g.timeouts.federationTimeoutSeconds * 1000, maxBytes: g.downloads.maxBytes,
+      timeoutMs: g.timeouts.federationTimeoutSeconds * 1000, maxBytes: byteLimit(g.downloads.maxBytes),
     });
     const ds = deps.datastores.pick('remote_media', r.domain.datastores.map((d) => d.id));
     if (!ds) throw Errors.unavailable('No datastore accepts remote media for this homeserver');

@@ -1,4 +1,5 @@
 import type { ThumbnailsSection } from '../config/schema.js';
+import { byteLimit } from '../config/limits.js';
 import type { MediaRow } from '../db/media.js';
 import { listThumbnails, type ThumbnailKey } from '../db/thumbnails.js';
 import { thumbnailKeyString } from '../cache/thumbnail-rows.js';
@@ -26,7 +27,7 @@ export class Pregenerator {
   constructor(private readonly deps: ThumbnailDeps, private readonly log: Logger, private readonly maxBacklog = 1000) {}
 
   enqueue(media: MediaRow, cfg: ThumbnailsSection, datastoreIds: readonly string[]): void {
-    if (this.stopped || !cfg.pregenerate || media.sizeBytes > cfg.maxSourceBytes) return;
+    if (this.stopped || !cfg.pregenerate || media.sizeBytes > byteLimit(cfg.maxSourceBytes)) return;
     if (this.queue.length >= this.maxBacklog) {
       const dropped = this.queue.shift()!;
       this.log.debug('thumbnail pre-generation backlog full; dropped the oldest', { mediaId: dropped.media.mediaId });

@@ -1,5 +1,6 @@
 import { Errors, type MatrixError } from '../errors.js';
 import type { ThumbnailsSection } from '../config/schema.js';
+import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import { lockHash, type MediaRow } from '../db/media.js';
 import { findAnyBlobByHash, getThumbnail, insertThumbnail, type ThumbnailKey, type ThumbnailMethod, type ThumbnailRow } from '../db/thumbnails.js';
@@ -48,7 +49,7 @@ export interface ThumbnailRequest {
 
 export function thumbnailLimits(cfg: ThumbnailsSection): ThumbnailLimits {
   return {
-    maxPixels: cfg.maxPixels, maxFrames: cfg.maxFrames, maxAnimateSizeBytes: cfg.maxAnimateSizeBytes,
+    maxPixels: cfg.maxPixels, maxFrames: cfg.maxFrames, maxAnimateSizeBytes: byteLimit(cfg.maxAnimateSizeBytes),
     stillFrame: cfg.stillFrame, types: cfg.types,
   };
 }
@@ -99,7 +100,7 @@ export async function findOrCreateThumbnail(deps: ThumbnailDeps, media: MediaRow
 }
 
 function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
-  if (media.sizeBytes > cfg.maxSourceBytes) {
+  if (media.sizeBytes > byteLimit(cfg.maxSourceBytes)) {
     throw Errors.thumbnailTooLarge(`Media is ${media.sizeBytes} bytes; thumbnails are made of at most ${cfg.maxSourceBytes} (thumbnails.maxSourceBytes)`);
   }
 }

@@ -1,4 +1,5 @@
 import type { DomainConfig } from '../config/schema.js';
+import { byteLimit } from '../config/limits.js';
 import type { MediaRow } from '../db/media.js';
 import { readOwned } from '../datastores/read-owned.js';
 import type { Logger } from '../logging/logger.js';
@@ -21,7 +22,7 @@ export async function afterUpload(deps: ImageUploadDeps, row: MediaRow, head: Bu
   opts: { blurhash: boolean }): Promise<{ blurhash?: string }> {
   const cfg = domain.thumbnails;
   const type = head ? sniffType(head) : null;
-  if (!type || !type.startsWith('image/') || !typeAllowed(type, cfg.types) || row.sizeBytes > cfg.maxSourceBytes) return {};
+  if (!type || !type.startsWith('image/') || !typeAllowed(type, cfg.types) || row.sizeBytes > byteLimit(cfg.maxSourceBytes)) return {};
   deps.pregenerator.enqueue(row, cfg, domain.datastores.map((d) => d.id));
   const msc2448 = domain.featureSupport.MSC2448;
   if (!opts.blurhash || !msc2448.enabled) return {};

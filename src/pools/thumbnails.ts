@@ -45,14 +45,27 @@ export type Source = Uint8Array | (() => Promise<Uint8Array>);
 
 const loadSource = (s: Source): Promise<Uint8Array> => (typeof s === 'function' ? s() : Promise.resolve(s));
 
+export interface PoolOptions {
+  /** Only ever changed by tests (a worker that cannot load, for the probe). */
+  worker?: URL;
+  /** Whether libvips' SVG loader is open (src/pools/svg-loader.ts); read for every task, so a
+   * reload that adds or removes SVG applies at once. Closed when not given. */
+  svgLoader?: () => boolean;
+}
+
 export class ThumbnailPools {
   private readonly pools: Record<PoolName, Piscina>;
   private readonly gates: Record<PoolName, Admission>;
   private readonly submitted: Record<PoolName, number> = { static: 0, animated: 0, blurhash: 0 };
   private workerError: Error | null = null;
 
-  /** `worker` is only ever changed by tests (a worker that cannot load, for the probe). */
-  constructor(readonly threads: PoolThreads, maxQueue: number, worker: URL = WORKER) {
+  private readonly svgLoader: () => boolean;
+
+  /** A bare URL is PoolOptions.worker. */
+  constructor(readonly threads: PoolThreads, maxQueue: number, options: PoolOptions | URL = {}) {
+    const opts = options instanceof URL ? { worker: options } : options;
+    const worker = opts.worker ?? WORKER;
+    this.svgLoader = opts.svgLoader ?? (() => false);
     // Read by libvips when the first worker loads it: loaders libvips marks untrusted stay off.
     process.env.VIPS_BLOCK_UNTRUSTED ??= '1';
     const names: PoolName[] = ['static', 'animated', 'blurhash'];
@@ -84,7 +97,7 @@ export class ThumbnailPools {
     try {
       const { task, transferList = [] } = await build();
       this.submitted[pool]++;
-      return await this.pools[pool].run(task, { transferList }) as R;
+      return await this.pools[pool].run({ ...task, svgLoader: this.svgLoader() }, { transferList }) as R;
     } finally {
       gate.leave();
     }

@@ -5,6 +5,8 @@ import type { MediaRowCache } from '../cache/media-rows.js';
 import type { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
 import { TaskRunner, type TaskHandler } from './runner.js';
 import { STORAGE_MIGRATION, storageMigration } from './storage-migration.js';
+import { ORPHAN_BLOBS, orphanBlobs } from './orphan-blobs.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 export interface TaskDeps {
   db: Db;
@@ -12,6 +14,8 @@ export interface TaskDeps {
   mediaRows: MediaRowCache;
   thumbnailRows: ThumbnailRowCache;
   log: Logger;
+  /** Counts what tasks did (orphan blobs removed); absent in tools and tests that need no metrics. */
+  metrics?: MediaMetrics;
 }
 
 /** Row caches keep rows this long; another instance may serve a moved row's old location until then. */
@@ -31,6 +35,11 @@ export function createTaskRunner(deps: TaskDeps): TaskRunner {
       // covers downloads that read the row a moment before the repoint. With Postgres other
       // instances may hold the old row for a whole cache lifetime.
       deleteGraceMs: deps.db.kind === 'pglite' ? 2_000 : ROW_CACHE_TTL_MS + 5_000,
+    })],
+    [ORPHAN_BLOBS, orphanBlobs({
+      db: deps.db,
+      datastores: deps.datastores,
+      countRemoved: (datastoreId) => deps.metrics?.orphanBlobsRemoved.inc({ datastore: datastoreId }),
     })],
   ]);
   return new TaskRunner(deps.db, deps.log.child({ component: 'tasks' }), handlers);

@@ -36,6 +36,8 @@ export class RawConn {
   readonly responses: RawResponse[] = [];
   closed = false;
   private buf = Buffer.alloc(0);
+  /** Methods of the requests sent through head(), in order: a HEAD's answer has no body. */
+  private readonly methods: string[] = [];
   private waiters: (() => void)[] = [];
 
   private constructor(private readonly sock: Socket) {
@@ -76,7 +78,14 @@ export class RawConn {
 
   /** Sends a request head; the body (if any) is the caller's business. */
   head(method: string, path: string, headers: Record<string, string | number>): Promise<boolean> {
+    this.methods.push(method);
     return this.write(rawHead(method, path, headers));
+  }
+
+  /** Several bodiless requests in one write, as a pipelining client sends them. */
+  pipeline(requests: { method: string; path: string; headers: Record<string, string | number> }[]): Promise<boolean> {
+    for (const q of requests) this.methods.push(q.method);
+    return this.write(Buffer.concat(requests.map((q) => rawHead(q.method, q.path, q.headers))));
   }
 
   /** Resolves with response number `n` (0-based), or null if the socket closed first. */
@@ -128,7 +137,15 @@ export class RawConn {
       }
       const cl = headers['content-length']?.[0];
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0);
-      const bodyless = status === 304 || status === 204 || (status >= 100 && status < 200);
+      const bodyless = status === 304 || status === 204 || (status >= 100 && status < 200) || this.methods[this.responses.length] === 'HEAD';
+      if (!bodyless && /chunked/i.test(headers['transfer-encoding']?.join(',') ?? '')) {
+        const body = dechunk(this.buf.subarray(end + 4));
+        if (!body) return; // the last chunk has not arrived yet
+        this.responses.push({ status, headers, head, body: body.body });
+        this.buf = this.buf.subarray(end + 4 + body.consumed);
+        this.wake();
+        continue;
+      }
       let len: number;
       if (bodyless) len = 0;
       else if (cl !== undefined) len = Number(cl);
@@ -142,6 +159,26 @@ export class RawConn {
       this.buf = this.buf.subarray(end + 4 + len);
       this.wake();
     }
+  }
+}
+
+/** A whole chunked body decoded, with the bytes it took; null while it is incomplete. */
+function dechunk(buf: Buffer): { body: Buffer; consumed: number } | null {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = buf.indexOf('\r\n', at);
+    if (eol < 0) return null;
+    const size = parseInt(buf.subarray(at, eol).toString('latin1'), 16);
+    if (!Number.isFinite(size)) throw new Error('bad chunk size line');
+    if (size === 0) {
+      const trailerEnd = buf.indexOf('\r\n', eol + 2);
+      if (trailerEnd < 0) return null;
+      return { body: Buffer.concat(parts), consumed: trailerEnd + 2 };
+    }
+    if (buf.length < eol + 2 + size + 2) return null;
+    parts.push(buf.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
   }
 }
 

@@ -10,6 +10,8 @@ import { createLogger } from '../../src/logging/logger.js';
 import { createTestDatabase, type DriverName } from './databases.js';
 import { startFixtureHomeserver, type FixtureHomeserver } from './homeserver.js';
 import { seedPglite } from './pglite-template.js';
+import { Agent } from 'node:http';
+import { keepAliveFetch } from './keep-alive-fetch.js';
 
 export const SERVER_NAME = 'media.test';
 export const ALICE = 'alice-token';
@@ -41,7 +43,8 @@ export interface HomeserverOptions {
 /** The YAML document a test repo runs with: one homeserver, one file datastore. */
 export function testConfig(dir: string, hsUrl: string, dsn: string, overrides: Overrides = {}, homeserver: HomeserverOptions = {}): Record<string, unknown> {
   const base: Record<string, unknown> = {
-    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug' },
+    // No shutdown grace period: test servers stop at once (test/shutdown.test.ts sets one).
+    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug', shutdownGraceSeconds: 0 },
     database: { postgres: dsn, embeddedPath: join(dir, 'db') },
     homeservers: [{ name: homeserver.name ?? SERVER_NAME, csApi: hsUrl, ...(homeserver.signingKeyPath ? { signingKeyPath: homeserver.signingKeyPath } : {}) }],
     admins: ['@admin:media.test'],
@@ -83,6 +86,9 @@ export async function startTestRepo(driver: DriverName, overrides: Overrides = {
   const log = createLogger({ level: 'debug', json: false, sink: (l) => logs.push(l) });
   const repo = await startMediaRepo({ config: await loadConfig(file), configPath: file, log, port: 0 });
   const url = `http://127.0.0.1:${repo.port}`;
+  // Connections are kept alive and reused, as a reverse proxy's upstream pool does (see keep-alive-fetch.ts).
+  const agent = new Agent({ keepAlive: true });
+  const send = keepAliveFetch(agent);
   return {
     url, port: repo.port, dir, mediaDir: join(dir, 'media'), hs, repo, logs,
     fetch(path, init = {}) {
@@ -91,9 +97,10 @@ export async function startTestRepo(driver: DriverName, overrides: Overrides = {
       headers.set('X-Forwarded-Host', init.host ?? homeserver.name ?? SERVER_NAME);
       const token = init.token === undefined ? null : init.token;
       if (token) headers.set('Authorization', `Bearer ${token}`);
-      return fetch(url + path, { ...init, headers, duplex: 'half' } as RequestInit);
+      return send(url + path, { ...init, headers });
     },
     async close() {
+      agent.destroy();
       await repo.stop(2000);
       await hs.close();
       await db?.drop();

@@ -20,3 +20,24 @@ export const BLOCKED_LOADERS = [
 export function restrictLoaders(sharp: typeof sharpType): void {
   sharp.block({ operation: BLOCKED_LOADERS });
 }
+
+// SVG (librsvg) is a loader libvips marks untrusted, so VIPS_BLOCK_UNTRUSTED blocks it, and an
+// operator who lists image/svg+xml in thumbnails.types got "unsupported image format". It is
+// therefore switched by name, and only it: unblocked while some configured thumbnails.types
+// lists SVG, blocked otherwise (also where libvips started without VIPS_BLOCK_UNTRUSTED, as in
+// a process that loaded sharp before the pools set it). The switch is process-wide, so every
+// task carries the same process-wide decision (src/pools/svg-loader.ts): threads agree, and the
+// state only changes on a reload that changes it. Which requests may reach it at all is still
+// the per-homeserver type check in source.ts, before any decoder sees the bytes.
+export const SVG_LOADER = 'VipsForeignLoadSvg';
+
+/** What this thread last set (each worker thread has its own copy of this module). */
+let svgLoaderAllowed: boolean | undefined;
+
+export function allowSvgLoader(sharp: typeof sharpType, allowed: boolean): void {
+  if (svgLoaderAllowed === allowed) return;
+  // The parent class: its file, buffer and source variants follow it.
+  if (allowed) sharp.unblock({ operation: [SVG_LOADER] });
+  else sharp.block({ operation: [SVG_LOADER] });
+  svgLoaderAllowed = allowed;
+}

@@ -10,7 +10,7 @@ export async function logoutHandler(ctx: Ctx, all: boolean): Promise<Result> {
   if (ctx.req.body) await readSmallBody(ctx.req.body, 64 * 1024).catch(() => undefined);
   const version = ctx.req.path.startsWith('/_matrix/client/r0/') ? 'r0' : 'v3';
   const r = await ctx.svc.homeserver.proxyJson(ctx.domain.homeserver, 'POST', `_matrix/client/${version}/logout${all ? '/all' : ''}`,
-    ctx.user!.token, { timeoutMs: ctx.domain.timeouts.clientServerTimeoutSeconds * 1000, forwardedFor: ctx.req.remoteAddress }, '{}');
+    ctx.user!.token, { timeoutMs: ctx.domain.timeouts.clientServerTimeoutSeconds * 1000, forwardedFor: ctx.req.remoteAddress, log: ctx.log }, '{}');
   if (r.status === 200) {
     if (all) ctx.svc.tokens.dropUser(ctx.serverName, ctx.user!.userId);
     else ctx.svc.tokens.dropToken(ctx.serverName, ctx.user!.token);

@@ -10,6 +10,7 @@ export async function versionsHandler(ctx: Ctx): Promise<Result> {
   const r = await ctx.svc.homeserver.proxyJson(ctx.domain.homeserver, 'GET', '_matrix/client/versions', null, {
     timeoutMs: ctx.domain.timeouts.clientServerTimeoutSeconds * 1000,
     forwardedFor: ctx.req.remoteAddress,
+    log: ctx.log,
   });
   if (r.status !== 200) throw Errors.badGateway(`Homeserver answered /versions with HTTP ${r.status}`);
   const versions = Array.isArray(r.body.versions) ? (r.body.versions as unknown[]).filter((v) => typeof v === 'string') : [];
