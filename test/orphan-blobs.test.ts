@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { createTestDatabase, drivers } from './helpers/databases.js';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { waitFor } from './helpers/hostile-store.js';
+import { SUSPICIOUS_ORPHANS } from '../src/tasks/orphan-blobs.js';
 
 // issue-13 item 5: kill -9 between an upload's blob commit and its row's COMMIT leaves a blob
 // no row references. The collector removes such blobs once they are old, counts them in
@@ -91,4 +92,17 @@ t.test('issue-13: two instances over one database collect once per period', { sk
   const starts = runs.rows.map((r) => Number(r.start_ts));
   const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
   t.ok(gaps.every((g) => g >= 2000), `no two runs started within one period (gaps ${gaps.join(', ')} ms)`);
+});
+
+t.test('issue-13: a datastore where many blobs have no row is left alone and reported (a renamed id, a shared bucket)', { timeout: 120_000 }, async (t) => {
+  const repo = await startTestRepo('pglite', { metrics, orphanBlobs: collector });
+  t.teardown(() => repo.close());
+  const planted = Date.now();
+  const orphans = Array.from({ length: SUSPICIOUS_ORPHANS + 1 }, () => plantBlob(repo.mediaDir, true));
+  const failedRun = async () => Number((await repo.repo.services.db.query<{ n: unknown }>(
+    "SELECT count(*) AS n FROM background_tasks WHERE name = 'orphan_blobs' AND end_ts IS NOT NULL AND error IS NOT NULL AND start_ts > $1", [planted])).rows[0]!.n);
+  t.ok(await waitFor(async () => (await failedRun()) >= 1, 60_000, 200), 'a collection ran after the blobs appeared, and failed');
+  t.ok(orphans.every((p) => existsSync(p)), `none of the ${orphans.length} unreferenced blobs is removed`);
+  t.equal(await removedCount(repo, 'files'), 0, 'nothing counted as removed');
+  t.ok(repo.logs.some((l) => l.includes('orphan blob collection refused') && l.includes(`unreferenced=${orphans.length}`) || l.includes(`"unreferenced":${orphans.length}`)), 'the log names the datastore problem and the count');
 });

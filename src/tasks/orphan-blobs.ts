@@ -20,7 +20,9 @@ import { LostClaimError, type TaskContext, type TaskHandler } from './runner.js'
 // its rename. While a migration is unfinished the collector does not run at all: its source
 // blobs stay unreferenced on purpose for a grace period (stale row caches still read them).
 //
-// Memory is one batch of locations, whatever the datastore's size.
+// A first, read-only pass counts the unreferenced blobs: a datastore where too many lack a row
+// is refused whole (see SUSPICIOUS_ORPHANS). Memory is one batch of locations, whatever the
+// datastore's size.
 
 export const ORPHAN_BLOBS = 'orphan_blobs';
 
@@ -46,6 +48,35 @@ interface Progress {
 
 const BATCH = 500;
 
+/**
+ * A crash leaves a handful of orphans; a datastore where many blobs have no row is far more
+ * likely misconfigured (its `id` renamed in the config, or one bucket shared by two databases)
+ * than crashed that often. Deleting there would destroy media for good, so such a datastore is
+ * left alone and reported: more than this many unreferenced blobs, and more than this share.
+ */
+export const SUSPICIOUS_ORPHANS = 50;
+export const SUSPICIOUS_SHARE = 0.05;
+
+/** Pass one, read-only: how many content-addressed blobs the datastore holds, and how many no row references. */
+async function census(deps: OrphanBlobsDeps, ctx: TaskContext, ds: Datastore): Promise<{ blobs: number; unreferenced: number }> {
+  let blobs = 0;
+  let unreferenced = 0;
+  let batch: string[] = [];
+  const count = async () => {
+    unreferenced += (await unreferencedLocations(deps.db, ds.id, batch)).length;
+    batch = [];
+  };
+  for await (const location of ds.listObjects!()) {
+    ctx.signal.throwIfAborted();
+    if (!contentHashOf(location)) continue;
+    blobs++;
+    batch.push(location);
+    if (batch.length === BATCH) await count();
+  }
+  if (batch.length) await count();
+  return { blobs, unreferenced };
+}
+
 /** The SHA-256 a content-addressed location stands for: `ab/cd/<sha>` (files) or `[<prefix>/]<sha>` (S3). */
 export function contentHashOf(location: string): string | null {
   const parts = location.split('/');
@@ -66,6 +97,14 @@ export function orphanBlobs(deps: OrphanBlobsDeps): TaskHandler {
     for (const ds of deps.datastores.all()) {
       if (!ds.listObjects || !ds.modifiedAt) continue;
       try {
+        const seen = await census(deps, ctx, ds);
+        if (seen.unreferenced > SUSPICIOUS_ORPHANS && seen.unreferenced > seen.blobs * SUSPICIOUS_SHARE) {
+          prog.failed++;
+          prog.last_error = `${ds.id}: ${seen.unreferenced} of ${seen.blobs} blobs have no row; nothing removed`;
+          ctx.log.error('orphan blob collection refused: too many blobs in this datastore have no row. Check that its id matches the one its media rows name, and that no other database shares it',
+            { datastore: ds.id, unreferenced: seen.unreferenced, blobs: seen.blobs });
+          continue;
+        }
         let batch: string[] = [];
         for await (const location of ds.listObjects()) {
           ctx.signal.throwIfAborted();
