@@ -23,7 +23,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 ensureBuilt();
 const dist = (p) => join(ROOT, 'dist', p);
 const { FileDatastore } = await import(dist('src/datastores/file.js'));
-const { S3Datastore } = await import(dist('src/datastores/s3.js'));
+const { S3Datastore } = await import(dist('src/datastores/s3/store.js'));
 const { UploadSinkPool } = await import(dist('src/pools/upload-sink.js'));
 const { defaultS3Opts } = await import(dist('src/config/defaults.js'));
 

@@ -1,5 +1,4 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { CliArgs } from './config/args.js';
 import {
   formatSigningKeys, generateSigningKey, KEY_FILE_FORMATS, parseSigningKeys, type KeyFileFormat, type SigningKey,
 } from './matrix/signing-keys.js';
@@ -25,9 +24,18 @@ const VALUE_FLAGS: Record<string, 'output' | 'format'> = {
   '-output': 'output', '--output': 'output', '-format': 'format', '--format': 'format',
 };
 
+/** What parseKeyCommand makes of the arguments: the command to run ('help' when they made no
+ * sense, with the reason), as config/args.ts's CliArgs takes it. Declared here so that module
+ * depends on this one and not the other way round. */
+export interface ParsedKeyCommand {
+  command: KeyCommand | 'help';
+  keys?: KeyCommandArgs;
+  error?: string;
+}
+
 /** Parses the arguments after the command word; `-flag value` and `--flag=value` both work. */
-export function parseKeyCommand(command: KeyCommand, argv: string[]): CliArgs {
-  const fail = (error: string): CliArgs => ({ command: 'help', error });
+export function parseKeyCommand(command: KeyCommand, argv: string[]): ParsedKeyCommand {
+  const fail = (error: string): ParsedKeyCommand => ({ command: 'help', error });
   const got: { output?: string; format?: string } = {};
   const inputs: string[] = [];
   for (let i = 0; i < argv.length; i++) {

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Datastore, StagingWriter } from '../src/datastores/datastore.js';
 import { FileDatastore } from '../src/datastores/file.js';
-import { S3Datastore } from '../src/datastores/s3.js';
+import { S3Datastore } from '../src/datastores/s3/store.js';
 import { UploadSinkPool } from '../src/pools/upload-sink.js';
 import { S3_BUCKET, startTestS3 } from './helpers/s3.js';
 

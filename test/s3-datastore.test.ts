@@ -2,13 +2,13 @@
 // and behaviour when S3 fails or crawls (the contract suite covers the common ground).
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { S3Datastore } from '../src/datastores/s3.js';
-import { S3Bucket } from '../src/datastores/s3-bucket.js';
-import { createS3Client } from '../src/datastores/s3-client.js';
-import { copyObject } from '../src/datastores/s3-copy.js';
-import { ObjectUpload } from '../src/datastores/s3-object-upload.js';
-import { LeftoverCleaner } from '../src/datastores/s3-leftovers.js';
-import { publicUrlFor } from '../src/datastores/s3-keys.js';
+import { S3Datastore } from '../src/datastores/s3/store.js';
+import { S3Bucket } from '../src/datastores/s3/bucket.js';
+import { createS3Client } from '../src/datastores/s3/client.js';
+import { copyObject } from '../src/datastores/s3/copy.js';
+import { ObjectUpload } from '../src/datastores/s3/object-upload.js';
+import { LeftoverCleaner } from '../src/datastores/s3/leftovers.js';
+import { publicUrlFor } from '../src/datastores/s3/keys.js';
 import type { StagingWriter } from '../src/datastores/datastore.js';
 import { UploadSinkPool } from '../src/pools/upload-sink.js';
 import { startTestS3, until } from './helpers/s3.js';

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { ALICE, BOB, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { startTestS3, until } from './helpers/s3.js';
-import type { S3Datastore } from '../src/datastores/s3.js';
+import type { S3Datastore } from '../src/datastores/s3/store.js';
 
 const MiB = 1024 * 1024;
 const s3 = await startTestS3();

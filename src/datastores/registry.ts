@@ -3,7 +3,7 @@ import { defaultS3Opts } from '../config/defaults.js';
 import type { Datastore } from './datastore.js';
 import { servesKind } from './datastore.js';
 import { FileDatastore } from './file.js';
-import { S3Datastore } from './s3.js';
+import { S3Datastore } from './s3/store.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
 
 // All configured datastores by ID, plus the stored-bytes tally that `pick` balances on.

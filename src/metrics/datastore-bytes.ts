@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Datastore, StagingWriter } from '../datastores/datastore.js';
 import type { MediaMetrics } from './media-metrics.js';
-import { S3Bucket } from '../datastores/s3-bucket.js';
+import { S3Bucket } from '../datastores/s3/bucket.js';
 
 // Counts the bytes each datastore writes (at commit, so aborted uploads do not count) and
 // reads (whole reads, random reads, streams) into media_datastore_bytes_total. A proxy keeps

@@ -48,9 +48,9 @@ export async function thumbnailHandler(ctx: Ctx, authenticated: boolean): Promis
   }
 }
 
-/** Spec v1.12: thumbnails are always inline, with a filename. */
-/** One frozen headers object per output type (a handful), so the responder builds each
- * type's header block once rather than per request. */
+/** Spec v1.12: thumbnails are always inline, with a filename. One frozen headers object per
+ * output type (a handful), so the responder builds each type's header block once rather than
+ * per request. */
 const headersByType = new Map<string, Headers>();
 
 export function thumbnailHeaders(contentType: string): Headers {

@@ -1,7 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { S3DatastoreOpts } from '../config/schema.js';
+import type { S3DatastoreOpts } from '../../config/schema.js';
 
 /** Sockets one datastore may hold open; more requests queue for a free one instead. */
 const MAX_SOCKETS = 64;

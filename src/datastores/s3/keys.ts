@@ -1,5 +1,5 @@
-import { stagingName } from './staging-names.js';
-import { checkedLocation } from './location.js';
+import { stagingName } from '../staging-names.js';
+import { checkedLocation } from '../location.js';
 
 // Object keys of an S3 datastore. Blobs live under their SHA-256, so two identical uploads can
 // only ever produce one object, and a blob committed just before a crash is reused by the next

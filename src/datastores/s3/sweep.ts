@@ -1,9 +1,9 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import type { S3Bucket } from './s3-bucket.js';
-import { isContentKey, STAGING_PREFIX } from './s3-keys.js';
-import { removeLeftover, type Leftover } from './s3-leftovers.js';
-import { FOREIGN_STAGING_MAX_AGE_MS } from './datastore.js';
-import { sweepable } from './staging-names.js';
+import type { S3Bucket } from './bucket.js';
+import { isContentKey, STAGING_PREFIX } from './keys.js';
+import { removeLeftover, type Leftover } from './leftovers.js';
+import { FOREIGN_STAGING_MAX_AGE_MS } from '../datastore.js';
+import { sweepable } from '../staging-names.js';
 
 /**
  * Removes staging objects and unfinished multipart uploads that no running upload of ours can

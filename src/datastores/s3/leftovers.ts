@@ -1,5 +1,5 @@
 import { AbortMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { isNotFound, type S3Bucket } from './s3-bucket.js';
+import { isNotFound, type S3Bucket } from './bucket.js';
 
 /** Something a failed or abandoned upload may have left in the bucket. */
 export interface Leftover {

@@ -1,8 +1,8 @@
 import {
   CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type CompletedPart, type StorageClass,
 } from '@aws-sdk/client-s3';
-import type { S3Bucket } from './s3-bucket.js';
-import type { Leftover, LeftoverCleaner } from './s3-leftovers.js';
+import type { S3Bucket } from './bucket.js';
+import type { Leftover, LeftoverCleaner } from './leftovers.js';
 
 /** S3's smallest part (every part but the last must be at least this). */
 const MIN_PART_BYTES = 5 * 1024 * 1024;

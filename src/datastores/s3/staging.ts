@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { StagingWriter } from './datastore.js';
-import { ObjectUpload, partBytes } from './s3-object-upload.js';
-import type { S3Bucket } from './s3-bucket.js';
-import type { LeftoverCleaner } from './s3-leftovers.js';
+import type { StagingWriter } from '../datastore.js';
+import { ObjectUpload, partBytes } from './object-upload.js';
+import type { S3Bucket } from './bucket.js';
+import type { LeftoverCleaner } from './leftovers.js';
 
 /** The first part's buffer starts this small and doubles: most uploads are far below 5 MiB. */
 const FIRST_BUFFER_BYTES = 256 * 1024;

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import type { ByteRange } from './datastore.js';
-import type { S3Bucket } from './s3-bucket.js';
+import type { ByteRange } from '../datastore.js';
+import type { S3Bucket } from './bucket.js';
 
 /** Sends the GetObject (a Range GET when a range is given); the body and the offset it starts at. */
 export async function getObject(bucket: S3Bucket, key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<{ body: Readable; firstByte: number }> {

@@ -2,8 +2,8 @@ import {
   CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, UploadPartCopyCommand,
   type CompletedPart, type StorageClass,
 } from '@aws-sdk/client-s3';
-import type { S3Bucket } from './s3-bucket.js';
-import type { LeftoverCleaner } from './s3-leftovers.js';
+import type { S3Bucket } from './bucket.js';
+import type { LeftoverCleaner } from './leftovers.js';
 
 /** S3's limit for a single CopyObject; larger objects are copied part by part. */
 export const SINGLE_COPY_MAX_BYTES = 5 * 1024 ** 3;

@@ -2,26 +2,26 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type StorageClass } from '@aws-sdk/client-s3';
-import type { DatastoreKind, S3DatastoreOpts } from '../config/schema.js';
-import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
-import { createS3Client } from './s3-client.js';
-import { isNotFound, S3Bucket } from './s3-bucket.js';
-import { contentKey, newStagingKey, publicUrlFor, STAGING_PREFIX } from './s3-keys.js';
-import { LeftoverCleaner, removeLeftover } from './s3-leftovers.js';
-import { S3StagingWriter } from './s3-staging.js';
-import { uploadFile } from './s3-spool.js';
-import { FileStagingWriter } from './file-staging.js';
-import { getObject, S3ReadStream } from './s3-read-stream.js';
-import { copyObject } from './s3-copy.js';
-import { sweepBucketStaging } from './s3-sweep.js';
-import { checkedLocation } from './location.js';
-import { stagingName, sweepStagingDir } from './staging-names.js';
-import { CachedWriteProbe, probeLocalFile } from './write-probe.js';
-import type { UploadSinkPool } from '../pools/upload-sink.js';
+import type { DatastoreKind, S3DatastoreOpts } from '../../config/schema.js';
+import type { ByteRange, Datastore, StagingWriter } from '../datastore.js';
+import { createS3Client } from './client.js';
+import { isNotFound, S3Bucket } from './bucket.js';
+import { contentKey, newStagingKey, publicUrlFor, STAGING_PREFIX } from './keys.js';
+import { LeftoverCleaner, removeLeftover } from './leftovers.js';
+import { S3StagingWriter } from './staging.js';
+import { uploadFile } from './spool.js';
+import { FileStagingWriter } from '../file-staging.js';
+import { getObject, S3ReadStream } from './read-stream.js';
+import { copyObject } from './copy.js';
+import { sweepBucketStaging } from './sweep.js';
+import { checkedLocation } from '../location.js';
+import { stagingName, sweepStagingDir } from '../staging-names.js';
+import { CachedWriteProbe, probeLocalFile } from '../write-probe.js';
+import type { UploadSinkPool } from '../../pools/upload-sink.js';
 
 const PROBE_BODY = Buffer.from([0]);
 
-// Blobs in an S3 (or S3-compatible) bucket, under their content address (see s3-keys.ts).
+// Blobs in an S3 (or S3-compatible) bucket, under their content address (see keys.ts).
 // An upload is staged first, either streamed into a staging object or spooled to tempPath,
 // and only becomes visible under its content address on commit: a crash at any instant leaves
 // either staging garbage (swept at start-up) or a complete blob that the next upload of the

@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PutObjectCommand, type StorageClass } from '@aws-sdk/client-s3';
-import { ObjectUpload, partBytes, type ObjectTarget } from './s3-object-upload.js';
-import type { LeftoverCleaner } from './s3-leftovers.js';
+import { ObjectUpload, partBytes, type ObjectTarget } from './object-upload.js';
+import type { LeftoverCleaner } from './leftovers.js';
 
 // tempPath: an upload is spooled to a local file first (written and hashed on an upload-sink
 // worker, exactly like file staging: a FileStagingWriter) and sent to S3 only on commit,
