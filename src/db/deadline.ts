@@ -1,4 +1,3 @@
-import { Errors, type MatrixError } from '../errors.js';
 import { defaultConfig } from '../config/defaults.js';
 
 // Bounds on every wait for the database (database.timeouts). A database that stops answering
@@ -18,11 +17,6 @@ export interface DatabaseTimeouts {
 export const DEFAULT_DATABASE_TIMEOUTS: DatabaseTimeouts = defaultConfig().database.timeouts;
 
 export type DatabaseWait = 'connect' | 'query' | 'transaction';
-
-/** The wire error (503 M_UNKNOWN) of a database wait that passed its bound. */
-export function databaseTimeout(what: DatabaseWait, seconds: number): MatrixError {
-  return Errors.databaseTimeout(what, seconds);
-}
 
 /**
  * Settles as `p` does, or rejects with `onTimeout()` once `ms` have passed. `onTimeout` runs

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './driver.js';
-import { DEFAULT_DATABASE_TIMEOUTS, databaseTimeout } from './deadline.js';
+import { DEFAULT_DATABASE_TIMEOUTS } from './deadline.js';
+import { Errors } from '../errors.js';
 
 // Embedded Postgres (WASM) for zero-config installs. It is single-connection: PGlite
 // serialises queries itself and its transaction() holds the instance until done.
@@ -49,7 +50,7 @@ export async function openPglite(dataDir: string, transactionSeconds = DEFAULT_D
       const deadline = Date.now() + transactionSeconds * 1000;
       return fn({
         query: <R>(sql: string, params?: unknown[]) => (Date.now() > deadline
-          ? Promise.reject(databaseTimeout('transaction', transactionSeconds))
+          ? Promise.reject(Errors.databaseTimeout('transaction', transactionSeconds))
           : inner.query<R>(sql, params)),
       });
     }),

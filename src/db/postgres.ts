@@ -1,7 +1,8 @@
 import pg from 'pg';
 import type { Db, Queryable, QueryResult } from './driver.js';
 import type { Logger } from '../logging/logger.js';
-import { DEFAULT_DATABASE_TIMEOUTS, databaseTimeout, timeoutReporter, within, type DatabaseTimeouts } from './deadline.js';
+import { DEFAULT_DATABASE_TIMEOUTS, timeoutReporter, within, type DatabaseTimeouts } from './deadline.js';
+import { Errors } from '../errors.js';
 
 export interface PostgresOptions {
   dsn: string;
@@ -46,7 +47,7 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
 
   const timedOut = (what: 'connect' | 'query' | 'transaction', seconds: number) => {
     report(what, seconds);
-    return databaseTimeout(what, seconds);
+    return Errors.databaseTimeout(what, seconds);
   };
 
   async function acquire(): Promise<Client> {
@@ -119,7 +120,7 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
       let expired = false;
       const q: Queryable = {
         query: <R>(sql: string, params?: unknown[]) => (l.finished
-          ? Promise.reject(expired ? databaseTimeout('transaction', limits.transactionSeconds) : databaseTimeout('query', limits.querySeconds))
+          ? Promise.reject(expired ? Errors.databaseTimeout('transaction', limits.transactionSeconds) : Errors.databaseTimeout('query', limits.querySeconds))
           : bounded<R>(client, l.destroy, sql, params)),
       };
       const body = (async () => {
