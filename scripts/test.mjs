@@ -6,6 +6,23 @@ import { readdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
+const args = process.argv.slice(2);
+
+// Formatting and lint first: seconds, no build needed, and a failure names the fix. A run
+// narrowed to some files is someone iterating on them, so only the full run (CI's) checks.
+const checks = [
+  ['format:check', 'files are not formatted: run `npm run format` and commit the result'],
+  ['lint', 'lint errors: fix them (or, for a deliberate pattern, turn the rule off in eslint.config.js)'],
+];
+for (const [script, fix] of args.length ? [] : checks) {
+  const check = spawnSync('npm', ['run', '--silent', script], { cwd: root, stdio: 'inherit' });
+  if (check.status !== 0) {
+    console.log(`npm run ${script} failed: ${fix}`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+}
+
 const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) {
   console.log('0 passed, 1 failed');
@@ -22,7 +39,6 @@ function walk(dir, ext, out = []) {
   return out;
 }
 
-const args = process.argv.slice(2);
 const files = args.length
   ? args.map((a) => a.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js'))
   : walk(join(root, 'dist/test'), '.test.js').map((p) => p.slice(root.length)).sort();

@@ -28,9 +28,9 @@ function configuredWorkers(path: string | undefined): number {
       : [path];
     let n = 0;
     for (const f of files) {
-      const doc = yaml.load(readFileSync(f, 'utf8')) as Record<string, any> | undefined;
+      const doc = yaml.load(readFileSync(f, 'utf8')) as { homeserver?: unknown; thumbnails?: { numWorkers?: unknown } } | undefined;
       const v = doc && !('homeserver' in doc) ? doc.thumbnails?.numWorkers : undefined;
-      if (Number.isInteger(v) && v >= 0) n = v;
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0) n = v;
     }
     return n;
   } catch {

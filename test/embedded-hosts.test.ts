@@ -7,7 +7,7 @@ import { loadConfig, EMBEDDED_SECRET_FILE } from '../src/config/load.js';
 import { startMediaRepo } from '../src/main.js';
 import { createLogger } from '../src/logging/logger.js';
 import { seedPglite } from './helpers/pglite-template.js';
-import { rawRequest } from './helpers/hostile-http.js';
+import { requestRaw } from './helpers/auth-hosts.js';
 
 // issue-13: with no config file the README says the server answers on 127.0.0.1:8000 for the
 // embedded homeserver "localhost"; a browser or curl at http://127.0.0.1:8000 sends
@@ -28,15 +28,16 @@ t.test('issue-13: no-config mode serves localhost, 127.0.0.1 and [::1] (any port
   });
   const secret = readFileSync(join(cwd, EMBEDDED_SECRET_FILE), 'utf8').trim();
   for (const host of LOOPBACK_HOSTS) {
-    const res = await rawRequest(repo.port, 'GET', '/_matrix/media/v3/config', { Host: host, Authorization: `Bearer ${secret}` });
+    const res = await requestRaw(repo, { path: '/_matrix/media/v3/config', host, headers: { Authorization: `Bearer ${secret}` } });
     t.equal(res.status, 200, `Host: ${host}`);
   }
-  const other = await rawRequest(repo.port, 'GET', '/_matrix/media/v3/config', { Host: 'example.org', Authorization: `Bearer ${secret}` });
+  const other = await requestRaw(repo, { path: '/_matrix/media/v3/config', host: 'example.org', headers: { Authorization: `Bearer ${secret}` } });
   t.equal(other.status, 502, 'another name is still not served');
   // What it serves under those names is the one homeserver "localhost" (its mxc URIs say so).
-  const up = await rawRequest(repo.port, 'POST', '/_matrix/media/v3/upload', {
-    Host: '127.0.0.1:8000', Authorization: `Bearer ${secret}`, 'Content-Type': 'text/plain', 'Content-Length': 200,
-  }, 'hello'.repeat(40));
+  const up = await requestRaw(repo, {
+    method: 'POST', path: '/_matrix/media/v3/upload', host: '127.0.0.1:8000',
+    headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'text/plain', 'Content-Length': '200' }, body: 'hello'.repeat(40),
+  });
   t.equal(up.status, 200, up.body.toString());
   t.match(JSON.parse(up.body.toString()).content_uri, /^mxc:\/\/localhost\//);
 });
@@ -57,7 +58,7 @@ t.test('issue-13: a config file does not get the loopback aliases', async (t) =>
     await repo.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-  const ask = async (host: string) => (await rawRequest(repo.port, 'GET', '/_matrix/media/v3/config', { Host: host, Authorization: 'Bearer secret' })).status;
+  const ask = async (host: string) => (await requestRaw(repo, { path: '/_matrix/media/v3/config', host, headers: { Authorization: 'Bearer secret' } })).status;
   t.equal(await ask('localhost:8000'), 200, 'the configured name, any port');
   t.equal(await ask('127.0.0.1:8000'), 502, 'a name the config does not list');
   t.equal(await ask('[::1]'), 502);

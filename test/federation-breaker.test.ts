@@ -2,7 +2,6 @@ import t from 'tap';
 import { createServer } from 'node:http';
 import { ALICE, freePort } from './helpers/repo.js';
 import { startFederatingServer } from './helpers/federation.js';
-import { RemoteFetchState } from '../src/cache/remote-state.js';
 
 // A peer that is down: after federation.backoffAt failures the breaker opens (requests fail
 // fast without touching the network), then it lets a request through again and recovers.
@@ -14,7 +13,9 @@ t.test('per-server breaker, and ignored hosts', async (t) => {
     timeouts: { federationTimeoutSeconds: 2 },
   });
   t.teardown(() => b.close());
-  b.repo.repo.services.remoteState = new RemoteFetchState(1500);
+  // A breaker that opens for 1.5 s: the running repo's state object is shared by every pipeline
+  // that fetches remote media, so its window is changed in place.
+  (b.repo.repo.services.remoteState as unknown as { openMs: number }).openMs = 1500;
   const port = await freePort();
   const origin = `127.0.0.1:${port}`;
   const get = (id: string, o = origin) => b.repo.fetch(`/_matrix/client/v1/media/download/${o}/${id}`, { token: ALICE });

@@ -114,7 +114,7 @@ t.test('issue-13: the HTTP endpoint clamps sizes to 96..512 as MMR does', async 
   const r = await startTestRepo('pglite');
   t.teardown(() => r.close());
   const size = async (query: string) => {
-    const res = await r.fetch(`/_matrix/media/r0/identicon/clamp${query}`, { signal: AbortSignal.timeout(30_000) });
+    const res = await r.request(`/_matrix/media/r0/identicon/clamp${query}`, { signal: AbortSignal.timeout(30_000) });
     t.equal(res.status, 200, `${query}: 200`);
     t.equal(res.headers.get('content-type'), 'image/png', `${query}: image/png`);
     const m = await dims(Buffer.from(await res.arrayBuffer()));

@@ -84,7 +84,7 @@ t.test('repo.logColors colours the level name on stdout, never in the file or in
   t.notMatch(shown[0], /secret-/, 'still redacted');
   const written = readFileSync(join(dir, readdirSync(dir)[0]!), 'utf8');
   t.notMatch(written, /\x1b\[/, 'the file stays plain');
-  t.match(written, /WARN  careful /);
+  t.match(written, /WARN {2}careful /);
   const json: string[] = [];
   createLogger({ level: 'info', json: true, colors: true, sink: (l) => json.push(l) }).info('plain');
   t.equal(JSON.parse(json[0]!).level, 'info', 'JSON lines are never coloured');

@@ -51,12 +51,11 @@ t.test('a config without datastores or uploads: media in ./data/media, small fil
 
   const logs: string[] = [];
   repo = await startMediaRepo({ config: loaded, log: createLogger({ level: 'info', json: false, sink: (l) => logs.push(l) }), port: 0 });
-  const url = `http://127.0.0.1:${repo.port}`;
   const headers = { 'X-Forwarded-Host': SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Content-Type': 'text/plain' };
-  const up = await fetch(`${url}/_matrix/media/v3/upload?filename=hello.txt`, { method: 'POST', body: 'hello, world', headers });
+  const up = await repo.request({ method: 'POST', url: '/_matrix/media/v3/upload?filename=hello.txt', body: 'hello, world', headers });
   t.equal(up.status, 200, 'a 12-byte file is accepted');
   const mxc = ((await up.json()) as { content_uri: string }).content_uri.slice('mxc://'.length);
   t.equal(filesUnder(mediaDir).length, 1, 'stored under ./data/media');
-  const down = await fetch(`${url}/_matrix/client/v1/media/download/${mxc}`, { headers });
+  const down = await repo.request({ url: `/_matrix/client/v1/media/download/${mxc}`, headers });
   t.equal(await down.text(), 'hello, world');
 });

@@ -2,10 +2,11 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { drivers } from './helpers/databases.js';
 import { ALICE, GUEST } from './helpers/repo.js';
-import { rawRequest, startRepoWithHomeservers, type RawOptions, type RawResponse } from './helpers/auth-hosts.js';
+import { requestRaw, startRepoWithHomeservers, type RawOptions, type RawResponse } from './helpers/auth-hosts.js';
 
-// Host → homeserver routing (raw node:http so Host itself is under test), every route
-// family, the common CORS and security headers, and OPTIONS.
+// Host → homeserver routing (in-process requests, which send any Host as given, so Host itself
+// is under test), every route family, the common CORS and security headers, and OPTIONS.
+// Nothing here depends on the socket.
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 const A = 'media.test';
@@ -33,8 +34,8 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
     t.teardown(() => a.close());
     const b = await startRepoWithHomeservers(d.name, [A, B], { repo: { useForwardedHost: false, freezeUnauthenticatedMedia: false } });
     t.teardown(() => b.close());
-    const reqA = (o: RawOptions) => rawRequest(a.port, o);
-    const reqB = (o: RawOptions) => rawRequest(b.port, o);
+    const reqA = (o: RawOptions) => requestRaw(a.repo, o);
+    const reqB = (o: RawOptions) => requestRaw(b.repo, o);
     const upload = (req: typeof reqA, host: string, path = '/_matrix/media/v3/upload', body = randomBytes(256)) =>
       req({ method: 'POST', path, host, token: ALICE, body, headers: { 'Content-Type': 'application/x-route' } });
     const config = '/_matrix/client/v1/media/config';
@@ -163,12 +164,12 @@ t.test('routing smoke (postgres)', { skip: pg.skip }, async (t) => {
   const r = await startRepoWithHomeservers('postgres', [A, B]);
   t.teardown(() => r.close());
   const body = randomBytes(1000);
-  const up = await rawRequest(r.port, { method: 'POST', path: '/_matrix/media/v3/upload', host: B, token: ALICE, body });
+  const up = await requestRaw(r.repo, { method: 'POST', path: '/_matrix/media/v3/upload', host: B, token: ALICE, body });
   t.equal(up.status, 200);
   const { server, id } = mxcParts(up);
   t.equal(server, B);
-  const dl = await rawRequest(r.port, { path: `/_matrix/client/v1/media/download/${server}/${id}`, host: `${A}:443`, token: ALICE });
+  const dl = await requestRaw(r.repo, { path: `/_matrix/client/v1/media/download/${server}/${id}`, host: `${A}:443`, token: ALICE });
   t.equal(dl.status, 200);
   t.ok(dl.body.equals(body));
-  t.equal((await rawRequest(r.port, { path: '/_matrix/client/v1/media/config', host: '127.0.0.1:9999', token: ALICE })).status, 502);
+  t.equal((await requestRaw(r.repo, { path: '/_matrix/client/v1/media/config', host: '127.0.0.1:9999', token: ALICE })).status, 502);
 });

@@ -61,7 +61,7 @@ async function readAll(body: Readable): Promise<Buffer> {
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'resolved'; } catch (e) { return e instanceof OutboundError ? e.code : `other: ${(e as Error).message}`; }
+  try { await p; return 'resolved'; } catch (e) { return e instanceof OutboundError ? e.kind : `other: ${(e as Error).message}`; }
 }
 
 const A = fixture('A');

@@ -48,11 +48,11 @@ t.test('invalid responses are rejected', async (t) => {
   const forger = generateSigningKey('k1');
   const cases: Array<[string, (srv: string) => unknown]> = [
     ['forged self-signature', (srv) => {
-      const r = response(srv, [forger], T0 + DAY) as any;
+      const r = response(srv, [forger], T0 + DAY) as Record<string, unknown>;
       r.verify_keys = { 'ed25519:k1': { key: k1.publicKeyBase64 } }; // claims k1, signed by another key
       return r;
     }],
-    ['missing self-signature', (srv) => { const r = response(srv, [k1], T0 + DAY) as any; delete r.signatures; return r; }],
+    ['missing self-signature', (srv) => { const r = response(srv, [k1], T0 + DAY) as Record<string, unknown>; delete r.signatures; return r; }],
     ['signed by only one of two keys', (srv) => {
       const r = signJson({ server_name: srv, valid_until_ts: T0 + DAY,
         verify_keys: { 'ed25519:k1': { key: k1.publicKeyBase64 }, 'ed25519:k2': { key: k2.publicKeyBase64 } } }, srv, k1);
@@ -61,7 +61,7 @@ t.test('invalid responses are rejected', async (t) => {
     ['content changed after signing', (srv) => ({ ...response(srv, [k1], T0 + DAY), valid_until_ts: T0 + 2 * DAY })],
     ['server_name mismatch', () => response('evil.example', [k1], T0 + DAY)],
     ['expired valid_until_ts', (srv) => response(srv, [k1], T0 - 1)],
-    ['valid_until_ts missing', (srv) => { const r = response(srv, [k1], T0 + DAY) as any; delete r.valid_until_ts; return signJson(r, srv, k1); }],
+    ['valid_until_ts missing', (srv) => { const r = response(srv, [k1], T0 + DAY) as Record<string, unknown>; delete r.valid_until_ts; return signJson(r, srv, k1); }],
     ['no verify_keys', (srv) => signJson({ server_name: srv, valid_until_ts: T0 + DAY }, srv, k1)],
     ['not an object', () => 'hello'],
     ['fetch fails', () => new Error('connection refused')],

@@ -1,5 +1,7 @@
 // The one contract between src/ and the worker threads in workers/. Workers import nothing
-// from src/, and src/ imports only these types from workers/.
+// from src/, and src/ imports only this file from workers/: these types, and the pure byte
+// sniffing below (no native code, no I/O), which the upload path shares with the workers.
+export { sniffType, typeAllowed, type SniffedType } from './image/sniff.js';
 
 /** Messages to the upload sink: hash and write one upload's bytes into a staging file. */
 export type SinkRequest =

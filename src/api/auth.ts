@@ -1,6 +1,6 @@
 import { Errors, MatrixError } from '../errors.js';
 import type { AuthMode, AuthUser, Ctx } from './services.js';
-import type { AppserviceConfig } from '../config/schema.js';
+import { resolveAccessToken } from '../pipelines/access-token.js';
 import { parseXMatrix, verifyRequestSignature } from '../matrix/x-matrix.js';
 
 /** Bearer header first; the deprecated `access_token` query parameter still works (v1.11-v1.19). */
@@ -34,44 +34,11 @@ export async function authenticate(ctx: Ctx, mode: AuthMode): Promise<AuthUser |
   return user;
 }
 
-async function resolveToken(ctx: Ctx, token: string): Promise<AuthUser> {
-  const g = ctx.svc.config().global;
-  if (g.sharedSecretAuth.enabled && g.sharedSecretAuth.token && token === g.sharedSecretAuth.token) {
-    return { userId: '@sharedsecret', isGuest: false, isRepoAdmin: true, token };
-  }
-  const asUser = ctx.req.query.get('user_id');
-  const at = ctx.domain.accessTokens;
-  if (at.useLocalAppserviceConfig) {
-    const as = at.appservices.find((a) => a.asToken === token);
-    if (as) return { userId: appserviceUser(as, asUser), isGuest: false, isRepoAdmin: g.admins.includes(appserviceUser(as, asUser)), token };
-  }
-  const cached = ctx.svc.tokens.get(ctx.serverName, token, asUser);
-  if (cached) {
-    if ('invalid' in cached) throw Errors.unknownToken(cached.softLogout);
-    return { ...cached, isRepoAdmin: g.admins.includes(cached.userId), token };
-  }
-  try {
-    const who = await ctx.svc.homeserver.whoami(ctx.domain.homeserver, token, asUser, {
-      timeoutMs: ctx.domain.timeouts.clientServerTimeoutSeconds * 1000,
-      forwardedFor: ctx.req.remoteAddress,
-      log: ctx.log, // an unreachable homeserver is logged with this request's ID
-    });
-    ctx.svc.tokens.set(ctx.serverName, token, asUser, who);
-    return { ...who, isRepoAdmin: g.admins.includes(who.userId), token };
-  } catch (e) {
-    // Remember rejected tokens too (not outages): a client retrying a dead token is common.
-    if (e instanceof MatrixError && e.errcode === 'M_UNKNOWN_TOKEN') {
-      ctx.svc.tokens.set(ctx.serverName, token, asUser, { invalid: true, softLogout: e.extra.soft_logout === true });
-    }
-    throw e;
-  }
-}
-
-/** An appservice acts as its sender, or as a user in its namespaces via `?user_id=`. */
-function appserviceUser(as: AppserviceConfig, asUser: string | null): string {
-  if (!asUser || asUser === as.senderUserId) return as.senderUserId;
-  if (as.userNamespaces.some((ns) => new RegExp(`^(?:${ns.regex})$`).test(asUser))) return asUser;
-  throw Errors.forbidden(`Appservice ${as.id} may not act as ${asUser}`);
+function resolveToken(ctx: Ctx, token: string): Promise<AuthUser> {
+  return resolveAccessToken(ctx.svc.auth, {
+    token, asUser: ctx.req.query.get('user_id'), serverName: ctx.serverName, domain: ctx.domain,
+    remoteAddress: ctx.req.remoteAddress, log: ctx.log,
+  });
 }
 
 /**
@@ -90,7 +57,7 @@ async function authenticateServer(ctx: Ctx): Promise<AuthUser> {
   if (auth.destination !== null && auth.destination.toLowerCase() !== ctx.serverName.toLowerCase()) {
     throw Errors.unauthorized(`This request is addressed to ${auth.destination}, not ${ctx.serverName}`);
   }
-  const publicKey = await ctx.svc.serverKeys.publicKey(auth.origin, auth.key).catch(() => null);
+  const publicKey = await ctx.svc.auth.serverKeys.publicKey(auth.origin, auth.key).catch(() => null);
   if (!publicKey) throw Errors.unauthorized(`Could not get ${auth.origin}'s key ${auth.key}`);
   const uri = ctx.req.rawQuery ? `${ctx.req.path}?${ctx.req.rawQuery}` : ctx.req.path;
   if (!verifyRequestSignature({ method: ctx.req.method, uri, destination: ctx.serverName }, auth, publicKey)) {

@@ -55,3 +55,10 @@ export function methodParam(v: string | null): 'crop' | 'scale' {
   if (v === 'crop' || v === 'scale') return v;
   throw Errors.invalidParam(`method: expected 'crop' or 'scale', got '${truncate(v)}'`);
 }
+
+/** timeout_ms: default 20 s, capped at 60 s so a client cannot park requests forever. */
+export function timeoutMsParam(v: string | null): number {
+  if (v === null || v === '') return 20_000;
+  if (!/^\d+$/.test(v)) throw Errors.invalidParam(`timeout_ms: expected a non-negative integer, got '${v}'`);
+  return Math.min(Number(v), 60_000);
+}

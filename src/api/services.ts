@@ -1,68 +1,43 @@
 import type { LoadedConfig, DomainConfig } from '../config/schema.js';
-import type { Db } from '../db/driver.js';
-import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { HomeserverClient } from '../matrix/homeserver.js';
-import type { TokenCache } from '../cache/tokens.js';
-import type { MediaRowCache } from '../cache/media-rows.js';
-import type { BlobCache } from '../cache/blob-cache.js';
-import type { UploadWaiters } from '../cache/upload-waiters.js';
 import type { Logger } from '../logging/logger.js';
 import type { HttpRequest, Result } from '../http/types.js';
-import type { ThumbnailPools } from '../pools/thumbnails.js';
-import type { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
-import type { SingleFlight } from '../cache/singleflight.js';
-import type { FreshThumbnails } from '../cache/fresh-thumbnails.js';
-import type { Thumbnail } from '../pipelines/thumbnail.js';
-import type { Pregenerator } from '../pipelines/thumbnail-pregenerate.js';
-import type { FederationClient } from '../matrix/federation-client.js';
-import type { ServerKeyFetcher } from '../matrix/server-keys.js';
-import type { RemoteFetchState } from '../cache/remote-state.js';
-import type { MediaRow } from '../db/media.js';
-import type { PreviewDeps } from '../pipelines/preview.js';
-import type { RedisServices } from '../redis/services.js';
-import type { TaskRunner } from '../tasks/runner.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
+import type { AccessTokenDeps, AuthUser } from '../pipelines/access-token.js';
+import type { AsyncUploadDeps } from '../pipelines/upload-async.js';
+import type { DownloadDeps } from '../pipelines/download.js';
+import type { ServeThumbnailDeps } from '../pipelines/serve-thumbnail.js';
+import type { IdenticonDeps } from '../pipelines/identicon.js';
+import type { AdminDeps } from '../pipelines/admin-datastores.js';
+import type { ReadinessDeps } from '../pipelines/readiness.js';
+import type { PreviewDeps } from '../preview/pipeline.js';
 
-// Everything a handler may use, injected by main.ts (no singletons).
+export type { AuthUser };
+
+/**
+ * What handlers are given, built by src/start/services.ts (no singletons): per pipeline, the
+ * few stores it uses, which the handler passes on without looking inside. Handlers never
+ * touch a store themselves (test/layering.test.ts keeps src/api free of db, datastores and
+ * cache imports).
+ */
 export interface Services {
   config(): LoadedConfig;
-  db: Db;
-  datastores: DatastoreRegistry;
-  homeserver: HomeserverClient;
-  tokens: TokenCache;
-  mediaRows: MediaRowCache;
-  /** Hot blob contents by sha256 (downloads.cache). */
-  blobCache: BlobCache;
-  waiters: UploadWaiters;
-  /** The Redis ring, media cache and upload notices (no-ops unless redis.enabled). */
-  redis: RedisServices;
-  thumbnails: ThumbnailPools;
-  thumbnailRows: ThumbnailRowCache;
-  thumbnailFlights: SingleFlight<Thumbnail[]>;
-  freshThumbnails: FreshThumbnails;
-  pregenerator: Pregenerator;
-  federation: FederationClient;
-  serverKeys: ServerKeyFetcher;
-  remoteFlights: SingleFlight<MediaRow>;
-  remoteState: RemoteFetchState;
-  /** URL previews: parse pool, gate, flights, result cache, oEmbed providers. */
-  previews: Omit<PreviewDeps, 'db' | 'datastores' | 'log' | 'config'>;
-  /** Background tasks (datastore transfers): claimed across the fleet, resumed after crashes. */
-  tasks: TaskRunner;
   log: Logger;
   /** The application metrics (media_*), on the registry the metrics listener serves. */
   metrics: MediaMetrics;
   state: { shuttingDown: boolean };
-}
-
-export interface AuthUser {
-  userId: string;
-  isGuest: boolean;
-  /** Listed in `admins`, or the shared-secret token. */
-  isRepoAdmin: boolean;
-  token: string;
-  /** Federation requests: the server whose X-Matrix signature was verified. */
-  server?: string;
+  /** Proxied client-server calls (versions). */
+  homeserver: HomeserverClient;
+  auth: AccessTokenDeps;
+  upload: AsyncUploadDeps;
+  download: DownloadDeps;
+  thumbnail: ServeThumbnailDeps;
+  identicon: IdenticonDeps;
+  /** URL previews: parse pool, gate, flights, result cache, oEmbed providers. */
+  preview: PreviewDeps;
+  /** Datastore and task admin (MMR's admin API). */
+  admin: AdminDeps;
+  readiness: ReadinessDeps;
 }
 
 /**

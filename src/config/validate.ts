@@ -8,10 +8,11 @@ import type { Config, DatastoreConfig, HomeserverConfig, S3DatastoreOpts } from 
 import type { LogLevel } from '../logging/logger.js';
 import { mmrS3Opts } from './mmr-s3-opts.js';
 import { isUnbuilt, unbuiltWarnings } from './unbuilt.js';
+import { MediaRepoError } from '../errors.js';
 
-export class ConfigError extends Error {
+export class ConfigError extends MediaRepoError<'MR_ERR_CONFIG'> {
   constructor(message: string) {
-    super(message);
+    super('MR_ERR_CONFIG', message);
     this.name = 'ConfigError';
   }
 }

@@ -55,6 +55,5 @@ export function statusLine(status: number): string {
  * defence against response splitting.
  */
 export function safeHeaderValue(v: string): string {
-  // eslint-disable-next-line no-control-regex
   return /[\r\n\0]/.test(v) ? v.replace(/[\r\n\0]/g, '') : v;
 }

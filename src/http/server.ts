@@ -1,21 +1,12 @@
-import type { HttpResponse, HttpRequest as UwsRequest, us_listen_socket } from 'uWebSockets.js';
+import type { us_listen_socket } from 'uWebSockets.js';
 import { loadUws } from './uws.js';
-import { UwsBodySource } from './body.js';
-import type { HttpRequest, Result } from './types.js';
-import { MatrixError, Errors } from '../errors.js';
-import { sendError, sendResult, type ResponseState } from './respond.js';
-import type { Logger } from '../logging/logger.js';
 import { InFlightRequests } from './in-flight.js';
+import { createRequestHandler, type RequestHandlerOptions } from './handle-request.js';
+import { request as requestInProcess, type InProcessInput, type InProcessOptions } from './in-process.js';
 
-export interface HttpServerOptions {
+export interface HttpServerOptions extends RequestHandlerOptions {
   bindAddress: string;
   port: number;
-  log: Logger;
-  /** Decides from method + path (before any await) whether the body will be streamed. */
-  wantsBody(method: string, path: string): boolean;
-  dispatch(req: HttpRequest): Promise<Result>;
-  /** Told of every answered request: the status sent (none when the client left first). */
-  observe?(req: HttpRequest, status: number | undefined, startNs: bigint): void;
 }
 
 export interface HttpServer {
@@ -26,104 +17,19 @@ export interface HttpServer {
   inFlight(): number;
   /** Logs every request still running (cut off), then force-closes every connection. */
   closeAll(): void;
+  /** One request through the same handler as the socket's, without a socket (tests, tools). */
+  request(input: InProcessInput, options?: InProcessOptions): Promise<Response>;
 }
 
-/**
- * RFC 9112 §6.1-6.3: a request with both Transfer-Encoding and Content-Length is a smuggling
- * shape (400); a coding other than chunked (gzip, deflate, …) would be stored still encoded,
- * since nothing here decodes it (501, RFC 9112 §6.1). uWS 20.30 itself closes some of these
- * without a word before they reach JS; the ones it lets through are answered here.
- */
-function transferCodingError(cl: string | undefined, te: string | undefined): MatrixError | null {
-  if (te === undefined) return null;
-  if (cl !== undefined) return Errors.invalidParam('Content-Length and Transfer-Encoding together: send one of them');
-  const codings = te.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
-  if (codings.length === 1 && codings[0] === 'chunked') return null;
-  return Errors.unsupportedCoding(te);
-}
-
-// The only module that touches uWS request objects: everything is copied out of the
-// HttpRequest before the first await, onAborted is registered first, and results go out
-// through the responder.
+// The only module that touches uWS itself: the listener. What happens to each request is
+// handle-request.ts.
 export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const uws = loadUws();
   const app = uws.App();
   const active = new InFlightRequests();
   let draining = false;
-
-  app.any('/*', (res: HttpResponse, ureq: UwsRequest) => {
-    // While draining, a keep-alive connection gets its answer and is then closed, so the
-    // drain ends with the requests in flight instead of whatever the client sends next.
-    const st: ResponseState = { aborted: false, done: false, closeAfter: draining, onAbort: [] };
-    const abortCbs: (() => void)[] = [];
-    res.onAborted(() => {
-      st.aborted = true;
-      for (const cb of abortCbs) cb();
-      for (const cb of st.onAbort) cb();
-    });
-    const method = ureq.getCaseSensitiveMethod ? ureq.getCaseSensitiveMethod() : ureq.getMethod().toUpperCase();
-    const path = ureq.getUrl();
-    const rawQuery = ureq.getQuery() ?? '';
-    const headers: Record<string, string> = {};
-    ureq.forEach((k, v) => {
-      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
-    });
-    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    let body: UwsBodySource | null = null;
-    const upper = method.toUpperCase();
-    const cl = headers['content-length'];
-    // RFC 9112 §6.3: a Content-Length that is not one number (duplicates arrive joined, "20, 30")
-    // is invalid framing. uWS frames by the first value, so the rest would be read as another
-    // request: answer 400 and close instead.
-    const badLength = cl !== undefined && !/^\d+$/.test(cl);
-    const framingError = badLength ? Errors.invalidParam('Content-Length: expected a single non-negative integer') : transferCodingError(cl, headers['transfer-encoding']);
-    if (!framingError && upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
-      body = new UwsBodySource(res, cl !== undefined ? Number(cl) : null, () => st.aborted);
-      abortCbs.push(() => body!.abort());
-    }
-    let query: URLSearchParams | undefined;
-    const req: HttpRequest = {
-      method: upper,
-      path,
-      rawQuery,
-      // Parsed on first use: most hot requests (downloads without parameters) never ask.
-      get query() {
-        return (query ??= new URLSearchParams(rawQuery));
-      },
-      headers,
-      remoteAddress,
-      body,
-      aborted: () => st.aborted,
-      onAbort: (cb) => abortCbs.push(cb),
-    };
-    if (framingError) {
-      // The body's framing is unknown or not ours to decode: nothing after it on this
-      // connection can be trusted to be a request of its own.
-      st.closeAfter = true;
-      sendError(res, st, req, framingError);
-      return;
-    }
-    const startNs = process.hrtime.bigint();
-    const entry = active.add(res, st, req, startNs);
-    run(res, st, req, body).finally(() => {
-      active.delete(entry);
-      opts.observe?.(req, st.status, startNs);
-    });
-  });
-
-  async function run(res: HttpResponse, st: ResponseState, req: HttpRequest, body: UwsBodySource | null): Promise<void> {
-    try {
-      const result = await opts.dispatch(req);
-      if (body && !body.complete) st.closeAfter = true;
-      await sendResult(res, st, req, result);
-    } catch (e) {
-      if (body && !body.complete) st.closeAfter = true;
-      const err = e instanceof MatrixError ? e : Errors.unknown();
-      // A client that hangs up mid-body is not a server failure: no error line for it.
-      if (!(e instanceof MatrixError) && !st.aborted) opts.log.error('request failed', { requestId: req.requestId, method: req.method, path: req.path, error: e as Error });
-      if (!st.done && !st.aborted) sendError(res, st, req, err);
-    }
-  }
+  const handle = createRequestHandler(opts, active, () => draining);
+  app.any('/*', handle);
 
   return new Promise((resolve, reject) => {
     app.listen(opts.bindAddress, opts.port, (sock: us_listen_socket | false) => {
@@ -145,6 +51,7 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
           const closable = app as unknown as { close?: () => void };
           closable.close?.();
         },
+        request: (input, options) => requestInProcess(handle, input, options),
       });
     });
   });

@@ -1,4 +1,4 @@
-import { Errors, MatrixError } from '../errors.js';
+import { Errors, type MatrixError } from '../errors.js';
 import type { HomeserverConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -114,10 +114,7 @@ export class HomeserverClient {
       return { userId: body.user_id, isGuest: body.is_guest === true };
     }
     if (res.status === 401) throw Errors.unknownToken(body.soft_logout === true);
-    if (res.status === 403) {
-      throw new MatrixError(typeof body.errcode === 'string' ? body.errcode : 'M_FORBIDDEN', 403,
-        typeof body.error === 'string' ? body.error : 'The homeserver refused this token');
-    }
+    if (res.status === 403) throw Errors.homeserverForbidden(body);
     // A 5xx was logged by call(); anything else unexpected (404: csApi points at the wrong place) here.
     const error = Errors.badGateway(`Homeserver ${hs.name} answered whoami with HTTP ${res.status}`);
     if (res.status >= 500) throw error;

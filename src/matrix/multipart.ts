@@ -8,10 +8,11 @@
 // ambiguous, so a bare-LF message fails with MultipartError instead of being half-understood.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { MediaRepoError } from '../errors.js';
 
-export class MultipartError extends Error {
+export class MultipartError extends MediaRepoError<'MR_ERR_MULTIPART'> {
   constructor(message: string) {
-    super(message);
+    super('MR_ERR_MULTIPART', message);
     this.name = 'MultipartError';
   }
 }

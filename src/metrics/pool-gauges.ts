@@ -1,7 +1,7 @@
 import type { PiscinaHistogram } from '../pools/thumbnails.js';
 import type { MediaMetrics } from './media-metrics.js';
 import type { ThumbnailPools } from '../pools/thumbnails.js';
-import type { PreviewPool } from '../pools/previews.js';
+import type { PreviewPool } from '../preview/pool.js';
 import type { Admission } from '../pools/admission.js';
 
 // Pool depth and task times are read from the pools at scrape time: nothing on the task path

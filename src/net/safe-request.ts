@@ -10,12 +10,14 @@ import { isIP } from 'node:net';
 import { Transform, type Readable } from 'node:stream';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { addressAllowed, type IpRangeList } from './ip-ranges.js';
+import { MediaRepoError, outboundCode, type OutboundCode } from '../errors.js';
 
-export type OutboundErrorCode = 'denied_address' | 'dns' | 'connect' | 'timeout' | 'too_large' | 'too_many_redirects' | 'bad_url' | 'tls' | 'http';
+export type OutboundKind = 'denied_address' | 'dns' | 'connect' | 'timeout' | 'too_large' | 'too_many_redirects' | 'bad_url' | 'tls' | 'http';
 
-export class OutboundError extends Error {
-  constructor(readonly code: OutboundErrorCode, message: string) {
-    super(message);
+/** `kind` says what failed in words the messages use; `code` is its family code (errors.ts). */
+export class OutboundError extends MediaRepoError<OutboundCode> {
+  constructor(readonly kind: OutboundKind, message: string) {
+    super(outboundCode(kind), message);
     this.name = 'OutboundError';
   }
 }
@@ -91,7 +93,7 @@ async function checkedAddress(host: string, opts: SafeRequestOptions, signal: Ab
   return addrs[0];
 }
 
-function errorCode(err: NodeJS.ErrnoException): OutboundErrorCode {
+function errorKind(err: NodeJS.ErrnoException): OutboundKind {
   const c = err.code ?? '';
   if (/^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_OSSL)/.test(c) || /certificate|SSL|TLS/i.test(err.message)) return 'tls';
   if (c.startsWith('HPE_')) return 'http';
@@ -124,7 +126,7 @@ function sendOnce(url: URL, address: string, port: number, headers: Record<strin
     req.on('error', (err: NodeJS.ErrnoException) => {
       signal.removeEventListener('abort', onAbort);
       if (signal.aborted) return reject(signal.reason);
-      reject(err instanceof OutboundError ? err : new OutboundError(errorCode(err), `${url.origin}: ${err.message}`));
+      reject(err instanceof OutboundError ? err : new OutboundError(errorKind(err), `${url.origin}: ${err.message}`));
     });
     req.end();
   });

@@ -1,59 +1,124 @@
+import { Readable } from 'node:stream';
 import { Errors } from '../errors.js';
-import type { Db } from '../db/driver.js';
-import { getMedia, type MediaRow } from '../db/media.js';
-import { getReservation } from '../db/reservations.js';
-import type { MediaRowCache } from '../cache/media-rows.js';
-import type { UploadWaiters } from '../cache/upload-waiters.js';
+import type { DomainConfig, LoadedConfig } from '../config/schema.js';
+import type { MediaRow } from '../db/media.js';
+import type { Datastore } from '../datastores/datastore.js';
+import type { DatastoreRegistry } from '../datastores/registry.js';
+import type { BlobCache, BlobLookup } from '../cache/blob-cache.js';
+import type { RedisMediaCache } from '../redis/media-cache.js';
+import type { RedisRing } from '../redis/ring.js';
+import type { MediaBody } from '../http/types.js';
+import type { Logger } from '../logging/logger.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
+import { resolveLocalMedia, type ResolveDeps } from './local-media.js';
+import { getRemoteMedia, type RemoteDeps } from './remote.js';
+import { cachedBlobBody } from './steps/serve-blob.js';
 
-export interface ResolveDeps {
-  db: Db;
-  mediaRows: MediaRowCache;
-  waiters: UploadWaiters;
+// A client download (legacy and authenticated endpoints): which media it is, where its bytes
+// come from, and whether the client is sent elsewhere for them.
+
+export type { MediaRow };
+
+export interface DownloadDeps extends ResolveDeps, RemoteDeps {
+  config(): LoadedConfig;
+  datastores: DatastoreRegistry;
+  blobCache: BlobCache;
+  redis: { media: RedisMediaCache; ring: RedisRing };
+  metrics: MediaMetrics;
 }
 
-export interface ResolveInput {
+export interface DownloadRequest {
   origin: string;
   mediaId: string;
-  /** How long to wait for a pending async upload (already clamped). */
   timeoutMs: number;
-  /** False on the legacy unauthenticated endpoints: frozen media is hidden there. */
+  /** The /_matrix/client/v1/media endpoints; false on the legacy ones. */
   authenticated: boolean;
+  /** `allow_remote`: false refuses media of other servers. */
+  allowRemote: boolean;
+  /** `allow_redirect=true` on a legacy endpoint (spec v1.7): the client follows redirects. */
+  allowRedirect: boolean;
+  /** GET or HEAD. */
+  method: string;
+  /** The homeserver asking: its limits, and for remote media its datastores and signing key. */
+  domain: DomainConfig;
+  log: Logger;
 }
 
-async function lookup(deps: ResolveDeps, origin: string, mediaId: string): Promise<MediaRow | null> {
-  const hit = deps.mediaRows.get(origin, mediaId);
-  if (hit) return hit;
-  const row = await getMedia(deps.db, origin, mediaId);
-  if (row) deps.mediaRows.set(row);
-  return row;
+export type Download =
+  /** 307 to the datastore's public address. */
+  | { kind: 'redirect'; url: string }
+  /** First request for a remote file: its bytes arrive while they are being stored. */
+  | { kind: 'streaming'; contentType: string | null; uploadName: string | null; body: Readable }
+  | { kind: 'stored'; row: MediaRow; media: MediaBody };
+
+/**
+ * Where a download may send the client instead of proxying the bytes: the datastore's public
+ * address (an S3 publicBaseUrl or a CDN), or null. Authenticated endpoints always may (clients
+ * must follow redirects there, MSC3916); the legacy ones only when the client said it follows
+ * them, since older clients do not.
+ */
+export function publicRedirectUrl(ds: Datastore, location: string, authenticated: boolean, allowRedirect: boolean): string | null {
+  if (!ds.publicUrl) return null;
+  if (!authenticated && !allowRedirect) return null;
+  return ds.publicUrl(location);
 }
 
-// Step 1: the row, from the row cache or the database.
-// Step 2: no row but a live reservation: wait for the async upload (woken by the PUT).
-// Step 3: hide quarantined media, and frozen media on unauthenticated endpoints.
-export async function resolveLocalMedia(deps: ResolveDeps, input: ResolveInput): Promise<MediaRow> {
-  let row = await lookup(deps, input.origin, input.mediaId);
-  if (!row) {
-    const res = await getReservation(deps.db, input.origin, input.mediaId);
-    if (!res || res.expiresTs <= Date.now()) throw Errors.notFound();
-    const key = `${input.origin}/${input.mediaId}`;
-    const landed = await deps.waiters.wait(key, input.timeoutMs, async () => (await getMedia(deps.db, input.origin, input.mediaId)) !== null);
-    if (landed) row = await lookup(deps, input.origin, input.mediaId);
-    if (!row) throw Errors.notYetUploaded();
+/** The datastore a row points at; a row naming an unconfigured one is an operator error. */
+export function datastoreOf(datastores: DatastoreRegistry, row: { datastoreId: string; mediaId: string }, log: Logger, what: 'Media' | 'Thumbnail'): Datastore {
+  const ds = datastores.get(row.datastoreId);
+  if (!ds) {
+    log.error(`${what === 'Media' ? 'media' : 'thumbnail'} row points at an unknown datastore`, { datastore: row.datastoreId, mediaId: row.mediaId });
+    throw Errors.unknown(`${what} is stored in a datastore that is not configured`);
   }
-  assertVisible(row, input.authenticated);
-  return row;
+  return ds;
 }
 
-/** Quarantined media is hidden, and (MSC3916 freeze) media created or cached after the freeze
- * is served only on authenticated endpoints. Local and remote media alike. */
-export function assertVisible(row: MediaRow, authenticated: boolean): void {
-  if (row.quarantined || (row.requiresAuth && !authenticated)) throw Errors.notFound('Media not found');
+// Step 1: the row: our own media (waiting for a pending async upload), or another server's
+//         (stored, or fetched now and streamed through while it is stored).
+// Step 2: the datastore; a redirect to its public address where allowed, unless the blob is
+//         hot enough for the in-process cache (MMR's redirectWhenCached false).
+// Step 3: the body: memory first, then Redis (by hash, small files), then the datastore.
+export async function downloadMedia(deps: DownloadDeps, r: DownloadRequest): Promise<Download> {
+  let row: MediaRow;
+  if (deps.config().domains.has(r.origin)) {
+    row = await resolveLocalMedia(deps, r);
+  } else {
+    if (!r.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
+    const remote = await getRemoteMedia(deps, { origin: r.origin, mediaId: r.mediaId, domain: r.domain, authenticated: r.authenticated, wantStream: true });
+    if (remote.kind === 'streaming') return remote;
+    row = remote.row;
+  }
+  const ds = datastoreOf(deps.datastores, row, r.log, 'Media');
+  const cache = deps.blobCache;
+  let counted: BlobLookup | undefined;
+  const redirect = publicRedirectUrl(ds, row.location, r.authenticated, r.allowRedirect);
+  if (redirect) {
+    // Redirected downloads still count toward admission, and the download that earns the blob
+    // its place is proxied once to fill the cache.
+    if (ds.redirectWhenCached || !cache.enabled || r.method === 'HEAD') return { kind: 'redirect', url: redirect };
+    counted = cache.lookup(row.sha256, row.sizeBytes);
+    if (!counted.hit && !counted.admit) return { kind: 'redirect', url: redirect };
+  }
+  deps.metrics.ageAccessed.observe([], Math.max(0, Date.now() - row.creationTs) / 1000);
+  const media = cachedBlobBody({
+    cache, ds, blob: row, smallFileBytes: r.domain.downloads.smallFileBytes, method: r.method,
+    below: (b) => deps.redis.media.wrap(b, row.sha256), counted,
+  });
+  return { kind: 'stored', row, media };
 }
 
-/** timeout_ms: default 20 s, capped at 60 s so a client cannot park requests forever. */
-export function parseTimeoutMs(v: string | null): number {
-  if (v === null || v === '') return 20_000;
-  if (!/^\d+$/.test(v)) throw Errors.invalidParam(`timeout_ms: expected a non-negative integer, got '${v}'`);
-  return Math.min(Number(v), 60_000);
+export type FederationDownload =
+  /** The datastore has a public address: the peer fetches the bytes there (a Location part). */
+  | { kind: 'location'; url: string }
+  | { kind: 'file'; contentType: string | null; uploadName: string | null; body: Readable };
+
+/** Our own media for another homeserver (federation v1): the file streamed from its datastore. */
+export async function federationDownload(deps: DownloadDeps, r: { origin: string; mediaId: string; timeoutMs: number }): Promise<FederationDownload> {
+  const row = await resolveLocalMedia(deps, { ...r, authenticated: true });
+  const ds = deps.datastores.get(row.datastoreId);
+  if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
+  const publicUrl = ds.publicUrl?.(row.location) ?? null;
+  if (publicUrl) return { kind: 'location', url: publicUrl };
+  const body = row.sizeBytes === 0 ? Readable.from([]) : ds.openStream(row.location, { start: 0, end: row.sizeBytes - 1 });
+  return { kind: 'file', contentType: row.contentType, uploadName: row.uploadName, body };
 }

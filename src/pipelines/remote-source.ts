@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
-import { Errors, MatrixError } from '../errors.js';
+import { Errors, isPeerUnrecognized, remoteFetchFailure } from '../errors.js';
 import type { FederationClient } from '../matrix/federation-client.js';
 import type { SigningKey } from '../matrix/signing-keys.js';
 import { multipartBoundary, parseMultipart } from '../matrix/multipart.js';
-import { OutboundError, type SafeResponse } from '../net/safe-request.js';
+import type { SafeResponse } from '../net/safe-request.js';
 import { filenameFromDisposition } from '../http/content-disposition.js';
 
 // Where a remote file's bytes come from (spec v1.11, MSC3916): the signed federation endpoint
@@ -34,8 +34,8 @@ async function wantsFallback(res: SafeResponse): Promise<boolean> {
   if (res.status !== 404 && res.status !== 405) return false;
   const text = await readSmall(res.body, 16 * 1024).catch(() => '');
   try {
-    const errcode = (JSON.parse(text) as { errcode?: unknown }).errcode;
-    return errcode === 'M_UNRECOGNIZED';
+    // JSON null throws here too, and counts as no JSON body.
+    return isPeerUnrecognized(JSON.parse(text) as { errcode?: unknown });
   } catch {
     return res.status === 404; // not JSON: a server without the endpoint
   }
@@ -116,16 +116,6 @@ export async function openRemoteSource(fed: FederationClient, r: SourceRequest):
     }
     return await viaLegacy(fed, r);
   } catch (e) {
-    throw toMatrixError(e, r.origin);
+    throw remoteFetchFailure(e, r.origin);
   }
-}
-
-export function toMatrixError(e: unknown, origin: string): MatrixError {
-  if (e instanceof MatrixError) return e;
-  if (e instanceof OutboundError) {
-    if (e.code === 'too_large') return Errors.remoteTooLarge(`Remote media from ${origin} exceeds downloads.maxBytes`);
-    if (e.code === 'timeout') return Errors.badGateway(`${origin} did not answer in time`);
-    return Errors.badGateway(`Could not fetch from ${origin}: ${e.message}`);
-  }
-  return Errors.badGateway(`Could not fetch from ${origin}: ${(e as Error).message}`);
 }

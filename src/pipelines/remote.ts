@@ -1,5 +1,5 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
-import { Errors, MatrixError } from '../errors.js';
+import { Errors, MatrixError, remoteFetchFailure } from '../errors.js';
 import type { DomainConfig, Config } from '../config/schema.js';
 import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
@@ -12,9 +12,9 @@ import type { RemoteFetchState } from '../cache/remote-state.js';
 import type { FederationClient } from '../matrix/federation-client.js';
 import { loadSigningKey, type SigningKey } from '../matrix/signing-keys.js';
 import type { Logger } from '../logging/logger.js';
-import { openRemoteSource, toMatrixError, type RemoteBody } from './remote-source.js';
+import { openRemoteSource, type RemoteBody } from './remote-source.js';
 import { placeBlob } from './steps/place-blob.js';
-import { assertVisible } from './download.js';
+import { assertVisible } from './local-media.js';
 import { coordinate } from '../redis/locks.js';
 import type { RedisRing } from '../redis/ring.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
@@ -142,7 +142,7 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     const { sha256, size } = await staging.finish();
     const row = await deps.db.tx(async (q) => {
       await lockHash(q, sha256);
-      const blob = await placeBlob(deps.datastores, ds, staging!, sha256, size, await findBlobByHash(q, sha256));
+      const blob = await placeBlob(deps.datastores, { ds, staging: staging!, sha256, size, candidates: await findBlobByHash(q, sha256) });
       const fresh: MediaRow = {
         origin: r.origin, mediaId: r.mediaId, uploadName: source.uploadName, contentType: source.contentType, userId: '',
         sha256, sizeBytes: size, ...blob, creationTs: Date.now(), quarantined: false,
@@ -153,14 +153,14 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     });
     deps.remoteState.serverAnswered(r.origin);
     deps.mediaRows.set(row);
-    if (detachedAt !== null) finishFromStorage(deps, row, sha256, detachedAt, client);
+    if (detachedAt !== null) finishFromStorage(deps, { row, sha256, from: detachedAt, client });
     deps.log.info('remote media stored', { origin: r.origin, mediaId: r.mediaId, size });
     deps.metrics?.downloaded.inc({ origin: deps.metrics.originLabel(r.origin) });
     return row;
   } catch (e) {
     await staging?.abort();
     waitingClient?.destroy(new Error('remote media could not be stored'));
-    const err = toMatrixError(e, r.origin);
+    const err = remoteFetchFailure(e, r.origin);
     if (err.status === 404) deps.remoteState.serverAnswered(r.origin);
     else deps.remoteState.serverFailed(r.origin, g.federation.backoffAt);
     deps.remoteState.rememberFailure(mxc, err, g.downloads.failureCacheMinutes);
@@ -176,7 +176,8 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
  * this fetch hashed: if another instance stored different bytes under the mxc first, the client
  * gets a cut-off body rather than a splice of two files.
  */
-function finishFromStorage(deps: RemoteDeps, row: MediaRow, sha256: string, from: number, client: PassThrough): void {
+function finishFromStorage(deps: RemoteDeps, r: { row: MediaRow; sha256: string; from: number; client: PassThrough }): void {
+  const { row, sha256, from, client } = r;
   const ds = deps.datastores.get(row.datastoreId);
   if (client.destroyed) return;
   if (!ds || row.sha256 !== sha256) {

@@ -75,7 +75,7 @@ export class Pregenerator {
     }
     if (keys.size === 0) return;
     const list = [...keys.values()];
-    const group = generateThumbnails(this.deps, media, list, cfg, datastoreIds);
+    const group = generateThumbnails(this.deps, { media, keys: list, cfg, datastoreIds });
     // Requests for these keys that arrive meanwhile wait for this work instead of repeating it.
     list.forEach((key, i) => {
       this.deps.thumbnailFlights.run(thumbnailKeyString(key), () => group.then((g) => [g.results[i]!])).catch(() => undefined);

@@ -1,4 +1,4 @@
-import { Errors, type MatrixError } from '../errors.js';
+import { Errors, imageFailure } from '../errors.js';
 import type { ThumbnailsSection } from '../config/schema.js';
 import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
@@ -12,7 +12,7 @@ import type { SingleFlight } from '../cache/singleflight.js';
 import type { FreshThumbnail, FreshThumbnails } from '../cache/fresh-thumbnails.js';
 import type { Logger } from '../logging/logger.js';
 import type { ThumbnailPools } from '../pools/thumbnails.js';
-import type { ImageFailure, ThumbnailLimits } from '../../workers/protocol.js';
+import type { ThumbnailLimits } from '../../workers/protocol.js';
 import { chooseSize } from './thumbnail-size.js';
 import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
 import { coordinate } from '../redis/locks.js';
@@ -62,17 +62,19 @@ export function thumbnailKey(media: MediaRow, req: ThumbnailRequest, cfg: Thumbn
   return { origin: media.origin, mediaId: media.mediaId, width: size.width, height: size.height, method: req.method, animated };
 }
 
-/** Worker failures become the spec's errors: 413 M_TOO_LARGE, else 400 M_UNKNOWN. */
-function failureToError(f: ImageFailure): MatrixError {
-  return f.code === 'too_large' ? Errors.thumbnailTooLarge(f.message) : Errors.cannotThumbnail(f.message);
-}
-
 // Step 1: a stored thumbnail for this key (row cache, bytes still being stored, database).
 // Step 2: limits that need no bytes: the source size against maxSourceBytes.
 // Step 3: one generation per key at a time (singleflight); answer with the new bytes while
 //         they are stored in the background.
-export async function findOrCreateThumbnail(deps: ThumbnailDeps, media: MediaRow, key: ThumbnailKey,
-  cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<Thumbnail> {
+export interface ThumbnailJob {
+  media: MediaRow;
+  cfg: ThumbnailsSection;
+  /** The homeserver's datastores (a `thumbnails` one stores the output). */
+  datastoreIds: readonly string[];
+}
+
+export async function findOrCreateThumbnail(deps: ThumbnailDeps, job: ThumbnailJob & { key: ThumbnailKey }): Promise<Thumbnail> {
+  const { media, key, cfg } = job;
   const cached = deps.thumbnailRows.get(key);
   if (cached) return { kind: 'stored', row: cached };
   const fresh = deps.freshThumbnails.get(key);
@@ -92,7 +94,7 @@ export async function findOrCreateThumbnail(deps: ThumbnailDeps, media: MediaRow
       return row ? [{ kind: 'stored', row }] : null;
     },
   }, async (holdUntil) => {
-    const generated = await generateThumbnails(deps, media, [key], cfg, datastoreIds);
+    const generated = await generateThumbnails(deps, { ...job, keys: [key] });
     holdUntil(generated.stored);
     return generated.results;
   }));
@@ -111,15 +113,15 @@ function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
  * (deduplicated by hash in a `thumbnails` datastore) with its row. Store failures are logged,
  * and the next request generates again.
  */
-export async function generateThumbnails(deps: ThumbnailDeps, media: MediaRow, keys: ThumbnailKey[],
-  cfg: ThumbnailsSection, datastoreIds: readonly string[]): Promise<{ results: Thumbnail[]; stored: Promise<unknown> }> {
+export async function generateThumbnails(deps: ThumbnailDeps, job: ThumbnailJob & { keys: ThumbnailKey[] }): Promise<{ results: Thumbnail[]; stored: Promise<unknown> }> {
+  const { media, keys, cfg, datastoreIds } = job;
   const ds = deps.datastores.get(media.datastoreId);
   if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
   // Read only once the pool admits the task, so a long line holds no source bytes.
   const source = () => readOwned(ds, media.location, media.sizeBytes);
   const targets = keys.map((k) => ({ width: k.width, height: k.height, method: k.method, animated: k.animated }));
   const reply = await deps.thumbnails.thumbnail(source, targets, thumbnailLimits(cfg), keys.some((k) => k.animated));
-  if (!reply.ok) throw failureToError(reply);
+  if (!reply.ok) throw imageFailure(reply);
   const results: Thumbnail[] = [];
   const writes: Promise<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {

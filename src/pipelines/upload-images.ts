@@ -6,8 +6,7 @@ import type { Logger } from '../logging/logger.js';
 import type { ThumbnailDeps } from './thumbnail.js';
 import { thumbnailLimits } from './thumbnail.js';
 import type { Pregenerator } from './thumbnail-pregenerate.js';
-// Pure byte sniffing, shared with the workers (it imports nothing).
-import { sniffType, typeAllowed } from '../../workers/image/sniff.js';
+import { sniffType, typeAllowed } from '../../workers/protocol.js';
 
 // What happens to an upload that turns out to be an image (by its bytes): a BlurHash for the
 // upload response (MSC2448) and thumbnail pre-generation in the background.
@@ -18,14 +17,14 @@ export interface ImageUploadDeps extends ThumbnailDeps {
 }
 
 /** Returns the BlurHash when MSC2448 is on and the upload is a thumbnailable image. */
-export async function afterUpload(deps: ImageUploadDeps, row: MediaRow, head: Buffer | null, domain: DomainConfig,
-  opts: { blurhash: boolean }): Promise<{ blurhash?: string }> {
+export async function afterUpload(deps: ImageUploadDeps, r: { row: MediaRow; head: Buffer; domain: DomainConfig; blurhash: boolean }): Promise<{ blurhash?: string }> {
+  const { row, head, domain } = r;
   const cfg = domain.thumbnails;
-  const type = head ? sniffType(head) : null;
+  const type = sniffType(head);
   if (!type || !type.startsWith('image/') || !typeAllowed(type, cfg.types) || row.sizeBytes > byteLimit(cfg.maxSourceBytes)) return {};
   deps.pregenerator.enqueue(row, cfg, domain.datastores.map((d) => d.id));
   const msc2448 = domain.featureSupport.MSC2448;
-  if (!opts.blurhash || !msc2448.enabled) return {};
+  if (!r.blurhash || !msc2448.enabled) return {};
   try {
     const ds = deps.datastores.get(row.datastoreId);
     if (!ds) return {};

@@ -42,7 +42,7 @@ export function readPrefix(body: Readable, max: number): Promise<Prefix> {
     body.once('end', () => done(true));
     body.once('error', (e) => {
       // A page that trickles until the deadline previews from what arrived by then.
-      if (e instanceof OutboundError && e.code === 'timeout' && total > 0) return done(false);
+      if (e instanceof OutboundError && e.kind === 'timeout' && total > 0) return done(false);
       if (!settled) {
         settled = true;
         reject(e);

@@ -45,7 +45,9 @@ export async function coordinate<T>(ring: RedisRing | undefined, name: string, o
           const done = await opts.recheck();
           if (done !== null) return done;
         }
-        return await work((p) => (hold = p));
+        return await work((p) => {
+          hold = p;
+        });
       } finally {
         if (hold) (hold as Promise<unknown>).then(release, release);
         else release();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/driver.js';
 import type { Logger } from '../logging/logger.js';
 import { claimTask, finishTask, heartbeatTask, insertTask, releaseTask, saveTaskProgress, type TaskRow } from '../db/tasks.js';
+import { MediaRepoError } from '../errors.js';
 
 // Runs background tasks (rows of background_tasks) so that each one runs on exactly one
 // instance of a fleet sharing the database: an instance claims a row (SKIP LOCKED, so pollers
@@ -33,9 +34,9 @@ export interface RunnerOptions {
   owner?: string;
 }
 
-export class LostClaimError extends Error {
+export class LostClaimError extends MediaRepoError<'MR_ERR_LOST_CLAIM'> {
   constructor(id: number) {
-    super(`task ${id} was taken over by another instance`);
+    super('MR_ERR_LOST_CLAIM', `task ${id} was taken over by another instance`);
   }
 }
 

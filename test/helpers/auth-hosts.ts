@@ -1,5 +1,6 @@
 import { request, type IncomingHttpHeaders } from 'node:http';
 import type { DriverName } from './databases.js';
+import type { RunningRepo } from '../../src/main.js';
 import { startFixtureHomeserver } from './homeserver.js';
 import { ALICE, BOB, GUEST, startTestRepo, type TestRepo } from './repo.js';
 
@@ -41,6 +42,19 @@ export function rawRequest(port: number, o: RawOptions): Promise<RawResponse> {
     req.on('error', reject);
     req.end(o.body);
   });
+}
+
+/** As rawRequest, but in-process (RunningRepo.request): for tests where the socket does not matter. */
+export async function requestRaw(repo: Pick<RunningRepo, 'request'>, o: RawOptions): Promise<RawResponse> {
+  const headers: Record<string, string> = { ...o.headers, Host: o.host };
+  if (o.token) headers.Authorization = `Bearer ${o.token}`;
+  const res = await repo.request({ method: o.method ?? 'GET', url: o.path, headers, body: o.body });
+  // Shaped as node:http shapes a response: lower-case names, set-cookie a list, the rest joined.
+  const out: IncomingHttpHeaders = {};
+  res.headers.forEach((v, k) => (out[k] = v));
+  if (res.headers.has('set-cookie')) out['set-cookie'] = res.headers.getSetCookie();
+  const body = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, headers: out, body, json: <T>() => JSON.parse(body.toString('utf8')) as T };
 }
 
 /**

@@ -12,6 +12,7 @@ import { startFixtureHomeserver, type FixtureHomeserver } from './homeserver.js'
 import { seedPglite } from './pglite-template.js';
 import { Agent } from 'node:http';
 import { keepAliveFetch } from './keep-alive-fetch.js';
+import { requestInProcess } from './in-process.js';
 
 export const SERVER_NAME = 'media.test';
 export const ALICE = 'alice-token';
@@ -28,9 +29,16 @@ export interface TestRepo {
   repo: RunningRepo;
   logs: string[];
   /** fetch against the repo for our server name (X-Forwarded-Host) with an optional token. */
-  fetch(path: string, init?: RequestInit & { token?: string | null; host?: string }): Promise<Response>;
+  fetch(path: string, init?: TestRequestInit): Promise<Response>;
+  /**
+   * As fetch, but in-process (RunningRepo.request): the server's real request path without a
+   * socket. For tests that look at status, headers and bodies only; redirects are not followed.
+   */
+  request(path: string, init?: TestRequestInit): Promise<Response>;
   close(): Promise<void>;
 }
+
+export type TestRequestInit = RequestInit & { token?: string | null; host?: string };
 
 type Overrides = Record<string, unknown>;
 
@@ -89,15 +97,21 @@ export async function startTestRepo(driver: DriverName, overrides: Overrides = {
   // Connections are kept alive and reused, as a reverse proxy's upstream pool does (see keep-alive-fetch.ts).
   const agent = new Agent({ keepAlive: true });
   const send = keepAliveFetch(agent);
+  const headersFor = (init: TestRequestInit) => {
+    const headers = new Headers(init.headers);
+    // fetch() may not set Host, so tests name the homeserver the way a reverse proxy does.
+    headers.set('X-Forwarded-Host', init.host ?? homeserver.name ?? SERVER_NAME);
+    const token = init.token === undefined ? null : init.token;
+    if (token) headers.set('Authorization', `Bearer ${token}`);
+    return headers;
+  };
   return {
     url, port: repo.port, dir, mediaDir: join(dir, 'media'), hs, repo, logs,
     fetch(path, init = {}) {
-      const headers = new Headers(init.headers);
-      // fetch() may not set Host, so tests name the homeserver the way a reverse proxy does.
-      headers.set('X-Forwarded-Host', init.host ?? homeserver.name ?? SERVER_NAME);
-      const token = init.token === undefined ? null : init.token;
-      if (token) headers.set('Authorization', `Bearer ${token}`);
-      return send(url + path, { ...init, headers });
+      return send(url + path, { ...init, headers: headersFor(init) });
+    },
+    request(path, init = {}) {
+      return requestInProcess(repo, path, { ...init, headers: headersFor(init) });
     },
     async close() {
       agent.destroy();

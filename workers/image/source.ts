@@ -8,6 +8,8 @@ import type { ThumbnailLimits } from '../protocol.js';
 // Opens a source for thumbnailing: identify it from its bytes, read its header, check every
 // limit, and only then hand out decoders. Nothing here decodes pixels before the checks.
 
+// Not in src/errors.ts's family: workers import nothing from src/. Its code crosses to src/ as
+// ImageFailure (workers/protocol.ts), and src/errors.ts (imageFailure) says what it means there.
 export class ImageError extends Error {
   constructor(readonly code: 'too_large' | 'unsupported' | 'corrupt', message: string) {
     super(message);

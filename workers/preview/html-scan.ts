@@ -30,8 +30,7 @@ const INVISIBLE = new Set(['script', 'style', 'noscript', 'template', 'svg', 'ma
 const CHROME = new Set(['nav', 'header', 'footer', 'aside']);
 // Elements that run within a line: their edges do not separate words.
 const INLINE = new Set(['a', 'abbr', 'b', 'bdi', 'bdo', 'cite', 'code', 'data', 'dfn', 'em', 'font', 'i', 'kbd', 'mark', 'q', 's', 'samp', 'small', 'span', 'strong', 'sub', 'sup', 'time', 'u', 'var', 'wbr']);
-const HEADINGS = ['h1', 'h2', 'h3'] as const;
-type Heading = (typeof HEADINGS)[number];
+type Heading = 'h1' | 'h2' | 'h3';
 
 class PageScanner implements ScanHandler {
   readonly meta = new MetaTags();

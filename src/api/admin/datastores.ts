@@ -1,8 +1,7 @@
 import { Errors } from '../../errors.js';
 import type { Result } from '../../http/types.js';
 import { json } from '../../http/types.js';
-import { sizeEstimate } from '../../db/blobs.js';
-import { STORAGE_MIGRATION, type StorageMigrationParams } from '../../tasks/storage-migration.js';
+import { estimateDatastore, listDatastores, startTransfer } from '../../pipelines/admin-datastores.js';
 import type { Ctx } from '../services.js';
 
 // MMR's datastore admin API (repo admins only): list the stores, estimate what a transfer
@@ -15,34 +14,18 @@ function beforeTsParam(v: string | null): number {
   return Number(v);
 }
 
-function datastoreParam(ctx: Ctx, name: string) {
-  const id = ctx.params[name] ?? '';
-  const ds = ctx.svc.datastores.get(id);
-  if (!ds) throw Errors.notFound(`No datastore with ID '${id.slice(0, 64)}' is configured`);
-  return ds;
-}
-
-/** `{id: {type, uri}}` for every configured store. */
 export async function listDatastoresHandler(ctx: Ctx): Promise<Result> {
-  const out: Record<string, { type: string; uri: string }> = {};
-  for (const ds of ctx.svc.datastores.all()) out[ds.id] = { type: ds.type, uri: ds.describe() };
-  return json(out);
+  return json(listDatastores(ctx.svc.admin));
 }
 
 export async function sizeEstimateHandler(ctx: Ctx): Promise<Result> {
-  const ds = datastoreParam(ctx, 'datastoreId');
-  return json(await sizeEstimate(ctx.svc.db, ds.id, beforeTsParam(ctx.req.query.get('before_ts'))));
+  const datastoreId = ctx.params.datastoreId ?? '';
+  return json(await estimateDatastore(ctx.svc.admin, { datastoreId, beforeTs: beforeTsParam(ctx.req.query.get('before_ts')) }));
 }
 
-/** Starts a storage_migration task; answers the estimate plus task_id (MMR's response). */
 export async function transferHandler(ctx: Ctx): Promise<Result> {
-  const src = datastoreParam(ctx, 'sourceId');
-  const dst = datastoreParam(ctx, 'targetId');
-  if (src.id === dst.id) throw Errors.invalidParam('The source and target datastores are the same');
-  const beforeTs = beforeTsParam(ctx.req.query.get('before_ts'));
-  const estimate = await sizeEstimate(ctx.svc.db, src.id, beforeTs);
-  const params: StorageMigrationParams = { source: src.id, target: dst.id, before_ts: beforeTs };
-  const taskId = await ctx.svc.tasks.enqueue(STORAGE_MIGRATION, { ...params });
-  ctx.log.info('datastore transfer requested', { by: ctx.user?.userId, source: src.id, target: dst.id, beforeTs, taskId });
-  return json({ ...estimate, task_id: taskId });
+  return json(await startTransfer(ctx.svc.admin, {
+    sourceId: ctx.params.sourceId ?? '', targetId: ctx.params.targetId ?? '',
+    beforeTs: beforeTsParam(ctx.req.query.get('before_ts')), by: ctx.user?.userId, log: ctx.log,
+  }));
 }

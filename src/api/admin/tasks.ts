@@ -1,7 +1,7 @@
 import { Errors } from '../../errors.js';
 import type { Result } from '../../http/types.js';
 import { json } from '../../http/types.js';
-import { getTask, listTasks, type TaskRow } from '../../db/tasks.js';
+import { taskById, taskList, type TaskRow } from '../../pipelines/admin-datastores.js';
 import type { Ctx } from '../services.js';
 
 // MMR's task status API: `tasks/{id}`, `tasks/all`, `tasks/unfinished`. MMR's fields, plus
@@ -23,11 +23,9 @@ function present(t: TaskRow) {
 export async function taskHandler(ctx: Ctx): Promise<Result> {
   const raw = ctx.params.taskId ?? '';
   if (!/^\d{1,15}$/.test(raw)) throw Errors.invalidParam(`taskId: expected a number, got '${raw.slice(0, 32)}'`);
-  const t = await getTask(ctx.svc.db, Number(raw));
-  if (!t) throw Errors.notFound('No such task');
-  return json(present(t));
+  return json(present(await taskById(ctx.svc.admin, Number(raw))));
 }
 
 export async function listTasksHandler(ctx: Ctx, unfinishedOnly: boolean): Promise<Result> {
-  return json((await listTasks(ctx.svc.db, unfinishedOnly)).map(present));
+  return json((await taskList(ctx.svc.admin, unfinishedOnly)).map(present));
 }

@@ -1,19 +1,16 @@
-import { LRUCache } from 'lru-cache';
 import { Errors } from '../../errors.js';
+import { renderIdenticon } from '../../pipelines/identicon.js';
 import type { Result } from '../../http/types.js';
 import { positiveIntParam } from '../params.js';
 import type { Ctx } from '../services.js';
 
-// GET /_matrix/media/r0/identicon/{seed}?width&height (MMR): a deterministic PNG per seed and
-// size, rendered in the static image pool. Results are small and often repeated (avatars of
-// users without one), so recent ones are kept in memory.
+// GET /_matrix/media/r0/identicon/{seed}?width&height (MMR).
 
 // MMR's range (api/r0/identicon.go): each side is clamped to 96..512 rather than refused, so
 // clients asking for tiny or huge avatars still get a usable image of a bounded cost.
 const MIN_SIDE = 96;
 const MAX_SIDE = 512;
 const clampSide = (v: number) => Math.min(MAX_SIDE, Math.max(MIN_SIDE, v));
-const rendered = new LRUCache<string, Buffer>({ maxSize: 16 * 1024 * 1024, sizeCalculation: (b) => b.length });
 
 export async function identiconHandler(ctx: Ctx): Promise<Result> {
   if (!ctx.domain.identicons.enabled) throw Errors.unrecognized();
@@ -24,14 +21,7 @@ export async function identiconHandler(ctx: Ctx): Promise<Result> {
   // As in MMR, a width alone gives a square identicon.
   const width = clampSide(asked);
   const height = clampSide(positiveIntParam('height', q.get('height'), { required: false, fallback: asked }));
-  const key = `${width}x${height}/${seed}`;
-  let png = rendered.get(key);
-  if (!png) {
-    const reply = await ctx.svc.thumbnails.identicon(seed, width, height);
-    if (!reply.ok) throw Errors.unknown(reply.message);
-    png = Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength);
-    rendered.set(key, png);
-  }
+  const png = await renderIdenticon(ctx.svc.identicon, { seed, width, height });
   return {
     kind: 'bytes',
     status: 200,

@@ -1,6 +1,6 @@
 import type { Result } from '../../http/types.js';
 import { Errors } from '../../errors.js';
-import { previewUrl } from '../../pipelines/preview.js';
+import { previewUrl } from '../../preview/pipeline.js';
 import type { Ctx } from '../services.js';
 
 /** GET …/preview_url?url=…&ts=…: OpenGraph JSON for a URL (guests are refused by the route's auth). */
@@ -14,8 +14,8 @@ export async function previewUrlHandler(ctx: Ctx): Promise<Result> {
     if (!/^-?\d{1,16}$/.test(tsText)) throw Errors.invalidParam(`ts: expected milliseconds since the epoch, got '${tsText.slice(0, 32)}'`);
     ts = Number(tsText);
   }
-  const { svc } = ctx;
-  const body = await previewUrl({ ...svc.previews, db: svc.db, datastores: svc.datastores, log: ctx.log, config: svc.config }, {
+  // The request's logger, so a failed preview's line carries its request ID.
+  const body = await previewUrl({ ...ctx.svc.preview, log: ctx.log }, {
     url, ts, acceptLanguage: headers['accept-language'] ?? null,
     userId: ctx.user!.userId, serverName: ctx.serverName, domain: ctx.domain,
   });

@@ -1,14 +1,15 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import { MediaRepoError } from '../../errors.js';
 
 /** An S3 failure that says which datastore, operation and key it was about. */
-export class S3OperationError extends Error {
+export class S3OperationError extends MediaRepoError<'MR_ERR_S3_OPERATION'> {
   /** HTTP status S3 answered with; undefined when it did not answer (network, timeout). */
   readonly status: number | undefined;
 
   constructor(store: string, op: string, key: string, cause: unknown) {
     const meta = (cause as { $metadata?: { httpStatusCode?: number } })?.$metadata;
     const name = (cause as Error)?.name ?? 'Error';
-    super(`s3 datastore ${store}: ${op} ${key || '(bucket)'} failed: ${name}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super('MR_ERR_S3_OPERATION', `s3 datastore ${store}: ${op} ${key || '(bucket)'} failed: ${name}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
     this.name = 'S3OperationError';
     this.status = meta?.httpStatusCode;
   }

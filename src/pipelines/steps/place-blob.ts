@@ -20,8 +20,19 @@ export async function findStoredBlob(datastores: DatastoreRegistry, size: number
  * Dedup step, run under the per-hash lock: reuse a stored blob with the same hash and size that
  * still exists (dropping our staging copy), or commit ours into `ds`. Returns where it lives.
  */
-export async function placeBlob(datastores: DatastoreRegistry, ds: Datastore, staging: StagingWriter, sha256: string,
-  size: number, candidates: StoredBlob[]): Promise<{ datastoreId: string; location: string }> {
+export interface Placement {
+  /** Where a new blob goes. */
+  ds: Datastore;
+  /** The bytes, durable and hashed, not yet committed. */
+  staging: StagingWriter;
+  sha256: string;
+  size: number;
+  /** The blobs already stored under this hash (from the database, under the lock). */
+  candidates: StoredBlob[];
+}
+
+export async function placeBlob(datastores: DatastoreRegistry, p: Placement): Promise<{ datastoreId: string; location: string }> {
+  const { ds, staging, sha256, size, candidates } = p;
   const found = await findStoredBlob(datastores, size, candidates);
   if (found) {
     await staging.abort();

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { PiscinaHistogram } from './thumbnails.js';
+import type { PiscinaHistogram } from '../pools/thumbnails.js';
 import type { PreviewParseResult, PreviewParseTask, PreviewOEmbedTask } from '../../workers/protocol.js';
 
 // The URL-preview parse pool: HTML (and oEmbed JSON) become preview fields on a worker thread,

@@ -1,18 +1,17 @@
-import { Errors, MatrixError } from '../errors.js';
+import { Errors, previewFailure, storedError, type MatrixError } from '../errors.js';
 import type { Config, DomainConfig, UrlPreviewsSection } from '../config/schema.js';
 import type { Db } from '../db/driver.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import { getPreview, putPreview, type PreviewKey, type StoredPreview } from '../db/url-previews.js';
 import type { SingleFlight } from '../cache/singleflight.js';
-import type { PreviewResults } from '../cache/preview-results.js';
-import type { PreviewPool } from '../pools/previews.js';
+import type { PreviewResults } from './results-cache.js';
+import type { PreviewPool } from './pool.js';
 import type { Admission } from '../pools/admission.js';
-import type { OEmbedProviders } from '../preview/oembed-providers.js';
-import type { IdentifyImage } from '../preview/preview-image.js';
+import type { OEmbedProviders } from './oembed-providers.js';
+import type { IdentifyImage } from './preview-image.js';
 import type { Logger } from '../logging/logger.js';
 import { IpRangeList } from '../net/ip-ranges.js';
-import { OutboundError } from '../net/safe-request.js';
-import { generatePreview, type PreviewFetchOptions } from './preview-generate.js';
+import { generatePreview, type PreviewFetchOptions } from './generate.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // URL previews: one cached answer per URL, hour bucket of `ts` and Accept-Language. Failures
@@ -87,21 +86,6 @@ function cacheable(e: MatrixError): boolean {
   return e.status !== 429 && e.status !== 503;
 }
 
-/** Maps a generation failure to what the client sees (and what is cached). */
-export function previewError(e: unknown): MatrixError {
-  if (e instanceof MatrixError) return e;
-  if (e instanceof OutboundError) {
-    switch (e.code) {
-      case 'denied_address': return Errors.forbidden('This URL may not be previewed');
-      case 'bad_url': return Errors.invalidParam(`url: ${e.message}`);
-      case 'timeout': return Errors.gatewayTimeout('The page did not answer in time');
-      case 'dns': return Errors.badGateway('The page\'s host could not be resolved');
-      default: return Errors.badGateway(`The page could not be fetched (${e.code})`);
-    }
-  }
-  return Errors.unknown('The preview could not be generated');
-}
-
 // Step 1: refusals that cost nothing (previews disabled, a bad URL).
 // Step 2: the in-process result cache, then one flight per key: the database row, else a new
 //         preview generated under the concurrency gate and stored (failures too).
@@ -116,7 +100,7 @@ export async function previewUrl(deps: PreviewDeps, r: PreviewRequest): Promise<
   const stored = deps.results.get(id) ?? (await deps.flights.run(id, () => lookupOrGenerate(deps, r, cfg, key)));
   deps.results.set(id, stored);
   if (stored.ok) return stored.json;
-  throw new MatrixError(stored.errcode, stored.status, stored.message);
+  throw storedError(stored.errcode, stored.status, stored.message);
 }
 
 async function lookupOrGenerate(deps: PreviewDeps, r: PreviewRequest, cfg: UrlPreviewsSection, key: PreviewKey): Promise<StoredPreview> {
@@ -138,7 +122,7 @@ async function lookupOrGenerate(deps: PreviewDeps, r: PreviewRequest, cfg: UrlPr
     });
     result = { ok: true, json: JSON.stringify(json), creationTs: Date.now() };
   } catch (e) {
-    const err = previewError(e);
+    const err = previewFailure(e); // what the client sees, and what is cached
     if (err.status >= 500) deps.log.warn('url preview failed', { url: key.url, status: err.status, error: (e as Error).message });
     if (!cacheable(err)) throw err;
     result = { ok: false, errcode: err.errcode, status: err.status, message: err.message, creationTs: Date.now() };

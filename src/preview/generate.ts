@@ -4,14 +4,14 @@ import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { PreviewParseResult, PreviewTextLimits } from '../../workers/protocol.js';
-import type { PreviewPool } from '../pools/previews.js';
+import type { PreviewPool } from './pool.js';
 import { safeJson, safeRequest, type SafeRequestOptions } from '../net/safe-request.js';
 import { filenameFromDisposition } from '../http/content-disposition.js';
 import { bufferBody } from '../http/buffer-body.js';
-import { globMatch, oEmbedRequestUrl, type OEmbedProviders } from '../preview/oembed-providers.js';
-import { readPrefix } from '../preview/page-reader.js';
-import { fetchPreviewImage, type IdentifyImage, type PreviewImage } from '../preview/preview-image.js';
-import { uploadMedia } from './upload.js';
+import { globMatch, oEmbedRequestUrl, type OEmbedProviders } from './oembed-providers.js';
+import { readPrefix } from './page-reader.js';
+import { fetchPreviewImage, type IdentifyImage, type PreviewImage } from './preview-image.js';
+import { storeUpload } from '../pipelines/steps/store-upload.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 // One preview, generated: oEmbed when the URL's provider has an endpoint, else the page itself
@@ -139,7 +139,7 @@ export async function generatePreview(deps: GenerateDeps, input: GenerateInput):
   put('og:type', fields.type);
   put('og:url', fields.url ?? input.url);
   if (image) {
-    const row = await uploadMedia(deps, {
+    const { row } = await storeUpload(deps, {
       origin: input.serverName, userId: input.userId, uploadName: null, contentType: image.contentType,
       body: bufferBody(image.bytes), maxBytes: 0, minBytes: 0,
       datastoreIds: input.domain.datastores.map((d) => d.id), requiresAuth: input.requiresAuth,

@@ -1,0 +1,141 @@
+import { Errors } from '../../errors.js';
+import type { BodySource } from '../../http/types.js';
+import type { StagingWriter } from '../../datastores/datastore.js';
+import type { DatastoreRegistry } from '../../datastores/registry.js';
+import type { Db } from '../../db/driver.js';
+import { findBlobByHash, findExactUpload, insertMedia, lockHash, type MediaRow } from '../../db/media.js';
+import { deleteReservation } from '../../db/reservations.js';
+import { withNewMediaId } from './media-id.js';
+import { placeBlob, type Placement } from './place-blob.js';
+
+export interface UploadDeps {
+  db: Db;
+  datastores: DatastoreRegistry;
+}
+
+export interface UploadInput {
+  origin: string;
+  userId: string;
+  uploadName: string | null;
+  contentType: string | null;
+  body: BodySource;
+  /** <= 0: unlimited. */
+  maxBytes: number;
+  minBytes: number;
+  /** The homeserver's datastores (per-domain config may narrow them). */
+  datastoreIds: readonly string[];
+  requiresAuth: boolean;
+  /** Async upload (MSC2246): the reserved ID to fill. */
+  reservedMediaId?: string;
+}
+
+export interface StoredUpload {
+  row: MediaRow;
+  /** A copy of the first bytes (up to HEAD_BYTES): the type is sniffed from them for
+   * thumbnails and blurhash without reading the blob back. */
+  head: Buffer;
+}
+
+export const HEAD_BYTES = 512;
+
+// Step 1: refuse a declared size over the limit before reading a byte.
+// Step 2: stream into a staging object with socket backpressure; the staging writer hashes
+//         (SHA-256) on a sink worker as the bytes go to disk.
+// Step 3: check the size, make the staging bytes durable, take the digest.
+// Step 4: under a per-hash lock, dedup against stored blobs or commit ours, then insert the row.
+export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise<StoredUpload> {
+  const { body, maxBytes } = input;
+  if (maxBytes > 0 && body.contentLength !== null && body.contentLength > maxBytes) throw Errors.tooLarge(maxBytes);
+
+  const ds = deps.datastores.pick('local_media', input.datastoreIds);
+  if (!ds) throw Errors.unavailable('No datastore accepts local media for this homeserver');
+  const staging = await ds.createStaging();
+  try {
+    const { size, head } = await streamToStaging(body, staging, maxBytes);
+    if (size < input.minBytes) throw Errors.tooSmall(input.minBytes);
+    const { sha256, size: written } = await staging.finish();
+    if (written !== size) throw new Error(`staging wrote ${written} bytes of ${size}`);
+    const row = await deps.db.tx((q) => commitUpload(q, deps, input, { ds, staging, sha256, size }));
+    return { row, head };
+  } catch (e) {
+    await staging.abort();
+    throw e;
+  }
+}
+
+function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<{ size: number; head: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const head = Buffer.alloc(HEAD_BYTES);
+    let failed = false;
+    const fail = (e: Error) => {
+      if (failed) return;
+      failed = true;
+      reject(e);
+    };
+    staging.onDrain(function again() {
+      body.resume();
+      staging.onDrain(again);
+    });
+    body.start({
+      onChunk(chunk) {
+        if (failed) return;
+        // Chunks are only valid during this call: the head is copied.
+        if (size < HEAD_BYTES) chunk.copy(head, size, 0, Math.min(chunk.length, HEAD_BYTES - size));
+        size += chunk.length;
+        // Chunked bodies and lying Content-Lengths are cut off at maxBytes + 1.
+        if (maxBytes > 0 && size > maxBytes) {
+          body.pause();
+          return fail(Errors.tooLarge(maxBytes));
+        }
+        try {
+          if (!staging.write(chunk)) body.pause();
+        } catch (e) {
+          fail(e as Error);
+        }
+      },
+      onEnd() {
+        if (failed) return;
+        if (body.contentLength !== null && size !== body.contentLength) {
+          return fail(Errors.invalidParam(`Body was ${size} bytes but Content-Length said ${body.contentLength}`));
+        }
+        resolve({ size, head: head.subarray(0, Math.min(size, HEAD_BYTES)) });
+      },
+      onError: fail,
+    });
+  });
+}
+
+async function commitUpload(q: Parameters<Parameters<Db['tx']>[0]>[0], deps: UploadDeps, input: UploadInput,
+  bytes: Omit<Placement, 'candidates'>): Promise<MediaRow> {
+  const { ds, staging, sha256, size } = bytes;
+  await lockHash(q, sha256);
+  // A perfect match is a media row with this hash, so content never seen before (most
+  // uploads) needs no second query: one statement fewer inside the transaction, which with
+  // PGlite holds the whole database.
+  const candidates = await findBlobByHash(q, sha256);
+  if (!input.reservedMediaId && candidates.length > 0) {
+    const same = await findExactUpload(q, input.origin, input.userId, sha256, input.uploadName, input.contentType);
+    if (same) {
+      await staging.abort();
+      return same;
+    }
+  }
+  const { datastoreId, location } = await placeBlob(deps.datastores, { ds, staging, sha256, size, candidates });
+  const row: MediaRow = {
+    origin: input.origin, mediaId: input.reservedMediaId ?? '', uploadName: input.uploadName,
+    contentType: input.contentType, userId: input.userId, sha256, sizeBytes: size, datastoreId, location,
+    creationTs: Date.now(), quarantined: false, requiresAuth: input.requiresAuth,
+  };
+  if (input.reservedMediaId) {
+    if (!(await insertMedia(q, row, { allowReserved: true }))) throw Errors.cannotOverwrite();
+    await deleteReservation(q, input.origin, input.reservedMediaId);
+    return row;
+  }
+  // A collision with an existing or reserved ID draws again.
+  await withNewMediaId(async (id) => {
+    row.mediaId = id;
+    return insertMedia(q, row, { allowReserved: false });
+  });
+  return row;
+}

@@ -1,0 +1,63 @@
+import type { LoadedConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import { ThumbnailPools } from '../pools/thumbnails.js';
+import { svgConfigured } from '../pools/svg-loader.js';
+import { libuvThreadsFor, poolThreads } from '../pools/thumbnail-threads.cjs';
+import { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
+import { SingleFlight } from '../cache/singleflight.js';
+import { FreshThumbnails } from '../cache/fresh-thumbnails.js';
+import type { Thumbnail, ThumbnailDeps } from '../pipelines/thumbnail.js';
+import { Pregenerator } from '../pipelines/thumbnail-pregenerate.js';
+import { identiconCache } from '../pipelines/identicon.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
+import type { Storage } from './storage.js';
+
+// Start-up step 2, images: the thumbnail, animation and blurhash pools (probed: a broken sharp
+// or libvips stops the start with one message), the thumbnail caches and the pre-generator.
+
+export interface Images {
+  thumbnails: ThumbnailPools;
+  thumbnailRows: ThumbnailRowCache;
+  thumbnailFlights: SingleFlight<Thumbnail[]>;
+  freshThumbnails: FreshThumbnails;
+  pregenerator: Pregenerator;
+  identicons: ReturnType<typeof identiconCache>;
+  /** What the thumbnail pipeline uses. */
+  thumbnailDeps: ThumbnailDeps;
+  /** Stops pre-generation, waits for thumbnails being stored, closes the pools. */
+  close(): Promise<void>;
+}
+
+export async function startImages(config: () => LoadedConfig, log: Logger, metrics: MediaMetrics, storage: Storage): Promise<Images> {
+  const g = config().global;
+  const threads = poolThreads(g.thumbnails.numWorkers);
+  const thumbnails = new ThumbnailPools(threads, g.thumbnails.maxQueue, { svgLoader: () => svgConfigured(config()) });
+  try {
+    const vips = await thumbnails.probe();
+    const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+    const wantUv = libuvThreadsFor(threads);
+    log.info('image pools ready', { vips, static: threads.static, animated: threads.animated, blurhash: threads.blurhash, libuvThreads: uv });
+    if (uv < wantUv) {
+      log.warn('libuv thread pool is smaller than the image pools need; start through the media-repo launcher or set UV_THREADPOOL_SIZE', { have: uv, want: wantUv });
+    }
+  } catch (e) {
+    await thumbnails.close().catch(() => undefined);
+    throw e;
+  }
+  const freshThumbnails = new FreshThumbnails();
+  const thumbnailDeps: ThumbnailDeps = {
+    db: storage.db, datastores: storage.datastores, log, metrics, freshThumbnails, redis: storage.redis, thumbnails,
+    thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
+  };
+  const pregenerator = new Pregenerator(thumbnailDeps, log);
+  return {
+    thumbnails, freshThumbnails, pregenerator, thumbnailDeps,
+    thumbnailRows: thumbnailDeps.thumbnailRows, thumbnailFlights: thumbnailDeps.thumbnailFlights,
+    identicons: identiconCache(),
+    async close() {
+      pregenerator.stop();
+      await freshThumbnails.drain();
+      await thumbnails.close();
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import type { LoadedConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import type { StoredPreview } from '../db/url-previews.js';
+import { SingleFlight } from '../cache/singleflight.js';
+import { Admission } from '../pools/admission.js';
+import type { ThumbnailPools } from '../pools/thumbnails.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
+import { PreviewPool } from '../preview/pool.js';
+import { PreviewResults } from '../preview/results-cache.js';
+import { providersLoader } from '../preview/providers-loader.js';
+import { poolIdentify } from '../preview/identify.js';
+import type { PreviewDeps } from '../preview/pipeline.js';
+import type { Storage } from './storage.js';
+
+// Start-up step 4, URL previews: the parse pool, the gate in front of it, the result cache and
+// the oEmbed providers (a broken providers file stops the start, not the first preview).
+
+export interface Previews {
+  deps: PreviewDeps;
+  pool: PreviewPool;
+  gate: Admission;
+  close(): Promise<void>;
+}
+
+export function startPreviews(config: () => LoadedConfig, log: Logger, metrics: MediaMetrics, storage: Storage, thumbnails: ThumbnailPools): Previews {
+  const g = config().global;
+  const pool = new PreviewPool(g.urlPreviews.numWorkers);
+  // numWorkers previews in flight, each holding at most one page; a bounded line behind.
+  const gate = new Admission(g.urlPreviews.numWorkers, g.urlPreviews.numWorkers * 16, 'URL preview');
+  const providers = providersLoader(() => config().global.urlPreviews, log);
+  try {
+    providers();
+  } catch (e) {
+    void pool.close();
+    throw e;
+  }
+  const deps: PreviewDeps = {
+    db: storage.db, datastores: storage.datastores, pool, gate, metrics, log, config,
+    flights: new SingleFlight<StoredPreview>(),
+    results: new PreviewResults(),
+    providers,
+    identifyImage: poolIdentify(thumbnails, () => config().global.thumbnails),
+  };
+  return { deps, pool, gate, close: () => pool.close() };
+}

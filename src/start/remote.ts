@@ -1,0 +1,39 @@
+import type { LoadedConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import { FederationClient } from '../matrix/federation-client.js';
+import { createServerKeyFetcher, type ServerKeyFetcher } from '../matrix/server-keys.js';
+import { HomeserverClient } from '../matrix/homeserver.js';
+import { TokenCache } from '../cache/tokens.js';
+import { RemoteFetchState } from '../cache/remote-state.js';
+import { SingleFlight } from '../cache/singleflight.js';
+import type { MediaRow } from '../db/media.js';
+
+// Start-up step 3, other servers: our homeservers (whoami, with the token cache), other
+// homeservers over federation (their keys, fetches coalesced per mxc, backoff per server).
+
+export interface Remote {
+  homeserver: HomeserverClient;
+  tokens: TokenCache;
+  federation: FederationClient;
+  serverKeys: ServerKeyFetcher;
+  remoteFlights: SingleFlight<MediaRow>;
+  remoteState: RemoteFetchState;
+}
+
+export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
+  const loaded = config();
+  const tokens = new TokenCache();
+  tokens.configure(loaded.global.accessTokens.maxCacheTimeSeconds);
+  const federation = new FederationClient(() => config().global);
+  const serverKeys = createServerKeyFetcher({ fetchKeys: (name) => federation.serverKeys(name), log });
+  for (const d of loaded.domains.values()) {
+    if (!d.homeserver.signingKeyPath) {
+      log.warn('no signingKeyPath for this homeserver: remote media is fetched over the legacy unauthenticated endpoint only, which servers that froze their media refuse', { homeserver: d.homeserver.name });
+    }
+  }
+  return {
+    homeserver: new HomeserverClient(), tokens, federation, serverKeys,
+    remoteFlights: new SingleFlight<MediaRow>(),
+    remoteState: new RemoteFetchState(),
+  };
+}

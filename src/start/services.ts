@@ -1,0 +1,49 @@
+import type { LoadedConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import type { MediaMetrics } from '../metrics/media-metrics.js';
+import type { Services } from '../api/services.js';
+import type { TaskRunner } from '../tasks/runner.js';
+import type { Storage } from './storage.js';
+import type { Images } from './images.js';
+import type { Remote } from './remote.js';
+import type { Previews } from './previews.js';
+
+// Start-up step 5: what each pipeline is given, out of the parts the steps before started.
+// Each gets the few stores it uses; handlers see only these groups, never a store.
+
+export interface Parts {
+  config(): LoadedConfig;
+  log: Logger;
+  metrics: MediaMetrics;
+  storage: Storage;
+  images: Images;
+  remote: Remote;
+  previews: Previews;
+  tasks: TaskRunner;
+  state: { shuttingDown: boolean };
+}
+
+export function handlerServices(p: Parts): Services {
+  const { config, log, metrics, storage, images, remote } = p;
+  const { db, datastores, mediaRows, waiters, redis, blobCache } = storage;
+  const remoteDeps = {
+    config, log, metrics, db, datastores, mediaRows, redis,
+    federation: remote.federation, remoteFlights: remote.remoteFlights, remoteState: remote.remoteState,
+  };
+  const local = { db, mediaRows, waiters };
+  return {
+    config, log, metrics, state: p.state,
+    homeserver: remote.homeserver,
+    auth: { config, tokens: remote.tokens, homeserver: remote.homeserver, serverKeys: remote.serverKeys },
+    download: { ...remoteDeps, ...local, blobCache },
+    thumbnail: { ...images.thumbnailDeps, ...remoteDeps, ...local, blobCache },
+    upload: {
+      ...images.thumbnailDeps, config, mediaRows, waiters, redis, pregenerator: images.pregenerator,
+      putsInFlight: new Set<string>(),
+    },
+    identicon: { thumbnails: images.thumbnails, rendered: images.identicons },
+    preview: p.previews.deps,
+    admin: { db, datastores, tasks: p.tasks },
+    readiness: { db, datastores },
+  };
+}
