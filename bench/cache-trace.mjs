@@ -10,7 +10,9 @@ import { LRUCache } from 'lru-cache';
 import { BlobCache } from '../dist/src/cache/blob-cache.js';
 import { printTable, round } from './lib/report.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
 const OBJECTS = Number(args.objects ?? 20_000);
 const DOWNLOADS = Number(args.downloads ?? 500_000);
 const HOURS = Number(args.hours ?? 6);
@@ -21,7 +23,8 @@ const MiB = 1024 * 1024;
 
 // Small deterministic PRNG (mulberry32) so every policy sees the same trace, run to run.
 function rnd() {
-  seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
+  seed |= 0;
+  seed = (seed + 0x6d2b79f5) | 0;
   let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
   x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
   return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
@@ -34,8 +37,8 @@ const expo = (mean) => -Math.log(1 - rnd()) * mean;
 const KINDS = [
   { kind: 'sticker', share: 0.25, size: () => between(20 * KB, 100 * KB), burst: false },
   { kind: 'screenshot', share: 0.25, size: () => between(100 * KB, 500 * KB), burst: true },
-  { kind: 'photo', share: 0.40, size: () => between(200 * KB, 3000 * KB), burst: true },
-  { kind: 'video', share: 0.10, size: () => between(5 * 1000 * KB, 50 * 1000 * KB), burst: true },
+  { kind: 'photo', share: 0.4, size: () => between(200 * KB, 3000 * KB), burst: true },
+  { kind: 'video', share: 0.1, size: () => between(5 * 1000 * KB, 50 * 1000 * KB), burst: true },
 ];
 function pickKind() {
   let x = rnd();
@@ -58,7 +61,8 @@ function makeTrace() {
     for (let i = 0; i < n; i++) {
       // Bursts: most clients fetch within minutes of the post (mean 3 min), a tail over the
       // next hour (scrollback, late joiners). Stickers: any time after posting.
-      const at = !o.burst ? o.postedAt + rnd() * (endMs - o.postedAt)
+      const at = !o.burst
+        ? o.postedAt + rnd() * (endMs - o.postedAt)
         : o.postedAt + (rnd() < 0.8 ? expo(3 * 60_000) : expo(60 * 60_000));
       if (at < endMs) events.push({ at, o });
     }
@@ -73,8 +77,15 @@ const fakeBytes = (n) => ({ length: n, byteOffset: 0, buffer: { byteLength: n } 
 function runMmr(events, cacheBytes, over = {}) {
   const clock = { t: 0 };
   const cache = new BlobCache({
-    enabled: true, maxSizeBytes: cacheBytes, maxFileSizeBytes: 100 * MiB, trackedMinutes: 30, minDownloads: 5,
-    minCacheTimeSeconds: 300, minEvictedTimeSeconds: 60, now: () => clock.t, ...over,
+    enabled: true,
+    maxSizeBytes: cacheBytes,
+    maxFileSizeBytes: 100 * MiB,
+    trackedMinutes: 30,
+    minDownloads: 5,
+    minCacheTimeSeconds: 300,
+    minEvictedTimeSeconds: 60,
+    now: () => clock.t,
+    ...over,
   });
   const s = { hits: 0, hitBytes: 0, fillBytes: 0, peak: 0 };
   for (const { at, o } of events) {
@@ -93,7 +104,11 @@ function runMmr(events, cacheBytes, over = {}) {
 }
 
 function runLru(events, cacheBytes) {
-  const lru = new LRUCache({ maxSize: cacheBytes, maxEntrySize: Math.min(cacheBytes, 100 * MiB), sizeCalculation: (n) => n });
+  const lru = new LRUCache({
+    maxSize: cacheBytes,
+    maxEntrySize: Math.min(cacheBytes, 100 * MiB),
+    sizeCalculation: (n) => n,
+  });
   const s = { hits: 0, hitBytes: 0, fillBytes: 0, peak: 0 };
   for (const { o } of events) {
     if (lru.get(o.key) !== undefined) {
@@ -108,10 +123,14 @@ function runLru(events, cacheBytes) {
 const { events, objects } = makeTrace();
 const totalBytes = events.reduce((a, e) => a + e.o.bytes, 0);
 const storedBytes = objects.reduce((a, o) => a + o.bytes, 0);
-console.log(`trace: ${objects.length} blobs (${round(storedBytes / 1e9, 1)} GB stored), ${events.length} downloads (${round(totalBytes / 1e9, 1)} GB) over ${HOURS} h, Zipf s=${ZIPF_S}, seed ${args.seed ?? 1}`);
+console.log(
+  `trace: ${objects.length} blobs (${round(storedBytes / 1e9, 1)} GB stored), ${events.length} downloads (${round(totalBytes / 1e9, 1)} GB) over ${HOURS} h, Zipf s=${ZIPF_S}, seed ${args.seed ?? 1}`,
+);
 for (const k of KINDS) {
   const ev = events.filter((e) => e.o.kind === k.kind);
-  console.log(`  ${k.kind}: ${objects.filter((o) => o.kind === k.kind).length} blobs, ${round((100 * ev.length) / events.length, 0)}% of downloads, ${round((100 * ev.reduce((a, e) => a + e.o.bytes, 0)) / totalBytes, 0)}% of bytes`);
+  console.log(
+    `  ${k.kind}: ${objects.filter((o) => o.kind === k.kind).length} blobs, ${round((100 * ev.length) / events.length, 0)}% of downloads, ${round((100 * ev.reduce((a, e) => a + e.o.bytes, 0)) / totalBytes, 0)}% of bytes`,
+  );
 }
 
 const POLICIES = [
@@ -131,8 +150,18 @@ for (const size of SIZES) {
     const s = run(size);
     const ms = performance.now() - t0;
     if (s.peak > size) throw new Error(`${name}: peak ${s.peak} above ${size}`);
-    return [name, `${round((100 * s.hits) / events.length, 1)}%`, `${round((100 * s.hitBytes) / totalBytes, 1)}%`,
-      `${round(s.hitBytes / 1e9, 1)}`, `${round(s.fillBytes / 1e9, 2)}`, `${round((1e6 * ms) / events.length, 2)}`];
+    return [
+      name,
+      `${round((100 * s.hits) / events.length, 1)}%`,
+      `${round((100 * s.hitBytes) / totalBytes, 1)}%`,
+      `${round(s.hitBytes / 1e9, 1)}`,
+      `${round(s.fillBytes / 1e9, 2)}`,
+      `${round((1e6 * ms) / events.length, 2)}`,
+    ];
   });
-  printTable(`cache ${size / MiB} MiB`, ['policy', 'hit ratio', 'bytes from memory', 'GB from memory', 'extra fill reads GB', 'ns/download (sim)'], rows);
+  printTable(
+    `cache ${size / MiB} MiB`,
+    ['policy', 'hit ratio', 'bytes from memory', 'GB from memory', 'extra fill reads GB', 'ns/download (sim)'],
+    rows,
+  );
 }

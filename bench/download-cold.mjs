@@ -32,32 +32,43 @@ async function fetchAll(urls, headers) {
   let errors = 0;
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-    while (next < urls.length) {
-      const url = urls[next++];
-      const s = performance.now();
-      const ok = await new Promise((resolve) => {
-        http.get(url, { headers, agent }, (res) => {
-          let n = 0;
-          res.on('data', (d) => (n += d.length));
-          res.on('end', () => resolve(res.statusCode === 200 && n === FILE_BYTES));
-          res.on('error', () => resolve(false));
-        }).on('error', () => resolve(false));
-      });
-      if (ok) lat.push(performance.now() - s);
-      else errors++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (next < urls.length) {
+        const url = urls[next++];
+        const s = performance.now();
+        const ok = await new Promise((resolve) => {
+          http
+            .get(url, { headers, agent }, (res) => {
+              let n = 0;
+              res.on('data', (d) => (n += d.length));
+              res.on('end', () => resolve(res.statusCode === 200 && n === FILE_BYTES));
+              res.on('error', () => resolve(false));
+            })
+            .on('error', () => resolve(false));
+        });
+        if (ok) lat.push(performance.now() - s);
+        else errors++;
+      }
+    }),
+  );
   agent.destroy();
   const elapsed = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
-  return { reqPerSec: lat.length / elapsed, p50Ms: round(percentile(lat, 50), 1), p99Ms: round(percentile(lat, 99), 1), errors };
+  return {
+    reqPerSec: lat.length / elapsed,
+    p50Ms: round(percentile(lat, 50), 1),
+    p99Ms: round(percentile(lat, 99), 1),
+    errors,
+  };
 }
 
 export async function runDownloadCold(ctx) {
   const { target, nginx, reps, suffix } = ctx;
   const F = ctx.smoke ? 64 : 1024;
-  console.log(`\n== download-cold: ${F} distinct ${FILE_BYTES / 1024} KiB files, each once per run, ${CONNECTIONS} connections, ${reps} runs`);
+  console.log(
+    `\n== download-cold: ${F} distinct ${FILE_BYTES / 1024} KiB files, each once per run, ${CONNECTIONS} connections, ${reps} runs`,
+  );
   const ours = [];
   const theirs = [];
   for (let i = 0; i < F; i++) {
@@ -67,8 +78,23 @@ export async function runDownloadCold(ctx) {
     if (nginx) theirs.push(nginx.url + nginx.putStatic(`cold-${i}.bin`, bytes));
   }
   const oursHeaders = downloadRequests(target, { server: target.host, mediaId: 'x' }).authed.headers;
-  const variants = [{ key: 'ours', label: `${target.name} authenticated`, urls: ours, headers: oursHeaders, pids: target.pid ? [target.pid] : [] }];
-  if (nginx) variants.push({ key: 'nginx', label: 'nginx (static files)', urls: theirs, headers: { host: target.host }, pids: [] });
+  const variants = [
+    {
+      key: 'ours',
+      label: `${target.name} authenticated`,
+      urls: ours,
+      headers: oursHeaders,
+      pids: target.pid ? [target.pid] : [],
+    },
+  ];
+  if (nginx)
+    variants.push({
+      key: 'nginx',
+      label: 'nginx (static files)',
+      urls: theirs,
+      headers: { host: target.host },
+      pids: [],
+    });
   const runs = Object.fromEntries(variants.map((v) => [v.key, []]));
   let dropped = true;
   for (let i = 0; i < reps; i++) {
@@ -82,26 +108,51 @@ export async function runDownloadCold(ctx) {
       result.peakRssMiB = rss ? round(rss.peakBytes / MiB, 1) : null;
       result.serverCpuPct = v.pids.length ? round(cpuPct, 0) : null;
       runs[v.key].push(result);
-      console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.p99Ms} ms, errors ${result.errors}`);
+      console.log(
+        `  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.p99Ms} ms, errors ${result.errors}`,
+      );
     }
   }
-  const summary = { files: F, fileBytes: FILE_BYTES, connections: CONNECTIONS, pageCacheDropped: dropped, variants: {} };
+  const summary = {
+    files: F,
+    fileBytes: FILE_BYTES,
+    connections: CONNECTIONS,
+    pageCacheDropped: dropped,
+    variants: {},
+  };
   for (const v of variants) {
     const rs = runs[v.key];
     summary.variants[v.key] = {
-      label: v.label, reqPerSec: round(median(rs.map((r) => r.reqPerSec)), 0), payloadMiBPerSec: round(median(rs.map((r) => r.payloadMiBPerSec)), 1),
-      latencyP50Ms: median(rs.map((r) => r.p50Ms)), latencyP99Ms: median(rs.map((r) => r.p99Ms)),
+      label: v.label,
+      reqPerSec: round(median(rs.map((r) => r.reqPerSec)), 0),
+      payloadMiBPerSec: round(median(rs.map((r) => r.payloadMiBPerSec)), 1),
+      latencyP50Ms: median(rs.map((r) => r.p50Ms)),
+      latencyP99Ms: median(rs.map((r) => r.p99Ms)),
       loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
-      failures: rs.reduce((a, r) => a + r.errors, 0), peakRssMiB: rs[0].peakRssMiB === null ? null : Math.max(...rs.map((r) => r.peakRssMiB)),
+      failures: rs.reduce((a, r) => a + r.errors, 0),
+      peakRssMiB: rs[0].peakRssMiB === null ? null : Math.max(...rs.map((r) => r.peakRssMiB)),
     };
   }
-  if (summary.variants.nginx) summary.variants.ours.ratioToNginx = ratio(summary.variants.ours.reqPerSec, summary.variants.nginx.reqPerSec);
-  printTable(`download-cold (median of ${reps}; page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not permitted): files may be in memory'})`,
+  if (summary.variants.nginx)
+    summary.variants.ours.ratioToNginx = ratio(summary.variants.ours.reqPerSec, summary.variants.nginx.reqPerSec);
+  printTable(
+    `download-cold (median of ${reps}; page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not permitted): files may be in memory'})`,
     ['server', 'req/s', 'MiB/s', 'p50 ms', 'p99 ms', 'load gen CPU %', 'failed', 'peak RSS MiB', 'ratio/nginx'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP50Ms, s.latencyP99Ms, s.loadGenCpuPct, s.failures, s.peakRssMiB, s.ratioToNginx ?? null];
-    }));
+      return [
+        v.label,
+        s.reqPerSec,
+        s.payloadMiBPerSec,
+        s.latencyP50Ms,
+        s.latencyP99Ms,
+        s.loadGenCpuPct,
+        s.failures,
+        s.peakRssMiB,
+        s.ratioToNginx ?? null,
+      ];
+    }),
+  );
   console.log(SHARED_CORES_NOTE);
   const file = writeResult('download-cold', { target: target.name, reps, summary, runs }, suffix);
   console.log(`wrote ${file}`);

@@ -19,36 +19,65 @@ const SPECS = {
 async function verify(url, headers, bytes, label) {
   const r = await httpGet(url, { headers });
   if (r.status !== 200 || !r.body.equals(bytes)) {
-    throw new Error(`${label}: GET ${url} answered ${r.status} with ${r.body.length} bytes, expected the ${bytes.length} uploaded`);
+    throw new Error(
+      `${label}: GET ${url} answered ${r.status} with ${r.body.length} bytes, expected the ${bytes.length} uploaded`,
+    );
   }
 }
 
 async function downloadScenario(name, { target, nginx, reps, durationS, suffix }, noCache) {
   const { size, tool, target: goal } = SPECS[name];
   const connections = 64;
-  console.log(`\n== ${name}: ${size} byte file, ${tool} at ${connections} connections for ${durationS} s, ${reps} runs`);
+  console.log(
+    `\n== ${name}: ${size} byte file, ${tool} at ${connections} connections for ${durationS} s, ${reps} runs`,
+  );
   const bytes = bodyBytes(size);
   const media = await specUpload(target, { bytes });
   const reqs = downloadRequests(target, media);
   const variants = [];
   if (nginx) {
     const path = nginx.putStatic(`file-${size}.bin`, bytes);
-    variants.push({ key: 'nginx', label: 'nginx (static file)', url: nginx.url + path, headers: { host: target.host }, pids: nginx.pids });
+    variants.push({
+      key: 'nginx',
+      label: 'nginx (static file)',
+      url: nginx.url + path,
+      headers: { host: target.host },
+      pids: nginx.pids,
+    });
   }
   if (target.legacyDownload) {
-    variants.push({ key: 'legacy', label: `${target.name} legacy (no auth)`, url: target.url + reqs.legacy.path, headers: reqs.legacy.headers, pids: () => (target.pid ? [target.pid] : []) });
+    variants.push({
+      key: 'legacy',
+      label: `${target.name} legacy (no auth)`,
+      url: target.url + reqs.legacy.path,
+      headers: reqs.legacy.headers,
+      pids: () => (target.pid ? [target.pid] : []),
+    });
   }
-  variants.push({ key: 'authed', label: `${target.name} authenticated`, url: target.url + reqs.authed.path, headers: reqs.authed.headers, pids: () => (target.pid ? [target.pid] : []) });
+  variants.push({
+    key: 'authed',
+    label: `${target.name} authenticated`,
+    url: target.url + reqs.authed.path,
+    headers: reqs.authed.headers,
+    pids: () => (target.pid ? [target.pid] : []),
+  });
   if (noCache) {
     const m = await specUpload(noCache, { bytes });
     const r = downloadRequests(noCache, m);
-    variants.push({ key: 'authedNoCache', label: `${noCache.name} authenticated, cache off`, url: noCache.url + r.authed.path, headers: r.authed.headers, pids: () => [noCache.pid] });
+    variants.push({
+      key: 'authedNoCache',
+      label: `${noCache.name} authenticated, cache off`,
+      url: noCache.url + r.authed.path,
+      headers: r.authed.headers,
+      pids: () => [noCache.pid],
+    });
   }
   for (const v of variants) await verify(v.url, v.headers, bytes, v.label);
 
-  const load = (v, d) => (tool === 'wrk'
-    ? runWrk({ url: v.url, headers: v.headers, threads: 2, connections, durationS: d })
-    : runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS }));
+  const load = (v, d) =>
+    tool === 'wrk'
+      ? runWrk({ url: v.url, headers: v.headers, threads: 2, connections, durationS: d })
+      : runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS });
   // Short warm-up of each (JIT, page cache, connection setup); no longer than a measurement,
   // so --smoke stays short.
   for (const v of variants) await load(v, Math.min(2, durationS));
@@ -68,10 +97,20 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
       result.payloadMiBPerSec = round((result.reqPerSec * size) / MiB, 1);
       runs[v.key].push(result);
       const bad = result.non2xx || result.errors || result.timeouts;
-      console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%, load generator CPU ${result.loadGenCpuPct}%${bad ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`);
+      console.log(
+        `  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, ${result.payloadMiBPerSec} MiB/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%, load generator CPU ${result.loadGenCpuPct}%${bad ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`,
+      );
     }
   }
-  const summary = { size, tool, connections, durationS, autocannonWorkers: tool === 'autocannon' ? AUTOCANNON_WORKERS : undefined, goal, variants: {} };
+  const summary = {
+    size,
+    tool,
+    connections,
+    durationS,
+    autocannonWorkers: tool === 'autocannon' ? AUTOCANNON_WORKERS : undefined,
+    goal,
+    variants: {},
+  };
   for (const v of variants) {
     const rs = runs[v.key];
     const rps = median(rs.map((r) => r.reqPerSec));
@@ -79,7 +118,8 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
       label: v.label,
       reqPerSec: round(rps, 0),
       payloadMiBPerSec: round((rps * size) / MiB, 1),
-      latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)),
+      latencyP50Ms: median(rs.map((r) => r.latencyP50)),
+      latencyP99Ms: median(rs.map((r) => r.latencyP99)),
       serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
       loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       peakRssMiB: rs.some((r) => r.peakRssMiB) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
@@ -87,13 +127,27 @@ async function downloadScenario(name, { target, nginx, reps, durationS, suffix }
     };
   }
   const base = summary.variants.nginx?.reqPerSec;
-  for (const v of variants) if (v.key !== 'nginx') summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
-  printTable(`${name} (median of ${reps}; ${tool}${tool === 'autocannon' ? ` with ${AUTOCANNON_WORKERS} workers` : ' -t2'} -c${connections}; target ratio >= ${goal})`,
+  for (const v of variants)
+    if (v.key !== 'nginx')
+      summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
+  printTable(
+    `${name} (median of ${reps}; ${tool}${tool === 'autocannon' ? ` with ${AUTOCANNON_WORKERS} workers` : ' -t2'} -c${connections}; target ratio >= ${goal})`,
     ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'load gen CPU %', 'peak RSS MiB', 'failed', 'ratio/nginx'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.loadGenCpuPct, s.peakRssMiB, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
-    }));
+      return [
+        v.label,
+        s.reqPerSec,
+        s.payloadMiBPerSec,
+        s.latencyP99Ms,
+        s.serverCpuPct,
+        s.loadGenCpuPct,
+        s.peakRssMiB,
+        s.failures,
+        v.key === 'nginx' ? null : s.ratioToNginx,
+      ];
+    }),
+  );
   console.log(SHARED_CORES_NOTE);
   const file = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);
   console.log(`wrote ${file}`);
@@ -111,9 +165,13 @@ export async function runDownloads(ctx, scenarios) {
   // --smoke checks that scenarios run; a second server (its own database start) would double
   // the download family's cost there for a variant that only repeats the same code path.
   const hot = ['download-1kib', 'download-1mib'].filter((s) => scenarios.includes(s));
-  const noCache = ctx.external || ctx.smoke || !hot.length ? null : await startOurRepo(join(ctx.workDir, 'repo-nocache'), {
-    postgres: ctx.postgres, overrides: [...ctx.overrides, 'downloads.cache.enabled=false'],
-  });
+  const noCache =
+    ctx.external || ctx.smoke || !hot.length
+      ? null
+      : await startOurRepo(join(ctx.workDir, 'repo-nocache'), {
+          postgres: ctx.postgres,
+          overrides: [...ctx.overrides, 'downloads.cache.enabled=false'],
+        });
   try {
     for (const s of hot) out[s] = await downloadScenario(s, ctx, noCache);
   } finally {

@@ -35,7 +35,8 @@ const REPS = Math.max(1, Number(opt.reps) || 10);
 sharp.concurrency(1);
 sharp.cache(false);
 
-const round = (x, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+const round = (x, d = 1) =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d;
 const med = (xs) => {
   const v = [...xs].sort((a, b) => a - b);
   return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
@@ -86,8 +87,13 @@ async function dims(png) {
 
 const fmtPsnr = (p) => (p === null || p === undefined ? '–' : p === Infinity ? 'lossless' : `${round(p, 1)} dB`);
 
-console.log(`image libraries: sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips}), @napi-rs/image; `
-  + `${os.cpus().length} cores (${os.cpus()[0]?.model}), node ${process.version}, load average ${os.loadavg().map((x) => round(x, 2)).join(' ')}; median of ${REPS}`);
+console.log(
+  `image libraries: sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips}), @napi-rs/image; ` +
+    `${os.cpus().length} cores (${os.cpus()[0]?.model}), node ${process.version}, load average ${os
+      .loadavg()
+      .map((x) => round(x, 2))
+      .join(' ')}; median of ${REPS}`,
+);
 
 // 1. BMP -> 320x240 PNG thumbnail.
 const W = 1920;
@@ -112,28 +118,43 @@ bmpRows.push({
 });
 bmpRows.push({
   name: '@napi-rs/image alone (resize Lanczos3 inside + png)',
-  ...(await measure(() => new napi.Transformer(bmp).resize(320, 240, napi.ResizeFilterType.Lanczos3, napi.ResizeFit.Inside).png())),
+  ...(await measure(() =>
+    new napi.Transformer(bmp).resize(320, 240, napi.ResizeFilterType.Lanczos3, napi.ResizeFit.Inside).png(),
+  )),
 });
-for (const r of bmpRows) if (r.ok && r.name !== '@napi-rs/image decode (Transformer.rawPixels) only') r.dims = await dims(r.out);
-console.log(`   rawPixels gave ${channels} channels per pixel (${channels === 3 ? 'RGB' : channels === 4 ? 'RGBA' : '?'})`);
+for (const r of bmpRows)
+  if (r.ok && r.name !== '@napi-rs/image decode (Transformer.rawPixels) only') r.dims = await dims(r.out);
+console.log(
+  `   rawPixels gave ${channels} channels per pixel (${channels === 3 ? 'RGB' : channels === 4 ? 'RGBA' : '?'})`,
+);
 const md1 = [
   '| BMP 1920x1080 -> 320x240 PNG | result | output | bytes | ms (wall) | CPU ms |',
   '| --- | --- | --- | ---: | ---: | ---: |',
-  ...bmpRows.map((r) => (r.ok
-    ? `| ${r.name} | ok | ${r.dims ?? `${r.bytes} raw bytes`} | ${r.bytes} | ${r.ms} | ${r.cpuMs} |`
-    : `| ${r.name} | **fails**: ${r.error} | – | – | – | – |`)),
+  ...bmpRows.map((r) =>
+    r.ok
+      ? `| ${r.name} | ok | ${r.dims ?? `${r.bytes} raw bytes`} | ${r.bytes} | ${r.ms} | ${r.cpuMs} |`
+      : `| ${r.name} | **fails**: ${r.error} | – | – | – | – |`,
+  ),
 ].join('\n');
 console.log(`\n${md1}`);
 
 // 2. Screenshot -> 800x600 PNG: sizes and times.
 const shotRaw = screenshotRaw(W, H);
-const shotPng = await sharp(shotRaw, { raw: { width: W, height: H, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
+const shotPng = await sharp(shotRaw, { raw: { width: W, height: H, channels: 3 } })
+  .png({ compressionLevel: 6 })
+  .toBuffer();
 console.log(`\n2. screenshot-like 1920x1080 PNG (${shotPng.length} bytes) -> 800x600 (fit inside) PNG`);
 const resized = () => sharp(shotPng).resize(800, 600, { fit: 'inside' });
 const ours = await measure(() => resized().png({ compressionLevel: 6 }).toBuffer());
 const pngRows = [{ name: 'sharp png compressionLevel 6 (what we serve)', ...ours }];
-pngRows.push({ name: 'sharp png palette: true (quality 100, 256 colours, effort 7)', ...(await measure(() => resized().png({ palette: true }).toBuffer())) });
-pngRows.push({ name: 'sharp png palette: true, effort 1', ...(await measure(() => resized().png({ palette: true, effort: 1 }).toBuffer())) });
+pngRows.push({
+  name: 'sharp png palette: true (quality 100, 256 colours, effort 7)',
+  ...(await measure(() => resized().png({ palette: true }).toBuffer())),
+});
+pngRows.push({
+  name: 'sharp png palette: true, effort 1',
+  ...(await measure(() => resized().png({ palette: true, effort: 1 }).toBuffer())),
+});
 // The post-processing steps are timed on their own, on our output; "total" adds ours.
 const quant = await measure(() => napi.pngQuantize(ours.out));
 pngRows.push({ name: '+ @napi-rs/image pngQuantize (defaults) on our PNG', ...quant, extraMs: quant.ms });
@@ -141,7 +162,9 @@ const lossless = await measure(() => napi.losslessCompressPng(ours.out));
 pngRows.push({ name: '+ @napi-rs/image losslessCompressPng (defaults) on our PNG', ...lossless, extraMs: lossless.ms });
 pngRows.push({
   name: '@napi-rs/image alone (decode, resize Lanczos3 inside, png)',
-  ...(await measure(() => new napi.Transformer(shotPng).resize(800, 600, napi.ResizeFilterType.Lanczos3, napi.ResizeFit.Inside).png())),
+  ...(await measure(() =>
+    new napi.Transformer(shotPng).resize(800, 600, napi.ResizeFilterType.Lanczos3, napi.ResizeFit.Inside).png(),
+  )),
 });
 for (const r of pngRows) {
   if (!r.ok) continue;
@@ -153,22 +176,48 @@ for (const r of pngRows) {
 const md2 = [
   '| screenshot 1920x1080 -> 800x600 PNG | output | bytes | size vs ours | ms (wall) | total ms | CPU ms | PSNR vs ours |',
   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...pngRows.map((r) => (r.ok
-    ? `| ${r.name} | ${r.dims} | ${r.bytes} | ${r.sizeRatio} | ${r.ms} | ${r.totalMs} | ${r.cpuMs} | ${fmtPsnr(r.psnr)} |`
-    : `| ${r.name} | **fails**: ${r.error} | – | – | – | – | – | – |`)),
+  ...pngRows.map((r) =>
+    r.ok
+      ? `| ${r.name} | ${r.dims} | ${r.bytes} | ${r.sizeRatio} | ${r.ms} | ${r.totalMs} | ${r.cpuMs} | ${fmtPsnr(r.psnr)} |`
+      : `| ${r.name} | **fails**: ${r.error} | – | – | – | – | – | – |`,
+  ),
 ].join('\n');
 console.log(`\n${md2}`);
-console.log('\nms = median wall time of one operation; "+" rows time only the step on our PNG, total adds ours. '
-  + 'CPU ms counts every thread of this process (sharp.concurrency(1); @napi-rs/image may use more threads). '
-  + 'PSNR is against our output: quantizers lose detail; @napi-rs/image alone differs mostly by its resampling filter.');
+console.log(
+  '\nms = median wall time of one operation; "+" rows time only the step on our PNG, total adds ours. ' +
+    'CPU ms counts every thread of this process (sharp.concurrency(1); @napi-rs/image may use more threads). ' +
+    'PSNR is against our output: quantizers lose detail; @napi-rs/image alone differs mostly by its resampling filter.',
+);
 
 const strip = ({ out, ...r }) => ({ ...r, psnr: r.psnr === Infinity ? 'lossless' : round(r.psnr ?? null, 2) });
 const outFile = resolve(opt.out);
 mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, `${JSON.stringify({
-  scenario: 'image-libs', date: new Date().toISOString(), reps: REPS,
-  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version, vips: sharp.versions.vips, loadavg: os.loadavg() },
-  bmp: { width: W, height: H, bytes: bmp.length, rawPixelsChannels: channels, rows: bmpRows.map(strip), markdown: md1 },
-  screenshot: { width: W, height: H, sourcePngBytes: shotPng.length, rows: pngRows.map(strip), markdown: md2 },
-}, null, 2)}\n`);
+writeFileSync(
+  outFile,
+  `${JSON.stringify(
+    {
+      scenario: 'image-libs',
+      date: new Date().toISOString(),
+      reps: REPS,
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? null,
+        node: process.version,
+        vips: sharp.versions.vips,
+        loadavg: os.loadavg(),
+      },
+      bmp: {
+        width: W,
+        height: H,
+        bytes: bmp.length,
+        rawPixelsChannels: channels,
+        rows: bmpRows.map(strip),
+        markdown: md1,
+      },
+      screenshot: { width: W, height: H, sourcePngBytes: shotPng.length, rows: pngRows.map(strip), markdown: md2 },
+    },
+    null,
+    2,
+  )}\n`,
+);
 console.log(`wrote ${outFile}`);

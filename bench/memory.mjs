@@ -26,36 +26,43 @@ const mib = (b) => round(b / MiB, 1);
 
 function scrapeGauge(port, name) {
   return new Promise((resolve, reject) => {
-    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => {
-        const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-        resolve(m ? Number(m[1]) : null);
-      });
-    }).on('error', reject);
+    http
+      .get(`http://127.0.0.1:${port}/metrics`, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+          resolve(m ? Number(m[1]) : null);
+        });
+      })
+      .on('error', reject);
   });
 }
 
 function download(repo, media, { holdMs = 0 } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${repo.url}/_matrix/client/v1/media/download/${media.server}/${media.mediaId}`, {
-      headers: { Host: BENCH_HOST, Authorization: `Bearer ${repo.token}` }, agent: false,
-    }, (res) => {
-      let n = 0;
-      let held = holdMs === 0;
-      res.on('data', (d) => {
-        n += d.length;
-        if (!held) {
-          held = true;
-          res.pause();
-          setTimeout(() => res.resume(), holdMs);
-        }
-      });
-      res.on('end', () => resolve({ status: res.statusCode, bytes: n }));
-      res.on('error', reject);
-    });
+    const req = http.get(
+      `${repo.url}/_matrix/client/v1/media/download/${media.server}/${media.mediaId}`,
+      {
+        headers: { Host: BENCH_HOST, Authorization: `Bearer ${repo.token}` },
+        agent: false,
+      },
+      (res) => {
+        let n = 0;
+        let held = holdMs === 0;
+        res.on('data', (d) => {
+          n += d.length;
+          if (!held) {
+            held = true;
+            res.pause();
+            setTimeout(() => res.resume(), holdMs);
+          }
+        });
+        res.on('end', () => resolve({ status: res.statusCode, bytes: n }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
   });
 }
@@ -75,18 +82,26 @@ export async function runMemory(ctx) {
     return {};
   }
   const smoke = ctx.smoke;
-  const F = smoke ? 8 : 256;          // cached 1 MiB files
-  const D = smoke ? 4 : 64;           // slow downloads at once
-  const U = smoke ? 2 : 16;           // uploads at once
+  const F = smoke ? 8 : 256; // cached 1 MiB files
+  const D = smoke ? 4 : 64; // slow downloads at once
+  const U = smoke ? 2 : 16; // uploads at once
   const uploadMiB = smoke ? 4 : 32;
   const metricsPort = await freePort();
   const repo = await startOurRepo(join(ctx.workDir, 'memory'), {
     postgres: ctx.postgres,
-    overrides: [...ctx.overrides, 'metrics.enabled=true', `metrics.port=${metricsPort}`, 'thumbnails.pregenerate=false', 'thumbnails.maxQueue=1024'],
+    overrides: [
+      ...ctx.overrides,
+      'metrics.enabled=true',
+      `metrics.port=${metricsPort}`,
+      'thumbnails.pregenerate=false',
+      'thumbnails.maxQueue=1024',
+    ],
   });
   const pid = repo.pid;
   try {
-    console.log(`\n== memory-sizing: fresh server pid ${pid}; ${F} x 1 MiB cached, ${D} slow 8 MiB downloads, ${U} x ${uploadMiB} MiB uploads, thumbnails`);
+    console.log(
+      `\n== memory-sizing: fresh server pid ${pid}; ${F} x 1 MiB cached, ${D} slow 8 MiB downloads, ${U} x ${uploadMiB} MiB uploads, thumbnails`,
+    );
     await download(repo, await specUpload(repo, { bytes: bodyBytes(1000) }));
     await sleep(500);
     const idle = await idleRss([pid]);
@@ -104,21 +119,35 @@ export async function runMemory(ctx) {
     const cacheBytes = (await scrapeGauge(metricsPort, 'media_cache_bytes')) ?? 0;
     const afterCache = await idleRss([pid]);
     const cacheGrowth = afterCache - beforeCache;
-    console.log(`  cache holds ${mib(cacheBytes)} MiB; RSS +${mib(cacheGrowth)} MiB (${round(cacheGrowth / Math.max(1, cacheBytes), 2)} x the cached bytes)`);
+    console.log(
+      `  cache holds ${mib(cacheBytes)} MiB; RSS +${mib(cacheGrowth)} MiB (${round(cacheGrowth / Math.max(1, cacheBytes), 2)} x the cached bytes)`,
+    );
 
     // 3. Slow downloads in flight at once.
     const big = [];
     for (let i = 0; i < D; i++) big.push(await specUpload(repo, { size: 8 * MiB }));
     const dl = await peakDuring(pid, () => Promise.all(big.map((m) => download(repo, m, { holdMs: 1000 }))));
     const dlBad = dl.result.filter((r) => r.status !== 200 || r.bytes !== 8 * MiB).length;
-    console.log(`  ${D} slow downloads: peak +${mib(dl.growth)} MiB (${mib(dl.growth / D)} MiB each)${dlBad ? `, ${dlBad} FAILED` : ''}`);
+    console.log(
+      `  ${D} slow downloads: peak +${mib(dl.growth)} MiB (${mib(dl.growth / D)} MiB each)${dlBad ? `, ${dlBad} FAILED` : ''}`,
+    );
 
     // 4. Uploads at once.
-    const up = await peakDuring(pid, () => Promise.all(Array.from({ length: U }, () => sendBody({
-      url: `${repo.url}/_matrix/media/v3/upload`, headers: { Host: BENCH_HOST, Authorization: `Bearer ${repo.token}` }, size: uploadMiB * MiB,
-    }))));
+    const up = await peakDuring(pid, () =>
+      Promise.all(
+        Array.from({ length: U }, () =>
+          sendBody({
+            url: `${repo.url}/_matrix/media/v3/upload`,
+            headers: { Host: BENCH_HOST, Authorization: `Bearer ${repo.token}` },
+            size: uploadMiB * MiB,
+          }),
+        ),
+      ),
+    );
     const upBad = up.result.filter((r) => r.status !== 200).length;
-    console.log(`  ${U} uploads of ${uploadMiB} MiB: peak +${mib(up.growth)} MiB (${mib(up.growth / U)} MiB each)${upBad ? `, ${upBad} FAILED` : ''}`);
+    console.log(
+      `  ${U} uploads of ${uploadMiB} MiB: peak +${mib(up.growth)} MiB (${mib(up.growth / U)} MiB each)${upBad ? `, ${upBad} FAILED` : ''}`,
+    );
 
     // 5. Thumbnails, one request per pool thread (numWorkers 0 = one per core).
     const poolThreads = cpus().length;
@@ -128,36 +157,81 @@ export async function runMemory(ctx) {
     const th = await peakDuring(pid, async () => {
       const out = [];
       let next = 0;
-      await Promise.all(Array.from({ length: poolThreads }, async () => {
-        while (next < jpegs.length) {
-          const m = jpegs[next++];
-          out.push(await new Promise((resolve, reject) => {
-            http.get(`${repo.url}/_matrix/client/v1/media/thumbnail/${m.server}/${m.mediaId}?width=320&height=240&method=scale`, {
-              headers: { Host: BENCH_HOST, Authorization: `Bearer ${repo.token}` },
-            }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); }).on('error', reject);
-          }));
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: poolThreads }, async () => {
+          while (next < jpegs.length) {
+            const m = jpegs[next++];
+            out.push(
+              await new Promise((resolve, reject) => {
+                http
+                  .get(
+                    `${repo.url}/_matrix/client/v1/media/thumbnail/${m.server}/${m.mediaId}?width=320&height=240&method=scale`,
+                    {
+                      headers: { Host: BENCH_HOST, Authorization: `Bearer ${repo.token}` },
+                    },
+                    (res) => {
+                      res.resume();
+                      res.on('end', () => resolve(res.statusCode));
+                    },
+                  )
+                  .on('error', reject);
+              }),
+            );
+          }
+        }),
+      );
       return out;
     });
     const thBad = th.result.filter((s) => s !== 200).length;
-    console.log(`  thumbnails, ${poolThreads} in flight: peak +${mib(th.growth)} MiB (${mib(th.growth / poolThreads)} MiB per thread)${thBad ? `, ${thBad} FAILED` : ''}`);
+    console.log(
+      `  thumbnails, ${poolThreads} in flight: peak +${mib(th.growth)} MiB (${mib(th.growth / poolThreads)} MiB per thread)${thBad ? `, ${thBad} FAILED` : ''}`,
+    );
 
     const summary = {
       idleRssMiB: mib(idle),
-      cache: { cachedMiB: mib(cacheBytes), rssGrowthMiB: mib(cacheGrowth), perCachedByte: round(cacheGrowth / Math.max(1, cacheBytes), 2) },
-      slowDownloads: { count: D, fileMiB: 8, peakGrowthMiB: mib(dl.growth), perDownloadMiB: mib(dl.growth / D), failures: dlBad },
-      uploads: { count: U, sizeMiB: uploadMiB, peakGrowthMiB: mib(up.growth), perUploadMiB: mib(up.growth / U), failures: upBad },
-      thumbnails: { threads: poolThreads, source: '4000x3000 JPEG', peakGrowthMiB: mib(th.growth), perThreadMiB: mib(th.growth / poolThreads), failures: thBad },
+      cache: {
+        cachedMiB: mib(cacheBytes),
+        rssGrowthMiB: mib(cacheGrowth),
+        perCachedByte: round(cacheGrowth / Math.max(1, cacheBytes), 2),
+      },
+      slowDownloads: {
+        count: D,
+        fileMiB: 8,
+        peakGrowthMiB: mib(dl.growth),
+        perDownloadMiB: mib(dl.growth / D),
+        failures: dlBad,
+      },
+      uploads: {
+        count: U,
+        sizeMiB: uploadMiB,
+        peakGrowthMiB: mib(up.growth),
+        perUploadMiB: mib(up.growth / U),
+        failures: upBad,
+      },
+      thumbnails: {
+        threads: poolThreads,
+        source: '4000x3000 JPEG',
+        peakGrowthMiB: mib(th.growth),
+        perThreadMiB: mib(th.growth / poolThreads),
+        failures: thBad,
+      },
       failures: dlBad + upBad + thBad,
     };
-    printTable('memory-sizing (RSS of the server process, worker threads included)', ['load', 'peak growth MiB', 'per unit MiB'], [
-      ['idle (after start)', summary.idleRssMiB, null],
-      [`cache holding ${summary.cache.cachedMiB} MiB`, summary.cache.rssGrowthMiB, `${summary.cache.perCachedByte} x cached`],
-      [`${D} slow 8 MiB downloads`, summary.slowDownloads.peakGrowthMiB, summary.slowDownloads.perDownloadMiB],
-      [`${U} x ${uploadMiB} MiB uploads`, summary.uploads.peakGrowthMiB, summary.uploads.perUploadMiB],
-      [`thumbnails, ${poolThreads} threads`, summary.thumbnails.peakGrowthMiB, summary.thumbnails.perThreadMiB],
-    ]);
+    printTable(
+      'memory-sizing (RSS of the server process, worker threads included)',
+      ['load', 'peak growth MiB', 'per unit MiB'],
+      [
+        ['idle (after start)', summary.idleRssMiB, null],
+        [
+          `cache holding ${summary.cache.cachedMiB} MiB`,
+          summary.cache.rssGrowthMiB,
+          `${summary.cache.perCachedByte} x cached`,
+        ],
+        [`${D} slow 8 MiB downloads`, summary.slowDownloads.peakGrowthMiB, summary.slowDownloads.perDownloadMiB],
+        [`${U} x ${uploadMiB} MiB uploads`, summary.uploads.peakGrowthMiB, summary.uploads.perUploadMiB],
+        [`thumbnails, ${poolThreads} threads`, summary.thumbnails.peakGrowthMiB, summary.thumbnails.perThreadMiB],
+      ],
+    );
     const file = writeResult('memory-sizing', { summary }, ctx.suffix);
     console.log(`wrote ${file}`);
     if (summary.failures) throw new Error(`memory-sizing: ${summary.failures} requests failed`);

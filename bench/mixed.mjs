@@ -14,7 +14,7 @@ import { round, printTable, writeResult, SHARED_CORES_NOTE } from './lib/report.
 
 export const MIXED_SCENARIOS = ['mixed'];
 
-const SHARE = { upload: 0.05, thumbnail: 0.10 }; // the rest are downloads
+const SHARE = { upload: 0.05, thumbnail: 0.1 }; // the rest are downloads
 const ZIPF_S = 1.0;
 
 /** Picks an index 0..n-1 with P(rank k) ~ 1/k^s; ranks are shuffled so popularity is not size. */
@@ -58,13 +58,16 @@ function request(agent, url, { method = 'GET', headers, body } = {}) {
   });
 }
 
-const pct = (sorted, p) => (sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))], 1) : null);
+const pct = (sorted, p) =>
+  sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))], 1) : null;
 
 /** ctx: { target, durationS, concurrency, mixedFiles, maxRequests, suffix }. */
 async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequests = Infinity, suffix }) {
   const C = concurrency || 16;
   const nPhotos = Math.max(2, Math.round(mixedFiles / 15));
-  console.log(`\n== mixed: ${mixedFiles} files (1 KiB-2 MiB) + ${nPhotos} photos; ${C} loops for ${durationS} s (at most ${maxRequests} requests); ~${100 - (SHARE.upload + SHARE.thumbnail) * 100}% downloads, ${SHARE.thumbnail * 100}% thumbnails, ${SHARE.upload * 100}% uploads, Zipf s=${ZIPF_S}`);
+  console.log(
+    `\n== mixed: ${mixedFiles} files (1 KiB-2 MiB) + ${nPhotos} photos; ${C} loops for ${durationS} s (at most ${maxRequests} requests); ~${100 - (SHARE.upload + SHARE.thumbnail) * 100}% downloads, ${SHARE.thumbnail * 100}% thumbnails, ${SHARE.upload * 100}% uploads, Zipf s=${ZIPF_S}`,
+  );
   const rand = prng(42);
   const files = [];
   for (let i = 0; i < mixedFiles; i++) {
@@ -73,8 +76,13 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
   }
   const photos = [];
   // Small photo-like JPEGs (the thumbnail bench's fixture at 480x360), a different one each.
-  for (let i = 0; i < nPhotos; i++) photos.push(await specUpload(target, { bytes: await photoJpeg({ width: 480, height: 360, quality: 80, seed: 100 + i }) }));
-  console.log(`  uploaded ${files.length} files (${round(files.reduce((a, f) => a + f.size, 0) / MiB)} MiB) and ${photos.length} photos`);
+  for (let i = 0; i < nPhotos; i++)
+    photos.push(
+      await specUpload(target, { bytes: await photoJpeg({ width: 480, height: 360, quality: 80, seed: 100 + i }) }),
+    );
+  console.log(
+    `  uploaded ${files.length} files (${round(files.reduce((a, f) => a + f.size, 0) / MiB)} MiB) and ${photos.length} photos`,
+  );
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: C });
   const auth = { host: target.host, authorization: `Bearer ${target.token}` };
@@ -82,7 +90,11 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
   const pickPhoto = zipfPicker(photos.length, rand);
   const tail = (m) => `${encodeURIComponent(m.server)}/${encodeURIComponent(m.mediaId)}`;
   // A few thumbnail sizes, so some requests hit stored thumbnails and some make new ones.
-  const thumbSizes = [[96, 96, 'crop'], [320, 240, 'scale'], [640, 480, 'scale']];
+  const thumbSizes = [
+    [96, 96, 'crop'],
+    [320, 240, 'scale'],
+    [640, 480, 'scale'],
+  ];
   const ops = { download: [], thumbnail: [], upload: [] };
   let errors = 0;
   let bytes = 0;
@@ -96,12 +108,20 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
     if (r < SHARE.upload) {
       kind = 'upload';
       const body = bodyBytes(fileSize(rand));
-      res = await request(agent, `${target.url}/_matrix/media/v3/upload?filename=m${issued}.bin`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream', 'content-length': body.length }, body });
+      res = await request(agent, `${target.url}/_matrix/media/v3/upload?filename=m${issued}.bin`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/octet-stream', 'content-length': body.length },
+        body,
+      });
       if (res.status === 200) bytes += body.length;
     } else if (r < SHARE.upload + SHARE.thumbnail) {
       kind = 'thumbnail';
       const [w, h, method] = thumbSizes[Math.floor(rand() * thumbSizes.length)];
-      res = await request(agent, `${target.url}/_matrix/client/v1/media/thumbnail/${tail(photos[pickPhoto()])}?width=${w}&height=${h}&method=${method}`, { headers: auth });
+      res = await request(
+        agent,
+        `${target.url}/_matrix/client/v1/media/thumbnail/${tail(photos[pickPhoto()])}?width=${w}&height=${h}&method=${method}`,
+        { headers: auth },
+      );
       if (res.status === 200) bytes += res.bytes;
     } else {
       kind = 'download';
@@ -122,12 +142,16 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
   const sampler = pids.length ? startRssSampler(pids) : null;
   const t0 = performance.now();
   const until = t0 + durationS * 1000;
-  const { cpuPct, loadGenCpuPct } = await withCpu(pids, () => Promise.all(Array.from({ length: C }, async () => {
-    while (performance.now() < until && issued < maxRequests) {
-      issued++;
-      await one();
-    }
-  })));
+  const { cpuPct, loadGenCpuPct } = await withCpu(pids, () =>
+    Promise.all(
+      Array.from({ length: C }, async () => {
+        while (performance.now() < until && issued < maxRequests) {
+          issued++;
+          await one();
+        }
+      }),
+    ),
+  );
   const elapsedS = (performance.now() - t0) / 1000;
   const rss = sampler ? await sampler.stop() : null;
   agent.destroy();
@@ -139,17 +163,37 @@ async function mixed({ target, durationS, concurrency, mixedFiles = 300, maxRequ
     perOp[k] = { count: v.length, reqPerSec: round(v.length / elapsedS, 1), p50Ms: pct(v, 0.5), p99Ms: pct(v, 0.99) };
   }
   const summary = {
-    files: files.length, photos: photos.length, concurrency: C, durationS, maxRequests: Number.isFinite(maxRequests) ? maxRequests : null,
-    shares: SHARE, zipfS: ZIPF_S, elapsedS: round(elapsedS, 2), requests: issued,
-    reqPerSec: round(all.length / elapsedS, 1), mibPerSec: round(bytes / MiB / elapsedS, 1),
-    p50Ms: pct(all, 0.5), p99Ms: pct(all, 0.99), errors, firstErrors,
-    serverCpuPct: round(cpuPct, 0), loadGenCpuPct: round(loadGenCpuPct, 0), peakRssMiB: rss ? round(rss.peakBytes / MiB, 1) : null, perOp,
+    files: files.length,
+    photos: photos.length,
+    concurrency: C,
+    durationS,
+    maxRequests: Number.isFinite(maxRequests) ? maxRequests : null,
+    shares: SHARE,
+    zipfS: ZIPF_S,
+    elapsedS: round(elapsedS, 2),
+    requests: issued,
+    reqPerSec: round(all.length / elapsedS, 1),
+    mibPerSec: round(bytes / MiB / elapsedS, 1),
+    p50Ms: pct(all, 0.5),
+    p99Ms: pct(all, 0.99),
+    errors,
+    firstErrors,
+    serverCpuPct: round(cpuPct, 0),
+    loadGenCpuPct: round(loadGenCpuPct, 0),
+    peakRssMiB: rss ? round(rss.peakBytes / MiB, 1) : null,
+    perOp,
   };
-  printTable(`mixed (${C} loops, ${round(elapsedS, 1)} s; no baseline)`, ['requests', 'req/s', 'p50 ms', 'p99 ms'], [
-    ['all', summary.reqPerSec, summary.p50Ms, summary.p99Ms],
-    ...Object.entries(perOp).map(([k, v]) => [k, v.reqPerSec, v.p50Ms, v.p99Ms]),
-  ]);
-  console.log(`payload ${summary.mibPerSec} MiB/s, errors ${errors}${firstErrors.length ? ` (${firstErrors.join('; ')})` : ''}, server CPU ${summary.serverCpuPct ?? '-'}%, load generator CPU ${summary.loadGenCpuPct}%, peak RSS ${summary.peakRssMiB ?? '-'} MiB`);
+  printTable(
+    `mixed (${C} loops, ${round(elapsedS, 1)} s; no baseline)`,
+    ['requests', 'req/s', 'p50 ms', 'p99 ms'],
+    [
+      ['all', summary.reqPerSec, summary.p50Ms, summary.p99Ms],
+      ...Object.entries(perOp).map(([k, v]) => [k, v.reqPerSec, v.p50Ms, v.p99Ms]),
+    ],
+  );
+  console.log(
+    `payload ${summary.mibPerSec} MiB/s, errors ${errors}${firstErrors.length ? ` (${firstErrors.join('; ')})` : ''}, server CPU ${summary.serverCpuPct ?? '-'}%, load generator CPU ${summary.loadGenCpuPct}%, peak RSS ${summary.peakRssMiB ?? '-'} MiB`,
+  );
   console.log(SHARED_CORES_NOTE);
   const file = writeResult('mixed', { target: target.name, database: target.database, summary }, suffix);
   console.log(`wrote ${file}`);

@@ -57,7 +57,13 @@ console.log(['case', 'ours', 'truncated', 'baseline'].join('\t'));
 for (const [name, build] of cases) {
   const html = build();
   const bytes = new TextEncoder().encode(html);
-  const task = () => ({ op: 'preview-html', bytes, contentType: 'text/html; charset=utf-8', pageUrl: 'https://bench.example/', limits });
+  const task = () => ({
+    op: 'preview-html',
+    bytes,
+    contentType: 'text/html; charset=utf-8',
+    pageUrl: 'https://bench.example/',
+    limits,
+  });
   const first = await previewHtml(task()); // warm-up
   const ours = [];
   for (let i = 0; i < reps; i++) ours.push(await cpuMsAsync(() => previewHtml(task())));

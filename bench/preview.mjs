@@ -29,13 +29,16 @@ function articlePage(n) {
   const words = 'matrix media repository preview federation thumbnail stream cache room message'.split(' ');
   let x = 7 + n;
   const word = () => words[(x = (x * 1103515245 + 12345) & 0x7fffffff) % words.length];
-  const para = () => `<p class="body">${Array.from({ length: 60 }, word).join(' ')} <a href="/a/${x % 1000}">link</a>.</p>`;
+  const para = () =>
+    `<p class="body">${Array.from({ length: 60 }, word).join(' ')} <a href="/a/${x % 1000}">link</a>.</p>`;
   const head = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Article ${n}</title>
 <meta property="og:title" content="Article number ${n}: a long headline about media"><meta property="og:type" content="article">
 <meta property="og:description" content="${Array.from({ length: 40 }, word).join(' ')}"><meta property="og:site_name" content="Bench News">
 <script>${'var a=1;'.repeat(2000)}</script><style>${'.c{color:red}'.repeat(1000)}</style></head><body>`;
-  let body = '<header><nav><ul>' + '<li><a href="/x">Section</a></li>'.repeat(40) + '</ul></nav></header><main><article>';
-  while (head.length + body.length < 200 * 1024) body += `<div class="row"><div class="col"><section>${para()}${para()}</section></div></div>`;
+  let body =
+    '<header><nav><ul>' + '<li><a href="/x">Section</a></li>'.repeat(40) + '</ul></nav></header><main><article>';
+  while (head.length + body.length < 200 * 1024)
+    body += `<div class="row"><div class="col"><section>${para()}${para()}</section></div></div>`;
   return Buffer.from(`${head}${body}</article></main><footer>footer</footer></body></html>`);
 }
 
@@ -45,7 +48,13 @@ const PAGE = articlePage(1);
 async function parseFloor(seconds) {
   const { default: parse } = await import(join(ROOT, 'dist', 'workers', 'preview.js'));
   const limits = { numWords: 50, maxLength: 200, numTitleWords: 30, maxTitleLength: 150 };
-  const task = () => ({ op: 'preview-html', bytes: new Uint8Array(PAGE), contentType: 'text/html; charset=utf-8', pageUrl: 'http://x/', limits });
+  const task = () => ({
+    op: 'preview-html',
+    bytes: new Uint8Array(PAGE),
+    contentType: 'text/html; charset=utf-8',
+    pageUrl: 'http://x/',
+    limits,
+  });
   for (let i = 0; i < 20; i++) await parse(task());
   const t0 = performance.now();
   let n = 0;
@@ -59,27 +68,35 @@ async function parseFloor(seconds) {
 function get(url, headers) {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    http.get(url, { headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0 }));
-    }).on('error', reject);
+    http
+      .get(url, { headers }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0 }));
+      })
+      .on('error', reject);
   });
 }
 
 /** The server's event-loop delay since the previous scrape (ms): p50, p99, max. */
 async function loopDelay(metricsPort) {
   const text = await new Promise((resolve, reject) => {
-    http.get(`http://127.0.0.1:${metricsPort}/metrics`, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get(`http://127.0.0.1:${metricsPort}/metrics`, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
   });
   const value = (name) => {
     const m = new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text);
     return m ? round(Number(m[1]) * 1000, 2) : null;
   };
-  return { p50: value('nodejs_eventloop_lag_p50_seconds'), p99: value('nodejs_eventloop_lag_p99_seconds'), max: value('nodejs_eventloop_lag_max_seconds') };
+  return {
+    p50: value('nodejs_eventloop_lag_p50_seconds'),
+    p99: value('nodejs_eventloop_lag_p99_seconds'),
+    max: value('nodejs_eventloop_lag_max_seconds'),
+  };
 }
 
 /**
@@ -92,10 +109,14 @@ export async function runPreview(ctx, scenarios) {
   const wanted = PREVIEW_SCENARIOS.filter((s) => scenarios.includes(s));
   if (!wanted.length) return {};
   if (ctx.external) {
-    console.log(`\n== ${wanted.join(', ')}: skipped (needs a server that previews 127.0.0.1 and exposes its metrics; start it without --target)`);
+    console.log(
+      `\n== ${wanted.join(', ')}: skipped (needs a server that previews 127.0.0.1 and exposes its metrics; start it without --target)`,
+    );
     return {};
   }
-  const site = http.createServer((req, res) => res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE));
+  const site = http.createServer((req, res) =>
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE),
+  );
   await new Promise((r) => site.listen(0, '127.0.0.1', r));
   let repo;
   try {
@@ -106,16 +127,26 @@ export async function runPreview(ctx, scenarios) {
   }
 }
 
-async function previewScenarios({ durationS: seconds, concurrency = 8, threads = 2, postgres = '', workDir, sitePort, started, suffix = '' }, wanted) {
+async function previewScenarios(
+  { durationS: seconds, concurrency = 8, threads = 2, postgres = '', workDir, sitePort, started, suffix = '' },
+  wanted,
+) {
   concurrency ||= 8;
   const m = machineInfo();
-  console.log(`\n== ${wanted.join(', ')}: page ${PAGE.length} bytes; ${seconds} s, ${concurrency} concurrent, ${threads} parse threads`);
+  console.log(
+    `\n== ${wanted.join(', ')}: page ${PAGE.length} bytes; ${seconds} s, ${concurrency} concurrent, ${threads} parse threads`,
+  );
   const floor = await parseFloor(seconds);
   console.log(`  parse floor (one thread, in process): ${round(floor)} pages/s`);
   const metricsPort = await freePort();
   const repo = await startOurRepo(join(workDir, 'preview'), {
     postgres,
-    overrides: ['urlPreviews.allowedNetworks=["127.0.0.1/32"]', `urlPreviews.numWorkers=${threads}`, 'metrics.enabled=true', `metrics.port=${metricsPort}`],
+    overrides: [
+      'urlPreviews.allowedNetworks=["127.0.0.1/32"]',
+      `urlPreviews.numWorkers=${threads}`,
+      'metrics.enabled=true',
+      `metrics.port=${metricsPort}`,
+    ],
   });
   started(repo);
   const headers = { host: repo.host, authorization: `Bearer ${repo.token}` };
@@ -137,37 +168,82 @@ async function previewScenarios({ durationS: seconds, concurrency = 8, threads =
     const t0 = performance.now();
     const until = t0 + seconds * 1000;
     const sampler = startRssSampler([repo.pid]);
-    const { cpu } = await withServerCpu(repo.pid, () => Promise.all(Array.from({ length: concurrency }, async () => {
-      while (performance.now() < until) {
-        const r = await get(previewUrl(`http://127.0.0.1:${sitePort}/p/${next++}`), headers).catch(() => ({ status: 0, ms: 0 }));
-        if (r.status === 200) {
-          done++;
-          lat.push(r.ms);
-        } else errors++;
-      }
-    })));
+    const { cpu } = await withServerCpu(repo.pid, () =>
+      Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (performance.now() < until) {
+            const r = await get(previewUrl(`http://127.0.0.1:${sitePort}/p/${next++}`), headers).catch(() => ({
+              status: 0,
+              ms: 0,
+            }));
+            if (r.status === 200) {
+              done++;
+              lat.push(r.ms);
+            } else errors++;
+          }
+        }),
+      ),
+    );
     const rss = await sampler.stop();
     const busyLoop = await loopDelay(metricsPort);
     // Requests started before the deadline finish after it: divide by the time really taken.
     const uncachedRate = done / ((performance.now() - t0) / 1000);
     lat.sort((x, y) => x - y);
     const pct = (p) => (lat.length ? round(lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]) : null);
-    summary.uncached = { previewsPerS: round(uncachedRate), p50Ms: pct(0.5), p99Ms: pct(0.99), errors, serverCpuS: round(cpu, 1), peakRssMiB: round(rss.peakBytes / 1048576), ratioToFloor: ratio(uncachedRate, floor * threads) };
+    summary.uncached = {
+      previewsPerS: round(uncachedRate),
+      p50Ms: pct(0.5),
+      p99Ms: pct(0.99),
+      errors,
+      serverCpuS: round(cpu, 1),
+      peakRssMiB: round(rss.peakBytes / 1048576),
+      ratioToFloor: ratio(uncachedRate, floor * threads),
+    };
     summary.eventLoopDelayIdleMs = idleLoop;
     summary.eventLoopDelayWhileParsingMs = busyLoop;
-    printTable('preview-uncached (200 KB page, every URL new)', ['figure', 'value', 'ratio'], [
-      ['previews/s', summary.uncached.previewsPerS, `${summary.uncached.ratioToFloor} of ${threads} x the one-thread parse floor (${summary.parseFloorPerThread}/s)`],
-      ['errors', errors, ''],
-      ['server peak RSS MiB', summary.uncached.peakRssMiB, ''],
-      ['server event-loop delay p50 / p99 / max ms', `${busyLoop.p50} / ${busyLoop.p99} / ${busyLoop.max}`, `idle: ${idleLoop.p50} / ${idleLoop.p99} / ${idleLoop.max}`],
-    ]);
+    printTable(
+      'preview-uncached (200 KB page, every URL new)',
+      ['figure', 'value', 'ratio'],
+      [
+        [
+          'previews/s',
+          summary.uncached.previewsPerS,
+          `${summary.uncached.ratioToFloor} of ${threads} x the one-thread parse floor (${summary.parseFloorPerThread}/s)`,
+        ],
+        ['errors', errors, ''],
+        ['server peak RSS MiB', summary.uncached.peakRssMiB, ''],
+        [
+          'server event-loop delay p50 / p99 / max ms',
+          `${busyLoop.p50} / ${busyLoop.p99} / ${busyLoop.max}`,
+          `idle: ${idleLoop.p50} / ${idleLoop.p99} / ${idleLoop.max}`,
+        ],
+      ],
+    );
     out['preview-uncached'] = summary;
   }
   if (wanted.includes('preview-cached')) {
     // Cached: one URL, already stored.
-    const cached = await runAutocannon({ url: previewUrl(`http://127.0.0.1:${sitePort}/warm`), headers, connections: 32, durationS: seconds });
-    summary.cached = { reqPerS: round(cached.reqPerSec), p50Ms: cached.latencyP50, p99Ms: cached.latencyP99, non2xx: cached.non2xx, errors: cached.errors };
-    printTable('preview-cached (one URL, autocannon c32)', ['figure', 'value'], [['req/s', summary.cached.reqPerS], ['p99 ms', summary.cached.p99Ms]]);
+    const cached = await runAutocannon({
+      url: previewUrl(`http://127.0.0.1:${sitePort}/warm`),
+      headers,
+      connections: 32,
+      durationS: seconds,
+    });
+    summary.cached = {
+      reqPerS: round(cached.reqPerSec),
+      p50Ms: cached.latencyP50,
+      p99Ms: cached.latencyP99,
+      non2xx: cached.non2xx,
+      errors: cached.errors,
+    };
+    printTable(
+      'preview-cached (one URL, autocannon c32)',
+      ['figure', 'value'],
+      [
+        ['req/s', summary.cached.reqPerS],
+        ['p99 ms', summary.cached.p99Ms],
+      ],
+    );
     out['preview-cached'] = summary;
   }
   console.log(SHARED_CORES_NOTE);
@@ -193,7 +269,17 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const m = machineInfo();
     console.log(`preview bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}`);
     const workDir = join(ROOT, 'bench', '.work', `preview-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    await runPreview({ durationS: Number(opt.seconds), concurrency: Number(opt.concurrency), threads: Number(opt.threads), postgres: opt.postgres, workDir, suffix: opt.postgres ? 'postgres' : '' }, PREVIEW_SCENARIOS);
+    await runPreview(
+      {
+        durationS: Number(opt.seconds),
+        concurrency: Number(opt.concurrency),
+        threads: Number(opt.threads),
+        postgres: opt.postgres,
+        workDir,
+        suffix: opt.postgres ? 'postgres' : '',
+      },
+      PREVIEW_SCENARIOS,
+    );
   } catch (e) {
     failed = true;
     console.error(e);

@@ -35,7 +35,16 @@ async function front(key) {
   const f = await pipeProxy();
   const state = f.state;
   f.onKey = () => {
-    const doc = signing.signJson({ server_name: state.name, valid_until_ts: Date.now() + 3600_000, verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } }, old_verify_keys: {} }, state.name, key);
+    const doc = signing.signJson(
+      {
+        server_name: state.name,
+        valid_until_ts: Date.now() + 3600_000,
+        verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } },
+        old_verify_keys: {},
+      },
+      state.name,
+      key,
+    );
     return JSON.stringify(doc);
   };
   return f;
@@ -50,10 +59,13 @@ async function pipeProxy() {
     if (self.onKey && req.url.startsWith('/_matrix/key/v2/server')) {
       return res.writeHead(200, { 'Content-Type': 'application/json' }).end(self.onKey());
     }
-    const up = http.request({ host: '127.0.0.1', port: state.target, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-    });
+    const up = http.request(
+      { host: '127.0.0.1', port: state.target, method: req.method, path: req.url, headers: req.headers, agent },
+      (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.writeHead(502).end());
     req.pipe(up);
   });
@@ -69,7 +81,8 @@ async function startHomeserver(label, { workDir, postgres, size, cpuProf = false
   const keyFile = join(workDir, `${label}.key`);
   writeFileSync(keyFile, signing.formatSigningKeys([key], 'synapse'), { mode: 0o600 });
   const repo = await startOurRepo(join(workDir, label), {
-    postgres, cpuProf,
+    postgres,
+    cpuProf,
     overrides: [
       `homeservers=[{name: "${f.state.name}", csApi: "http://127.0.0.1:9/", signingKeyPath: "${keyFile}"}]`,
       'federation.allowedNetworks=["127.0.0.1/32"]',
@@ -87,14 +100,17 @@ function timedGet(port, host, path, token) {
     const t0 = performance.now();
     let ttfb = null;
     let bytes = 0;
-    const req = http.request({ host: '127.0.0.1', port, path, headers: { Host: host, Authorization: `Bearer ${token}` } }, (res) => {
-      res.on('data', (c) => {
-        if (ttfb === null) ttfb = performance.now() - t0;
-        bytes += c.length;
-      });
-      res.on('end', () => resolve({ status: res.statusCode, ttfbMs: ttfb, totalMs: performance.now() - t0, bytes }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path, headers: { Host: host, Authorization: `Bearer ${token}` } },
+      (res) => {
+        res.on('data', (c) => {
+          if (ttfb === null) ttfb = performance.now() - t0;
+          bytes += c.length;
+        });
+        res.on('end', () => resolve({ status: res.statusCode, ttfbMs: ttfb, totalMs: performance.now() - t0, bytes }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -103,12 +119,29 @@ function timedGet(port, host, path, token) {
 function upload(a, body, name) {
   return new Promise((resolve, reject) => {
     const port = Number(new URL(a.repo.url).port);
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/_matrix/media/v3/upload?filename=${name}`,
-      headers: { Host: a.name, Authorization: `Bearer ${a.repo.token}`, 'Content-Type': 'application/octet-stream', 'Content-Length': body.length } }, (res) => {
-      let s = '';
-      res.on('data', (c) => (s += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(s).content_uri.split('/').pop()) : reject(new Error(`upload ${res.statusCode} ${s}`))));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `/_matrix/media/v3/upload?filename=${name}`,
+        headers: {
+          Host: a.name,
+          Authorization: `Bearer ${a.repo.token}`,
+          'Content-Type': 'application/octet-stream',
+          'Content-Length': body.length,
+        },
+      },
+      (res) => {
+        let s = '';
+        res.on('data', (c) => (s += c));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(JSON.parse(s).content_uri.split('/').pop())
+            : reject(new Error(`upload ${res.statusCode} ${s}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -140,7 +173,9 @@ async function remoteCold({ reps, postgres = '', workDir, cpuProf = false, sizeM
   let hop = null;
   const started = [];
   try {
-    console.log(`\n== remote-cold: ${sizeMiB} MiB, cold fetch through B over federation vs direct from A, ${reps} runs`);
+    console.log(
+      `\n== remote-cold: ${sizeMiB} MiB, cold fetch through B over federation vs direct from A, ${reps} runs`,
+    );
     const a = await startHomeserver('a', { workDir: dir, postgres, size });
     started.push(a);
     const b = await startHomeserver('b', { workDir: dir, postgres, size, cpuProf });
@@ -164,28 +199,44 @@ async function remoteCold({ reps, postgres = '', workDir, cpuProf = false, sizeM
         // B stores the file after the client has it (fsync, rename, row): let that finish, so the
         // warm figure is a download from storage and not a wait for the store.
         if (which === 'warm') await new Promise((r) => setTimeout(r, 1000));
-        const r = which === 'direct' ? await timedGet(aFront, a.name, path(a.name), a.repo.token)
-          : which === 'proxied' ? await timedGet(hopPort, a.name, path(a.name), a.repo.token)
-            : await timedGet(bPort, b.name, path(a.name), b.repo.token);
-        if (r.status !== 200 || r.bytes !== size) throw new Error(`${which}: status ${r.status}, ${r.bytes} of ${size} bytes`);
+        const r =
+          which === 'direct'
+            ? await timedGet(aFront, a.name, path(a.name), a.repo.token)
+            : which === 'proxied'
+              ? await timedGet(hopPort, a.name, path(a.name), a.repo.token)
+              : await timedGet(bPort, b.name, path(a.name), b.repo.token);
+        if (r.status !== 200 || r.bytes !== size)
+          throw new Error(`${which}: status ${r.status}, ${r.bytes} of ${size} bytes`);
         runs[which].push(r);
-        console.log(`  run ${i + 1} ${which}: first byte ${round(r.ttfbMs)} ms, total ${round(r.totalMs)} ms (${round(size / 1048576 / (r.totalMs / 1000))} MiB/s)`);
+        console.log(
+          `  run ${i + 1} ${which}: first byte ${round(r.ttfbMs)} ms, total ${round(r.totalMs)} ms (${round(size / 1048576 / (r.totalMs / 1000))} MiB/s)`,
+        );
       }
     }
     const bRss = await sampler.stop();
     const med = (k, f) => median(runs[k].map((r) => r[f]));
     const summary = { sizeMiB, peakRssMiBofB: round(bRss.peakBytes / 1048576) };
-    for (const k of ['direct', 'proxied', 'remote', 'warm']) summary[k] = { ttfbMs: round(med(k, 'ttfbMs')), totalMs: round(med(k, 'totalMs')) };
+    for (const k of ['direct', 'proxied', 'remote', 'warm'])
+      summary[k] = { ttfbMs: round(med(k, 'ttfbMs')), totalMs: round(med(k, 'totalMs')) };
     summary.totalRatio = ratio(summary.remote.totalMs, summary.direct.totalMs);
     summary.proxiedRatio = ratio(summary.proxied.totalMs, summary.direct.totalMs);
     summary.warmRatio = ratio(summary.warm.totalMs, summary.direct.totalMs);
     summary.ttfbShareOfTotal = ratio(summary.remote.ttfbMs, summary.remote.totalMs);
-    printTable(`remote-cold (median of ${reps}; target: total within 1.2x of direct, first byte well before the end)`,
+    printTable(
+      `remote-cold (median of ${reps}; target: total within 1.2x of direct, first byte well before the end)`,
       ['path', 'first byte ms', 'total ms', 'ratio to direct'],
-      [['direct from A (through its front)', summary.direct.ttfbMs, summary.direct.totalMs, '-'],
-        ['through a pipe-only Node proxy (no storing)', summary.proxied.ttfbMs, summary.proxied.totalMs, summary.proxiedRatio],
+      [
+        ['direct from A (through its front)', summary.direct.ttfbMs, summary.direct.totalMs, '-'],
+        [
+          'through a pipe-only Node proxy (no storing)',
+          summary.proxied.ttfbMs,
+          summary.proxied.totalMs,
+          summary.proxiedRatio,
+        ],
         ['cold, through B over federation', summary.remote.ttfbMs, summary.remote.totalMs, summary.totalRatio],
-        ['warm, stored on B', summary.warm.ttfbMs, summary.warm.totalMs, summary.warmRatio]]);
+        ['warm, stored on B', summary.warm.ttfbMs, summary.warm.totalMs, summary.warmRatio],
+      ],
+    );
     console.log(`B's peak RSS over the runs: ${summary.peakRssMiBofB} MiB`);
     const file = writeResult('remote-cold', { reps, summary, runs }, suffix);
     console.log(`wrote ${file}`);
@@ -217,8 +268,17 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   let failed = false;
   try {
     const m = machineInfo();
-    console.log(`remote fetch bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}; ${opt['size-mib']} MiB, ${opt.reps} reps`);
-    await remoteCold({ reps: Math.max(1, Number(opt.reps)), postgres: opt.postgres, workDir, cpuProf: opt['cpu-prof'], sizeMiB: Number(opt['size-mib']), suffix: opt.postgres ? 'postgres' : '' });
+    console.log(
+      `remote fetch bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}; ${opt['size-mib']} MiB, ${opt.reps} reps`,
+    );
+    await remoteCold({
+      reps: Math.max(1, Number(opt.reps)),
+      postgres: opt.postgres,
+      workDir,
+      cpuProf: opt['cpu-prof'],
+      sizeMiB: Number(opt['size-mib']),
+      suffix: opt.postgres ? 'postgres' : '',
+    });
   } catch (e) {
     failed = true;
     console.error(e);

@@ -129,7 +129,9 @@ const skipped = [];
 const failures = [];
 try {
   const m = machineInfo();
-  console.log(`media-repo bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}, nginx ${m.nginx}, wrk ${m.wrk}, load average ${m.loadavgAtStart.join(' ')}`);
+  console.log(
+    `media-repo bench: ${m.cpus} cores (${m.cpuModel}), node ${m.node}, nginx ${m.nginx}, wrk ${m.wrk}, load average ${m.loadavgAtStart.join(' ')}`,
+  );
   console.log(`work dir ${workDir}; scenarios: ${[...scenarios].join(', ')}; ${reps} x ${durationS} s`);
   if (opt.target) {
     target = externalTarget({ url: opt.target, token: opt.token, host: opt.host, pid: opt.pid });
@@ -138,7 +140,12 @@ try {
     // Thumbnail scenarios: no background thumbnails after uploads, no 429 from the queue
     // (--set comes after these, so it can override them).
     const thumbs = THUMBNAIL_SCENARIOS.some((s) => scenarios.has(s)) ? THUMBNAIL_OVERRIDES : [];
-    target = await startOurRepo(join(workDir, 'repo'), { postgres: opt.postgres, cpuProf: opt['cpu-prof'], cli: opt.cli ? resolve(opt.cli) : undefined, overrides: [...thumbs, ...opt.set] });
+    target = await startOurRepo(join(workDir, 'repo'), {
+      postgres: opt.postgres,
+      cpuProf: opt['cpu-prof'],
+      cli: opt.cli ? resolve(opt.cli) : undefined,
+      overrides: [...thumbs, ...opt.set],
+    });
     console.log(`media-repo pid ${target.pid} at ${target.url} (${target.database})`);
   }
   if (!opt.target || opt.nginx) {
@@ -148,14 +155,40 @@ try {
     console.log('no nginx baseline (add --nginx for one)');
   }
   const ctx = {
-    target, nginx, reps, durationS, chunked: opt.chunked, workDir, concurrency: Number(opt.concurrency) || 0,
-    external: !!opt.target, postgres: opt.postgres, overrides: opt.set, smoke, mixedFiles, maxRequests, sizeMiB, bigUploadBytes,
-    suffix: opt.target ? 'target' : [opt.postgres && 'postgres', opt.cli && 'cli', opt.set.length && 'set', opt.concurrency && `c${opt.concurrency}`, opt['cpu-prof'] && 'cpuprof', smoke && 'smoke'].filter(Boolean).join('-'),
+    target,
+    nginx,
+    reps,
+    durationS,
+    chunked: opt.chunked,
+    workDir,
+    concurrency: Number(opt.concurrency) || 0,
+    external: !!opt.target,
+    postgres: opt.postgres,
+    overrides: opt.set,
+    smoke,
+    mixedFiles,
+    maxRequests,
+    sizeMiB,
+    bigUploadBytes,
+    suffix: opt.target
+      ? 'target'
+      : [
+          opt.postgres && 'postgres',
+          opt.cli && 'cli',
+          opt.set.length && 'set',
+          opt.concurrency && `c${opt.concurrency}`,
+          opt['cpu-prof'] && 'cpuprof',
+          smoke && 'smoke',
+        ]
+          .filter(Boolean)
+          .join('-'),
   };
   // One family at a time (a family's scenarios may share a server, as the preview ones do),
   // with progress lines around each; a failed family is reported and the others still run,
   // so one breakage does not cost the whole run's figures.
-  const groups = Object.values(FAMILIES).map(([names, run]) => [names.filter((x) => scenarios.has(x)), run]).filter(([names]) => names.length);
+  const groups = Object.values(FAMILIES)
+    .map(([names, run]) => [names.filter((x) => scenarios.has(x)), run])
+    .filter(([names]) => names.length);
   const total = groups.reduce((a, [names]) => a + names.length, 0);
   let n = 0;
   for (const [names, run] of groups) {
@@ -190,7 +223,16 @@ try {
   if (target?.profDir) printProfiles(target.profDir);
   if (Object.keys(results).length || failures.length || skipped.length) {
     try {
-      const files = await writeSuiteReport(results, { target: target?.name ?? 'none', database: target?.database ?? 'none', reps, durationS, smoke, skipped, failed: failures, startedAt });
+      const files = await writeSuiteReport(results, {
+        target: target?.name ?? 'none',
+        database: target?.database ?? 'none',
+        reps,
+        durationS,
+        smoke,
+        skipped,
+        failed: failures,
+        startedAt,
+      });
       console.log(`\nreport: ${files.md}\n        ${files.json}\n        ${files.png}`);
     } catch (e) {
       console.error(`could not write the report: ${e.stack ?? e.message}`);

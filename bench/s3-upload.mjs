@@ -15,7 +15,9 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ROOT, ensureBuilt } from './lib/repo.mjs';
 
-const { values } = parseArgs({ options: { mib: { type: 'string', default: '100' }, reps: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { mib: { type: 'string', default: '100' }, reps: { type: 'string', default: '3' } },
+});
 const MIB = Number(values.mib);
 const REPS = Number(values.reps);
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -37,7 +39,10 @@ function startS3rver() {
     const s = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: ${JSON.stringify(join(work, 's3'))}, configureBuckets: [{ name: '${BUCKET}' }] });
     const { port } = await s.run();
     console.log('PORT ' + port);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
       const m = /PORT (\d+)/.exec(String(d));
@@ -50,7 +55,13 @@ function startS3rver() {
 const { child, port } = await startS3rver();
 const sinks = new UploadSinkPool();
 const s3opts = (over = {}) => ({
-  ...defaultS3Opts(), endpoint: `127.0.0.1:${port}`, bucketName: BUCKET, ssl: false, accessKeyId: 'S3RVER', accessSecret: 'S3RVER', ...over,
+  ...defaultS3Opts(),
+  endpoint: `127.0.0.1:${port}`,
+  bucketName: BUCKET,
+  ssl: false,
+  accessKeyId: 'S3RVER',
+  accessSecret: 'S3RVER',
+  ...over,
 });
 const kinds = {
   file: async () => {
@@ -87,13 +98,21 @@ async function once(ds) {
   const elu = performance.eventLoopUtilization(elu0).utilization;
   clearInterval(sampler);
   await ds.delete(loc);
-  return { mibps: MIB / ((t1 - t0) / 1000), bodyMs: tFinished - t0, commitMs: t1 - tFinished, elu, rssMib: (rssPeak - rssBefore) / 1048576 };
+  return {
+    mibps: MIB / ((t1 - t0) / 1000),
+    bodyMs: tFinished - t0,
+    commitMs: t1 - tFinished,
+    elu,
+    rssMib: (rssPeak - rssBefore) / 1048576,
+  };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
 try {
-  const stores = Object.fromEntries(await Promise.all(Object.entries(kinds).map(async ([k, make]) => [k, await make()])));
+  const stores = Object.fromEntries(
+    await Promise.all(Object.entries(kinds).map(async ([k, make]) => [k, await make()])),
+  );
   await once(stores.file); // warm-up: worker threads, sockets, JIT
   for (let rep = 0; rep < REPS; rep++) {
     const order = Object.keys(kinds);
@@ -104,10 +123,22 @@ try {
   console.log('kind          MiB/s   body ms  commit ms  event-loop busy  RSS growth MiB');
   for (const [k, rs] of Object.entries(results)) {
     const m = (f) => median(rs.map(f));
-    console.log(`${k.padEnd(12)} ${m((r) => r.mibps).toFixed(1).padStart(6)}  ${m((r) => r.bodyMs).toFixed(0).padStart(8)}  ${m((r) => r.commitMs).toFixed(0).padStart(9)}  ${(m((r) => r.elu) * 100).toFixed(0).padStart(14)}%  ${m((r) => r.rssMib).toFixed(0).padStart(14)}`);
+    console.log(
+      `${k.padEnd(12)} ${m((r) => r.mibps)
+        .toFixed(1)
+        .padStart(6)}  ${m((r) => r.bodyMs)
+        .toFixed(0)
+        .padStart(8)}  ${m((r) => r.commitMs)
+        .toFixed(0)
+        .padStart(9)}  ${(m((r) => r.elu) * 100).toFixed(0).padStart(14)}%  ${m((r) => r.rssMib)
+        .toFixed(0)
+        .padStart(14)}`,
+    );
   }
   const f = median(results.file.map((r) => r.mibps));
-  console.log(`ratios vs file: s3 streamed ${(median(results['s3 streamed'].map((r) => r.mibps)) / f).toFixed(2)}x, s3 tempPath ${(median(results['s3 tempPath'].map((r) => r.mibps)) / f).toFixed(2)}x`);
+  console.log(
+    `ratios vs file: s3 streamed ${(median(results['s3 streamed'].map((r) => r.mibps)) / f).toFixed(2)}x, s3 tempPath ${(median(results['s3 tempPath'].map((r) => r.mibps)) / f).toFixed(2)}x`,
+  );
 } finally {
   child.kill();
   await sinks.close();

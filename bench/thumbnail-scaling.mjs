@@ -48,7 +48,8 @@ const { values: opt } = parseArgs({
 export const poolLibuvThreads = (t) => t + Math.ceil(t / 2) + Math.ceil(t / 4) + 4;
 export const sharpLibuvThreads = (t) => t + 4;
 
-const round = (x, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+const round = (x, d = 1) =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d;
 
 /** Child (a): ThumbnailPools with `t` static threads and 4t tasks in flight. */
 async function poolChild(t, input, seconds) {
@@ -58,7 +59,10 @@ async function poolChild(t, input, seconds) {
   const vips = await pools.probe();
   const src = readFileSync(input);
   const limits = {
-    maxPixels: 32_000_000, maxFrames: 1000, maxAnimateSizeBytes: 10 * 1024 * 1024, stillFrame: 0.5,
+    maxPixels: 32_000_000,
+    maxFrames: 1000,
+    maxAnimateSizeBytes: 10 * 1024 * 1024,
+    stillFrame: 0.5,
     types: ['image/jpeg', 'image/png', 'image/gif', 'image/webp'],
   };
   const targets = [{ ...SIZE, method: 'scale', animated: false }];
@@ -78,15 +82,17 @@ async function poolChild(t, input, seconds) {
   const inFlight = 4 * t;
   const run = async (until, count, lat) => {
     let started = 0;
-    await Promise.all(Array.from({ length: inFlight }, async () => {
-      for (;;) {
-        if (count ? started >= count : performance.now() >= until) return;
-        started++;
-        const s = performance.now();
-        await one();
-        lat?.push(performance.now() - s);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        for (;;) {
+          if (count ? started >= count : performance.now() >= until) return;
+          started++;
+          const s = performance.now();
+          await one();
+          lat?.push(performance.now() - s);
+        }
+      }),
+    );
   };
   // Warm-up: piscina starts threads on demand, and each thread loads sharp.
   await run(0, Math.max(2 * inFlight, 8));
@@ -99,20 +105,35 @@ async function poolChild(t, input, seconds) {
   const stats = pools.stats();
   await pools.close();
   lat.sort((a, b) => a - b);
-  if (out?.kind !== 'thumbnail' || out.width !== SIZE.width || out.height !== SIZE.height) throw new Error(`unexpected output ${JSON.stringify({ ...out, bytes: undefined })}`);
+  if (out?.kind !== 'thumbnail' || out.width !== SIZE.width || out.height !== SIZE.height)
+    throw new Error(`unexpected output ${JSON.stringify({ ...out, bytes: undefined })}`);
   return {
-    kind: 'pool', threads, inFlight, done: lat.length, seconds: elapsed, perSec: lat.length / elapsed,
-    p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), cpuPct: ((cpu.user + cpu.system) / 1e6 / elapsed) * 100,
-    outBytes: out.bytes.length, vips, uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE, poolCompleted: stats.static.completed,
+    kind: 'pool',
+    threads,
+    inFlight,
+    done: lat.length,
+    seconds: elapsed,
+    perSec: lat.length / elapsed,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    cpuPct: ((cpu.user + cpu.system) / 1e6 / elapsed) * 100,
+    outBytes: out.bytes.length,
+    vips,
+    uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE,
+    poolCompleted: stats.static.completed,
   };
 }
 
 if (opt.child) {
   const t = Number(opt.t);
   const seconds = Number(opt.seconds);
-  const r = opt.child === 'pool'
-    ? await poolChild(t, opt.input, seconds)
-    : { kind: 'sharp', ...(await sharpLoop({ op: 'still', input: opt.input, concurrency: t, seconds, warmup: Math.max(2 * t, 4) })) };
+  const r =
+    opt.child === 'pool'
+      ? await poolChild(t, opt.input, seconds)
+      : {
+          kind: 'sharp',
+          ...(await sharpLoop({ op: 'still', input: opt.input, concurrency: t, seconds, warmup: Math.max(2 * t, 4) })),
+        };
   console.log(JSON.stringify(r));
   process.exit(0);
 }
@@ -133,9 +154,24 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 function runChild(kind, t, input, seconds) {
   const uv = opt.uv ? Number(opt.uv) : kind === 'pool' ? poolLibuvThreads(t) : sharpLibuvThreads(t);
   return new Promise((resolveRun, reject) => {
-    const c = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', kind, '--t', String(t), '--input', input, '--seconds', String(seconds)], {
-      env: { ...process.env, UV_THREADPOOL_SIZE: String(uv) }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const c = spawn(
+      process.execPath,
+      [
+        fileURLToPath(import.meta.url),
+        '--child',
+        kind,
+        '--t',
+        String(t),
+        '--input',
+        input,
+        '--seconds',
+        String(seconds),
+      ],
+      {
+        env: { ...process.env, UV_THREADPOOL_SIZE: String(uv) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     children.add(c);
     let out = '';
     c.stdout.on('data', (d) => (out += d));
@@ -143,7 +179,11 @@ function runChild(kind, t, input, seconds) {
     c.on('error', reject);
     c.on('exit', (code) => {
       children.delete(c);
-      const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = out
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       if (code !== 0 || !line) return reject(new Error(`${kind} child (T=${t}) exited ${code}:\n${out.slice(-3000)}`));
       resolveRun({ ...JSON.parse(line), libuvThreads: uv });
     });
@@ -151,14 +191,28 @@ function runChild(kind, t, input, seconds) {
 }
 
 const max = Number(opt.max) || os.availableParallelism();
-const counts = opt.threads ? opt.threads.split(',').map(Number).filter((x) => x > 0) : THREADS.filter((t) => t <= max);
+const counts = opt.threads
+  ? opt.threads
+      .split(',')
+      .map(Number)
+      .filter((x) => x > 0)
+  : THREADS.filter((t) => t <= max);
 const seconds = Math.max(1, Number(opt.seconds) || 10);
 const machine = {
-  cpus: os.cpus().length, availableParallelism: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? null,
-  memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release(), loadavgAtStart: os.loadavg().map((x) => round(x, 2)),
+  cpus: os.cpus().length,
+  availableParallelism: os.availableParallelism(),
+  cpuModel: os.cpus()[0]?.model ?? null,
+  memGiB: round(os.totalmem() / 2 ** 30, 1),
+  node: process.version,
+  kernel: os.release(),
+  loadavgAtStart: os.loadavg().map((x) => round(x, 2)),
 };
-console.log(`thumbnail scaling: ${machine.cpus} cores (${machine.cpuModel}), node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
-console.log(`thread counts ${counts.join(', ')}; ${seconds} s per measurement; 4000x3000 JPEG -> ${SIZE.width}x${SIZE.height} JPEG q80`);
+console.log(
+  `thumbnail scaling: ${machine.cpus} cores (${machine.cpuModel}), node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`,
+);
+console.log(
+  `thread counts ${counts.join(', ')}; ${seconds} s per measurement; 4000x3000 JPEG -> ${SIZE.width}x${SIZE.height} JPEG q80`,
+);
 
 const dir = mkdtempSync(join(os.tmpdir(), 'thumb-scaling-'));
 const rows = [];
@@ -173,8 +227,10 @@ try {
     const r = {};
     for (const k of kinds) {
       r[k] = await runChild(k, t, input, seconds);
-      console.log(`  T=${t} ${k === 'pool' ? 'ThumbnailPools' : 'plain sharp'} (UV_THREADPOOL_SIZE=${r[k].libuvThreads}${k === 'pool' ? `, ${r[k].inFlight} in flight` : `, ${t} in flight`}): `
-        + `${round(r[k].perSec, 1)}/s, p50 ${round(r[k].p50Ms, 0)} ms, CPU ${round(r[k].cpuPct, 0)}%`);
+      console.log(
+        `  T=${t} ${k === 'pool' ? 'ThumbnailPools' : 'plain sharp'} (UV_THREADPOOL_SIZE=${r[k].libuvThreads}${k === 'pool' ? `, ${r[k].inFlight} in flight` : `, ${t} in flight`}): ` +
+          `${round(r[k].perSec, 1)}/s, p50 ${round(r[k].p50Ms, 0)} ms, CPU ${round(r[k].cpuPct, 0)}%`,
+      );
     }
     rows.push({ threads: t, pool: r.pool, sharp: r.sharp });
   }
@@ -196,11 +252,19 @@ const table = rows.map((r) => ({
 const md = [
   `| threads | pool/s | sharp/s | ratio pool/sharp | pool scaling vs T=${base.threads} | sharp scaling vs T=${base.threads} | pool CPU % | sharp CPU % |`,
   '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...table.map((x) => `| ${x.threads} | ${x.poolPerSec} | ${x.sharpPerSec} | ${x.ratio} | ${x.poolScaling} | ${x.sharpScaling} | ${x.poolCpuPct} | ${x.sharpCpuPct} |`),
+  ...table.map(
+    (x) =>
+      `| ${x.threads} | ${x.poolPerSec} | ${x.sharpPerSec} | ${x.ratio} | ${x.poolScaling} | ${x.sharpScaling} | ${x.poolCpuPct} | ${x.sharpCpuPct} |`,
+  ),
 ].join('\n');
 console.log(`\n${md}\n`);
-console.log(`${machine.cpus} cores (${machine.cpuModel}), ${seconds} s per measurement, each in a fresh child process; CPU % = all threads of the child (100 = one core).`);
+console.log(
+  `${machine.cpus} cores (${machine.cpuModel}), ${seconds} s per measurement, each in a fresh child process; CPU % = all threads of the child (100 = one core).`,
+);
 const outFile = resolve(opt.out);
 mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, `${JSON.stringify({ scenario: 'thumbnail-scaling', date: new Date().toISOString(), machine, seconds, table, runs: rows, markdown: md }, null, 2)}\n`);
+writeFileSync(
+  outFile,
+  `${JSON.stringify({ scenario: 'thumbnail-scaling', date: new Date().toISOString(), machine, seconds, table, runs: rows, markdown: md }, null, 2)}\n`,
+);
 console.log(`wrote ${outFile}`);

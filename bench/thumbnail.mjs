@@ -53,7 +53,14 @@ function get(url, headers, agent) {
     const req = http.get(url, { headers, agent }, (res) => {
       const parts = [];
       res.on('data', (d) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode, contentType: res.headers['content-type'], body: Buffer.concat(parts), ms: performance.now() - t0 }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode,
+          contentType: res.headers['content-type'],
+          body: Buffer.concat(parts),
+          ms: performance.now() - t0,
+        }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -67,21 +74,31 @@ let uploadCounter = 0;
 function uploadImage(target, bytes, contentType) {
   const url = `${target.url}/_matrix/media/v3/upload?filename=bench-${process.pid}-${++uploadCounter}.${contentType.split('/')[1]}`;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'POST',
-      headers: { host: target.host, authorization: `Bearer ${target.token}`, 'content-type': contentType, 'content-length': bytes.length },
-    }, (res) => {
-      const parts = [];
-      res.on('data', (d) => parts.push(d));
-      res.on('end', () => {
-        const body = Buffer.concat(parts).toString();
-        if (res.statusCode !== 200) return reject(new Error(`upload answered ${res.statusCode}: ${body.slice(0, 300)}`));
-        const m = /^mxc:\/\/([^/]+)\/(.+)$/.exec(JSON.parse(body).content_uri ?? '');
-        if (!m) return reject(new Error(`upload answered without a content_uri: ${body.slice(0, 300)}`));
-        resolve({ server: m[1], mediaId: m[2] });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          host: target.host,
+          authorization: `Bearer ${target.token}`,
+          'content-type': contentType,
+          'content-length': bytes.length,
+        },
+      },
+      (res) => {
+        const parts = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => {
+          const body = Buffer.concat(parts).toString();
+          if (res.statusCode !== 200)
+            return reject(new Error(`upload answered ${res.statusCode}: ${body.slice(0, 300)}`));
+          const m = /^mxc:\/\/([^/]+)\/(.+)$/.exec(JSON.parse(body).content_uri ?? '');
+          if (!m) return reject(new Error(`upload answered without a content_uri: ${body.slice(0, 300)}`));
+          resolve({ server: m[1], mediaId: m[2] });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(bytes);
   });
@@ -91,12 +108,14 @@ function uploadImage(target, bytes, contentType) {
 async function uploadMany(target, bytes, n, contentType) {
   const out = new Array(n);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(4, n) }, async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await uploadImage(target, bytes, contentType);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(4, n) }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await uploadImage(target, bytes, contentType);
+      }
+    }),
+  );
   const ids = new Set(out.map((m) => m.mediaId));
   if (ids.size !== n) throw new Error(`${n} uploads gave only ${ids.size} distinct media IDs`);
   return out;
@@ -108,7 +127,8 @@ async function checkThumb(r, { contentType, width, height, pages }) {
   if (r.contentType !== contentType) return `Content-Type ${r.contentType}, expected ${contentType}`;
   const m = await sharp(r.body, { animated: pages > 1 }).metadata();
   const h = m.pageHeight ?? m.height;
-  if (m.width !== width || h !== height || (m.pages ?? 1) !== pages) return `${m.width}x${h}, ${m.pages ?? 1} pages; expected ${width}x${height}, ${pages}`;
+  if (m.width !== width || h !== height || (m.pages ?? 1) !== pages)
+    return `${m.width}x${h}, ${m.pages ?? 1} pages; expected ${width}x${height}, ${pages}`;
   return null;
 }
 
@@ -137,37 +157,49 @@ async function thumbnailAll(target, medias, { concurrency, width, height, animat
   let last = null;
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < medias.length) {
-      const m = medias[next++];
-      let r;
-      try {
-        r = await get(target.url + thumbPath(m, { width, height, animated }), headers, agent);
-      } catch (e) {
-        r = { status: 'error', body: Buffer.from(e.message), ms: 0 };
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < medias.length) {
+        const m = medias[next++];
+        let r;
+        try {
+          r = await get(target.url + thumbPath(m, { width, height, animated }), headers, agent);
+        } catch (e) {
+          r = { status: 'error', body: Buffer.from(e.message), ms: 0 };
+        }
+        statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        if (r.status === 200) {
+          lat.push(r.ms);
+          last = r;
+        } else {
+          failures++;
+          firstFailure ??= `${r.status}: ${r.body.subarray(0, 200).toString()}`;
+        }
       }
-      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      if (r.status === 200) {
-        lat.push(r.ms);
-        last = r;
-      } else {
-        failures++;
-        firstFailure ??= `${r.status}: ${r.body.subarray(0, 200).toString()}`;
-      }
-    }
-  }));
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
   lat.sort((a, b) => a - b);
   return {
-    done: lat.length, seconds, perSec: lat.length / seconds, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99),
-    meanMs: lat.reduce((a, b) => a + b, 0) / (lat.length || 1), failures, statuses, firstFailure, last,
+    done: lat.length,
+    seconds,
+    perSec: lat.length / seconds,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    meanMs: lat.reduce((a, b) => a + b, 0) / (lat.length || 1),
+    failures,
+    statuses,
+    firstFailure,
+    last,
   };
 }
 
 /** Runs the plain-sharp loop of bench/lib/images.mjs in a child with UV_THREADPOOL_SIZE set. */
 async function sharpChild(spec, uvThreads) {
-  const child = startChild('sharp-baseline', process.execPath, sharpLoopArgs(spec), { env: { UV_THREADPOOL_SIZE: String(uvThreads) } });
+  const child = startChild('sharp-baseline', process.execPath, sharpLoopArgs(spec), {
+    env: { UV_THREADPOOL_SIZE: String(uvThreads) },
+  });
   const code = await child.exited;
   if (code !== 0) throw new Error(`sharp baseline child exited ${code}:\n${child.output()}`);
   return parseChildResult(child.output());
@@ -177,33 +209,49 @@ async function uncachedScenario({ target, reps, durationS, suffix, workDir, conc
   const name = 'thumb-uncached';
   const C = concurrency || os.availableParallelism();
   const size = { width: 320, height: 240 };
-  console.log(`\n== ${name}: 4000x3000 JPEG -> 320x240 scale, each media thumbnailed once, ${C} requests at a time, ${reps} runs`);
+  console.log(
+    `\n== ${name}: 4000x3000 JPEG -> 320x240 scale, each media thumbnailed once, ${C} requests at a time, ${reps} runs`,
+  );
   const { bytes, file } = await fixture(workDir, 'photo.jpg');
   const expect = { contentType: 'image/jpeg', ...size, pages: 1 };
 
   // Warm-up: the pools start their threads on demand; also checks the output and sizes N.
-  const warm = await thumbnailAll(target, await uploadMany(target, bytes, 2 * C, 'image/jpeg'), { concurrency: C, ...size });
+  const warm = await thumbnailAll(target, await uploadMany(target, bytes, 2 * C, 'image/jpeg'), {
+    concurrency: C,
+    ...size,
+  });
   if (warm.failures) throw new Error(`${name}: warm-up thumbnail failed: ${warm.firstFailure}`);
   const bad = await checkThumb(warm.last, expect);
   if (bad) throw new Error(`${name}: the thumbnail is wrong: ${bad}`);
-  const warm2 = await thumbnailAll(target, await uploadMany(target, bytes, 2 * C, 'image/jpeg'), { concurrency: C, ...size });
+  const warm2 = await thumbnailAll(target, await uploadMany(target, bytes, 2 * C, 'image/jpeg'), {
+    concurrency: C,
+    ...size,
+  });
   const n = Math.max(4 * C, Math.min(1000, Math.round(warm2.perSec * durationS)));
   console.log(`  warm-up: ${round(warm2.perSec, 1)} thumbnails/s; ${n} media per run (about ${durationS} s)`);
 
   const uvThreads = C + 4;
   const variants = [
     {
-      key: 'ours', label: `${target.name} (HTTP, c${C})`,
+      key: 'ours',
+      label: `${target.name} (HTTP, c${C})`,
       async run() {
         const medias = await uploadMany(target, bytes, n, 'image/jpeg');
-        const { r, idle, rss } = await measured(target, () => thumbnailAll(target, medias, { concurrency: C, ...size }));
+        const { r, idle, rss } = await measured(target, () =>
+          thumbnailAll(target, medias, { concurrency: C, ...size }),
+        );
         delete r.last;
         return { ...r, idleRssBytes: idle, peakRssBytes: rss?.peakBytes ?? null };
       },
     },
     {
-      key: 'sharp', label: `plain sharp (child, c${C}, UV_THREADPOOL_SIZE=${uvThreads})`,
-      run: () => sharpChild({ op: 'still', input: file, readEach: true, concurrency: C, seconds: durationS, warmup: C, sampleRss: true }, uvThreads),
+      key: 'sharp',
+      label: `plain sharp (child, c${C}, UV_THREADPOOL_SIZE=${uvThreads})`,
+      run: () =>
+        sharpChild(
+          { op: 'still', input: file, readEach: true, concurrency: C, seconds: durationS, warmup: C, sampleRss: true },
+          uvThreads,
+        ),
     },
   ];
   const runs = { ours: [], sharp: [] };
@@ -212,11 +260,20 @@ async function uncachedScenario({ target, reps, durationS, suffix, workDir, conc
     for (const v of order) {
       const r = await v.run();
       runs[v.key].push(r);
-      console.log(`  run ${i + 1} ${v.label}: ${round(r.perSec, 1)} thumbnails/s (${r.done} in ${round(r.seconds, 1)} s), p50 ${round(r.p50Ms, 0)} ms, p99 ${round(r.p99Ms, 0)} ms, `
-        + `CPU ${round(r.cpuPct, 0) ?? '-'}%, peak RSS ${mib(r.peakRssBytes) ?? '-'} MiB${r.failures ? `, FAILED ${r.failures} (${JSON.stringify(r.statuses)}; ${r.firstFailure})` : ''}`);
+      console.log(
+        `  run ${i + 1} ${v.label}: ${round(r.perSec, 1)} thumbnails/s (${r.done} in ${round(r.seconds, 1)} s), p50 ${round(r.p50Ms, 0)} ms, p99 ${round(r.p99Ms, 0)} ms, ` +
+          `CPU ${round(r.cpuPct, 0) ?? '-'}%, peak RSS ${mib(r.peakRssBytes) ?? '-'} MiB${r.failures ? `, FAILED ${r.failures} (${JSON.stringify(r.statuses)}; ${r.firstFailure})` : ''}`,
+      );
     }
   }
-  const summary = { source: { width: 4000, height: 3000, bytes: bytes.length }, output: size, concurrency: C, mediaPerRun: n, goal: UNCACHED_GOAL, variants: {} };
+  const summary = {
+    source: { width: 4000, height: 3000, bytes: bytes.length },
+    output: size,
+    concurrency: C,
+    mediaPerRun: n,
+    goal: UNCACHED_GOAL,
+    variants: {},
+  };
   for (const v of variants) {
     const rs = runs[v.key];
     summary.variants[v.key] = {
@@ -231,12 +288,24 @@ async function uncachedScenario({ target, reps, durationS, suffix, workDir, conc
     };
   }
   summary.ratioToSharp = ratio(summary.variants.ours.perSec, summary.variants.sharp.perSec);
-  printTable(`${name} (median of ${reps}; target ratio >= ${UNCACHED_GOAL})`,
+  printTable(
+    `${name} (median of ${reps}; target ratio >= ${UNCACHED_GOAL})`,
     ['', 'thumbnails/s', 'p50 ms', 'p99 ms', 'CPU %', 'idle RSS MiB', 'peak RSS MiB', 'failed', 'ratio/sharp'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.perSec, s.p50Ms, s.p99Ms, s.cpuPct, s.idleRssMiB, s.peakRssMiB, v.key === 'ours' ? s.failures : null, v.key === 'ours' ? summary.ratioToSharp : null];
-    }));
+      return [
+        v.label,
+        s.perSec,
+        s.p50Ms,
+        s.p99Ms,
+        s.cpuPct,
+        s.idleRssMiB,
+        s.peakRssMiB,
+        v.key === 'ours' ? s.failures : null,
+        v.key === 'ours' ? summary.ratioToSharp : null,
+      ];
+    }),
+  );
   console.log(SHARED_CORES_NOTE);
   const out = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);
   console.log(`wrote ${out}`);
@@ -247,7 +316,9 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
   const name = 'thumb-cached';
   const connections = 64;
   const size = { width: 320, height: 240 };
-  console.log(`\n== ${name}: one stored 320x240 thumbnail, autocannon at ${connections} connections for ${durationS} s, ${reps} runs`);
+  console.log(
+    `\n== ${name}: one stored 320x240 thumbnail, autocannon at ${connections} connections for ${durationS} s, ${reps} runs`,
+  );
   const { bytes } = await fixture(workDir, 'photo.jpg');
   const media = await uploadImage(target, bytes, 'image/jpeg');
   const first = await get(target.url + thumbPath(media, size), thumbHeaders(target));
@@ -258,16 +329,39 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
   const variants = [];
   if (nginx) {
     const path = nginx.putStatic('thumbnail-320x240.jpg', thumb);
-    variants.push({ key: 'nginx', label: 'nginx (static file)', url: nginx.url + path, headers: { host: target.host }, pids: nginx.pids });
+    variants.push({
+      key: 'nginx',
+      label: 'nginx (static file)',
+      url: nginx.url + path,
+      headers: { host: target.host },
+      pids: nginx.pids,
+    });
   }
   const pids = () => (target.pid ? [target.pid] : []);
-  if (target.legacyDownload) variants.push({ key: 'legacy', label: `${target.name} legacy (no auth)`, url: target.url + thumbPath(media, { ...size, legacy: true }), headers: thumbHeaders(target, true), pids });
-  variants.push({ key: 'authed', label: `${target.name} authenticated`, url: target.url + thumbPath(media, size), headers: thumbHeaders(target), pids });
+  if (target.legacyDownload)
+    variants.push({
+      key: 'legacy',
+      label: `${target.name} legacy (no auth)`,
+      url: target.url + thumbPath(media, { ...size, legacy: true }),
+      headers: thumbHeaders(target, true),
+      pids,
+    });
+  variants.push({
+    key: 'authed',
+    label: `${target.name} authenticated`,
+    url: target.url + thumbPath(media, size),
+    headers: thumbHeaders(target),
+    pids,
+  });
   for (const v of variants) {
     const r = await httpGet(v.url, { headers: v.headers });
-    if (r.status !== 200 || !r.body.equals(thumb)) throw new Error(`${name}: ${v.label} answered ${r.status} with ${r.body.length} bytes, expected the ${thumb.length}-byte thumbnail`);
+    if (r.status !== 200 || !r.body.equals(thumb))
+      throw new Error(
+        `${name}: ${v.label} answered ${r.status} with ${r.body.length} bytes, expected the ${thumb.length}-byte thumbnail`,
+      );
   }
-  const load = (v, d) => runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS });
+  const load = (v, d) =>
+    runAutocannon({ url: v.url, headers: v.headers, connections, durationS: d, workers: AUTOCANNON_WORKERS });
   for (const v of variants) await load(v, Math.min(2, durationS)); // no longer than a measurement (--smoke)
   const runs = Object.fromEntries(variants.map((v) => [v.key, []]));
   for (let i = 0; i < reps; i++) {
@@ -278,28 +372,53 @@ async function cachedScenario({ target, nginx, reps, durationS, suffix, workDir 
       result.loadGenCpuPct = round(loadGenCpuPct, 0);
       runs[v.key].push(result);
       const failed = result.non2xx || result.errors || result.timeouts;
-      console.log(`  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%${failed ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`);
+      console.log(
+        `  run ${i + 1} ${v.label}: ${round(result.reqPerSec, 0)} req/s, p99 ${result.latencyP99} ms, server CPU ${result.serverCpuPct ?? '-'}%${failed ? `, non2xx ${result.non2xx} errors ${result.errors} timeouts ${result.timeouts}` : ''}`,
+      );
     }
   }
-  const summary = { thumbnailBytes: thumb.length, connections, durationS, autocannonWorkers: AUTOCANNON_WORKERS, variants: {} };
+  const summary = {
+    thumbnailBytes: thumb.length,
+    connections,
+    durationS,
+    autocannonWorkers: AUTOCANNON_WORKERS,
+    variants: {},
+  };
   for (const v of variants) {
     const rs = runs[v.key];
     const rps = median(rs.map((r) => r.reqPerSec));
     summary.variants[v.key] = {
-      label: v.label, reqPerSec: round(rps, 0), payloadMiBPerSec: round((rps * thumb.length) / MiB, 1),
-      latencyP50Ms: median(rs.map((r) => r.latencyP50)), latencyP99Ms: median(rs.map((r) => r.latencyP99)), serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
+      label: v.label,
+      reqPerSec: round(rps, 0),
+      payloadMiBPerSec: round((rps * thumb.length) / MiB, 1),
+      latencyP50Ms: median(rs.map((r) => r.latencyP50)),
+      latencyP99Ms: median(rs.map((r) => r.latencyP99)),
+      serverCpuPct: median(rs.map((r) => r.serverCpuPct)),
       loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       failures: rs.reduce((a, r) => a + (r.non2xx || 0) + (r.errors || 0) + (r.timeouts || 0), 0),
     };
   }
   const base = summary.variants.nginx?.reqPerSec;
-  for (const v of variants) if (v.key !== 'nginx') summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
-  printTable(`${name} (median of ${reps}; autocannon with ${AUTOCANNON_WORKERS} workers -c${connections}; ${thumb.length}-byte thumbnail)`,
+  for (const v of variants)
+    if (v.key !== 'nginx')
+      summary.variants[v.key].ratioToNginx = base ? ratio(summary.variants[v.key].reqPerSec, base) : null;
+  printTable(
+    `${name} (median of ${reps}; autocannon with ${AUTOCANNON_WORKERS} workers -c${connections}; ${thumb.length}-byte thumbnail)`,
     ['server', 'req/s', 'MiB/s', 'p99 ms', 'server CPU %', 'load gen CPU %', 'failed', 'ratio/nginx'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.reqPerSec, s.payloadMiBPerSec, s.latencyP99Ms, s.serverCpuPct, s.loadGenCpuPct, s.failures, v.key === 'nginx' ? null : s.ratioToNginx];
-    }));
+      return [
+        v.label,
+        s.reqPerSec,
+        s.payloadMiBPerSec,
+        s.latencyP99Ms,
+        s.serverCpuPct,
+        s.loadGenCpuPct,
+        s.failures,
+        v.key === 'nginx' ? null : s.ratioToNginx,
+      ];
+    }),
+  );
   console.log(SHARED_CORES_NOTE);
   const out = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);
   console.log(`wrote ${out}`);
@@ -310,7 +429,9 @@ async function animatedScenario({ target, reps, durationS, suffix, workDir }) {
   const name = 'thumb-animated';
   const size = { width: 320, height: 240, animated: true };
   const expect = { contentType: 'image/webp', width: 320, height: 180, pages: 100 };
-  console.log(`\n== ${name}: 480x270 100-frame GIF -> animated WebP 320x180 (asked 320x240 scale), one at a time, ${reps} runs`);
+  console.log(
+    `\n== ${name}: 480x270 100-frame GIF -> animated WebP 320x180 (asked 320x240 scale), one at a time, ${reps} runs`,
+  );
   const { bytes, file } = await fixture(workDir, 'anim.gif');
   const warmMedia = await uploadImage(target, bytes, 'image/gif');
   const warm = await get(target.url + thumbPath(warmMedia, size), thumbHeaders(target));
@@ -320,10 +441,13 @@ async function animatedScenario({ target, reps, durationS, suffix, workDir }) {
   console.log(`  warm-up: ${round(warm.ms, 0)} ms, ${warm.body.length}-byte WebP; ${k} thumbnails per run`);
   const variants = [
     {
-      key: 'ours', label: `${target.name} (HTTP, animated=true)`,
+      key: 'ours',
+      label: `${target.name} (HTTP, animated=true)`,
       async run() {
         const medias = await uploadMany(target, bytes, k, 'image/gif');
-        const { r, idle, rss } = await measured(target, () => thumbnailAll(target, medias, { concurrency: 1, ...size }));
+        const { r, idle, rss } = await measured(target, () =>
+          thumbnailAll(target, medias, { concurrency: 1, ...size }),
+        );
         if (r.last) {
           const wrong = await checkThumb(r.last, expect);
           if (wrong) throw new Error(`${name}: the thumbnail is wrong: ${wrong}`);
@@ -333,8 +457,13 @@ async function animatedScenario({ target, reps, durationS, suffix, workDir }) {
       },
     },
     {
-      key: 'sharp', label: 'plain sharp (child, UV_THREADPOOL_SIZE=5)',
-      run: () => sharpChild({ op: 'animated', input: file, readEach: true, concurrency: 1, count: k, warmup: 1, sampleRss: true }, 5),
+      key: 'sharp',
+      label: 'plain sharp (child, UV_THREADPOOL_SIZE=5)',
+      run: () =>
+        sharpChild(
+          { op: 'animated', input: file, readEach: true, concurrency: 1, count: k, warmup: 1, sampleRss: true },
+          5,
+        ),
     },
   ];
   const runs = { ours: [], sharp: [] };
@@ -343,11 +472,18 @@ async function animatedScenario({ target, reps, durationS, suffix, workDir }) {
     for (const v of order) {
       const r = await v.run();
       runs[v.key].push(r);
-      console.log(`  run ${i + 1} ${v.label}: ${r.done} thumbnails, p50 ${round(r.p50Ms, 0)} ms, mean ${round(r.meanMs, 0)} ms, CPU ${round(r.cpuPct, 0) ?? '-'}%, `
-        + `RSS idle ${mib(r.idleRssBytes) ?? '-'} MiB, peak ${mib(r.peakRssBytes) ?? '-'} MiB${r.failures ? `, FAILED ${r.failures} (${r.firstFailure})` : ''}`);
+      console.log(
+        `  run ${i + 1} ${v.label}: ${r.done} thumbnails, p50 ${round(r.p50Ms, 0)} ms, mean ${round(r.meanMs, 0)} ms, CPU ${round(r.cpuPct, 0) ?? '-'}%, ` +
+          `RSS idle ${mib(r.idleRssBytes) ?? '-'} MiB, peak ${mib(r.peakRssBytes) ?? '-'} MiB${r.failures ? `, FAILED ${r.failures} (${r.firstFailure})` : ''}`,
+      );
     }
   }
-  const summary = { source: { width: 480, height: 270, frames: 100, bytes: bytes.length }, output: expect, perRun: k, variants: {} };
+  const summary = {
+    source: { width: 480, height: 270, frames: 100, bytes: bytes.length },
+    output: expect,
+    perRun: k,
+    variants: {},
+  };
   for (const v of variants) {
     const rs = runs[v.key];
     summary.variants[v.key] = {
@@ -357,25 +493,43 @@ async function animatedScenario({ target, reps, durationS, suffix, workDir }) {
       cpuPct: round(median(rs.map((r) => r.cpuPct)), 0),
       idleRssMiB: mib(median(rs.map((r) => r.idleRssBytes))),
       peakRssMiB: mib(Math.max(...rs.map((r) => r.peakRssBytes ?? 0)) || null),
-      peakGrowthMiB: mib(median(rs.map((r) => (r.peakRssBytes && r.idleRssBytes ? r.peakRssBytes - r.idleRssBytes : null)))),
+      peakGrowthMiB: mib(
+        median(rs.map((r) => (r.peakRssBytes && r.idleRssBytes ? r.peakRssBytes - r.idleRssBytes : null))),
+      ),
       failures: rs.reduce((a, r) => a + (r.failures || 0), 0),
     };
   }
   // Speed ratio ours/sharp as throughput: sharp's time over ours (1.0 = as fast; higher is better).
   summary.speedRatioToSharp = ratio(summary.variants.sharp.p50Ms, summary.variants.ours.p50Ms);
-  printTable(`${name} (median of ${reps} runs of ${k}; RSS: median idle, max peak, median growth)`,
+  printTable(
+    `${name} (median of ${reps} runs of ${k}; RSS: median idle, max peak, median growth)`,
     ['', 'ms/thumbnail p50', 'mean ms', 'CPU %', 'idle RSS MiB', 'peak RSS MiB', 'growth MiB', 'failed', 'speed ratio'],
     variants.map((v) => {
       const s = summary.variants[v.key];
-      return [v.label, s.p50Ms, s.meanMs, s.cpuPct, s.idleRssMiB, s.peakRssMiB, s.peakGrowthMiB, v.key === 'ours' ? s.failures : null, v.key === 'ours' ? summary.speedRatioToSharp : null];
-    }));
+      return [
+        v.label,
+        s.p50Ms,
+        s.meanMs,
+        s.cpuPct,
+        s.idleRssMiB,
+        s.peakRssMiB,
+        s.peakGrowthMiB,
+        v.key === 'ours' ? s.failures : null,
+        v.key === 'ours' ? summary.speedRatioToSharp : null,
+      ];
+    }),
+  );
   console.log('speed ratio = sharp ms / our ms (1.0 = as fast as plain sharp). ' + SHARED_CORES_NOTE);
   const out = writeResult(name, { target: target.name, database: target.database, reps, summary, runs }, suffix);
   console.log(`wrote ${out}`);
   return summary;
 }
 
-const RUNNERS = { 'thumb-uncached': uncachedScenario, 'thumb-cached': cachedScenario, 'thumb-animated': animatedScenario };
+const RUNNERS = {
+  'thumb-uncached': uncachedScenario,
+  'thumb-cached': cachedScenario,
+  'thumb-animated': animatedScenario,
+};
 
 export async function runThumbnails(ctx, scenarios) {
   const out = {};

@@ -26,21 +26,30 @@ async function loops({ concurrency, seconds, count, one }) {
   let started = 0;
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (count ? started < count : performance.now() < deadline) {
-      started++;
-      const s = performance.now();
-      try {
-        if (await one()) lat.push(performance.now() - s);
-        else errors++;
-      } catch {
-        errors++;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (count ? started < count : performance.now() < deadline) {
+        started++;
+        const s = performance.now();
+        try {
+          if (await one()) lat.push(performance.now() - s);
+          else errors++;
+        } catch {
+          errors++;
+        }
       }
-    }
-  }));
+    }),
+  );
   const elapsed = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
-  return { done: lat.length, errors, elapsedS: elapsed, perSec: lat.length / elapsed, p50Ms: round(percentile(lat, 50), 1), p99Ms: round(percentile(lat, 99), 1) };
+  return {
+    done: lat.length,
+    errors,
+    elapsedS: elapsed,
+    perSec: lat.length / elapsed,
+    p50Ms: round(percentile(lat, 50), 1),
+    p99Ms: round(percentile(lat, 99), 1),
+  };
 }
 
 function shellStore(src, dest) {
@@ -65,12 +74,15 @@ export async function runUploadSizes(ctx) {
   try {
     for (const size of SIZES) {
       const count = size.count ? (ctx.smoke ? 2 : size.count) : 0;
-      console.log(`\n== upload-sizes ${size.label}: ${size.concurrency} at a time, ${count ? `${count} uploads` : `${durationS} s`}, ${reps} runs`);
+      console.log(
+        `\n== upload-sizes ${size.label}: ${size.concurrency} at a time, ${count ? `${count} uploads` : `${durationS} s`}, ${reps} runs`,
+      );
       const src = join(scratch, `src-${size.bytes}`);
       writeFileSync(src, bodyBytes(size.bytes));
       let n = 0;
       const variants = {
-        ours: () => sendBody({ url, headers, size: size.bytes, agent: agent ?? undefined }).then((r) => r.status === 200),
+        ours: () =>
+          sendBody({ url, headers, size: size.bytes, agent: agent ?? undefined }).then((r) => r.status === 200),
         shell: () => shellStore(src, join(scratch, `copy-${n++ % 64}`)),
       };
       const runs = { ours: [], shell: [] };
@@ -79,7 +91,9 @@ export async function runUploadSizes(ctx) {
           agent?.destroy();
           agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
           const sampler = key === 'ours' && pids().length ? startRssSampler(pids()) : null;
-          const { result, cpuPct, loadGenCpuPct } = await withCpu(key === 'ours' ? pids() : [], () => loops({ concurrency: size.concurrency, seconds: durationS, count, one: variants[key] }));
+          const { result, cpuPct, loadGenCpuPct } = await withCpu(key === 'ours' ? pids() : [], () =>
+            loops({ concurrency: size.concurrency, seconds: durationS, count, one: variants[key] }),
+          );
           const rss = sampler ? await sampler.stop() : null;
           result.mibPerSec = round((result.perSec * size.bytes) / MiB, 1);
           result.peakRssMiB = rss ? round(rss.peakBytes / MiB, 1) : null;
@@ -87,17 +101,28 @@ export async function runUploadSizes(ctx) {
           // The shell baseline's work is in finished children, so it counts here for that side.
           result.loadGenCpuPct = round(loadGenCpuPct, 0);
           runs[key].push(result);
-          console.log(`  run ${i + 1} ${key}: ${round(result.perSec, 1)}/s, ${result.mibPerSec} MiB/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}`);
+          console.log(
+            `  run ${i + 1} ${key}: ${round(result.perSec, 1)}/s, ${result.mibPerSec} MiB/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}`,
+          );
         }
       }
       const pick = (rs) => ({
-        perSec: round(median(rs.map((r) => r.perSec)), 1), mibPerSec: round(median(rs.map((r) => r.mibPerSec)), 1),
-        p50Ms: median(rs.map((r) => r.p50Ms)), p99Ms: median(rs.map((r) => r.p99Ms)),
-        errors: rs.reduce((a, r) => a + r.errors, 0), peakRssMiB: rs.some((r) => r.peakRssMiB) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
+        perSec: round(median(rs.map((r) => r.perSec)), 1),
+        mibPerSec: round(median(rs.map((r) => r.mibPerSec)), 1),
+        p50Ms: median(rs.map((r) => r.p50Ms)),
+        p99Ms: median(rs.map((r) => r.p99Ms)),
+        errors: rs.reduce((a, r) => a + r.errors, 0),
+        peakRssMiB: rs.some((r) => r.peakRssMiB) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
         serverCpuPct: median(rs.map((r) => r.serverCpuPct).filter((x) => x !== null)),
         loadGenCpuPct: median(rs.map((r) => r.loadGenCpuPct)),
       });
-      const s = { bytes: size.bytes, concurrency: size.concurrency, count, ours: pick(runs.ours), shell: pick(runs.shell) };
+      const s = {
+        bytes: size.bytes,
+        concurrency: size.concurrency,
+        count,
+        ours: pick(runs.ours),
+        shell: pick(runs.shell),
+      };
       s.ratio = ratio(s.ours.perSec, s.shell.perSec);
       summary.sizes[size.label] = s;
       rmSync(src, { force: true });
@@ -106,9 +131,37 @@ export async function runUploadSizes(ctx) {
     agent?.destroy();
     rmSync(scratch, { recursive: true, force: true });
   }
-  printTable(`upload-sizes (median of ${reps}; baseline: sha256sum + cp per upload, same concurrency)`,
-    ['size', 'ours/s', 'MiB/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU %', 'client CPU %', 'peak RSS MiB', 'shell/s', 'shell p99 ms', 'ratio'],
-    Object.entries(summary.sizes).map(([label, s]) => [label, s.ours.perSec, s.ours.mibPerSec, s.ours.p50Ms, s.ours.p99Ms, s.ours.errors, s.ours.serverCpuPct, s.ours.loadGenCpuPct, s.ours.peakRssMiB, s.shell.perSec, s.shell.p99Ms, s.ratio]));
+  printTable(
+    `upload-sizes (median of ${reps}; baseline: sha256sum + cp per upload, same concurrency)`,
+    [
+      'size',
+      'ours/s',
+      'MiB/s',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'server CPU %',
+      'client CPU %',
+      'peak RSS MiB',
+      'shell/s',
+      'shell p99 ms',
+      'ratio',
+    ],
+    Object.entries(summary.sizes).map(([label, s]) => [
+      label,
+      s.ours.perSec,
+      s.ours.mibPerSec,
+      s.ours.p50Ms,
+      s.ours.p99Ms,
+      s.ours.errors,
+      s.ours.serverCpuPct,
+      s.ours.loadGenCpuPct,
+      s.ours.peakRssMiB,
+      s.shell.perSec,
+      s.shell.p99Ms,
+      s.ratio,
+    ]),
+  );
   console.log(SHARED_CORES_NOTE);
   summary.errors = Object.values(summary.sizes).reduce((a, s) => a + s.ours.errors, 0);
   const file = writeResult('upload-sizes', { target: target.name, reps, summary }, suffix);

@@ -52,12 +52,18 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix, bigUplo
     // uWebSockets.js before the fix of uNetworking/uWebSockets#1693 drops any request whose
     // Content-Length has 10 digits (>= 1e9 bytes). Probe once, and measure chunked if so.
     const probe = await sendBody({
-      url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`, size,
+      url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`,
+      size,
       headers: { Host: target.host, Authorization: `Bearer ${target.token}` },
-    }).then((r) => (r.status === 200 ? null : `status ${r.status}: ${r.body.slice(0, 200)}`), (e) => e.message);
+    }).then(
+      (r) => (r.status === 200 ? null : `status ${r.status}: ${r.body.slice(0, 200)}`),
+      (e) => e.message,
+    );
     contentLengthRejected = probe;
     if (probe) {
-      console.log(`  WARNING: a ${size / MiB} MiB upload with Content-Length: ${size} failed (${probe}); measuring with chunked bodies instead`);
+      console.log(
+        `  WARNING: a ${size / MiB} MiB upload with Content-Length: ${size} failed (${probe}); measuring with chunked bodies instead`,
+      );
       chunked = true;
     } else {
       console.log(`  ${size / MiB} MiB upload with Content-Length accepted`);
@@ -68,22 +74,33 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix, bigUplo
     syncDisks();
     const ours = await oneBigUpload({
       pids: target.pid ? [target.pid] : [],
-      send: () => sendBody({
-        url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`, size, chunked,
-        headers: { Host: target.host, Authorization: `Bearer ${target.token}` },
-      }),
+      send: () =>
+        sendBody({
+          url: `${target.url}/_matrix/media/v3/upload?filename=1gib.bin`,
+          size,
+          chunked,
+          headers: { Host: target.host, Authorization: `Bearer ${target.token}` },
+        }),
       async verify(r) {
-        if (r.status !== 200) return { ok: false, error: `status ${r.status}: ${r.body.slice(0, 200)}`, storedBytes: null };
+        if (r.status !== 200)
+          return { ok: false, error: `status ${r.status}: ${r.body.slice(0, 200)}`, storedBytes: null };
         const m = /^mxc:\/\/([^/]+)\/(.+)$/.exec(JSON.parse(r.body).content_uri ?? '');
         const d = await httpGet(`${target.url}/_matrix/client/v1/media/download/${m[1]}/${m[2]}`, {
-          headers: { host: target.host, authorization: `Bearer ${target.token}` }, maxBytes: 0,
+          headers: { host: target.host, authorization: `Bearer ${target.token}` },
+          maxBytes: 0,
         });
         const storedBytes = Number(d.headers['content-length']);
-        return { ok: d.status === 200 && storedBytes === size, storedBytes, error: storedBytes === size ? null : `download said ${d.status}, ${storedBytes} bytes` };
+        return {
+          ok: d.status === 200 && storedBytes === size,
+          storedBytes,
+          error: storedBytes === size ? null : `download said ${d.status}, ${storedBytes} bytes`,
+        };
       },
     });
     runs.ours.push(ours);
-    console.log(`  run ${i + 1} ${target.name}: ${ours.mibPerSec} MiB/s, RSS ${ours.baselineRssMiB ?? '-'} -> peak ${ours.peakRssMiB ?? '-'} MiB (+${ours.peakGrowthMiB ?? '-'}), stored ${ours.storedBytes} bytes${ours.ok ? '' : ` FAILED: ${ours.error}`}`);
+    console.log(
+      `  run ${i + 1} ${target.name}: ${ours.mibPerSec} MiB/s, RSS ${ours.baselineRssMiB ?? '-'} -> peak ${ours.peakRssMiB ?? '-'} MiB (+${ours.peakGrowthMiB ?? '-'}), stored ${ours.storedBytes} bytes${ours.ok ? '' : ` FAILED: ${ours.error}`}`,
+    );
     if (nginx) {
       syncDisks();
       const name = `1gib-${i}.bin`;
@@ -92,12 +109,18 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix, bigUplo
         send: () => sendBody({ url: `${nginx.url}/dav/${name}`, method: 'PUT', size, chunked }),
         async verify(r) {
           const storedBytes = statSync(join(nginx.staticDir, '..', 'dav', name)).size;
-          return { ok: (r.status === 201 || r.status === 204) && storedBytes === size, storedBytes, error: r.status >= 300 ? `status ${r.status}` : null };
+          return {
+            ok: (r.status === 201 || r.status === 204) && storedBytes === size,
+            storedBytes,
+            error: r.status >= 300 ? `status ${r.status}` : null,
+          };
         },
       });
       nginx.clearDav();
       runs.nginx.push(ng);
-      console.log(`  run ${i + 1} nginx: ${ng.mibPerSec} MiB/s, RSS (master+workers) ${ng.baselineRssMiB} -> peak ${ng.peakRssMiB} MiB (+${ng.peakGrowthMiB})`);
+      console.log(
+        `  run ${i + 1} nginx: ${ng.mibPerSec} MiB/s, RSS (master+workers) ${ng.baselineRssMiB} -> peak ${ng.peakRssMiB} MiB (+${ng.peakGrowthMiB})`,
+      );
     }
   }
   const med = (side, k) => median(runs[side].map((r) => r[k]));
@@ -106,7 +129,9 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix, bigUplo
       mibPerSec: med('ours', 'mibPerSec'),
       baselineRssMiB: med('ours', 'baselineRssMiB'),
       peakGrowthMiB: med('ours', 'peakGrowthMiB'),
-      maxPeakGrowthMiB: runs.ours.some((r) => r.peakGrowthMiB !== null) ? Math.max(...runs.ours.map((r) => r.peakGrowthMiB ?? 0)) : null,
+      maxPeakGrowthMiB: runs.ours.some((r) => r.peakGrowthMiB !== null)
+        ? Math.max(...runs.ours.map((r) => r.peakGrowthMiB ?? 0))
+        : null,
       allOk: runs.ours.every((r) => r.ok),
     },
     nginx: nginx ? { mibPerSec: med('nginx', 'mibPerSec'), peakGrowthMiB: med('nginx', 'peakGrowthMiB') } : null,
@@ -114,23 +139,55 @@ export async function upload1GiB({ target, nginx, reps, chunked, suffix, bigUplo
   summary.ratioThroughput = nginx ? ratio(summary.ours.mibPerSec, summary.nginx.mibPerSec) : null;
   summary.rssTargetMiB = RSS_TARGET / MiB;
   summary.rssPass = summary.ours.maxPeakGrowthMiB === null ? null : summary.ours.maxPeakGrowthMiB < RSS_TARGET / MiB;
-  printTable(`upload-1gib-rss (median of ${reps}; RSS growth target < ${RSS_TARGET / MiB} MiB)`,
+  printTable(
+    `upload-1gib-rss (median of ${reps}; RSS growth target < ${RSS_TARGET / MiB} MiB)`,
     ['server', 'MiB/s', 'base RSS MiB', 'peak growth MiB', 'max growth MiB', 'ok'],
     [
-      [target.name, summary.ours.mibPerSec, summary.ours.baselineRssMiB, summary.ours.peakGrowthMiB, summary.ours.maxPeakGrowthMiB, summary.ours.allOk ? 'yes' : 'NO'],
-      ...(nginx ? [['nginx (dav PUT)', summary.nginx.mibPerSec, med('nginx', 'baselineRssMiB'), summary.nginx.peakGrowthMiB, null, runs.nginx.every((r) => r.ok) ? 'yes' : 'NO']] : []),
-    ]);
-  if (summary.ratioThroughput !== null) console.log(`ratio throughput ${target.name}/nginx: ${summary.ratioThroughput}`);
-  if (contentLengthRejected) console.log(`Content-Length upload of ${size / MiB} MiB FAILED (${contentLengthRejected}); figures above are for chunked bodies`);
+      [
+        target.name,
+        summary.ours.mibPerSec,
+        summary.ours.baselineRssMiB,
+        summary.ours.peakGrowthMiB,
+        summary.ours.maxPeakGrowthMiB,
+        summary.ours.allOk ? 'yes' : 'NO',
+      ],
+      ...(nginx
+        ? [
+            [
+              'nginx (dav PUT)',
+              summary.nginx.mibPerSec,
+              med('nginx', 'baselineRssMiB'),
+              summary.nginx.peakGrowthMiB,
+              null,
+              runs.nginx.every((r) => r.ok) ? 'yes' : 'NO',
+            ],
+          ]
+        : []),
+    ],
+  );
+  if (summary.ratioThroughput !== null)
+    console.log(`ratio throughput ${target.name}/nginx: ${summary.ratioThroughput}`);
+  if (contentLengthRejected)
+    console.log(
+      `Content-Length upload of ${size / MiB} MiB FAILED (${contentLengthRejected}); figures above are for chunked bodies`,
+    );
   if (target.database === 'pglite') {
-    summary.rssNote = 'PGlite runs in-process: its WASM heap (hundreds of MiB, swinging by hundreds between runs) dominates RSS and can hide or fake growth; use --postgres for the RSS figure';
+    summary.rssNote =
+      'PGlite runs in-process: its WASM heap (hundreds of MiB, swinging by hundreds between runs) dominates RSS and can hide or fake growth; use --postgres for the RSS figure';
     console.log(`note: ${summary.rssNote}`);
   }
-  if (summary.rssPass !== null) console.log(`RSS growth ${summary.rssPass ? 'PASS' : 'FAIL'} (max ${summary.ours.maxPeakGrowthMiB} MiB, target < ${RSS_TARGET / MiB})`);
+  if (summary.rssPass !== null)
+    console.log(
+      `RSS growth ${summary.rssPass ? 'PASS' : 'FAIL'} (max ${summary.ours.maxPeakGrowthMiB} MiB, target < ${RSS_TARGET / MiB})`,
+    );
   summary.chunked = chunked;
   summary.sizeBytes = size;
   summary.contentLengthError = contentLengthRejected;
-  const file = writeResult('upload-1gib-rss', { target: target.name, database: target.database, chunked, reps, summary, runs }, suffix);
+  const file = writeResult(
+    'upload-1gib-rss',
+    { target: target.name, database: target.database, chunked, reps, summary, runs },
+    suffix,
+  );
   console.log(`wrote ${file}`);
   return summary;
 }
@@ -164,7 +221,13 @@ async function concurrentUploads({ request, okStatus, size, concurrency, duratio
   });
   await Promise.all(loops);
   const seconds = (performance.now() - t0) / 1000;
-  return { uploads, failures, firstError, seconds: round(seconds, 2), mibPerSec: round((uploads * size) / MiB / seconds, 1) };
+  return {
+    uploads,
+    failures,
+    firstError,
+    seconds: round(seconds, 2),
+    mibPerSec: round((uploads * size) / MiB / seconds, 1),
+  };
 }
 
 /** Bare SHA-256 of node:crypto on this thread: whole 20 MiB buffers and 64 KiB updates. */
@@ -188,21 +251,40 @@ export function sha256Throughput({ size = 20 * MiB, seconds = 2 } = {}) {
 export async function uploadConcurrent({ target, nginx, reps, durationS, suffix }) {
   const size = 20 * MiB;
   const concurrency = 8;
-  console.log(`\n== upload-concurrent: ${concurrency} concurrent ${size / MiB} MiB uploads for ${durationS} s, ${reps} runs`);
+  console.log(
+    `\n== upload-concurrent: ${concurrency} concurrent ${size / MiB} MiB uploads for ${durationS} s, ${reps} runs`,
+  );
   const sha = [];
   // At most 2 s each, and no longer than a measurement (--smoke).
   for (let i = 0; i < reps; i++) sha.push(sha256Throughput({ seconds: Math.min(2, durationS) }));
   const shaWhole = median(sha.map((s) => s.whole));
   const sha64k = median(sha.map((s) => s.chunk64k));
-  console.log(`  node:crypto SHA-256, one thread: ${round(shaWhole, 0)} MiB/s on 20 MiB buffers, ${round(sha64k, 0)} MiB/s in 64 KiB updates`);
-  const ours = () => withCpu(target.pid ? [target.pid] : [], () => concurrentUploads({
-    size, concurrency, durationS, okStatus: [200],
-    request: () => ({ url: `${target.url}/_matrix/media/v3/upload?filename=c.bin`, headers: { Host: target.host, Authorization: `Bearer ${target.token}` } }),
-  }));
-  const ng = () => withCpu(nginx.pids, () => concurrentUploads({
-    size, concurrency, durationS, okStatus: [201, 204],
-    request: (w, n) => ({ url: `${nginx.url}/dav/w${w}/${n}.bin`, method: 'PUT' }),
-  }));
+  console.log(
+    `  node:crypto SHA-256, one thread: ${round(shaWhole, 0)} MiB/s on 20 MiB buffers, ${round(sha64k, 0)} MiB/s in 64 KiB updates`,
+  );
+  const ours = () =>
+    withCpu(target.pid ? [target.pid] : [], () =>
+      concurrentUploads({
+        size,
+        concurrency,
+        durationS,
+        okStatus: [200],
+        request: () => ({
+          url: `${target.url}/_matrix/media/v3/upload?filename=c.bin`,
+          headers: { Host: target.host, Authorization: `Bearer ${target.token}` },
+        }),
+      }),
+    );
+  const ng = () =>
+    withCpu(nginx.pids, () =>
+      concurrentUploads({
+        size,
+        concurrency,
+        durationS,
+        okStatus: [201, 204],
+        request: (w, n) => ({ url: `${nginx.url}/dav/w${w}/${n}.bin`, method: 'PUT' }),
+      }),
+    );
   const runs = { ours: [], nginx: [] };
   for (let i = 0; i < reps; i++) {
     // Alternate who goes first, so neither side always inherits the other's writeback.
@@ -213,26 +295,51 @@ export async function uploadConcurrent({ target, nginx, reps, durationS, suffix 
       result.serverCpuPct = round(cpuPct, 0);
       runs[side].push(result);
       if (side === 'nginx') nginx.clearDav();
-      console.log(`  run ${i + 1} ${side === 'ours' ? target.name : 'nginx'}: ${result.mibPerSec} MiB/s (${result.uploads} uploads, ${result.failures} failed, server CPU ${result.serverCpuPct ?? '-'}%)${result.firstError ? ` first error: ${result.firstError}` : ''}`);
+      console.log(
+        `  run ${i + 1} ${side === 'ours' ? target.name : 'nginx'}: ${result.mibPerSec} MiB/s (${result.uploads} uploads, ${result.failures} failed, server CPU ${result.serverCpuPct ?? '-'}%)${result.firstError ? ` first error: ${result.firstError}` : ''}`,
+      );
     }
   }
   const summary = {
-    concurrency, sizeMiB: size / MiB, durationS,
+    concurrency,
+    sizeMiB: size / MiB,
+    durationS,
     sha256MiBPerSec: { whole20MiB: round(shaWhole, 0), updates64KiB: round(sha64k, 0) },
-    ours: { mibPerSec: median(runs.ours.map((r) => r.mibPerSec)), serverCpuPct: median(runs.ours.map((r) => r.serverCpuPct)), failures: runs.ours.reduce((a, r) => a + r.failures, 0) },
-    nginx: nginx ? { mibPerSec: median(runs.nginx.map((r) => r.mibPerSec)), serverCpuPct: median(runs.nginx.map((r) => r.serverCpuPct)), failures: runs.nginx.reduce((a, r) => a + r.failures, 0) } : null,
+    ours: {
+      mibPerSec: median(runs.ours.map((r) => r.mibPerSec)),
+      serverCpuPct: median(runs.ours.map((r) => r.serverCpuPct)),
+      failures: runs.ours.reduce((a, r) => a + r.failures, 0),
+    },
+    nginx: nginx
+      ? {
+          mibPerSec: median(runs.nginx.map((r) => r.mibPerSec)),
+          serverCpuPct: median(runs.nginx.map((r) => r.serverCpuPct)),
+          failures: runs.nginx.reduce((a, r) => a + r.failures, 0),
+        }
+      : null,
   };
   summary.ratio = nginx ? ratio(summary.ours.mibPerSec, summary.nginx.mibPerSec) : null;
-  printTable(`upload-concurrent (median of ${reps}; target ratio >= 0.8)`,
+  printTable(
+    `upload-concurrent (median of ${reps}; target ratio >= 0.8)`,
     ['server', 'MiB/s', 'server CPU %', 'failed'],
     [
       [target.name, summary.ours.mibPerSec, summary.ours.serverCpuPct, summary.ours.failures],
-      ...(nginx ? [['nginx (dav PUT)', summary.nginx.mibPerSec, summary.nginx.serverCpuPct, summary.nginx.failures]] : []),
-    ]);
-  if (summary.ratio !== null) console.log(`ratio ${target.name}/nginx: ${summary.ratio} (${summary.ratio >= 0.8 ? 'meets' : 'below'} 0.8)`);
-  console.log(`SHA-256 ceiling on one thread: ${summary.sha256MiBPerSec.whole20MiB} MiB/s (20 MiB buffers), ${summary.sha256MiBPerSec.updates64KiB} MiB/s (64 KiB updates)`);
+      ...(nginx
+        ? [['nginx (dav PUT)', summary.nginx.mibPerSec, summary.nginx.serverCpuPct, summary.nginx.failures]]
+        : []),
+    ],
+  );
+  if (summary.ratio !== null)
+    console.log(`ratio ${target.name}/nginx: ${summary.ratio} (${summary.ratio >= 0.8 ? 'meets' : 'below'} 0.8)`);
+  console.log(
+    `SHA-256 ceiling on one thread: ${summary.sha256MiBPerSec.whole20MiB} MiB/s (20 MiB buffers), ${summary.sha256MiBPerSec.updates64KiB} MiB/s (64 KiB updates)`,
+  );
   console.log(SHARED_CORES_NOTE);
-  const file = writeResult('upload-concurrent', { target: target.name, database: target.database, reps, summary, runs }, suffix);
+  const file = writeResult(
+    'upload-concurrent',
+    { target: target.name, database: target.database, reps, summary, runs },
+    suffix,
+  );
   console.log(`wrote ${file}`);
   return summary;
 }

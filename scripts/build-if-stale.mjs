@@ -48,7 +48,9 @@ if (reason) {
   console.error(`media-repo: building (${reason})`);
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
   if (!existsSync(tsc)) {
-    console.error('media-repo: TypeScript is not installed (npm prune --omit=dev removes it): run `npm ci`, or start the last build with `node dist/src/launcher.cjs`');
+    console.error(
+      'media-repo: TypeScript is not installed (npm prune --omit=dev removes it): run `npm ci`, or start the last build with `node dist/src/launcher.cjs`',
+    );
     process.exit(1);
   }
   const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });

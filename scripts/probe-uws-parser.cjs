@@ -35,8 +35,14 @@ const cases = [
     [`${n} B cookie, one write`, [head(n)]],
     [`${n} B cookie, 100 B then the rest`, [head(n).slice(0, 100), head(n).slice(100)]],
   ]),
-  ['Content-Length and Transfer-Encoding', ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n']],
-  ['Transfer-Encoding: gzip, chunked', ['POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n']],
+  [
+    'Content-Length and Transfer-Encoding',
+    ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  ],
+  [
+    'Transfer-Encoding: gzip, chunked',
+    ['POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  ],
 ];
 
 app.listen('127.0.0.1', 0, async (sock) => {
@@ -45,7 +51,9 @@ app.listen('127.0.0.1', 0, async (sock) => {
   for (const [name, chunks] of cases) {
     const got = await send(port, chunks);
     const status = /^HTTP\/1\.1 (\d{3}[^\r]*)/.exec(got)?.[1];
-    console.log(`${name.padEnd(40)} ${status ? `${status}${got.includes('answered by the app') ? ' (from the app)' : ' (from uWS)'}` : 'closed without an answer'}`);
+    console.log(
+      `${name.padEnd(40)} ${status ? `${status}${got.includes('answered by the app') ? ' (from the app)' : ' (from uWS)'}` : 'closed without an answer'}`,
+    );
   }
   uws.us_listen_socket_close(sock);
   process.exit(0);

@@ -41,7 +41,9 @@ function walk(dir, ext, out = []) {
 
 const files = args.length
   ? args.map((a) => a.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js'))
-  : walk(join(root, 'dist/test'), '.test.js').map((p) => p.slice(root.length)).sort();
+  : walk(join(root, 'dist/test'), '.test.js')
+      .map((p) => p.slice(root.length))
+      .sort();
 rmSync(join(root, '.tap/test-results'), { recursive: true, force: true });
 // The shipped server loads libvips only in its worker threads, after the pools set
 // VIPS_BLOCK_UNTRUSTED; a test process loads sharp in its main thread first (image helpers),
@@ -52,7 +54,9 @@ const tap = spawnSync('npx', ['tap', ...files], { cwd: root, stdio: 'inherit', e
 
 // Count assertions from tap's saved TAP streams: every leaf "ok"/"not ok" line is one;
 // a subtest's own summary line (it follows its children's plan) is not counted again.
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 for (const f of walk(join(root, '.tap/test-results'), '.tap')) {
   let prev = '';
   for (const line of readFileSync(f, 'utf8').split('\n')) {

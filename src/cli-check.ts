@@ -36,7 +36,8 @@ export async function checkDatastores(stores: Datastore[], db: Parameters<typeof
     const blobs = await blobsIn(db, ds.id);
     const referenced = new Set(blobs.map((b) => b.location));
     for (const loc of objects) {
-      if (!referenced.has(loc) && !(await blobReferenced(db, ds.id, loc))) report.orphans.push({ datastore: ds.id, location: loc });
+      if (!referenced.has(loc) && !(await blobReferenced(db, ds.id, loc)))
+        report.orphans.push({ datastore: ds.id, location: loc });
     }
     for (const b of blobs) {
       // Not listed may mean committed after the listing: ask the store itself before reporting.
@@ -51,14 +52,22 @@ export async function checkDatastores(stores: Datastore[], db: Parameters<typeof
 export function formatReport(r: CheckReport): string[] {
   const lines: string[] = [];
   for (const p of r.problems) lines.push(`problem: ${p}`);
-  for (const o of r.orphans) lines.push(`orphan: ${o.datastore}:${o.location} (no media or thumbnail row references it)`);
-  for (const m of r.missing) lines.push(`missing: ${m.datastore}:${m.location} (sha256 ${m.sha256}, e.g. ${m.example})`);
-  lines.push(`${r.orphans.length} orphaned object(s), ${r.missing.length} missing blob(s), ${r.problems.length} other problem(s)`);
+  for (const o of r.orphans)
+    lines.push(`orphan: ${o.datastore}:${o.location} (no media or thumbnail row references it)`);
+  for (const m of r.missing)
+    lines.push(`missing: ${m.datastore}:${m.location} (sha256 ${m.sha256}, e.g. ${m.example})`);
+  lines.push(
+    `${r.orphans.length} orphaned object(s), ${r.missing.length} missing blob(s), ${r.problems.length} other problem(s)`,
+  );
   return lines;
 }
 
 /** Runs the check for the CLI; returns the exit code (0 clean, 1 findings). */
-export async function runCheckDatastores(config: LoadedConfig, log: Logger, print: (line: string) => void): Promise<number> {
+export async function runCheckDatastores(
+  config: LoadedConfig,
+  log: Logger,
+  print: (line: string) => void,
+): Promise<number> {
   const db = await openDatabase(config.global, log);
   const sinks = new UploadSinkPool();
   try {

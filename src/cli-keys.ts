@@ -1,6 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
-  formatSigningKeys, generateSigningKey, KEY_FILE_FORMATS, parseSigningKeys, type KeyFileFormat, type SigningKey,
+  formatSigningKeys,
+  generateSigningKey,
+  KEY_FILE_FORMATS,
+  parseSigningKeys,
+  type KeyFileFormat,
+  type SigningKey,
 } from './matrix/signing-keys.js';
 
 // `generate-signing-key` and `combine-signing-keys`, after MMR's utilities of the same names:
@@ -21,7 +26,10 @@ export function isKeyCommand(arg: string | undefined): arg is KeyCommand {
 }
 
 const VALUE_FLAGS: Record<string, 'output' | 'format'> = {
-  '-output': 'output', '--output': 'output', '-format': 'format', '--format': 'format',
+  '-output': 'output',
+  '--output': 'output',
+  '-format': 'format',
+  '--format': 'format',
 };
 
 /** What parseKeyCommand makes of the arguments: the command to run ('help' when they made no
@@ -62,7 +70,11 @@ export function parseKeyCommand(command: KeyCommand, argv: string[]): ParsedKeyC
     if (got.output === undefined) return fail('combine-signing-keys needs -output FILE');
     if (inputs.length === 0) return fail('combine-signing-keys needs at least one input key file');
   }
-  const keys: KeyCommandArgs = { format: format as KeyFileFormat, inputs, ...(got.output !== undefined ? { output: got.output } : {}) };
+  const keys: KeyCommandArgs = {
+    format: format as KeyFileFormat,
+    inputs,
+    ...(got.output !== undefined ? { output: got.output } : {}),
+  };
   return { command, keys };
 }
 
@@ -78,12 +90,15 @@ export function runKeyCommand(command: KeyCommand, args: KeyCommandArgs): number
         // 'wx': never replace an existing key file (losing a published key breaks federation).
         writeFileSync(args.output, text, { mode: 0o600, flag: 'wx' });
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${args.output} already exists; refusing to overwrite it`);
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+          throw new Error(`${args.output} already exists; refusing to overwrite it`);
         throw e;
       }
     }
     for (const k of keys) {
-      console.error(`${k.keyId} public key ${k.publicKeyBase64}${args.output !== undefined ? ` written to ${args.output}` : ''} (${args.format} format)`);
+      console.error(
+        `${k.keyId} public key ${k.publicKeyBase64}${args.output !== undefined ? ` written to ${args.output}` : ''} (${args.format} format)`,
+      );
     }
     return 0;
   } catch (e) {
@@ -103,7 +118,8 @@ function combine(paths: string[]): SigningKey[] {
     }
     for (const k of found) {
       const prev = byId.get(k.keyId);
-      if (prev && !prev.seed.equals(k.seed)) throw new Error(`${path}: key ${k.keyId} appears twice with different key material`);
+      if (prev && !prev.seed.equals(k.seed))
+        throw new Error(`${path}: key ${k.keyId} appears twice with different key material`);
       byId.set(k.keyId, k); // the same key in two files is kept once
     }
   }

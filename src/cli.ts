@@ -50,7 +50,8 @@ async function main(): Promise<void> {
   const log = loggerFromConfig(g);
   if (!args.configPath) {
     log.warn('no config file given (-config or REPO_CONFIG): running on embedded defaults', {
-      homeserver: 'localhost', sharedSecretFile: 'data/shared-secret',
+      homeserver: 'localhost',
+      sharedSecretFile: 'data/shared-secret',
     });
   }
   for (const w of config.warnings ?? []) log.warn('config warning', { warning: w });
@@ -72,10 +73,16 @@ async function main(): Promise<void> {
     stopping = true;
     log.info('shutting down', { signal });
     // SIGINT is Ctrl-C at a terminal: no load balancer watches that run, so no grace period.
-    repo.stop(signal === 'SIGINT' ? { graceMs: 0 } : {}).then(() => log.closeFile()).then(() => process.exit(0), (e) => {
-      log.error('shutdown failed', { error: e as Error });
-      process.exit(1);
-    });
+    repo
+      .stop(signal === 'SIGINT' ? { graceMs: 0 } : {})
+      .then(() => log.closeFile())
+      .then(
+        () => process.exit(0),
+        (e) => {
+          log.error('shutdown failed', { error: e as Error });
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -88,6 +95,6 @@ async function main(): Promise<void> {
 
 main().catch((e: Error) => {
   // Config and start-up errors name what is wrong; no stack trace needed for those.
-  console.error(`media-repo: ${e.name === 'ConfigError' ? e.message : e.stack ?? e.message}`);
+  console.error(`media-repo: ${e.name === 'ConfigError' ? e.message : (e.stack ?? e.message)}`);
   process.exit(1);
 });

@@ -13,7 +13,11 @@ import type { ImageFailure } from '../workers/protocol.js';
 // so a runtime import back would be a cycle.
 
 export class MediaRepoError<C extends string = AnyErrorCode> extends Error {
-  constructor(readonly code: C, message: string, options?: ErrorOptions) {
+  constructor(
+    readonly code: C,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -30,32 +34,120 @@ interface WireError {
  * is the one a stored pair maps back to (storedError).
  */
 export const ERROR_CODES = {
-  MR_ERR_MISSING_TOKEN: { errcode: 'M_MISSING_TOKEN', status: 401, when: 'No access token on an endpoint that needs one' },
-  MR_ERR_UNKNOWN_TOKEN: { errcode: 'M_UNKNOWN_TOKEN', status: 401, when: 'The homeserver does not recognise the access token' },
-  MR_ERR_FORBIDDEN: { errcode: 'M_FORBIDDEN', status: 403, when: 'Not allowed: async upload into another user\'s media ID, appservice masquerade, admin-only endpoint, a URL preview of a denied address' },
-  MR_ERR_HOMESERVER_FORBIDDEN: { errcode: 'M_FORBIDDEN', status: 403, when: 'The homeserver answered whoami with 403; its own errcode and error are passed on (M_FORBIDDEN if it sent none)' },
-  MR_ERR_GUEST_FORBIDDEN: { errcode: 'M_GUEST_ACCESS_FORBIDDEN', status: 403, when: 'A guest called upload, create, config or preview_url' },
-  MR_ERR_NOT_FOUND: { errcode: 'M_NOT_FOUND', status: 404, when: 'Unknown media, expired async upload, frozen media on a legacy endpoint, media of another server; a previewed page that is missing or of a type not previewed' },
+  MR_ERR_MISSING_TOKEN: {
+    errcode: 'M_MISSING_TOKEN',
+    status: 401,
+    when: 'No access token on an endpoint that needs one',
+  },
+  MR_ERR_UNKNOWN_TOKEN: {
+    errcode: 'M_UNKNOWN_TOKEN',
+    status: 401,
+    when: 'The homeserver does not recognise the access token',
+  },
+  MR_ERR_FORBIDDEN: {
+    errcode: 'M_FORBIDDEN',
+    status: 403,
+    when: "Not allowed: async upload into another user's media ID, appservice masquerade, admin-only endpoint, a URL preview of a denied address",
+  },
+  MR_ERR_HOMESERVER_FORBIDDEN: {
+    errcode: 'M_FORBIDDEN',
+    status: 403,
+    when: 'The homeserver answered whoami with 403; its own errcode and error are passed on (M_FORBIDDEN if it sent none)',
+  },
+  MR_ERR_GUEST_FORBIDDEN: {
+    errcode: 'M_GUEST_ACCESS_FORBIDDEN',
+    status: 403,
+    when: 'A guest called upload, create, config or preview_url',
+  },
+  MR_ERR_NOT_FOUND: {
+    errcode: 'M_NOT_FOUND',
+    status: 404,
+    when: 'Unknown media, expired async upload, frozen media on a legacy endpoint, media of another server; a previewed page that is missing or of a type not previewed',
+  },
   MR_ERR_UNRECOGNIZED: { errcode: 'M_UNRECOGNIZED', status: 404, when: 'Unknown endpoint under a Matrix prefix' },
   MR_ERR_METHOD_NOT_ALLOWED: { errcode: 'M_UNRECOGNIZED', status: 405, when: 'Known endpoint, wrong method' },
-  MR_ERR_CANNOT_OVERWRITE: { errcode: 'M_CANNOT_OVERWRITE_MEDIA', status: 409, when: 'Async upload PUT into a media ID that already has content' },
-  MR_ERR_UPLOAD_TOO_LARGE: { errcode: 'M_TOO_LARGE', status: 413, when: 'Upload larger than uploads.maxBytes (declared or counted while streaming)' },
-  MR_ERR_THUMBNAIL_TOO_LARGE: { errcode: 'M_TOO_LARGE', status: 413, when: 'Thumbnail source over thumbnails.maxSourceBytes, maxPixels or maxFrames' },
+  MR_ERR_CANNOT_OVERWRITE: {
+    errcode: 'M_CANNOT_OVERWRITE_MEDIA',
+    status: 409,
+    when: 'Async upload PUT into a media ID that already has content',
+  },
+  MR_ERR_UPLOAD_TOO_LARGE: {
+    errcode: 'M_TOO_LARGE',
+    status: 413,
+    when: 'Upload larger than uploads.maxBytes (declared or counted while streaming)',
+  },
+  MR_ERR_THUMBNAIL_TOO_LARGE: {
+    errcode: 'M_TOO_LARGE',
+    status: 413,
+    when: 'Thumbnail source over thumbnails.maxSourceBytes, maxPixels or maxFrames',
+  },
   MR_ERR_UPLOAD_TOO_SMALL: { errcode: 'M_MEDIA_TOO_SMALL', status: 400, when: 'Upload smaller than uploads.minBytes' },
-  MR_ERR_INVALID_PARAM: { errcode: 'M_INVALID_PARAM', status: 400, when: 'A malformed parameter: server name, media ID, filename, timeout_ms' },
+  MR_ERR_INVALID_PARAM: {
+    errcode: 'M_INVALID_PARAM',
+    status: 400,
+    when: 'A malformed parameter: server name, media ID, filename, timeout_ms',
+  },
   MR_ERR_MISSING_PARAM: { errcode: 'M_MISSING_PARAM', status: 400, when: 'A required parameter is absent' },
-  MR_ERR_LIMIT_EXCEEDED: { errcode: 'M_LIMIT_EXCEEDED', status: 429, when: 'Too many pending async uploads (Retry-After says when one expires); thumbnail or URL-preview queue full (Retry-After: 1)' },
-  MR_ERR_CANNOT_THUMBNAIL: { errcode: 'M_UNKNOWN', status: 400, when: 'Content that cannot be thumbnailed: a type not in thumbnails.types (as sniffed from the bytes), or a corrupt or truncated image' },
-  MR_ERR_INTERNAL: { errcode: 'M_UNKNOWN', status: 500, when: 'An internal error; the log line with the request ID says more' },
-  MR_ERR_MEDIA_ID_EXHAUSTED: { errcode: 'M_UNKNOWN', status: 500, when: 'Every media ID drawn for an upload or create was taken (a broken random source)' },
-  MR_ERR_BAD_GATEWAY: { errcode: 'M_UNKNOWN', status: 502, when: 'The request Host is not a configured homeserver, or the homeserver answered badly; remote media that could not be fetched; a previewed page that could not be fetched' },
-  MR_ERR_UNAUTHORIZED: { errcode: 'M_UNAUTHORIZED', status: 401, when: 'Federation request without a valid X-Matrix signature, or addressed to another server' },
-  MR_ERR_REMOTE_TOO_LARGE: { errcode: 'M_TOO_LARGE', status: 502, when: 'Remote media larger than downloads.maxBytes, or too large to thumbnail' },
-  MR_ERR_NOT_YET_UPLOADED: { errcode: 'M_NOT_YET_UPLOADED', status: 504, when: 'Async media still pending after timeout_ms' },
-  MR_ERR_GATEWAY_TIMEOUT: { errcode: 'M_UNKNOWN', status: 504, when: 'The homeserver did not answer within timeouts.clientServerTimeoutSeconds; a previewed page that sent nothing within timeouts.urlPreviewTimeoutSeconds' },
-  MR_ERR_UNAVAILABLE: { errcode: 'M_UNKNOWN', status: 503, when: 'The server is shutting down, or no datastore accepts the media' },
-  MR_ERR_DATABASE_TIMEOUT: { errcode: 'M_UNKNOWN', status: 503, when: 'The database did not answer within database.timeouts (connect, query or transaction)' },
-  MR_ERR_UNSUPPORTED_CODING: { errcode: 'M_UNRECOGNIZED', status: 501, when: 'A request body in a transfer coding other than chunked (gzip, deflate, …): it is not decoded, so it is refused rather than stored encoded' },
+  MR_ERR_LIMIT_EXCEEDED: {
+    errcode: 'M_LIMIT_EXCEEDED',
+    status: 429,
+    when: 'Too many pending async uploads (Retry-After says when one expires); thumbnail or URL-preview queue full (Retry-After: 1)',
+  },
+  MR_ERR_CANNOT_THUMBNAIL: {
+    errcode: 'M_UNKNOWN',
+    status: 400,
+    when: 'Content that cannot be thumbnailed: a type not in thumbnails.types (as sniffed from the bytes), or a corrupt or truncated image',
+  },
+  MR_ERR_INTERNAL: {
+    errcode: 'M_UNKNOWN',
+    status: 500,
+    when: 'An internal error; the log line with the request ID says more',
+  },
+  MR_ERR_MEDIA_ID_EXHAUSTED: {
+    errcode: 'M_UNKNOWN',
+    status: 500,
+    when: 'Every media ID drawn for an upload or create was taken (a broken random source)',
+  },
+  MR_ERR_BAD_GATEWAY: {
+    errcode: 'M_UNKNOWN',
+    status: 502,
+    when: 'The request Host is not a configured homeserver, or the homeserver answered badly; remote media that could not be fetched; a previewed page that could not be fetched',
+  },
+  MR_ERR_UNAUTHORIZED: {
+    errcode: 'M_UNAUTHORIZED',
+    status: 401,
+    when: 'Federation request without a valid X-Matrix signature, or addressed to another server',
+  },
+  MR_ERR_REMOTE_TOO_LARGE: {
+    errcode: 'M_TOO_LARGE',
+    status: 502,
+    when: 'Remote media larger than downloads.maxBytes, or too large to thumbnail',
+  },
+  MR_ERR_NOT_YET_UPLOADED: {
+    errcode: 'M_NOT_YET_UPLOADED',
+    status: 504,
+    when: 'Async media still pending after timeout_ms',
+  },
+  MR_ERR_GATEWAY_TIMEOUT: {
+    errcode: 'M_UNKNOWN',
+    status: 504,
+    when: 'The homeserver did not answer within timeouts.clientServerTimeoutSeconds; a previewed page that sent nothing within timeouts.urlPreviewTimeoutSeconds',
+  },
+  MR_ERR_UNAVAILABLE: {
+    errcode: 'M_UNKNOWN',
+    status: 503,
+    when: 'The server is shutting down, or no datastore accepts the media',
+  },
+  MR_ERR_DATABASE_TIMEOUT: {
+    errcode: 'M_UNKNOWN',
+    status: 503,
+    when: 'The database did not answer within database.timeouts (connect, query or transaction)',
+  },
+  MR_ERR_UNSUPPORTED_CODING: {
+    errcode: 'M_UNRECOGNIZED',
+    status: 501,
+    when: 'A request body in a transfer coding other than chunked (gzip, deflate, …): it is not decoded, so it is refused rather than stored encoded',
+  },
 } as const satisfies Record<string, WireError>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -65,7 +157,8 @@ export type OutboundCode = `MR_ERR_OUTBOUND_${Uppercase<OutboundKind>}`;
 
 /** Codes that never reach a client as such; what they mean there is decided below. */
 export const INTERNAL_CODES = {
-  MR_ERR_OUTBOUND_DENIED_ADDRESS: 'An outbound request to an address outside urlPreviews.allowedNetworks or inside disallowedNetworks (any hop)',
+  MR_ERR_OUTBOUND_DENIED_ADDRESS:
+    'An outbound request to an address outside urlPreviews.allowedNetworks or inside disallowedNetworks (any hop)',
   MR_ERR_OUTBOUND_DNS: 'An outbound request whose host did not resolve',
   MR_ERR_OUTBOUND_CONNECT: 'An outbound request that could not connect, or whose connection broke',
   MR_ERR_OUTBOUND_TIMEOUT: 'An outbound request past its total deadline',
@@ -92,8 +185,11 @@ export class MatrixError extends MediaRepoError<ErrorCode> {
   /** Response headers (Retry-After). */
   readonly headers: Record<string, string>;
 
-  constructor(code: ErrorCode, message: string,
-    more: { extra?: Record<string, unknown>; headers?: Record<string, string>; passedErrcode?: string } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    more: { extra?: Record<string, unknown>; headers?: Record<string, string>; passedErrcode?: string } = {},
+  ) {
     super(code, message);
     this.name = 'MatrixError';
     // passedErrcode: another server's errcode handed on as it was (MR_ERR_HOMESERVER_FORBIDDEN).
@@ -109,8 +205,9 @@ export class MatrixError extends MediaRepoError<ErrorCode> {
 }
 
 /** The README's table as rows of errcode, status and when (one per code). */
-export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: number, when: string]> =
-  Object.values(ERROR_CODES).map((w) => [w.errcode, w.status, w.when] as const);
+export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: number, when: string]> = Object.values(
+  ERROR_CODES,
+).map((w) => [w.errcode, w.status, w.when] as const);
 
 export function hasCode(e: unknown, code: ErrorCode): e is MatrixError {
   return e instanceof MatrixError && e.code === code;
@@ -119,19 +216,25 @@ export function hasCode(e: unknown, code: ErrorCode): e is MatrixError {
 export const Errors = {
   missingToken: () => new MatrixError('MR_ERR_MISSING_TOKEN', 'Missing access token'),
   unknownToken: (softLogout = false) =>
-    new MatrixError('MR_ERR_UNKNOWN_TOKEN', 'Unrecognised access token', { extra: softLogout ? { soft_logout: true } : {} }),
+    new MatrixError('MR_ERR_UNKNOWN_TOKEN', 'Unrecognised access token', {
+      extra: softLogout ? { soft_logout: true } : {},
+    }),
   forbidden: (msg: string) => new MatrixError('MR_ERR_FORBIDDEN', msg),
   /** whoami's 403, with the homeserver's own errcode and error where it sent them. */
   homeserverForbidden: (answer: { errcode?: unknown; error?: unknown }) =>
-    new MatrixError('MR_ERR_HOMESERVER_FORBIDDEN', typeof answer.error === 'string' ? answer.error : 'The homeserver refused this token',
-      { passedErrcode: typeof answer.errcode === 'string' ? answer.errcode : undefined }),
+    new MatrixError(
+      'MR_ERR_HOMESERVER_FORBIDDEN',
+      typeof answer.error === 'string' ? answer.error : 'The homeserver refused this token',
+      { passedErrcode: typeof answer.errcode === 'string' ? answer.errcode : undefined },
+    ),
   guestForbidden: () => new MatrixError('MR_ERR_GUEST_FORBIDDEN', 'Guests cannot use this endpoint'),
   notFound: (msg = 'Media not found') => new MatrixError('MR_ERR_NOT_FOUND', msg),
   unrecognized: () => new MatrixError('MR_ERR_UNRECOGNIZED', 'Unrecognized request'),
   methodNotAllowed: () => new MatrixError('MR_ERR_METHOD_NOT_ALLOWED', 'Method not allowed on this endpoint'),
   cannotOverwrite: () => new MatrixError('MR_ERR_CANNOT_OVERWRITE', 'This media ID already has content'),
   tooLarge: (max: number) => new MatrixError('MR_ERR_UPLOAD_TOO_LARGE', `Upload exceeds the maximum of ${max} bytes`),
-  tooSmall: (min: number) => new MatrixError('MR_ERR_UPLOAD_TOO_SMALL', `Upload is smaller than the minimum of ${min} bytes`),
+  tooSmall: (min: number) =>
+    new MatrixError('MR_ERR_UPLOAD_TOO_SMALL', `Upload is smaller than the minimum of ${min} bytes`),
   invalidParam: (msg: string) => new MatrixError('MR_ERR_INVALID_PARAM', msg),
   missingParam: (msg: string) => new MatrixError('MR_ERR_MISSING_PARAM', msg),
   limitExceeded: (msg: string, retryAfterMs: number) =>
@@ -147,13 +250,19 @@ export const Errors = {
   unavailable: (msg: string) => new MatrixError('MR_ERR_UNAVAILABLE', msg),
   /** A database wait (connect, query, transaction) passed its bound in database.timeouts. */
   databaseTimeout: (what: string, seconds: number) =>
-    new MatrixError('MR_ERR_DATABASE_TIMEOUT', `The database did not answer in time (${what}, ${seconds} s); try again later`),
+    new MatrixError(
+      'MR_ERR_DATABASE_TIMEOUT',
+      `The database did not answer in time (${what}, ${seconds} s); try again later`,
+    ),
   unauthorized: (msg: string) => new MatrixError('MR_ERR_UNAUTHORIZED', msg),
   remoteTooLarge: (msg: string) => new MatrixError('MR_ERR_REMOTE_TOO_LARGE', msg),
   thumbnailTooLarge: (msg: string) => new MatrixError('MR_ERR_THUMBNAIL_TOO_LARGE', msg),
   cannotThumbnail: (msg: string) => new MatrixError('MR_ERR_CANNOT_THUMBNAIL', msg),
   unsupportedCoding: (coding: string) =>
-    new MatrixError('MR_ERR_UNSUPPORTED_CODING', `Transfer-Encoding ${JSON.stringify(coding)} is not supported: send the body as is or chunked`),
+    new MatrixError(
+      'MR_ERR_UNSUPPORTED_CODING',
+      `Transfer-Encoding ${JSON.stringify(coding)} is not supported: send the body as is or chunked`,
+    ),
 } as const;
 
 // ---- What other failures mean to a client, per context ----
@@ -175,12 +284,18 @@ export function previewFailure(e: unknown): MatrixError {
   if (e instanceof MatrixError) return e;
   const kind = outboundKind(e);
   switch (kind) {
-    case null: return Errors.unknown('The preview could not be generated');
-    case 'denied_address': return Errors.forbidden('This URL may not be previewed');
-    case 'bad_url': return Errors.invalidParam(`url: ${(e as Error).message}`);
-    case 'timeout': return Errors.gatewayTimeout('The page did not answer in time');
-    case 'dns': return Errors.badGateway('The page\'s host could not be resolved');
-    default: return Errors.badGateway(`The page could not be fetched (${kind})`);
+    case null:
+      return Errors.unknown('The preview could not be generated');
+    case 'denied_address':
+      return Errors.forbidden('This URL may not be previewed');
+    case 'bad_url':
+      return Errors.invalidParam(`url: ${(e as Error).message}`);
+    case 'timeout':
+      return Errors.gatewayTimeout('The page did not answer in time');
+    case 'dns':
+      return Errors.badGateway("The page's host could not be resolved");
+    default:
+      return Errors.badGateway(`The page could not be fetched (${kind})`);
   }
 }
 
@@ -215,7 +330,9 @@ export function storedError(errcode: string, status: number, message: string): M
  * M_UNKNOWN_TOKEN, or a homeserver's M_UNKNOWN_TOKEN handed on with its 403.
  */
 export function rejectsToken(e: unknown): e is MatrixError {
-  return hasCode(e, 'MR_ERR_UNKNOWN_TOKEN') || (hasCode(e, 'MR_ERR_HOMESERVER_FORBIDDEN') && e.errcode === 'M_UNKNOWN_TOKEN');
+  return (
+    hasCode(e, 'MR_ERR_UNKNOWN_TOKEN') || (hasCode(e, 'MR_ERR_HOMESERVER_FORBIDDEN') && e.errcode === 'M_UNKNOWN_TOKEN')
+  );
 }
 
 /** Whether a peer's JSON error answer is M_UNRECOGNIZED: the spec's cue to try the legacy endpoint. */

@@ -16,9 +16,12 @@ export interface HealthTarget {
 
 /** A wildcard bind accepts loopback connections; anything else is dialled as configured. */
 export function healthTarget(repo: { bindAddress: string; port: number }): HealthTarget {
-  const host = repo.bindAddress === '0.0.0.0' || repo.bindAddress === '' ? '127.0.0.1'
-    : repo.bindAddress === '::' ? '::1'
-      : repo.bindAddress;
+  const host =
+    repo.bindAddress === '0.0.0.0' || repo.bindAddress === ''
+      ? '127.0.0.1'
+      : repo.bindAddress === '::'
+        ? '::1'
+        : repo.bindAddress;
   return { host, port: repo.port };
 }
 

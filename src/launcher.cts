@@ -24,11 +24,15 @@ function configuredWorkers(path: string | undefined): number {
   if (!path) return 0;
   try {
     const files = statSync(path).isDirectory()
-      ? readdirSync(path).filter((f) => /\.ya?ml$/i.test(f)).sort().map((f) => join(path, f))
+      ? readdirSync(path)
+          .filter((f) => /\.ya?ml$/i.test(f))
+          .sort()
+          .map((f) => join(path, f))
       : [path];
     let n = 0;
     for (const f of files) {
-      const doc = yaml.load(readFileSync(f, 'utf8')) as { homeserver?: unknown; thumbnails?: { numWorkers?: unknown } } | undefined;
+      const doc = yaml.load(readFileSync(f, 'utf8')) as
+        { homeserver?: unknown; thumbnails?: { numWorkers?: unknown } } | undefined;
       const v = doc && !('homeserver' in doc) ? doc.thumbnails?.numWorkers : undefined;
       if (typeof v === 'number' && Number.isInteger(v) && v >= 0) n = v;
     }
@@ -39,6 +43,8 @@ function configuredWorkers(path: string | undefined): number {
 }
 
 if (!process.env.UV_THREADPOOL_SIZE) {
-  process.env.UV_THREADPOOL_SIZE = String(libuvThreadsFor(poolThreads(configuredWorkers(configPath(process.argv.slice(2))))));
+  process.env.UV_THREADPOOL_SIZE = String(
+    libuvThreadsFor(poolThreads(configuredWorkers(configPath(process.argv.slice(2))))),
+  );
 }
 void import('./cli.js');

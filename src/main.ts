@@ -37,13 +37,15 @@ export type StopLimits = number | { graceMs?: number; drainMs?: number };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every part the start-up steps made, for tests and tools (handlers get src/api's Services). */
-export type Wiring = Omit<Storage, 'close'> & Omit<Images, 'close' | 'thumbnailDeps'> & Remote & {
-  config(): LoadedConfig;
-  log: Logger;
-  metrics: MediaMetrics;
-  tasks: TaskRunner;
-  state: { shuttingDown: boolean };
-};
+export type Wiring = Omit<Storage, 'close'> &
+  Omit<Images, 'close' | 'thumbnailDeps'> &
+  Remote & {
+    config(): LoadedConfig;
+    log: Logger;
+    metrics: MediaMetrics;
+    tasks: TaskRunner;
+    state: { shuttingDown: boolean };
+  };
 
 export interface RunningRepo {
   port: number;
@@ -78,7 +80,14 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const previews = startPreviews(config, log, metrics, storage, images.thumbnails);
     watchPools(metrics, images.thumbnails, previews.pool, previews.gate);
     watchCaches(metrics, storage.blobCache, storage.redis.ring);
-    const tasks = createTaskRunner({ db: storage.db, datastores: storage.datastores, mediaRows: storage.mediaRows, thumbnailRows: images.thumbnailRows, log, metrics });
+    const tasks = createTaskRunner({
+      db: storage.db,
+      datastores: storage.datastores,
+      mediaRows: storage.mediaRows,
+      thumbnailRows: images.thumbnailRows,
+      log,
+      metrics,
+    });
     const state = { shuttingDown: false };
     const svc = handlerServices({ config, log, metrics, storage, images, remote, previews, tasks, state });
     const { close: _s, ...stores } = storage;
@@ -88,13 +97,21 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const { http, metricsServer } = await startHttp(config, log, svc, opts.port, { set: metrics, registry });
     const housekeeping = startHousekeeping(config, log, storage.db, tasks);
     log.info('media-repo listening', {
-      address: loaded.global.repo.bindAddress, port: http.port, database: storage.db.kind, homeservers: [...loaded.domains.keys()].join(', '),
+      address: loaded.global.repo.bindAddress,
+      port: http.port,
+      database: storage.db.kind,
+      homeservers: [...loaded.domains.keys()].join(', '),
     });
 
     const watcher = opts.configPath
-      ? watchConfig(opts.configPath, config, (next, restartKeys) => {
-        void applyReload(next, restartKeys);
-      }, log)
+      ? watchConfig(
+          opts.configPath,
+          config,
+          (next, restartKeys) => {
+            void applyReload(next, restartKeys);
+          },
+          log,
+        )
       : null;
     async function applyReload(next: LoadedConfig, restartKeys: string[]): Promise<void> {
       try {
@@ -106,7 +123,8 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
         metrics.setLocalNames(next.domains.keys());
         for (const w of next.warnings ?? []) log.warn('config warning', { warning: w });
         log.info('config reloaded', { files: next.files.length, homeservers: [...next.domains.keys()].join(', ') });
-        if (restartKeys.length) log.warn('some changed keys only apply after a restart', { keys: restartKeys.join(', ') });
+        if (restartKeys.length)
+          log.warn('some changed keys only apply after a restart', { keys: restartKeys.join(', ') });
       } catch (e) {
         log.error('config reload rejected; keeping the previous config', { error: e as Error });
       }
@@ -139,7 +157,10 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           // Step 2: drain. New connections are refused; requests in flight get drainMs.
           http.stopListening();
           await metricsServer?.close();
-          log.info('shutdown: stopped accepting connections, draining requests', { inFlight: http.inFlight(), drainSeconds: drainMs / 1000 });
+          log.info('shutdown: stopped accepting connections, draining requests', {
+            inFlight: http.inFlight(),
+            drainSeconds: drainMs / 1000,
+          });
           const deadline = Date.now() + drainMs;
           while (http.inFlight() > 0 && Date.now() < deadline) await sleep(20);
           // Step 3: what still runs is cut off (each one logged) and everything else closes.

@@ -7,14 +7,22 @@ import { composeApng, isAnimatedPng, readApngInfo, splitApngFrames } from '../wo
 import { crc32, encodeApng, readChunks, writeChunks, type EncodeFrame, type RawChunk } from './helpers/apng-encode.js';
 
 type RGBA = [number, number, number, number];
-const RED: RGBA = [255, 0, 0, 255], GREEN: RGBA = [0, 255, 0, 255], BLUE: RGBA = [0, 0, 255, 255], CLEAR: RGBA = [0, 0, 0, 0];
+const RED: RGBA = [255, 0, 0, 255],
+  GREEN: RGBA = [0, 255, 0, 255],
+  BLUE: RGBA = [0, 0, 255, 255],
+  CLEAR: RGBA = [0, 0, 0, 0];
 
 function solid(width: number, height: number, c: RGBA): Buffer {
   const b = Buffer.alloc(width * height * 4);
   for (let i = 0; i < b.length; i += 4) b.set(c, i);
   return b;
 }
-const frame = (width: number, height: number, c: RGBA, rest: Partial<EncodeFrame> = {}): EncodeFrame => ({ data: solid(width, height, c), width, height, ...rest });
+const frame = (width: number, height: number, c: RGBA, rest: Partial<EncodeFrame> = {}): EncodeFrame => ({
+  data: solid(width, height, c),
+  width,
+  height,
+  ...rest,
+});
 
 async function decode(png: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
   const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -28,7 +36,10 @@ function px(out: { data: Buffer; width: number; height: number }, page: number, 
 }
 
 function close(t: Test, got: RGBA, want: RGBA, msg: string): void {
-  t.ok(got.every((v, i) => Math.abs(v - want[i]) <= 1), `${msg}: got ${got}, want ${want} ±1`);
+  t.ok(
+    got.every((v, i) => Math.abs(v - want[i]) <= 1),
+    `${msg}: got ${got}, want ${want} ±1`,
+  );
 }
 
 const corruptRe = /^corrupt APNG: /;
@@ -52,7 +63,11 @@ const nthFcTL = (chunks: RawChunk[], n: number) => chunks.filter((c) => c.type =
 // Three frames on a 4x4 canvas: full red, green 2x2 at (1,1), blue 1x1 at (0,0).
 function threeFrames(dispose1: 0 | 1 | 2, opts: { defaultImageIsFrame?: boolean; chunkSize?: number } = {}): Buffer {
   return encodeApng(
-    [frame(4, 4, RED, { delayMs: 100 }), frame(2, 2, GREEN, { x: 1, y: 1, delayMs: 40, disposeOp: dispose1 }), frame(1, 1, BLUE, { delayMs: 0 })],
+    [
+      frame(4, 4, RED, { delayMs: 100 }),
+      frame(2, 2, GREEN, { x: 1, y: 1, delayMs: 40, disposeOp: dispose1 }),
+      frame(1, 1, BLUE, { delayMs: 0 }),
+    ],
     { width: 4, height: 4 },
     { numPlays: 5, ...opts },
   );
@@ -61,8 +76,14 @@ function threeFrames(dispose1: 0 | 1 | 2, opts: { defaultImageIsFrame?: boolean;
 t.test('isAnimatedPng', async (t) => {
   const apng = threeFrames(0);
   t.equal(isAnimatedPng(apng), true, 'APNG');
-  const plain = await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } }).png().toBuffer();
-  const jpeg = await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 1, g: 2, b: 3 } } }).jpeg().toBuffer();
+  const plain = await sharp({
+    create: { width: 4, height: 4, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } },
+  })
+    .png()
+    .toBuffer();
+  const jpeg = await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+    .jpeg()
+    .toBuffer();
   t.equal(isAnimatedPng(plain), false, 'plain PNG from sharp');
   t.equal(isAnimatedPng(jpeg), false, 'JPEG');
   t.equal(isAnimatedPng(Buffer.alloc(0)), false, 'empty');
@@ -71,14 +92,18 @@ t.test('isAnimatedPng', async (t) => {
   t.equal(isAnimatedPng(encodeApng([frame(2, 2, RED)], { width: 2, height: 2 })), false, 'one-frame APNG');
   // acTL after the first IDAT does not make an APNG (spec), and is not looked for.
   const late = edit(apng, (cs) => {
-    const actl = cs.splice(cs.findIndex((c) => c.type === 'acTL'), 1)[0];
+    const actl = cs.splice(
+      cs.findIndex((c) => c.type === 'acTL'),
+      1,
+    )[0];
     cs.splice(cs.findIndex((c) => c.type === 'IDAT') + 1, 0, actl);
   });
   t.equal(isAnimatedPng(late), false, 'acTL after IDAT');
   t.equal(readApngInfo(late), null, 'acTL after IDAT: not an APNG');
   // Nothing past the first IDAT is read: garbage there does not matter to the cheap check.
   const chunks = readChunks(apng);
-  const firstIdatEnd = 8 + chunks.slice(0, chunks.findIndex((c) => c.type === 'IDAT') + 1).reduce((n, c) => n + 12 + c.data.length, 0);
+  const firstIdatEnd =
+    8 + chunks.slice(0, chunks.findIndex((c) => c.type === 'IDAT') + 1).reduce((n, c) => n + 12 + c.data.length, 0);
   const junk = Buffer.concat([apng.subarray(0, firstIdatEnd), Buffer.alloc(64, 0xff)]);
   t.equal(isAnimatedPng(junk), true, 'garbage after the first IDAT is not scanned');
   t.equal(readApngInfo(junk)?.numFrames, 3);
@@ -86,21 +111,54 @@ t.test('isAnimatedPng', async (t) => {
 
 t.test('readApngInfo', async (t) => {
   t.same(readApngInfo(threeFrames(0)), { width: 4, height: 4, numFrames: 3, numPlays: 5, defaultIsFrame: true });
-  t.same(readApngInfo(threeFrames(0, { defaultImageIsFrame: false })), { width: 4, height: 4, numFrames: 3, numPlays: 5, defaultIsFrame: false });
-  t.equal(readApngInfo(encodeApng([frame(2, 2, RED), frame(2, 2, BLUE)], { width: 2, height: 2 }))?.numPlays, 0, 'numPlays 0 = forever');
-  t.equal(readApngInfo(await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } }).png().toBuffer()), null, 'plain PNG');
-  t.equal(readApngInfo(await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } }).jpeg().toBuffer()), null, 'JPEG');
+  t.same(readApngInfo(threeFrames(0, { defaultImageIsFrame: false })), {
+    width: 4,
+    height: 4,
+    numFrames: 3,
+    numPlays: 5,
+    defaultIsFrame: false,
+  });
+  t.equal(
+    readApngInfo(encodeApng([frame(2, 2, RED), frame(2, 2, BLUE)], { width: 2, height: 2 }))?.numPlays,
+    0,
+    'numPlays 0 = forever',
+  );
+  t.equal(
+    readApngInfo(
+      await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } })
+        .png()
+        .toBuffer(),
+    ),
+    null,
+    'plain PNG',
+  );
+  t.equal(
+    readApngInfo(
+      await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } })
+        .jpeg()
+        .toBuffer(),
+    ),
+    null,
+    'JPEG',
+  );
   const badCrc = Buffer.from(threeFrames(0));
   badCrc[8 + 8 + 2] ^= 1; // a bit of IHDR's width
   throwsCorrupt(t, () => readApngInfo(badCrc), 'IHDR CRC');
-  throwsCorrupt(t, () => readApngInfo(edit(threeFrames(0), (cs) => void cs[1].data.writeUInt32BE(0, 0))), 'num_frames 0');
+  throwsCorrupt(
+    t,
+    () => readApngInfo(edit(threeFrames(0), (cs) => void cs[1].data.writeUInt32BE(0, 0))),
+    'num_frames 0',
+  );
   throwsCorrupt(t, () => readApngInfo(edit(threeFrames(0), (cs) => [cs[1], cs[0], ...cs.slice(2)])), 'IHDR not first');
 });
 
 t.test('splitApngFrames: frames, rectangles, standalone PNGs', async (t) => {
   const input = [
     frame(6, 5, RED, { delayMs: 100 }),
-    { ...frame(3, 2, CLEAR, { x: 2, y: 3, delayMs: 40, disposeOp: 1 as const, blendOp: 1 as const }), data: Buffer.from([...Array(24).keys()].map((i) => i * 10)) },
+    {
+      ...frame(3, 2, CLEAR, { x: 2, y: 3, delayMs: 40, disposeOp: 1 as const, blendOp: 1 as const }),
+      data: Buffer.from([...Array(24).keys()].map((i) => i * 10)),
+    },
     frame(1, 4, BLUE, { x: 5, y: 0, delayMs: 7, disposeOp: 2 }),
   ];
   for (const defaultImageIsFrame of [true, false]) {
@@ -108,7 +166,13 @@ t.test('splitApngFrames: frames, rectangles, standalone PNGs', async (t) => {
     const apng = edit(encodeApng(input, { width: 6, height: 5 }, { defaultImageIsFrame, chunkSize: 7 }), (cs) => {
       const gama = Buffer.alloc(4);
       gama.writeUInt32BE(45455, 0);
-      cs.splice(2, 0, { type: 'gAMA', data: gama }, { type: 'sRGB', data: Buffer.from([0]) }, { type: 'tEXt', data: Buffer.from('k\0v') });
+      cs.splice(
+        2,
+        0,
+        { type: 'gAMA', data: gama },
+        { type: 'sRGB', data: Buffer.from([0]) },
+        { type: 'tEXt', data: Buffer.from('k\0v') },
+      );
     });
     const { info, frames } = splitApngFrames(apng, 10);
     t.equal(info.defaultIsFrame, defaultImageIsFrame);
@@ -124,12 +188,20 @@ t.test('splitApngFrames: frames, rectangles, standalone PNGs', async (t) => {
     for (const [i, f] of frames.entries()) {
       const chunks = readChunks(f.png);
       t.same(f.png.subarray(0, 8), Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), 'signature');
-      t.same(chunks.map((c) => c.type).filter((ty, j, a) => ty !== 'IDAT' || a[j - 1] !== 'IDAT'), ['IHDR', 'gAMA', 'sRGB', 'IDAT', 'IEND'], 'chunk order; tEXt dropped');
+      t.same(
+        chunks.map((c) => c.type).filter((ty, j, a) => ty !== 'IDAT' || a[j - 1] !== 'IDAT'),
+        ['IHDR', 'gAMA', 'sRGB', 'IDAT', 'IEND'],
+        'chunk order; tEXt dropped',
+      );
       t.ok(chunks.filter((c) => c.type === 'IDAT').length > 1, 'fdAT pieces became IDATs');
       // Every CRC in the frame PNG is correct.
       let off = 8;
       for (const c of chunks) {
-        t.equal(f.png.readUInt32BE(off + 8 + c.data.length), crc32(f.png.subarray(off + 4, off + 8 + c.data.length)), `frame ${i} ${c.type} CRC`);
+        t.equal(
+          f.png.readUInt32BE(off + 8 + c.data.length),
+          crc32(f.png.subarray(off + 4, off + 8 + c.data.length)),
+          `frame ${i} ${c.type} CRC`,
+        );
         off += 12 + c.data.length;
       }
       const meta = await sharp(f.png).metadata();
@@ -141,8 +213,12 @@ t.test('splitApngFrames: frames, rectangles, standalone PNGs', async (t) => {
 
 t.test('palette APNG: PLTE and tRNS travel with every frame', async (t) => {
   // A palette PNG from sharp, made into two frames: the default image, and the same data as fdAT.
-  const raw = Buffer.from([255, 0, 0, 255, 0, 255, 0, 128, 0, 0, 255, 0, 255, 255, 0, 255, 10, 20, 30, 200, 255, 0, 0, 255]);
-  const pal = await sharp(raw, { raw: { width: 3, height: 2, channels: 4 } }).png({ palette: true, colours: 8, dither: 0 }).toBuffer();
+  const raw = Buffer.from([
+    255, 0, 0, 255, 0, 255, 0, 128, 0, 0, 255, 0, 255, 255, 0, 255, 10, 20, 30, 200, 255, 0, 0, 255,
+  ]);
+  const pal = await sharp(raw, { raw: { width: 3, height: 2, channels: 4 } })
+    .png({ palette: true, colours: 8, dither: 0 })
+    .toBuffer();
   const cs = readChunks(pal);
   t.ok(cs.some((c) => c.type === 'PLTE') && cs.some((c) => c.type === 'tRNS'), 'sharp wrote PLTE and tRNS');
   const fctl = (seq: number) => {
@@ -165,8 +241,15 @@ t.test('palette APNG: PLTE and tRNS travel with every frame', async (t) => {
     cs[cs.length - 1],
   ]);
   const split = splitApngFrames(apng, 10);
-  t.same(split.frames.map((f) => f.delayMs), [10, 10]);
-  t.same(readChunks(split.frames[1].png).map((c) => c.type), ['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND'], 'pHYs is not copied');
+  t.same(
+    split.frames.map((f) => f.delayMs),
+    [10, 10],
+  );
+  t.same(
+    readChunks(split.frames[1].png).map((c) => c.type),
+    ['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND'],
+    'pHYs is not copied',
+  );
   const want = (await decode(pal)).data;
   t.same((await decode(split.frames[1].png)).data, want, 'fdAT frame decodes like the original');
   const out = await composeApng(split, decode);
@@ -204,7 +287,13 @@ t.test('composeApng: dispose_op', async (t) => {
   }
   // PREVIOUS on frame 0 acts as BACKGROUND.
   const out = await composeApng(
-    splitApngFrames(encodeApng([frame(3, 3, RED, { disposeOp: 2 }), frame(1, 1, GREEN, { x: 1, y: 1, blendOp: 1 })], { width: 3, height: 3 }), 10),
+    splitApngFrames(
+      encodeApng([frame(3, 3, RED, { disposeOp: 2 }), frame(1, 1, GREEN, { x: 1, y: 1, blendOp: 1 })], {
+        width: 3,
+        height: 3,
+      }),
+      10,
+    ),
     decode,
   );
   t.same(px(out, 1, 0, 0), CLEAR, 'frame 0 PREVIOUS -> cleared');
@@ -213,44 +302,82 @@ t.test('composeApng: dispose_op', async (t) => {
   const chain = await composeApng(
     splitApngFrames(
       encodeApng(
-        [frame(3, 1, RED), frame(2, 1, GREEN, { disposeOp: 2 }), frame(1, 1, BLUE, { x: 2, disposeOp: 2 }), frame(1, 1, GREEN, { x: 1, blendOp: 1 })],
+        [
+          frame(3, 1, RED),
+          frame(2, 1, GREEN, { disposeOp: 2 }),
+          frame(1, 1, BLUE, { x: 2, disposeOp: 2 }),
+          frame(1, 1, GREEN, { x: 1, blendOp: 1 }),
+        ],
         { width: 3, height: 1 },
       ),
       10,
     ),
     decode,
   );
-  t.same([0, 1, 2].map((x) => px(chain, 3, x, 0)), [RED, GREEN, RED], 'chained PREVIOUS');
+  t.same(
+    [0, 1, 2].map((x) => px(chain, 3, x, 0)),
+    [RED, GREEN, RED],
+    'chained PREVIOUS',
+  );
 });
 
 t.test('composeApng: blend_op with half-transparent pixels', async (t) => {
   const half: RGBA = [0, 0, 255, 128];
   const overOpaque = await composeApng(
-    splitApngFrames(encodeApng([frame(2, 2, RED), frame(1, 1, half, { x: 1, y: 1, blendOp: 1 }), frame(1, 1, half, { blendOp: 0 })], { width: 2, height: 2 }), 10),
+    splitApngFrames(
+      encodeApng([frame(2, 2, RED), frame(1, 1, half, { x: 1, y: 1, blendOp: 1 }), frame(1, 1, half, { blendOp: 0 })], {
+        width: 2,
+        height: 2,
+      }),
+      10,
+    ),
     decode,
   );
   close(t, px(overOpaque, 1, 1, 1), [127, 0, 128, 255], 'OVER onto opaque red');
   t.same(px(overOpaque, 1, 0, 0), RED, 'outside the rectangle');
   t.same(px(overOpaque, 2, 0, 0), half, 'SOURCE overwrites, alpha included');
   // OVER onto a half-transparent canvas: out_a = sa + da(1-sa), out_c = (cs·sa + cd·da(1-sa)) / out_a.
-  const dst: RGBA = [255, 40, 0, 100], src: RGBA = [10, 200, 255, 160];
-  const out = await composeApng(splitApngFrames(encodeApng([frame(1, 1, dst), frame(1, 1, src, { blendOp: 1 })], { width: 1, height: 1 }), 10), decode);
-  const sa = src[3] / 255, da = dst[3] / 255, oa = sa + da * (1 - sa);
-  const want = [0, 1, 2].map((k) => Math.round((src[k] * sa + dst[k] * da * (1 - sa)) / oa)).concat(Math.round(oa * 255)) as RGBA;
+  const dst: RGBA = [255, 40, 0, 100],
+    src: RGBA = [10, 200, 255, 160];
+  const out = await composeApng(
+    splitApngFrames(encodeApng([frame(1, 1, dst), frame(1, 1, src, { blendOp: 1 })], { width: 1, height: 1 }), 10),
+    decode,
+  );
+  const sa = src[3] / 255,
+    da = dst[3] / 255,
+    oa = sa + da * (1 - sa);
+  const want = [0, 1, 2]
+    .map((k) => Math.round((src[k] * sa + dst[k] * da * (1 - sa)) / oa))
+    .concat(Math.round(oa * 255)) as RGBA;
   close(t, px(out, 1, 0, 0), want, 'straight-alpha OVER');
   // Many (source, canvas) pairs at once: every pixel against the float formula, ±1.
-  const W = 64, H = 64, dd = Buffer.alloc(W * H * 4), ss = Buffer.alloc(W * H * 4);
+  const W = 64,
+    H = 64,
+    dd = Buffer.alloc(W * H * 4),
+    ss = Buffer.alloc(W * H * 4);
   let seed = 7;
   const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256;
   for (let i = 0; i < dd.length; i++) [dd[i], ss[i]] = [rnd(), rnd()];
   const many = await composeApng(
-    splitApngFrames(encodeApng([{ data: dd, width: W, height: H }, { data: ss, width: W, height: H, blendOp: 1 }], { width: W, height: H }), 10),
+    splitApngFrames(
+      encodeApng(
+        [
+          { data: dd, width: W, height: H },
+          { data: ss, width: W, height: H, blendOp: 1 },
+        ],
+        { width: W, height: H },
+      ),
+      10,
+    ),
     decode,
   );
   let off = 0;
   for (let p = 0; p < W * H * 4; p += 4) {
-    const a = ss[p + 3] / 255, b = dd[p + 3] / 255, o = a + b * (1 - a);
-    const want = o === 0 ? [0, 0, 0, 0] : [0, 1, 2].map((k) => (ss[p + k] * a + dd[p + k] * b * (1 - a)) / o).concat(o * 255);
+    const a = ss[p + 3] / 255,
+      b = dd[p + 3] / 255,
+      o = a + b * (1 - a);
+    const want =
+      o === 0 ? [0, 0, 0, 0] : [0, 1, 2].map((k) => (ss[p + k] * a + dd[p + k] * b * (1 - a)) / o).concat(o * 255);
     // A fully transparent result keeps whatever colour the canvas had: only alpha matters then.
     const got = [...many.data.subarray(W * H * 4 + p, W * H * 4 + p + 4)];
     if (!(o === 0 ? got[3] === 0 : got.every((v, k) => Math.abs(v - want[k]) <= 1))) off++;
@@ -258,7 +385,13 @@ t.test('composeApng: blend_op with half-transparent pixels', async (t) => {
   t.equal(off, 0, `OVER within ±1 on all ${W * H} pixel pairs`);
   // Fully transparent source pixels leave the canvas; SOURCE with them clears it.
   const clear = await composeApng(
-    splitApngFrames(encodeApng([frame(1, 1, RED), frame(1, 1, CLEAR, { blendOp: 1 }), frame(1, 1, CLEAR, { blendOp: 0 })], { width: 1, height: 1 }), 10),
+    splitApngFrames(
+      encodeApng([frame(1, 1, RED), frame(1, 1, CLEAR, { blendOp: 1 }), frame(1, 1, CLEAR, { blendOp: 0 })], {
+        width: 1,
+        height: 1,
+      }),
+      10,
+    ),
     decode,
   );
   t.same([px(clear, 1, 0, 0), px(clear, 2, 0, 0)], [RED, CLEAR], 'transparent OVER vs SOURCE');
@@ -279,7 +412,8 @@ t.test('composeApng: sub-rectangles, only, delays', async (t) => {
   );
   const full = await composeApng(split, decode);
   t.same(full.delays, [30, 60, 90, 120]);
-  for (let y = 0; y < 4; y++) for (let x = 0; x < 5; x++) t.same(px(full, 1, x, y), x >= 3 && y >= 1 ? GREEN : BLUE, `page 1 (${x},${y})`);
+  for (let y = 0; y < 4; y++)
+    for (let x = 0; x < 5; x++) t.same(px(full, 1, x, y), x >= 3 && y >= 1 ? GREEN : BLUE, `page 1 (${x},${y})`);
   t.same(px(full, 2, 3, 1), CLEAR, 'page 2: frame 1 rectangle cleared');
   t.same(px(full, 2, 4, 3), RED, 'page 2: red at (4,3)');
   t.same(px(full, 2, 2, 1), BLUE);
@@ -299,7 +433,11 @@ t.test('composeApng: sub-rectangles, only, delays', async (t) => {
     nthFcTL(cs, 2).writeUInt16BE(1, 20);
     nthFcTL(cs, 2).writeUInt16BE(3, 22);
   });
-  t.same(splitApngFrames(den0, 10).frames.map((f) => f.delayMs), [100, 70, 333], 'delay_den 0 and rounding');
+  t.same(
+    splitApngFrames(den0, 10).frames.map((f) => f.delayMs),
+    [100, 70, 333],
+    'delay_den 0 and rounding',
+  );
 });
 
 t.test('default image that is not a frame', async (t) => {
@@ -308,7 +446,11 @@ t.test('default image that is not a frame', async (t) => {
   t.equal(split.frames.length, 3);
   const out = await composeApng(split, decode);
   t.equal(out.pages, 3);
-  t.same([px(out, 0, 0, 0), px(out, 1, 1, 1), px(out, 2, 0, 0), px(out, 2, 1, 1)], [RED, GREEN, BLUE, RED], 'no grey default image anywhere');
+  t.same(
+    [px(out, 0, 0, 0), px(out, 1, 1, 1), px(out, 2, 0, 0), px(out, 2, 1, 1)],
+    [RED, GREEN, BLUE, RED],
+    'no grey default image anywhere',
+  );
   const withDefault = await composeApng(splitApngFrames(threeFrames(2), 10), decode);
   t.ok(out.data.equals(withDefault.data), 'same animation as when the default image is frame 0');
 });
@@ -356,8 +498,26 @@ t.test('limits and malformed input', async (t) => {
     ['num_frames too high', (cs) => void cs[1].data.writeUInt32BE(4, 0)],
     ['num_frames too low', (cs) => void cs[1].data.writeUInt32BE(2, 0)],
     ['no IEND', (cs) => cs.slice(0, -1)],
-    ['fcTL without data', (cs) => void cs.splice(cs.findIndex((c) => c.type === 'fdAT'), 1)],
-    ['fdAT before IDAT', (cs) => void cs.splice(cs.findIndex((c) => c.type === 'IDAT'), 0, ...cs.splice(cs.findIndex((c) => c.type === 'fcTL'), 2))],
+    [
+      'fcTL without data',
+      (cs) =>
+        void cs.splice(
+          cs.findIndex((c) => c.type === 'fdAT'),
+          1,
+        ),
+    ],
+    [
+      'fdAT before IDAT',
+      (cs) =>
+        void cs.splice(
+          cs.findIndex((c) => c.type === 'IDAT'),
+          0,
+          ...cs.splice(
+            cs.findIndex((c) => c.type === 'fcTL'),
+            2,
+          ),
+        ),
+    ],
     ['IDAT after fdAT', (cs) => void cs.splice(-1, 0, { type: 'IDAT', data: Buffer.alloc(3) })],
     ['fcTL length', (cs) => void (cs.find((c) => c.type === 'fcTL')!.data = Buffer.alloc(25))],
     ['bad chunk type', (cs) => void cs.splice(3, 0, { type: 'a1b2', data: Buffer.alloc(0) })],
@@ -371,11 +531,13 @@ t.test('limits and malformed input', async (t) => {
   crc[crc.indexOf('fcTL', 0, 'latin1') + 4 + 5] ^= 0x01;
   throwsCorrupt(t, () => splitApngFrames(crc, 10), 'fcTL CRC');
   throwsCorrupt(t, () => splitApngFrames(Buffer.from('not a png at all'), 10), 'no signature');
-  const plain = await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } }).png().toBuffer();
+  const plain = await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } })
+    .png()
+    .toBuffer();
   throwsCorrupt(t, () => splitApngFrames(plain, 10), 'plain PNG');
   // Random byte damage: either a clean split or 'corrupt APNG', nothing else.
   let seed = 1;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
   let other = 0;
   for (let i = 0; i < 2000; i++) {
     const b = Buffer.from(apng);
@@ -391,7 +553,10 @@ t.test('limits and malformed input', async (t) => {
 
 t.test('a decode callback returning the wrong size is corrupt', async (t) => {
   const split = splitApngFrames(threeFrames(0), 10);
-  await t.rejects(composeApng(split, async () => ({ data: Buffer.alloc(4), width: 1, height: 1 })), corruptRe);
+  await t.rejects(
+    composeApng(split, async () => ({ data: Buffer.alloc(4), width: 1, height: 1 })),
+    corruptRe,
+  );
 });
 
 t.test('sharp reads the tall output as an animation', async (t) => {

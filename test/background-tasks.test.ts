@@ -18,8 +18,16 @@ t.test('claims: one holder at a time, a stale one is replaced', async (t) => {
   const id = await insertTask(db, 'noop', { a: 1 }, 1000);
   const a = await db.tx((q) => claimTask(q, 'A', ['noop'], 2000, 2000 - 60_000));
   t.equal(a?.id, id, 'A claims it');
-  t.equal(await db.tx((q) => claimTask(q, 'B', ['noop'], 2001, 2001 - 60_000)), null, 'B finds nothing while A heartbeats');
-  t.equal(await db.tx((q) => claimTask(q, 'B', ['other'], 2001, 0)), null, 'names it has no handler for are left alone');
+  t.equal(
+    await db.tx((q) => claimTask(q, 'B', ['noop'], 2001, 2001 - 60_000)),
+    null,
+    'B finds nothing while A heartbeats',
+  );
+  t.equal(
+    await db.tx((q) => claimTask(q, 'B', ['other'], 2001, 0)),
+    null,
+    'names it has no handler for are left alone',
+  );
   const b = await db.tx((q) => claimTask(q, 'B', ['noop'], 70_000, 70_000 - 60_000));
   t.equal(b?.id, id, "B takes it over once A's heartbeat is stale");
   t.notOk(await heartbeatTask(db, id, 'A', 70_001), 'A learns it lost the claim');
@@ -48,7 +56,7 @@ t.test('runners: a stopped runner gives its task back; another finishes it once'
   await new Promise((r) => setTimeout(r, 300));
   t.same(runs, ['r1'], 'r2 does not run a task r1 holds');
   await r1.stop();
-  t.not((await getTask(db, id))!.claimedBy, 'r1', 'given back on stop (free, or already r2\'s)');
+  t.not((await getTask(db, id))!.claimedBy, 'r1', "given back on stop (free, or already r2's)");
   await until('r2 resumes it', async () => runs.includes('r2'));
   const resumed = await getTask(db, id);
   t.same(resumed!.progress, { step: 1 }, 'with the progress r1 saved');
@@ -60,7 +68,19 @@ t.test('runners: a stopped runner gives its task back; another finishes it once'
 });
 
 t.test('a failing task ends with its error', async (t) => {
-  const r = new TaskRunner(db, log, new Map([['boom', async () => { throw new Error('kaput'); }]]), { owner: 'r3', pollMs: 50 });
+  const r = new TaskRunner(
+    db,
+    log,
+    new Map([
+      [
+        'boom',
+        async () => {
+          throw new Error('kaput');
+        },
+      ],
+    ]),
+    { owner: 'r3', pollMs: 50 },
+  );
   r.start();
   const id = await r.enqueue('boom', {});
   await until('finished', async () => (await getTask(db, id))!.endTs !== null);

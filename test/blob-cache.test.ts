@@ -9,8 +9,15 @@ import { ALICE, SERVER_NAME, startTestRepo } from './helpers/repo.js';
 function cacheWith(over: Partial<BlobCacheOptions> = {}) {
   const clock = { t: 1_000_000 };
   const cache = new BlobCache({
-    enabled: true, maxSizeBytes: 1000, maxFileSizeBytes: 400, trackedMinutes: 30, minDownloads: 3,
-    minCacheTimeSeconds: 300, minEvictedTimeSeconds: 60, now: () => clock.t, ...over,
+    enabled: true,
+    maxSizeBytes: 1000,
+    maxFileSizeBytes: 400,
+    trackedMinutes: 30,
+    minDownloads: 3,
+    minCacheTimeSeconds: 300,
+    minEvictedTimeSeconds: 60,
+    now: () => clock.t,
+    ...over,
   });
   return { cache, clock };
 }
@@ -96,14 +103,20 @@ t.test('an evicted blob cannot come back for minEvictedTimeSeconds', async (t) =
 });
 
 t.test('byte bound holds under random churn', async (t) => {
-  const { cache, clock } = cacheWith({ maxSizeBytes: 50_000, maxFileSizeBytes: 20_000, minDownloads: 2, minCacheTimeSeconds: 5, minEvictedTimeSeconds: 2 });
+  const { cache, clock } = cacheWith({
+    maxSizeBytes: 50_000,
+    maxFileSizeBytes: 20_000,
+    minDownloads: 2,
+    minCacheTimeSeconds: 5,
+    minEvictedTimeSeconds: 2,
+  });
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   let max = 0;
   for (let i = 0; i < 20_000; i++) {
     clock.t += Math.floor(rnd() * 200);
     const id = Math.floor(rnd() ** 2 * 300);
-    download(cache, `k${id}`, 500 + (id * 7919) % 19_000);
+    download(cache, `k${id}`, 500 + ((id * 7919) % 19_000));
     max = Math.max(max, cache.usedBytes);
   }
   t.ok(max <= 50_000, `peak ${max} bytes within maxSizeBytes`);
@@ -148,17 +161,29 @@ t.test('two mxcs with the same content share one entry', async (t) => {
 });
 
 t.test('HTTP: a hot download comes from memory, with Range and ETag, and no database query', async (t) => {
-  const r = await startTestRepo('pglite', { downloads: { smallFileBytes: 4096, cache: { enabled: true, minDownloads: 2 } } });
+  const r = await startTestRepo('pglite', {
+    downloads: { smallFileBytes: 4096, cache: { enabled: true, minDownloads: 2 } },
+  });
   t.teardown(() => r.close());
   for (const [n, size] of [1000, 300_000].entries()) {
     const body = randomBytes(size);
-    const up = await r.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(body), headers: { 'Content-Type': 'image/png' }, token: ALICE });
+    const up = await r.fetch('/_matrix/media/v3/upload', {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { 'Content-Type': 'image/png' },
+      token: ALICE,
+    });
     const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
     const path = `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`;
     const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
-    for (let i = 0; i < 2; i++) t.ok(Buffer.from(await (await r.fetch(path, { token: ALICE })).arrayBuffer()).equals(body), `cold download ${i + 1}`);
+    for (let i = 0; i < 2; i++)
+      t.ok(
+        Buffer.from(await (await r.fetch(path, { token: ALICE })).arrayBuffer()).equals(body),
+        `cold download ${i + 1}`,
+      );
     // The large blob is filled by one extra read in the background.
-    for (let i = 0; i < 200 && r.repo.services.blobCache.count < n + 1; i++) await new Promise((res) => setTimeout(res, 10));
+    for (let i = 0; i < 200 && r.repo.services.blobCache.count < n + 1; i++)
+      await new Promise((res) => setTimeout(res, 10));
 
     t.equal(r.repo.services.blobCache.count, n + 1, 'admitted after minDownloads (2)');
     // Prove memory: the blob file is gone and the database counts every query.

@@ -13,20 +13,27 @@ const script = join(root, 'scripts/build-if-stale.mjs');
 
 function scratchTree() {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-stale-'));
-  for (const d of ['src', 'workers/image', 'test', 'dist/src', 'node_modules/typescript/bin']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['src', 'workers/image', 'test', 'dist/src', 'node_modules/typescript/bin'])
+    mkdirSync(join(dir, d), { recursive: true });
   writeFileSync(join(dir, 'tsconfig.json'), '{}');
   writeFileSync(join(dir, 'src/cli.ts'), 'export {};\n');
   writeFileSync(join(dir, 'workers/image/render.ts'), 'export {};\n');
   // A stand-in tsc: counts its runs and "emits" the launcher, as the real one does.
-  writeFileSync(join(dir, 'node_modules/typescript/bin/tsc'), `
+  writeFileSync(
+    join(dir, 'node_modules/typescript/bin/tsc'),
+    `
 const { appendFileSync, writeFileSync } = require('node:fs');
 appendFileSync(${JSON.stringify(join(dir, 'tsc-runs'))}, 'run\\n');
 writeFileSync(${JSON.stringify(join(dir, 'dist/src/launcher.cjs'))}, '');
-`);
+`,
+  );
   return dir;
 }
 
-const runs = (dir: string) => (existsSync(join(dir, 'tsc-runs')) ? readFileSync(join(dir, 'tsc-runs'), 'utf8').split('\n').filter(Boolean).length : 0);
+const runs = (dir: string) =>
+  existsSync(join(dir, 'tsc-runs'))
+    ? readFileSync(join(dir, 'tsc-runs'), 'utf8').split('\n').filter(Boolean).length
+    : 0;
 const run = (dir: string) => spawnSync(process.execPath, [script, `--root=${dir}`], { encoding: 'utf8' });
 const setTime = (path: string, secondsAgo: number) => {
   const when = new Date(Date.now() - secondsAgo * 1000);

@@ -10,9 +10,22 @@ t.test('every Canonical JSON example in the spec appendix', async (t) => {
     ['{\n    "one": 1,\n    "two": "Two"\n}', '{"one":1,"two":"Two"}'],
     ['{\n    "b": "2",\n    "a": "1"\n}', '{"a":"1","b":"2"}'],
     ['{"b":"2","a":"1"}', '{"a":"1","b":"2"}'],
-    [JSON.stringify({ auth: { success: true, mxid: '@john.doe:example.com', profile: { display_name: 'John Doe',
-      three_pids: [{ medium: 'email', address: 'john.doe@example.org' }, { medium: 'msisdn', address: '123456789' }] } } }),
-    '{"auth":{"mxid":"@john.doe:example.com","profile":{"display_name":"John Doe","three_pids":[{"address":"john.doe@example.org","medium":"email"},{"address":"123456789","medium":"msisdn"}]},"success":true}}'],
+    [
+      JSON.stringify({
+        auth: {
+          success: true,
+          mxid: '@john.doe:example.com',
+          profile: {
+            display_name: 'John Doe',
+            three_pids: [
+              { medium: 'email', address: 'john.doe@example.org' },
+              { medium: 'msisdn', address: '123456789' },
+            ],
+          },
+        },
+      }),
+      '{"auth":{"mxid":"@john.doe:example.com","profile":{"display_name":"John Doe","three_pids":[{"address":"john.doe@example.org","medium":"email"},{"address":"123456789","medium":"msisdn"}]},"success":true}}',
+    ],
     ['{"a": "日本語"}', '{"a":"日本語"}'],
     ['{"本": 2, "日": 1}', '{"日":1,"本":2}'],
     ['{"a": "\\u65E5"}', '{"a":"日"}'],
@@ -24,14 +37,18 @@ t.test('every Canonical JSON example in the spec appendix', async (t) => {
 
 t.test('string escapes follow the spec grammar', async (t) => {
   t.equal(canonicalJson('"\\\b\f\n\r\t'), '"\\"\\\\\\b\\f\\n\\r\\t"', 'short escapes');
-  t.equal(canonicalJson('\u0000\u0001\u000b\u001f'), '"\\u0000\\u0001\\u000b\\u001f"', 'other controls: lowercase \\u00XX');
+  t.equal(
+    canonicalJson('\u0000\u0001\u000b\u001f'),
+    '"\\u0000\\u0001\\u000b\\u001f"',
+    'other controls: lowercase \\u00XX',
+  );
   t.equal(canonicalJson('\u007f/é😀'), '"\u007f/é😀"', 'DEL, slash and non-ASCII unescaped');
   t.throws(() => canonicalJson('\ud800'), TypeError, 'lone high surrogate');
   t.throws(() => canonicalJson({ ['\udc00']: 1 }), TypeError, 'lone low surrogate in a key');
 });
 
 t.test('keys sort by codepoint, not UTF-16 unit or locale', async (t) => {
-  t.equal(canonicalJson({ '日': 4, 'é': 3, B: 2, a: 1 }), '{"B":2,"a":1,"é":3,"日":4}');
+  t.equal(canonicalJson({ 日: 4, é: 3, B: 2, a: 1 }), '{"B":2,"a":1,"é":3,"日":4}');
   // U+FF61 sorts before U+1F600 by codepoint, after it by UTF-16 code unit (0xD83D).
   t.equal(canonicalJson({ '😀': 1, '｡': 2 }), '{"｡":2,"😀":1}');
   t.ok(compareCodepoints('a', 'ab') < 0, 'a prefix sorts first');
@@ -63,7 +80,15 @@ t.test('refuses what another implementation could encode differently', async (t)
 });
 
 t.test('unpadded base64: the spec examples, and lenient decoding', async (t) => {
-  const ex: Array<[string, string]> = [['', ''], ['f', 'Zg'], ['fo', 'Zm8'], ['foo', 'Zm9v'], ['foob', 'Zm9vYg'], ['fooba', 'Zm9vYmE'], ['foobar', 'Zm9vYmFy']];
+  const ex: Array<[string, string]> = [
+    ['', ''],
+    ['f', 'Zg'],
+    ['fo', 'Zm8'],
+    ['foo', 'Zm9v'],
+    ['foob', 'Zm9vYg'],
+    ['fooba', 'Zm9vYmE'],
+    ['foobar', 'Zm9vYmFy'],
+  ];
   for (const [plain, enc] of ex) {
     t.equal(encodeUnpaddedBase64(Buffer.from(plain)), enc, `encode ${plain}`);
     t.equal(decodeBase64(enc).toString(), plain, `decode ${enc}`);
@@ -72,5 +97,6 @@ t.test('unpadded base64: the spec examples, and lenient decoding', async (t) => 
   t.same([...decodeBase64('-_8')], [0xfb, 0xff], 'URL-safe input');
   t.same([...decodeBase64('+/8')], [0xfb, 0xff], 'standard input');
   t.equal(encodeUnpaddedBase64(new Uint8Array([0xfb, 0xff])), '+/8', 'encodes the standard alphabet');
-  for (const bad of ['Zm9v!', 'Zm 9v', 'Z', 'Zm8==', 'Zg=']) t.throws(() => decodeBase64(bad), Error, JSON.stringify(bad));
+  for (const bad of ['Zm9v!', 'Zm 9v', 'Z', 'Zm8==', 'Zg='])
+    t.throws(() => decodeBase64(bad), Error, JSON.stringify(bad));
 });

@@ -7,7 +7,12 @@ import { join } from 'node:path';
 // The operator-facing command line, run as a real child process of the built CLI.
 const cli = new URL('../src/cli.js', import.meta.url).pathname;
 const run = (args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string) =>
-  spawnSync(process.execPath, [cli, ...args], { env: { ...process.env, ...env, REPO_CONFIG: env.REPO_CONFIG ?? '' }, cwd, encoding: 'utf8', timeout: 60_000 });
+  spawnSync(process.execPath, [cli, ...args], {
+    env: { ...process.env, ...env, REPO_CONFIG: env.REPO_CONFIG ?? '' },
+    cwd,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
 t.test('--version prints the package version', async (t) => {
   const r = run(['--version']);
@@ -42,11 +47,20 @@ t.test('migrate applies migrations on the embedded database and exits', async (t
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, [
-    'database:', `  embeddedPath: ${join(dir, 'db')}`,
-    'homeservers:', '  - name: example.org', '    csApi: http://127.0.0.1:1',
-    'datastores:', '  - id: files', '    type: file', `    opts: { path: ${join(dir, 'media')} }`,
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'database:',
+      `  embeddedPath: ${join(dir, 'db')}`,
+      'homeservers:',
+      '  - name: example.org',
+      '    csApi: http://127.0.0.1:1',
+      'datastores:',
+      '  - id: files',
+      '    type: file',
+      `    opts: { path: ${join(dir, 'media')} }`,
+    ].join('\n'),
+  );
   const first = run(['migrate', '-config', file]);
   t.equal(first.status, 0, first.stderr);
   t.match(first.stdout, /applied migration.*0001_init/);

@@ -34,22 +34,34 @@ async function start(t: { teardown(fn: () => void): unknown }, name = 'media-rep
   const changes: Harness['changes'] = [];
   let waiter: ((c: Harness['changes'][number]) => void) | undefined;
   const log = new Logger({ level: 'info', json: true, sink: (l) => lines.push(l) });
-  const watcher = watchConfig(file, () => config, (next, keys) => {
-    config = next;
-    changes.push({ next, keys });
-    waiter?.({ next, keys });
-  }, log);
+  const watcher = watchConfig(
+    file,
+    () => config,
+    (next, keys) => {
+      config = next;
+      changes.push({ next, keys });
+      waiter?.({ next, keys });
+    },
+    log,
+  );
   t.teardown(() => {
     watcher.close();
     rmSync(dir, { recursive: true, force: true });
   });
   await sleep(50); // let the watch settle before the first edit
   return {
-    file, lines, changes,
-    nextChange: (ms = 3000) => new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no onChange within ' + ms + ' ms')), ms);
-      waiter = (c) => { clearTimeout(timer); waiter = undefined; resolve(c); };
-    }),
+    file,
+    lines,
+    changes,
+    nextChange: (ms = 3000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no onChange within ' + ms + ' ms')), ms);
+        waiter = (c) => {
+          clearTimeout(timer);
+          waiter = undefined;
+          resolve(c);
+        };
+      }),
   };
 }
 
@@ -86,7 +98,9 @@ t.test('a broken edit is logged and the old config kept', async (t) => {
   await sleep(800);
   t.equal(h.changes.length, 0, 'onChange not called for broken YAML');
   const errors = h.lines.map((l) => JSON.parse(l) as { level: string; msg: string; error: string });
-  t.match(errors, [{ level: 'error', msg: 'config reload rejected; keeping the previous config', error: /invalid YAML/ }]);
+  t.match(errors, [
+    { level: 'error', msg: 'config reload rejected; keeping the previous config', error: /invalid YAML/ },
+  ]);
 
   writeFileSync(h.file, body('"abc"', 1000));
   await sleep(800);
@@ -110,8 +124,15 @@ t.test('restart-only keys that changed are reported', async (t) => {
 t.test('restartKeysChanged compares only start-up keys', async (t) => {
   const ds = [{ type: 'file', id: 'd', opts: { path: '/tmp/d' } }];
   const a = validateConfig({ datastores: ds });
-  t.same(restartKeysChanged(a, validateConfig({ datastores: ds, repo: { logLevel: 'debug' }, uploads: { maxBytes: 500 } })), []);
-  t.same(restartKeysChanged(a, validateConfig({ datastores: ds, repo: { bindAddress: '::', logDirectory: 'logs' } })),
-    ['repo.bindAddress', 'repo.logDirectory']);
-  t.same(restartKeysChanged(a, validateConfig({ datastores: ds, database: { embeddedPath: 'elsewhere' } })), ['database.embeddedPath']);
+  t.same(
+    restartKeysChanged(a, validateConfig({ datastores: ds, repo: { logLevel: 'debug' }, uploads: { maxBytes: 500 } })),
+    [],
+  );
+  t.same(restartKeysChanged(a, validateConfig({ datastores: ds, repo: { bindAddress: '::', logDirectory: 'logs' } })), [
+    'repo.bindAddress',
+    'repo.logDirectory',
+  ]);
+  t.same(restartKeysChanged(a, validateConfig({ datastores: ds, database: { embeddedPath: 'elsewhere' } })), [
+    'database.embeddedPath',
+  ]);
 });

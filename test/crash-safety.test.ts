@@ -4,7 +4,14 @@ import { drivers } from './helpers/databases.js';
 import { ALICE, SERVER_NAME } from './helpers/repo.js';
 import { RawConn, chunk } from './helpers/hostile-http.js';
 import { stagingFiles, waitFor } from './helpers/hostile-store.js';
-import { checkRowsAgainstBlobs, crashRepo, download, rawUpload, tryUpload, type Uploaded } from './helpers/crash-repo.js';
+import {
+  checkRowsAgainstBlobs,
+  crashRepo,
+  download,
+  rawUpload,
+  tryUpload,
+  type Uploaded,
+} from './helpers/crash-repo.js';
 
 // kill -9 during uploads must never leave a row without its blob, a blob that does not
 // match its row, an acknowledged upload that cannot be downloaded, or staging garbage that
@@ -58,7 +65,10 @@ for (const d of drivers()) {
     t.test('(a) killed mid-body: no row, staging swept on restart', async (t) => {
       const c = await RawConn.open(cr.port);
       await c.head('POST', '/_matrix/media/v3/upload', {
-        Host: SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Transfer-Encoding': 'chunked', 'Content-Type': 'application/octet-stream',
+        Host: SERVER_NAME,
+        Authorization: `Bearer ${ALICE}`,
+        'Transfer-Encoding': 'chunked',
+        'Content-Type': 'application/octet-stream',
       });
       for (let i = 0; i < 32; i++) await c.write(chunk(randomBytes(64 * 1024)));
       t.ok(await waitFor(() => stagingFiles(cr.mediaDir).length > 0, 5000), 'the upload reached a staging file');
@@ -91,7 +101,9 @@ for (const d of drivers()) {
         acked.push(...done);
         const rows = await checkAfterKill(t, `burst ${round}`);
         // rows > acknowledged: this kill landed between a commit and its answer.
-        t.comment(`${done.length}/${BURST_SIZE} answered 200 before the kill${rows < 0 ? '' : `; ${rows} rows for ${acked.length - 1} acknowledged`}`);
+        t.comment(
+          `${done.length}/${BURST_SIZE} answered 200 before the kill${rows < 0 ? '' : `; ${rows} rows for ${acked.length - 1} acknowledged`}`,
+        );
       });
     }
 

@@ -20,7 +20,10 @@ const HANG_MS = 60_000;
 
 async function upload(repo: TestRepo, bytes: Buffer): Promise<Response> {
   return repo.fetch('/_matrix/media/v3/upload', {
-    method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(bytes),
+    method: 'POST',
+    token: ALICE,
+    headers: { 'Content-Type': 'application/octet-stream' },
+    body: new Uint8Array(bytes),
     signal: AbortSignal.timeout(HANG_MS),
   });
 }
@@ -35,14 +38,19 @@ t.test('Postgres behind a relay that stops forwarding', { skip: NO_POSTGRES, tim
   t.teardown(() => proxy.kill());
   const relayed = new URL(db.dsn);
   relayed.host = `127.0.0.1:${proxy.port}`;
-  const repo = await startTestRepo('postgres', {
-    database: {
-      postgres: relayed.toString(),
-      // Idle connections stay pooled for 30 s: a stalled one that went back to the pool would still be open below.
-      pool: { maxConnections: 4, maxIdleConnections: 4 },
-      timeouts: { connectSeconds: 2, querySeconds: 2, transactionSeconds: 5 },
+  const repo = await startTestRepo(
+    'postgres',
+    {
+      database: {
+        postgres: relayed.toString(),
+        // Idle connections stay pooled for 30 s: a stalled one that went back to the pool would still be open below.
+        pool: { maxConnections: 4, maxIdleConnections: 4 },
+        timeouts: { connectSeconds: 2, querySeconds: 2, transactionSeconds: 5 },
+      },
     },
-  }, {}, { postgresDsn: db.dsn });
+    {},
+    { postgresDsn: db.dsn },
+  );
   t.teardown(() => repo.close());
 
   const before = await upload(repo, randomBytes(2000));
@@ -51,14 +59,19 @@ t.test('Postgres behind a relay that stops forwarding', { skip: NO_POSTGRES, tim
   proxy.stall();
   const res = await upload(repo, randomBytes(3000));
   t.equal(res.status, 503, 'an upload gets 503 once the database stops answering');
-  t.equal((await res.json() as { errcode: string }).errcode, 'M_UNKNOWN');
+  t.equal(((await res.json()) as { errcode: string }).errcode, 'M_UNKNOWN');
   t.ok(await waitFor(() => stagingFiles(repo.mediaDir).length === 0, 5000), 'its staging file was removed');
 
-  const unknown = await repo.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/notStoredAnywhere`, { token: ALICE, signal: AbortSignal.timeout(HANG_MS) });
+  const unknown = await repo.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/notStoredAnywhere`, {
+    token: ALICE,
+    signal: AbortSignal.timeout(HANG_MS),
+  });
   t.equal(unknown.status, 503, 'a download that needs the database gets 503 too');
 
-  t.ok(await waitFor(() => proxy.stalledOpen() === 0, 10_000),
-    `every connection that stalled was closed, none kept in the pool (${proxy.stalledOpen()} still open)`);
+  t.ok(
+    await waitFor(() => proxy.stalledOpen() === 0, 10_000),
+    `every connection that stalled was closed, none kept in the pool (${proxy.stalledOpen()} still open)`,
+  );
   t.match(repo.logs.join('\n'), /the database did not answer in time/, 'the timeout is logged for the operator');
 
   proxy.resume();
@@ -70,32 +83,61 @@ t.test('Postgres behind a relay that stops forwarding', { skip: NO_POSTGRES, tim
   t.equal(stagingFiles(repo.mediaDir).length, 0, 'no staging file left behind');
 });
 
-t.test('a Postgres transaction past transactionSeconds fails with 503 and rolls back', { skip: NO_POSTGRES, timeout: 60_000 }, async (t) => {
-  const tdb = await createTestDatabase();
-  t.teardown(() => tdb.drop());
-  const db = await openPostgres({ dsn: tdb.dsn, maxConnections: 1, maxIdleConnections: 1, timeouts: { connectSeconds: 5, querySeconds: 5, transactionSeconds: 1 } }, quiet);
-  t.teardown(() => db.close());
-  await db.query('CREATE TABLE marks (n INTEGER)');
-  const err = await db.tx(async (q) => {
-    await q.query('INSERT INTO marks VALUES (1)');
-    await sleep(2500); // not waiting on the database: only the transaction bound can end this
-    await q.query('INSERT INTO marks VALUES (2)');
-  }).then(() => null, (e: unknown) => e);
-  t.ok(err instanceof MatrixError && err.status === 503 && err.errcode === 'M_UNKNOWN', `503 M_UNKNOWN (${String(err)})`);
-  // With one connection in the pool, this also proves the destroyed one was replaced.
-  const rows = await db.query<{ n: number }>('SELECT n FROM marks');
-  t.same(rows.rows, [], 'nothing of the transaction was committed');
-});
+t.test(
+  'a Postgres transaction past transactionSeconds fails with 503 and rolls back',
+  { skip: NO_POSTGRES, timeout: 60_000 },
+  async (t) => {
+    const tdb = await createTestDatabase();
+    t.teardown(() => tdb.drop());
+    const db = await openPostgres(
+      {
+        dsn: tdb.dsn,
+        maxConnections: 1,
+        maxIdleConnections: 1,
+        timeouts: { connectSeconds: 5, querySeconds: 5, transactionSeconds: 1 },
+      },
+      quiet,
+    );
+    t.teardown(() => db.close());
+    await db.query('CREATE TABLE marks (n INTEGER)');
+    const err = await db
+      .tx(async (q) => {
+        await q.query('INSERT INTO marks VALUES (1)');
+        await sleep(2500); // not waiting on the database: only the transaction bound can end this
+        await q.query('INSERT INTO marks VALUES (2)');
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    t.ok(
+      err instanceof MatrixError && err.status === 503 && err.errcode === 'M_UNKNOWN',
+      `503 M_UNKNOWN (${String(err)})`,
+    );
+    // With one connection in the pool, this also proves the destroyed one was replaced.
+    const rows = await db.query<{ n: number }>('SELECT n FROM marks');
+    t.same(rows.rows, [], 'nothing of the transaction was committed');
+  },
+);
 
-t.test('a PGlite transaction past transactionSeconds fails at its next statement and rolls back', { timeout: 60_000 }, async (t) => {
-  const db = await openPglite('memory://', 1);
-  t.teardown(() => db.close());
-  await db.exec('CREATE TABLE marks (n INTEGER)');
-  const err = await db.tx(async (q) => {
-    await q.query('INSERT INTO marks VALUES (1)');
-    await sleep(1500);
-    await q.query('INSERT INTO marks VALUES (2)');
-  }).then(() => null, (e: unknown) => e);
-  t.ok(err instanceof MatrixError && err.status === 503, `503 (${String(err)})`);
-  t.same((await db.query('SELECT n FROM marks')).rows, [], 'rolled back');
-});
+t.test(
+  'a PGlite transaction past transactionSeconds fails at its next statement and rolls back',
+  { timeout: 60_000 },
+  async (t) => {
+    const db = await openPglite('memory://', 1);
+    t.teardown(() => db.close());
+    await db.exec('CREATE TABLE marks (n INTEGER)');
+    const err = await db
+      .tx(async (q) => {
+        await q.query('INSERT INTO marks VALUES (1)');
+        await sleep(1500);
+        await q.query('INSERT INTO marks VALUES (2)');
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    t.ok(err instanceof MatrixError && err.status === 503, `503 (${String(err)})`);
+    t.same((await db.query('SELECT n FROM marks')).rows, [], 'rolled back');
+  },
+);

@@ -58,11 +58,20 @@ async function download(id: string): Promise<Buffer> {
   return Buffer.from(await res.arrayBuffer());
 }
 
-interface Task { task_id: number; is_finished: boolean; error_message: string; progress: { moved?: number } }
-const task = async (id: number): Promise<Task> => (await (await call(`${ADMIN}/tasks/${id}`, { token: SECRET })).json()) as Task;
+interface Task {
+  task_id: number;
+  is_finished: boolean;
+  error_message: string;
+  progress: { moved?: number };
+}
+const task = async (id: number): Promise<Task> =>
+  (await (await call(`${ADMIN}/tasks/${id}`, { token: SECRET })).json()) as Task;
 
 async function transfer(src: string, dst: string): Promise<number> {
-  const res = await call(`${ADMIN}/datastores/${src}/transfer_to/${dst}?before_ts=${Date.now() + 1000}`, { method: 'POST', token: SECRET });
+  const res = await call(`${ADMIN}/datastores/${src}/transfer_to/${dst}?before_ts=${Date.now() + 1000}`, {
+    method: 'POST',
+    token: SECRET,
+  });
   if (res.status !== 200) throw new Error(`transfer: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { task_id: number }).task_id;
 }
@@ -70,7 +79,8 @@ async function transfer(src: string, dst: string): Promise<number> {
 /** Every row's blob read back from its datastore and hashed. */
 async function verifyAllBlobs(t: Test, expectStore: string): Promise<void> {
   const rows = await repo.services.db.query<{ datastore_id: string; location: string; sha256_hash: string }>(
-    'SELECT datastore_id, location, sha256_hash FROM media UNION SELECT datastore_id, location, sha256_hash FROM thumbnails');
+    'SELECT datastore_id, location, sha256_hash FROM media UNION SELECT datastore_id, location, sha256_hash FROM thumbnails',
+  );
   t.ok(rows.rows.length > 0, 'there are blobs');
   for (const row of rows.rows) {
     t.equal(row.datastore_id, expectStore, `row of ${row.sha256_hash.slice(0, 8)} points at ${expectStore}`);
@@ -99,7 +109,10 @@ t.test('admin endpoints: auth and shapes', async (t) => {
   const image = await png(200, 150);
   const imageId = await uploadId(image);
   media.set(imageId, image);
-  const thumb = await call(`/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${imageId}?width=64&height=64&method=scale`, { token: ALICE });
+  const thumb = await call(
+    `/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${imageId}?width=64&height=64&method=scale`,
+    { token: ALICE },
+  );
   t.equal(thumb.status, 200, 'thumbnail generated');
   await thumb.arrayBuffer();
 
@@ -122,16 +135,32 @@ t.test('admin endpoints: auth and shapes', async (t) => {
   t.equal((await call(`${ADMIN}/datastores/nope/size_estimate`, { token: SECRET })).status, 404);
   t.equal((await call(`${ADMIN}/datastores/files/transfer_to/files`, { method: 'POST', token: SECRET })).status, 400);
 
-  const est = (await (await call(`${ADMIN}/datastores/files/size_estimate?before_ts=${Date.now() + 1000}`, { token: SECRET })).json()) as Record<string, number>;
+  const est = (await (
+    await call(`${ADMIN}/datastores/files/size_estimate?before_ts=${Date.now() + 1000}`, { token: SECRET })
+  ).json()) as Record<string, number>;
   const distinct = new Map([...media.values()].map((b) => [sha(b), b.length]));
   t.equal(est.media_affected, media.size, 'every media row');
   t.equal(est.media_hashes_affected, distinct.size, 'each hash once');
-  t.equal(est.media_bytes, [...distinct.values()].reduce((a, b) => a + b, 0), 'each blob\'s bytes once');
+  t.equal(
+    est.media_bytes,
+    [...distinct.values()].reduce((a, b) => a + b, 0),
+    "each blob's bytes once",
+  );
   t.ok(est.thumbnails_affected! >= 1, 'the thumbnail row');
   t.ok(est.total_bytes! > est.media_bytes!, 'thumbnail bytes in the total');
-  t.same(Object.keys(est).sort(), ['media_affected', 'media_bytes', 'media_hashes_affected', 'thumbnail_bytes', 'thumbnail_hashes_affected',
-    'thumbnails_affected', 'total_bytes', 'total_hashes_affected']);
-  const early = (await (await call(`${ADMIN}/datastores/files/size_estimate?before_ts=1`, { token: SECRET })).json()) as Record<string, number>;
+  t.same(Object.keys(est).sort(), [
+    'media_affected',
+    'media_bytes',
+    'media_hashes_affected',
+    'thumbnail_bytes',
+    'thumbnail_hashes_affected',
+    'thumbnails_affected',
+    'total_bytes',
+    'total_hashes_affected',
+  ]);
+  const early = (await (
+    await call(`${ADMIN}/datastores/files/size_estimate?before_ts=1`, { token: SECRET })
+  ).json()) as Record<string, number>;
   t.equal(early.total_bytes, 0, 'nothing before ts=1');
   t.equal((await call(`${ADMIN}/datastores/files/size_estimate?before_ts=soon`, { token: SECRET })).status, 400);
 });
@@ -178,27 +207,34 @@ t.test('a transfer interrupted by a stop resumes at the next start', async (t) =
   t.notOk(mid.is_finished && mid.progress.moved === undefined, 'the task was not lost');
   await until('the resumed transfer finishes', async () => (await task(id)).is_finished);
   t.equal((await task(id)).error_message, '');
-  t.ok(r.logs.some((l) => l.includes('resuming background task')), 'resumed, not restarted from nothing');
+  t.ok(
+    r.logs.some((l) => l.includes('resuming background task')),
+    'resumed, not restarted from nothing',
+  );
   await verifyAllBlobs(t, 's3');
   t.same(await objectsIn('files'), [], 'nothing left behind in files');
   for (const [m, body] of media) t.ok((await download(m)).equals(body), `download ${m} after the resume`);
 });
 
 t.test('check-datastores: clean, then an orphan and a missing blob', async (t) => {
-  const victim = (await repo.services.db.query<{ location: string; sha256_hash: string }>(
-    "SELECT location, sha256_hash FROM media WHERE datastore_id = 's3' LIMIT 1")).rows[0]!;
+  const victim = (
+    await repo.services.db.query<{ location: string; sha256_hash: string }>(
+      "SELECT location, sha256_hash FROM media WHERE datastore_id = 's3' LIMIT 1",
+    )
+  ).rows[0]!;
   await repo.stop(2000);
   const cli = new URL('../src/cli.js', import.meta.url).pathname;
   // Asynchronous: s3rver runs in this process and must keep answering the CLI.
-  const run = () => new Promise<{ status: number | null; stdout: string }>((resolve) => {
-    const child = spawn(process.execPath, [cli, 'check-datastores', '-config', configFile], {
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  const run = () =>
+    new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [cli, 'check-datastores', '-config', configFile], {
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      });
+      let stdout = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stdout += d));
+      child.on('close', (status) => resolve({ status, stdout }));
     });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stdout += d));
-    child.on('close', (status) => resolve({ status, stdout }));
-  });
   const clean = await run();
   t.equal(clean.status, 0, `clean store: exit 0\n${clean.stdout}`);
   t.match(clean.stdout, /0 orphaned object\(s\), 0 missing blob\(s\)/);

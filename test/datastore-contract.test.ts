@@ -47,7 +47,8 @@ function walk(dir: string, skip: string[] = []): string[] {
 const HOURS_AGO = (h: number) => new Date(Date.now() - h * 3600_000);
 
 function backdate(dir: string, suffix = ''): void {
-  for (const name of readdirSync(dir)) if (name.endsWith(suffix)) utimesSync(join(dir, name), HOURS_AGO(2), HOURS_AGO(2));
+  for (const name of readdirSync(dir))
+    if (name.endsWith(suffix)) utimesSync(join(dir, name), HOURS_AGO(2), HOURS_AGO(2));
 }
 
 const root = mkdtempSync(join(tmpdir(), 'media-repo-contract-'));
@@ -81,7 +82,14 @@ const variants: Variant[] = [
   {
     name: 's3 (spooled to tempPath)',
     make: async (tag) => {
-      const ds = new S3Datastore('s3', s3.opts({ tempPath: join(root, 'spool'), prefixLength: 2 }), ['all'], true, tag, sinks);
+      const ds = new S3Datastore(
+        's3',
+        s3.opts({ tempPath: join(root, 'spool'), prefixLength: 2 }),
+        ['all'],
+        true,
+        tag,
+        sinks,
+      );
       await ds.init();
       return ds;
     },
@@ -121,7 +129,12 @@ for (const v of variants) {
     const ds = await v.make('m1');
     await ds.sweepStaging();
 
-    for (const [label, size] of [['empty', 0], ['1 byte', 1], ['1 MiB', MiB], ['12 MiB (multipart on S3)', 12 * MiB]] as const) {
+    for (const [label, size] of [
+      ['empty', 0],
+      ['1 byte', 1],
+      ['1 MiB', MiB],
+      ['12 MiB (multipart on S3)', 12 * MiB],
+    ] as const) {
       t.test(`${label}: hash and size, then identical bytes by every read path`, async (t) => {
         const body = randomBytes(size);
         const { w, sha256, size: got } = await stage(ds, body);
@@ -138,9 +151,20 @@ for (const v of variants) {
           t.ok((await drain(ds.openStream(loc, { start: 0, end: size - 1 }))).equals(body), 'openStream, whole range');
           t.ok((await drain(ds.openStream(loc))).equals(body), 'openStream, no range');
           const mid = Math.floor(size / 2);
-          for (const [start, end, what] of [[0, 0, 'first byte'], [mid, Math.min(size - 1, mid + 70_000), 'middle'], [size - 1, size - 1, 'last byte'], [0, size - 1, 'whole']] as const) {
-            t.ok((await readRange(ds, loc, start, end)).equals(body.subarray(start, end + 1)), `range ${what} (${start}-${end})`);
-            t.ok((await drain(ds.openStream(loc, { start, end }))).equals(body.subarray(start, end + 1)), `stream range ${what}`);
+          for (const [start, end, what] of [
+            [0, 0, 'first byte'],
+            [mid, Math.min(size - 1, mid + 70_000), 'middle'],
+            [size - 1, size - 1, 'last byte'],
+            [0, size - 1, 'whole'],
+          ] as const) {
+            t.ok(
+              (await readRange(ds, loc, start, end)).equals(body.subarray(start, end + 1)),
+              `range ${what} (${start}-${end})`,
+            );
+            t.ok(
+              (await drain(ds.openStream(loc, { start, end }))).equals(body.subarray(start, end + 1)),
+              `stream range ${what}`,
+            );
           }
         }
         await ds.delete(loc);
@@ -187,7 +211,11 @@ for (const v of variants) {
       const locA = await ds.commit(a.w, a.sha256);
       const locB = await ds.commit(b.w, b.sha256);
       t.equal(locA, locB, 'one content address');
-      t.same(await v.blobs(), (await v.blobs()).filter((k) => k.includes(a.sha256)), 'one blob');
+      t.same(
+        await v.blobs(),
+        (await v.blobs()).filter((k) => k.includes(a.sha256)),
+        'one blob',
+      );
       t.ok((await ds.readAll(locA)).equals(body), 'intact');
       t.same(await v.staged(), []);
       await ds.delete(locA);
@@ -204,7 +232,7 @@ for (const v of variants) {
       await stage(other, randomBytes(100));
       t.ok((await v.staged()).length >= 2, 'leftovers present');
       const fresh = await v.make('m1');
-      t.ok(await fresh.sweepStaging() >= 2, 'our leftovers removed');
+      t.ok((await fresh.sweepStaging()) >= 2, 'our leftovers removed');
       const left = await v.staged();
       t.equal(left.length, 1, `another instance's young upload is kept: ${left.join(', ')}`);
       v.ageStaging();

@@ -14,11 +14,15 @@ t.test('issue-13: /readyz answers 503 while the file datastore cannot be written
   t.teardown(() => repo.close());
   const ready = async () => {
     const res = await fetch(`${repo.url}/readyz`);
-    return { status: res.status, body: await res.json() as { checks?: Record<string, string> } };
+    return { status: res.status, body: (await res.json()) as { checks?: Record<string, string> } };
   };
-  const upload = () => repo.fetch('/_matrix/media/v3/upload', {
-    method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(randomBytes(500)),
-  });
+  const upload = () =>
+    repo.fetch('/_matrix/media/v3/upload', {
+      method: 'POST',
+      token: ALICE,
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: new Uint8Array(randomBytes(500)),
+    });
   const staging = join(repo.mediaDir, '.staging');
 
   const ok = await ready();
@@ -31,7 +35,11 @@ t.test('issue-13: /readyz answers 503 while the file datastore cannot be written
   t.equal((await upload()).status, 500, 'uploads fail while the datastore cannot be written');
   const down = await ready();
   t.equal(down.status, 503, 'not ready while the datastore cannot be written');
-  t.not(down.body.checks?.['datastore:files'], 'ok', `the datastore check names the failure (${down.body.checks?.['datastore:files']})`);
+  t.not(
+    down.body.checks?.['datastore:files'],
+    'ok',
+    `the datastore check names the failure (${down.body.checks?.['datastore:files']})`,
+  );
   t.equal(down.body.checks?.database, 'ok', 'the database is fine');
   t.equal((await fetch(`${repo.url}/healthz`)).status, 200, 'liveness is unaffected');
 
@@ -51,7 +59,7 @@ t.test('issue-13: /readyz answers 503 while the S3 bucket refuses writes, and le
   // Reads answer, every PutObject has its connection dropped: a bucket that cannot be written.
   s3.fault = { kind: 'drop', when: (method) => method === 'PUT' };
   const down = await fetch(`${repo.url}/readyz`);
-  const body = await down.json() as { checks: Record<string, string> };
+  const body = (await down.json()) as { checks: Record<string, string> };
   t.equal(down.status, 503, 'not ready while writes fail');
   t.not(body.checks['datastore:s3'], 'ok', `the check names the failure (${body.checks['datastore:s3']})`);
   s3.fault = null;

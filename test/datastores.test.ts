@@ -49,7 +49,10 @@ t.test('the sink slots: chunks larger than all slots, slot reuse and tiny chunks
   const small: Buffer[] = [];
   for (let i = 0; i < 3000; i++) small.push(randomBytes(1 + (i % 700)));
   for (const c of small) w.write(c);
-  t.ok(big.length === before.length && big.equals(before), 'the caller keeps its buffer (copied into a slot, not detached)');
+  t.ok(
+    big.length === before.length && big.equals(before),
+    'the caller keeps its buffer (copied into a slot, not detached)',
+  );
   const { size, sha256 } = await w.finish();
   const all = Buffer.concat([big, ...small]);
   t.equal(size, all.length);
@@ -104,7 +107,14 @@ t.test('pick: eligible kinds only, fewest stored bytes first, read-only never', 
     { id: 'ro', type: 'file', enabled: true, forKinds: [], opts: { path: join(root, 'ro') } },
     { id: 'off', type: 'file', enabled: false, forKinds: ['all'], opts: { path: join(root, 'off') } },
   ]);
-  reg.setTally(new Map([['big', 1000], ['small', 10], ['ro', 0], ['off', 0]]));
+  reg.setTally(
+    new Map([
+      ['big', 1000],
+      ['small', 10],
+      ['ro', 0],
+      ['off', 0],
+    ]),
+  );
   const all = ['big', 'small', 'thumbs', 'ro', 'off'];
   t.equal(reg.pick('local_media', all)?.id, 'small');
   reg.addBytes('small', 5000);
@@ -112,7 +122,7 @@ t.test('pick: eligible kinds only, fewest stored bytes first, read-only never', 
   t.equal(reg.pick('thumbnails', all)?.id, 'thumbs');
   t.equal(reg.pick('remote_media', all)?.id, 'big');
   t.equal(reg.pick('local_media', ['ro', 'off']), undefined);
-  t.equal(reg.pick('local_media', ['small']), reg.get('small'), 'limited to the homeserver\'s datastores');
+  t.equal(reg.pick('local_media', ['small']), reg.get('small'), "limited to the homeserver's datastores");
 });
 
 for (const d of drivers()) {
@@ -131,9 +141,16 @@ for (const d of drivers()) {
     });
     const used: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const res = await r.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(randomBytes(10_000)), token: ALICE });
+      const res = await r.fetch('/_matrix/media/v3/upload', {
+        method: 'POST',
+        body: new Uint8Array(randomBytes(10_000)),
+        token: ALICE,
+      });
       const id = ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
-      const row = await r.repo.services.db.query<{ datastore_id: string }>('SELECT datastore_id FROM media WHERE media_id = $1', [id]);
+      const row = await r.repo.services.db.query<{ datastore_id: string }>(
+        'SELECT datastore_id FROM media WHERE media_id = $1',
+        [id],
+      );
       used.push(row.rows[0]!.datastore_id);
       const dl = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, { token: ALICE });
       t.equal(dl.status, 200);

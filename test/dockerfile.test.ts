@@ -9,9 +9,15 @@ import { MIGRATIONS_DIR } from '../src/db/migrate.js';
 // that what the server reads at run time is in the image. It is a lint, not a build.
 const root = new URL('../..', import.meta.url).pathname; // dist/test -> repo root
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string } };
+const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as {
+  compilerOptions: { outDir: string };
+};
 
-interface Instruction { op: string; args: string; stage: number }
+interface Instruction {
+  op: string;
+  args: string;
+  stage: number;
+}
 
 /** Instructions with continuation lines joined and comments dropped; stage counts FROM lines. */
 function parse(text: string): Instruction[] {
@@ -37,7 +43,10 @@ const runtime = all.filter((i) => i.stage === froms.length - 1);
 const build = all.filter((i) => i.stage === 0);
 const args = (list: Instruction[], op: string) => list.filter((i) => i.op === op).map((i) => i.args);
 const execForm = (s: string) => JSON.parse(s) as string[];
-const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const ignored = readFileSync(join(root, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
 
 t.test('two stages on node:20-bookworm-slim: a named build stage, then the runtime', async (t) => {
   t.equal(froms.length, 2);
@@ -63,7 +72,9 @@ t.test('build-context COPYs name files that exist and are not docker-ignored', a
 });
 
 t.test('the runtime copies from the build stage only what the build produces', async (t) => {
-  const fromBuild = args(runtime, 'COPY').filter((a) => a.startsWith('--from=build')).map((a) => a.split(/\s+/)[1]!);
+  const fromBuild = args(runtime, 'COPY')
+    .filter((a) => a.startsWith('--from=build'))
+    .map((a) => a.split(/\s+/)[1]!);
   t.same(fromBuild.sort(), ['/app/dist', '/app/node_modules']);
   t.same(args(build, 'WORKDIR'), ['/app']);
   t.equal(tsconfig.compilerOptions.outDir, 'dist', 'tsc writes dist/');
@@ -75,7 +86,9 @@ t.test('the runtime copies from the build stage only what the build produces', a
 });
 
 t.test('what the server reads at run time is in the image', async (t) => {
-  const plain = args(runtime, 'COPY').filter((a) => !a.startsWith('--from')).flatMap((a) => a.split(/\s+/).slice(0, -1));
+  const plain = args(runtime, 'COPY')
+    .filter((a) => !a.startsWith('--from'))
+    .flatMap((a) => a.split(/\s+/).slice(0, -1));
   t.ok(plain.includes('package.json'), 'package.json ("type": "module", version)');
   t.ok(plain.includes(relative(root, MIGRATIONS_DIR).replace(/\/$/, '')), 'migrations/ beside dist/');
   t.ok(plain.includes('assets'), 'assets/ (the bundled oEmbed providers) beside dist/');

@@ -3,8 +3,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ERROR_CODES, Errors, INTERNAL_CODES, MatrixError, MediaRepoError, hasCode, imageFailure, isPeerUnrecognized,
-  previewFailure, rejectsToken, remoteFetchFailure, storedError, type ErrorCode,
+  ERROR_CODES,
+  Errors,
+  INTERNAL_CODES,
+  MatrixError,
+  MediaRepoError,
+  hasCode,
+  imageFailure,
+  isPeerUnrecognized,
+  previewFailure,
+  rejectsToken,
+  remoteFetchFailure,
+  storedError,
+  type ErrorCode,
 } from '../src/errors.js';
 import { OutboundError, type OutboundKind } from '../src/net/safe-request.js';
 import { ConfigError } from '../src/config/validate.js';
@@ -19,7 +30,8 @@ const srcDir = fileURLToPath(new URL('../../src/', import.meta.url));
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory() ? sourceFiles(join(dir, d.name)) : /\.c?ts$/.test(d.name) ? [join(dir, d.name)] : []);
+    d.isDirectory() ? sourceFiles(join(dir, d.name)) : /\.c?ts$/.test(d.name) ? [join(dir, d.name)] : [],
+  );
 }
 
 const FORBIDDEN: ReadonlyArray<[what: string, pattern: RegExp]> = [
@@ -35,11 +47,13 @@ t.test('no file under src/ but errors.ts builds a MatrixError or matches an errc
   for (const file of sourceFiles(srcDir)) {
     const name = relative(srcDir, file);
     if (name === 'errors.ts') continue;
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      for (const [what, pattern] of FORBIDDEN) {
-        if (pattern.test(line)) offenders.push(`src/${name}:${i + 1} ${what}: ${line.trim()}`);
-      }
-    });
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        for (const [what, pattern] of FORBIDDEN) {
+          if (pattern.test(line)) offenders.push(`src/${name}:${i + 1} ${what}: ${line.trim()}`);
+        }
+      });
   }
   t.same(offenders, [], 'offenders listed by file and line');
 });
@@ -49,7 +63,12 @@ t.test('the family classes carry their codes and keep their names', async (t) =>
   t.equal(outbound.kind, 'too_many_redirects');
   t.equal(outbound.code, 'MR_ERR_OUTBOUND_TOO_MANY_REDIRECTS');
   t.equal(outbound.name, 'OutboundError');
-  const s3 = new S3OperationError('s1', 'GetObject', 'k', Object.assign(new Error('gone'), { name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } }));
+  const s3 = new S3OperationError(
+    's1',
+    'GetObject',
+    'k',
+    Object.assign(new Error('gone'), { name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } }),
+  );
   const cases: Array<[MediaRepoError<string>, string, string]> = [
     [new ConfigError('x'), 'MR_ERR_CONFIG', 'ConfigError'],
     [new LostClaimError(7), 'MR_ERR_LOST_CLAIM', 'Error'],
@@ -65,7 +84,17 @@ t.test('the family classes carry their codes and keep their names', async (t) =>
   }
   t.equal(s3.status, 404);
   t.equal(new LostClaimError(7).message, 'task 7 was taken over by another instance');
-  const kinds: OutboundKind[] = ['denied_address', 'dns', 'connect', 'timeout', 'too_large', 'too_many_redirects', 'bad_url', 'tls', 'http'];
+  const kinds: OutboundKind[] = [
+    'denied_address',
+    'dns',
+    'connect',
+    'timeout',
+    'too_large',
+    'too_many_redirects',
+    'bad_url',
+    'tls',
+    'http',
+  ];
   for (const k of kinds) t.ok(new OutboundError(k, 'x').code in INTERNAL_CODES, k);
 });
 
@@ -85,7 +114,7 @@ t.test('an outbound failure in a URL preview', async (t) => {
   t.same(of('denied_address'), ['M_FORBIDDEN', 403, 'This URL may not be previewed']);
   t.same(of('bad_url', 'not http'), ['M_INVALID_PARAM', 400, 'url: not http']);
   t.same(of('timeout'), ['M_UNKNOWN', 504, 'The page did not answer in time']);
-  t.same(of('dns'), ['M_UNKNOWN', 502, 'The page\'s host could not be resolved']);
+  t.same(of('dns'), ['M_UNKNOWN', 502, "The page's host could not be resolved"]);
   t.same(of('connect'), ['M_UNKNOWN', 502, 'The page could not be fetched (connect)']);
   t.same(of('too_many_redirects'), ['M_UNKNOWN', 502, 'The page could not be fetched (too_many_redirects)']);
   t.same(wire(previewFailure(new Error('bug'))), ['M_UNKNOWN', 500, 'The preview could not be generated']);
@@ -95,9 +124,17 @@ t.test('an outbound failure in a URL preview', async (t) => {
 
 t.test('an outbound failure in a remote-media fetch', async (t) => {
   const of = (e: unknown) => wire(remoteFetchFailure(e, 'peer.example'));
-  t.same(of(new OutboundError('too_large', 'x')), ['M_TOO_LARGE', 502, 'Remote media from peer.example exceeds downloads.maxBytes']);
+  t.same(of(new OutboundError('too_large', 'x')), [
+    'M_TOO_LARGE',
+    502,
+    'Remote media from peer.example exceeds downloads.maxBytes',
+  ]);
   t.same(of(new OutboundError('timeout', 'x')), ['M_UNKNOWN', 502, 'peer.example did not answer in time']);
-  t.same(of(new OutboundError('denied_address', 'denied')), ['M_UNKNOWN', 502, 'Could not fetch from peer.example: denied']);
+  t.same(of(new OutboundError('denied_address', 'denied')), [
+    'M_UNKNOWN',
+    502,
+    'Could not fetch from peer.example: denied',
+  ]);
   t.same(of(new MultipartError('truncated')), ['M_UNKNOWN', 502, 'Could not fetch from peer.example: truncated']);
   const own = Errors.notFound('Remote media not found');
   t.equal(remoteFetchFailure(own, 'peer.example'), own);
@@ -120,13 +157,20 @@ t.test('a stored errcode and status come back as the same wire error', async (t)
   t.same(wire(storedError('M_NOT_A_THING', 418, 'odd row')), ['M_UNKNOWN', 500, 'odd row'], 'a pair no code has');
 });
 
-t.test('a homeserver\'s 403 and a peer\'s errcode', async (t) => {
+t.test("a homeserver's 403 and a peer's errcode", async (t) => {
   const passed = Errors.homeserverForbidden({ errcode: 'M_USER_LOCKED', error: 'locked' });
   t.same(wire(passed), ['M_USER_LOCKED', 403, 'locked']);
   t.same(wire(Errors.homeserverForbidden({})), ['M_FORBIDDEN', 403, 'The homeserver refused this token']);
-  t.same(wire(Errors.homeserverForbidden({ errcode: 7, error: null })), ['M_FORBIDDEN', 403, 'The homeserver refused this token']);
+  t.same(wire(Errors.homeserverForbidden({ errcode: 7, error: null })), [
+    'M_FORBIDDEN',
+    403,
+    'The homeserver refused this token',
+  ]);
   t.ok(rejectsToken(Errors.unknownToken(true)));
-  t.ok(rejectsToken(Errors.homeserverForbidden({ errcode: 'M_UNKNOWN_TOKEN' })), 'the homeserver\'s own M_UNKNOWN_TOKEN');
+  t.ok(
+    rejectsToken(Errors.homeserverForbidden({ errcode: 'M_UNKNOWN_TOKEN' })),
+    "the homeserver's own M_UNKNOWN_TOKEN",
+  );
   t.notOk(rejectsToken(Errors.homeserverForbidden({ errcode: 'M_FORBIDDEN' })));
   t.notOk(rejectsToken(Errors.badGateway('down')));
   t.ok(isPeerUnrecognized({ errcode: 'M_UNRECOGNIZED' }));

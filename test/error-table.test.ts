@@ -34,11 +34,15 @@ t.test('every code has its own README row: errcode, status, code and when as in 
   }
   // And no row the table no longer has (a renamed or dropped code).
   const documented = [...readme.matchAll(/^\|\s*`M_[A-Z_]+`\s*\|\s*\d+\s*\|\s*`(MR_ERR_[A-Z_]+)`/gm)].map((m) => m[1]!);
-  t.same(documented.filter((c) => !(c in ERROR_CODES)), [], 'README rows name only known codes');
+  t.same(
+    documented.filter((c) => !(c in ERROR_CODES)),
+    [],
+    'README rows name only known codes',
+  );
   t.equal(new Set(documented).size, documented.length, 'one README row per code');
 });
 
-t.test('every factory\'s code gives its errcode and status', async (t) => {
+t.test("every factory's code gives its errcode and status", async (t) => {
   for (const [name, make] of Object.entries(Errors)) {
     const err = (make as (...a: unknown[]) => MatrixError)('x', 1000);
     const row = ERROR_CODES[err.code as ErrorCode];

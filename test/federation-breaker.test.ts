@@ -18,7 +18,8 @@ t.test('per-server breaker, and ignored hosts', async (t) => {
   (b.repo.repo.services.remoteState as unknown as { openMs: number }).openMs = 1500;
   const port = await freePort();
   const origin = `127.0.0.1:${port}`;
-  const get = (id: string, o = origin) => b.repo.fetch(`/_matrix/client/v1/media/download/${o}/${id}`, { token: ALICE });
+  const get = (id: string, o = origin) =>
+    b.repo.fetch(`/_matrix/client/v1/media/download/${o}/${id}`, { token: ALICE });
 
   const ignored = await get('anything', '127.0.0.1:9');
   t.equal(ignored.status, 404, 'ignored hosts are never asked');
@@ -32,13 +33,18 @@ t.test('per-server breaker, and ignored hosts', async (t) => {
   const peer = createServer((req, res) => {
     hits++;
     if (req.url!.startsWith('/_matrix/federation/')) {
-      res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"old server"}');
+      res
+        .writeHead(404, { 'Content-Type': 'application/json' })
+        .end('{"errcode":"M_UNRECOGNIZED","error":"old server"}');
       return;
     }
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end('back again');
   });
   await new Promise<void>((r) => peer.listen(port, '127.0.0.1', r));
-  t.teardown(() => { peer.closeAllConnections(); peer.close(); });
+  t.teardown(() => {
+    peer.closeAllConnections();
+    peer.close();
+  });
   t.equal((await get('down4')).status, 502, 'still open just after the peer came back');
   t.equal(hits, 0, 'no request reached the peer while open');
   await new Promise((r) => setTimeout(r, 1600));

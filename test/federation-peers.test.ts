@@ -22,8 +22,14 @@ async function listen(host: string, handler: (req: IncomingMessage, res: ServerR
 
 t.test('remote peers that misbehave or answer the old way', async (t) => {
   const cdnHits: string[] = [];
-  const cdn = await listen('127.0.0.1', (req, res) => { cdnHits.push(req.url!); res.writeHead(200, { 'Content-Type': 'text/plain' }).end(FILE); });
-  const denied = await listen('127.0.0.2', (req, res) => { cdnHits.push(`denied:${req.url}`); res.end(FILE); });
+  const cdn = await listen('127.0.0.1', (req, res) => {
+    cdnHits.push(req.url!);
+    res.writeHead(200, { 'Content-Type': 'text/plain' }).end(FILE);
+  });
+  const denied = await listen('127.0.0.2', (req, res) => {
+    cdnHits.push(`denied:${req.url}`);
+    res.end(FILE);
+  });
   const v1Hits = new Map<string, number>();
   let releaseSlow!: () => void;
   const slowReleased = new Promise<void>((r) => (releaseSlow = r));
@@ -36,18 +42,25 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
       // The legacy endpoint (fallback target).
       if (id === 'toolong') return res.writeHead(200, { 'Content-Length': String(10_000_000) }).end();
       if (id === 'redir307') return res.writeHead(307, { Location: `http://127.0.0.1:${cdn.port}/cdn/legacy` }).end();
-      if (id === 'redirdenied') return res.writeHead(307, { Location: `http://127.0.0.2:${denied.port}/cdn/legacy` }).end();
-      return res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Disposition': 'attachment; filename="old.txt"' }).end(FILE);
+      if (id === 'redirdenied')
+        return res.writeHead(307, { Location: `http://127.0.0.2:${denied.port}/cdn/legacy` }).end();
+      return res
+        .writeHead(200, { 'Content-Type': 'text/plain', 'Content-Disposition': 'attachment; filename="old.txt"' })
+        .end(FILE);
     }
-    if (id === 'unrec' || id === 'redir307' || id === 'redirdenied') return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"?"}');
+    if (id === 'unrec' || id === 'redir307' || id === 'redirdenied')
+      return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"?"}');
     if (id === 'bad400') return res.writeHead(400).end('nope');
     if (id === 'html404') return res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
-    if (id === 'gone') return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_NOT_FOUND","error":"no"}');
+    if (id === 'gone')
+      return res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errcode":"M_NOT_FOUND","error":"no"}');
     if (id === 'silent') return; // never answers
     if (id === 'toolong') return res.writeHead(500).end();
     res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}` });
-    if (id === 'loc') return res.end(multipartHead(`Location: http://127.0.0.1:${cdn.port}/cdn/file`) + `\r\n--${BOUNDARY}--\r\n`);
-    if (id === 'locdenied') return res.end(multipartHead(`Location: http://127.0.0.2:${denied.port}/cdn/file`) + `\r\n--${BOUNDARY}--\r\n`);
+    if (id === 'loc')
+      return res.end(multipartHead(`Location: http://127.0.0.1:${cdn.port}/cdn/file`) + `\r\n--${BOUNDARY}--\r\n`);
+    if (id === 'locdenied')
+      return res.end(multipartHead(`Location: http://127.0.0.2:${denied.port}/cdn/file`) + `\r\n--${BOUNDARY}--\r\n`);
     if (id === 'huge') {
       res.write(multipartHead('Content-Type: application/octet-stream'));
       res.end(Buffer.alloc(400_000, 1));
@@ -61,7 +74,9 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
     if (id === 'slow') {
       res.write(multipartHead('Content-Type: application/octet-stream'));
       res.write(FILE.subarray(0, 50_000));
-      void slowReleased.then(() => res.end(Buffer.concat([FILE.subarray(50_000), Buffer.from(`\r\n--${BOUNDARY}--\r\n`)])));
+      void slowReleased.then(() =>
+        res.end(Buffer.concat([FILE.subarray(50_000), Buffer.from(`\r\n--${BOUNDARY}--\r\n`)])),
+      );
       return;
     }
     res.end(`\r\n--${BOUNDARY}--\r\n`);
@@ -72,7 +87,10 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
   });
   t.teardown(async () => {
     await b.close();
-    for (const s of [cdn, denied, peer]) { s.server.closeAllConnections(); s.server.close(); }
+    for (const s of [cdn, denied, peer]) {
+      s.server.closeAllConnections();
+      s.server.close();
+    }
   });
   const origin = `127.0.0.1:${peer.port}`;
   const get = (id: string) => b.repo.fetch(`/_matrix/client/v1/media/download/${origin}/${id}`, { token: ALICE });
@@ -100,7 +118,10 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
     t.same(cdnHits, ['/cdn/file']);
     const bad = await get('locdenied');
     t.equal(bad.status, 502);
-    t.notOk(cdnHits.some((h) => h.startsWith('denied:')), 'the denied address was never contacted');
+    t.notOk(
+      cdnHits.some((h) => h.startsWith('denied:')),
+      'the denied address was never contacted',
+    );
   });
 
   t.test('a 307 from the legacy endpoint is followed to an allowed CDN, never to a denied address', async (t) => {
@@ -110,7 +131,10 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
     t.ok(cdnHits.includes('/cdn/legacy'));
     const bad = await get('redirdenied');
     t.equal(bad.status, 502);
-    t.notOk(cdnHits.some((h) => h.startsWith('denied:')), 'the denied address was never contacted');
+    t.notOk(
+      cdnHits.some((h) => h.startsWith('denied:')),
+      'the denied address was never contacted',
+    );
   });
 
   t.test('more than downloads.maxBytes: 502 M_TOO_LARGE (declared) or a cut-off stream (undeclared)', async (t) => {
@@ -140,7 +164,11 @@ t.test('remote peers that misbehave or answer the old way', async (t) => {
   });
 
   t.test('without a signing key: one loud warning at start, and only the legacy endpoint is used', async (t) => {
-    const keyless = await startFederatingServer('pglite', { timeouts: { federationTimeoutSeconds: 2 } }, { signingKey: false });
+    const keyless = await startFederatingServer(
+      'pglite',
+      { timeouts: { federationTimeoutSeconds: 2 } },
+      { signingKey: false },
+    );
     t.teardown(() => keyless.close());
     t.equal(keyless.repo.logs.filter((l) => /no signingKeyPath/.test(l)).length, 1, 'warned once');
     const before = v1Hits.get('keyless') ?? 0;

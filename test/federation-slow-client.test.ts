@@ -22,13 +22,18 @@ t.test('a stalled first client is detached and finished from storage', async (t)
     if (!req.url!.startsWith('/_matrix/federation/v1/media/download/')) return res.writeHead(404).end();
     v1Hits++;
     res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}` });
-    res.write(`--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\nContent-Type: video/mp4\r\n\r\n`);
+    res.write(
+      `--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\nContent-Type: video/mp4\r\n\r\n`,
+    );
     res.end(Buffer.concat([FILE, Buffer.from(`\r\n--${BOUNDARY}--\r\n`)]));
     res.on('finish', peerDone);
   });
   await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
   const origin = `127.0.0.1:${(peer.address() as AddressInfo).port}`;
-  const b = await startFederatingServer('pglite', { downloads: { maxBytes: 128 * 1024 * 1024 }, timeouts: { federationTimeoutSeconds: 20 } });
+  const b = await startFederatingServer('pglite', {
+    downloads: { maxBytes: 128 * 1024 * 1024 },
+    timeouts: { federationTimeoutSeconds: 20 },
+  });
   t.teardown(async () => {
     await b.close();
     peer.closeAllConnections();
@@ -37,7 +42,13 @@ t.test('a stalled first client is detached and finished from storage', async (t)
   const path = `/_matrix/client/v1/media/download/${origin}/slowvideo`;
 
   // The slow client: takes the first chunk, then stops reading.
-  const req = request({ agent: false, host: '127.0.0.1', port: b.repo.port, path, headers: { Host: b.name, Authorization: `Bearer ${ALICE}` } });
+  const req = request({
+    agent: false,
+    host: '127.0.0.1',
+    port: b.repo.port,
+    path,
+    headers: { Host: b.name, Authorization: `Bearer ${ALICE}` },
+  });
   req.end();
   const [res] = (await once(req, 'response')) as [IncomingMessage];
   t.equal(res.statusCode, 200);
@@ -49,7 +60,10 @@ t.test('a stalled first client is detached and finished from storage', async (t)
 
   // With the client stalled, the origin still finishes sending and the file is stored.
   let timer: NodeJS.Timeout | undefined;
-  const finishedInTime = await Promise.race([peerFinished.then(() => true), new Promise((r) => (timer = setTimeout(() => r(false), 15_000)))]);
+  const finishedInTime = await Promise.race([
+    peerFinished.then(() => true),
+    new Promise((r) => (timer = setTimeout(() => r(false), 15_000))),
+  ]);
   clearTimeout(timer);
   t.ok(finishedInTime, 'the origin finished sending while the first client read nothing');
   const other = await b.repo.fetch(path, { token: ALICE });

@@ -14,14 +14,21 @@ import { RawConn, header } from './helpers/hostile-http.js';
 // its signing key: media uploaded on A is fetched, stored and thumbnailed through B.
 
 /** A raw GET with our own Authorization (fetch() cannot send a chosen Host). */
-function signedGet(to: FederatingServer, path: string, auth: string | null): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function signedGet(
+  to: FederatingServer,
+  path: string,
+  auth: string | null,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   const [host, port] = to.name.split(':');
   return new Promise((resolve, reject) => {
-    const req = request({ host, port: Number(port), path, headers: { Host: to.name, ...(auth ? { Authorization: auth } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
+    const req = request(
+      { host, port: Number(port), path, headers: { Host: to.name, ...(auth ? { Authorization: auth } : {}) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -29,12 +36,22 @@ function signedGet(to: FederatingServer, path: string, auth: string | null): Pro
 
 t.test('federation between two media repositories', async (t) => {
   const a = await startFederatingServer('pglite');
-  const b = await startFederatingServer('pglite', { repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug', freezeUnauthenticatedMedia: false } });
-  t.teardown(async () => { await b.close(); await a.close(); });
-  const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#3a6ea5' } }).png().toBuffer();
+  const b = await startFederatingServer('pglite', {
+    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug', freezeUnauthenticatedMedia: false },
+  });
+  t.teardown(async () => {
+    await b.close();
+    await a.close();
+  });
+  const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#3a6ea5' } })
+    .png()
+    .toBuffer();
   const name = 'holiday; photo 🏖.png';
   const up = await a.repo.fetch(`/_matrix/media/v3/upload?filename=${encodeURIComponent(name)}`, {
-    method: 'POST', body: new Uint8Array(png), headers: { 'Content-Type': 'img/png' }, token: ALICE,
+    method: 'POST',
+    body: new Uint8Array(png),
+    headers: { 'Content-Type': 'img/png' },
+    token: ALICE,
   });
   t.equal(up.status, 200);
   const mediaId = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
@@ -44,11 +61,26 @@ t.test('federation between two media repositories', async (t) => {
     const none = await signedGet(a, path, null);
     t.equal(none.status, 401);
     t.equal(JSON.parse(none.body.toString()).errcode, 'M_UNAUTHORIZED');
-    const wrongDest = await signedGet(a, path, signRequest({ method: 'GET', uri: path, origin: b.name, destination: 'elsewhere.example' }, b.key));
+    const wrongDest = await signedGet(
+      a,
+      path,
+      signRequest({ method: 'GET', uri: path, origin: b.name, destination: 'elsewhere.example' }, b.key),
+    );
     t.equal(wrongDest.status, 401);
-    const forged = await signedGet(a, path, signRequest({ method: 'GET', uri: path, origin: b.name, destination: a.name }, { ...generateSigningKey(), keyId: b.key.keyId }));
+    const forged = await signedGet(
+      a,
+      path,
+      signRequest(
+        { method: 'GET', uri: path, origin: b.name, destination: a.name },
+        { ...generateSigningKey(), keyId: b.key.keyId },
+      ),
+    );
     t.equal(forged.status, 401, "signed with another key under B's key ID");
-    const ok = await signedGet(a, path, signRequest({ method: 'GET', uri: path, origin: b.name, destination: a.name }, b.key));
+    const ok = await signedGet(
+      a,
+      path,
+      signRequest({ method: 'GET', uri: path, origin: b.name, destination: a.name }, b.key),
+    );
     t.equal(ok.status, 200);
     const boundary = multipartBoundary(ok.headers['content-type'] as string);
     t.ok(boundary, 'multipart/mixed with a boundary');
@@ -67,11 +99,20 @@ t.test('federation between two media repositories', async (t) => {
     // As a peer's connection pool reuses its connection to us (issue 13 item 1).
     const c = await RawConn.open(a.repo.port);
     t.teardown(() => c.destroy());
-    const sign = (uri: string) => ({ Host: a.name, Authorization: signRequest({ method: 'GET', uri, origin: b.name, destination: a.name }, b.key) });
+    const sign = (uri: string) => ({
+      Host: a.name,
+      Authorization: signRequest({ method: 'GET', uri, origin: b.name, destination: a.name }, b.key),
+    });
     const download = `/_matrix/federation/v1/media/download/${mediaId}`;
     const thumb = `/_matrix/federation/v1/media/thumbnail/${mediaId}?width=32&height=32&method=scale`;
     const missing = '/_matrix/federation/v1/media/download/nosuchmedia';
-    const plan: [string, number][] = [[download, 200], [thumb, 200], [missing, 404], [download, 200], [download, 200]];
+    const plan: [string, number][] = [
+      [download, 200],
+      [thumb, 200],
+      [missing, 404],
+      [download, 200],
+      [download, 200],
+    ];
     for (const [i, [uri, status]] of plan.entries()) {
       await c.head('GET', uri, sign(uri));
       const res = await c.response(i);
@@ -91,7 +132,12 @@ t.test('federation between two media repositories', async (t) => {
     // The client had every byte before the row was written (stream-through): wait for it.
     let rows = 0;
     for (let i = 0; i < 100 && rows === 0; i++) {
-      rows = (await b.repo.repo.services.db.query('SELECT 1 FROM media WHERE origin = $1 AND media_id = $2', [a.name, mediaId])).rows.length;
+      rows = (
+        await b.repo.repo.services.db.query('SELECT 1 FROM media WHERE origin = $1 AND media_id = $2', [
+          a.name,
+          mediaId,
+        ])
+      ).rows.length;
       if (rows === 0) await new Promise((r) => setTimeout(r, 20));
     }
     t.equal(rows, 1, 'stored on B');
@@ -104,7 +150,10 @@ t.test('federation between two media repositories', async (t) => {
   });
 
   t.test('thumbnails of remote media', async (t) => {
-    const res = await b.repo.fetch(`/_matrix/client/v1/media/thumbnail/${a.name}/${mediaId}?width=96&height=96&method=crop`, { token: ALICE });
+    const res = await b.repo.fetch(
+      `/_matrix/client/v1/media/thumbnail/${a.name}/${mediaId}?width=96&height=96&method=crop`,
+      { token: ALICE },
+    );
     t.equal(res.status, 200);
     t.equal(res.headers.get('content-type'), 'image/png');
     const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
@@ -114,10 +163,17 @@ t.test('federation between two media repositories', async (t) => {
   t.test('federation thumbnails are the bytes the client endpoint serves', async (t) => {
     const q = 'width=32&height=32&method=scale';
     const path = `/_matrix/federation/v1/media/thumbnail/${mediaId}?${q}`;
-    const fed = await signedGet(a, path, signRequest({ method: 'GET', uri: path, origin: b.name, destination: a.name }, b.key));
+    const fed = await signedGet(
+      a,
+      path,
+      signRequest({ method: 'GET', uri: path, origin: b.name, destination: a.name }, b.key),
+    );
     t.equal(fed.status, 200);
     const { Readable } = await import('node:stream');
-    const parsed = await parseMultipart(Readable.from([fed.body]), multipartBoundary(fed.headers['content-type'] as string)!);
+    const parsed = await parseMultipart(
+      Readable.from([fed.body]),
+      multipartBoundary(fed.headers['content-type'] as string)!,
+    );
     if (parsed.part.kind !== 'file') return t.fail('no file part');
     const chunks: Buffer[] = [];
     for await (const c of parsed.part.body) chunks.push(c as Buffer);
@@ -127,7 +183,9 @@ t.test('federation between two media repositories', async (t) => {
   });
 
   t.test('unknown remote media is 404, and allow_remote=false does not fetch', async (t) => {
-    const missing = await b.repo.fetch(`/_matrix/client/v1/media/download/${a.name}/AAAAAAAAAAAAAAAAAAAAAAAA`, { token: ALICE });
+    const missing = await b.repo.fetch(`/_matrix/client/v1/media/download/${a.name}/AAAAAAAAAAAAAAAAAAAAAAAA`, {
+      token: ALICE,
+    });
     t.equal(missing.status, 404);
     const noRemote = await b.repo.fetch(`/_matrix/media/v3/download/${a.name}/${mediaId}x?allow_remote=false`);
     t.equal(noRemote.status, 404);
@@ -136,16 +194,33 @@ t.test('federation between two media repositories', async (t) => {
   t.test('an S3 datastore with publicBaseUrl answers federation with a Location part', async (t) => {
     const s3 = await startTestS3();
     const c = await startFederatingServer('pglite', {
-      datastores: [{ id: 's3', type: 's3', forKinds: ['all'], opts: s3.opts({ publicBaseUrl: 'https://cdn.example/media' }) }],
+      datastores: [
+        { id: 's3', type: 's3', forKinds: ['all'], opts: s3.opts({ publicBaseUrl: 'https://cdn.example/media' }) },
+      ],
     });
-    t.teardown(async () => { await c.close(); await s3.close(); });
-    const up = await c.repo.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(png), headers: { 'Content-Type': 'image/png' }, token: ALICE });
+    t.teardown(async () => {
+      await c.close();
+      await s3.close();
+    });
+    const up = await c.repo.fetch('/_matrix/media/v3/upload', {
+      method: 'POST',
+      body: new Uint8Array(png),
+      headers: { 'Content-Type': 'image/png' },
+      token: ALICE,
+    });
     const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
     const path = `/_matrix/federation/v1/media/download/${id}`;
-    const res = await signedGet(c, path, signRequest({ method: 'GET', uri: path, origin: b.name, destination: c.name }, b.key));
+    const res = await signedGet(
+      c,
+      path,
+      signRequest({ method: 'GET', uri: path, origin: b.name, destination: c.name }, b.key),
+    );
     t.equal(res.status, 200);
     const { Readable } = await import('node:stream');
-    const parsed = await parseMultipart(Readable.from([res.body]), multipartBoundary(res.headers['content-type'] as string)!);
+    const parsed = await parseMultipart(
+      Readable.from([res.body]),
+      multipartBoundary(res.headers['content-type'] as string)!,
+    );
     t.same(parsed.json, {});
     t.equal(parsed.part.kind, 'location', 'a Location part instead of the bytes');
     if (parsed.part.kind === 'location') {

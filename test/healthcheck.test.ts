@@ -14,7 +14,9 @@ const script = new URL('../src/healthcheck.js', import.meta.url).pathname;
 const run = (args: string[], env: NodeJS.ProcessEnv, cwd?: string) =>
   new Promise<{ status: number | null; stderr: string }>((done) => {
     const opts = { env: { ...process.env, REPO_CONFIG: '', ...env }, cwd, timeout: 30_000 };
-    const child = execFile(process.execPath, [script, ...args], opts, (_err, _out, stderr) => done({ status: child.exitCode, stderr }));
+    const child = execFile(process.execPath, [script, ...args], opts, (_err, _out, stderr) =>
+      done({ status: child.exitCode, stderr }),
+    );
   });
 
 async function stub(status: number): Promise<{ server: Server; port: number }> {
@@ -28,11 +30,21 @@ async function stub(status: number): Promise<{ server: Server; port: number }> {
 
 function configFor(dir: string, port: number): string {
   const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, [
-    'repo:', '  bindAddress: "0.0.0.0"', `  port: ${port}`,
-    'homeservers:', '  - name: example.org', '    csApi: http://127.0.0.1:1',
-    'datastores:', '  - id: files', '    type: file', `    opts: { path: ${join(dir, 'media')} }`,
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'repo:',
+      '  bindAddress: "0.0.0.0"',
+      `  port: ${port}`,
+      'homeservers:',
+      '  - name: example.org',
+      '    csApi: http://127.0.0.1:1',
+      'datastores:',
+      '  - id: files',
+      '    type: file',
+      `    opts: { path: ${join(dir, 'media')} }`,
+    ].join('\n'),
+  );
   return file;
 }
 

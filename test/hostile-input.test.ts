@@ -4,7 +4,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { drivers } from './helpers/databases.js';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
-import { RawConn, chunk, dispositionFilename, errcode, header, rawHead, rawRequest, type RawResponse } from './helpers/hostile-http.js';
+import {
+  RawConn,
+  chunk,
+  dispositionFilename,
+  errcode,
+  header,
+  rawHead,
+  rawRequest,
+  type RawResponse,
+} from './helpers/hostile-http.js';
 import { assertNothingStored, mediaRowCount, snapshot, stagingFiles, waitFor } from './helpers/hostile-store.js';
 
 // Requests a hostile or broken client can send: bodies that lie about their size, names
@@ -17,7 +26,10 @@ const MIN = 16;
 const UPLOAD = '/_matrix/media/v3/upload';
 
 /** Raw request headers for our homeserver, with a token unless `token` is null. */
-function hdrs(token: string | null = ALICE, extra: Record<string, string | number> = {}): Record<string, string | number> {
+function hdrs(
+  token: string | null = ALICE,
+  extra: Record<string, string | number> = {},
+): Record<string, string | number> {
   return { Host: SERVER_NAME, ...(token ? { Authorization: `Bearer ${token}` } : {}), ...extra };
 }
 
@@ -32,9 +44,12 @@ async function mediaId(res: Response): Promise<string> {
 
 function isRefusal(res: RawResponse): boolean {
   const code = errcode(res);
-  return (res.status === 400 && code === 'M_INVALID_PARAM') || (res.status === 404 && (code === 'M_NOT_FOUND' || code === 'M_UNRECOGNIZED'))
+  return (
+    (res.status === 400 && code === 'M_INVALID_PARAM') ||
+    (res.status === 404 && (code === 'M_NOT_FOUND' || code === 'M_UNRECOGNIZED')) ||
     // `download/a/b/ID` routes to server `a`'s media `b`: a remote server that cannot be reached.
-    || (res.status === 502 && code === 'M_UNKNOWN');
+    (res.status === 502 && code === 'M_UNKNOWN')
+  );
 }
 
 for (const d of drivers()) {
@@ -48,15 +63,23 @@ for (const d of drivers()) {
     t.test('1. chunked body past maxBytes: 413, nothing stored', async (t) => {
       const before = await snapshot(sdb, small.mediaDir);
       const c = await RawConn.open(small.port);
-      await c.head('POST', UPLOAD, hdrs(ALICE, { 'Transfer-Encoding': 'chunked', 'Content-Type': 'application/octet-stream' }));
+      await c.head(
+        'POST',
+        UPLOAD,
+        hdrs(ALICE, { 'Transfer-Encoding': 'chunked', 'Content-Type': 'application/octet-stream' }),
+      );
       // Up to 4x the limit; the server may stop reading (and close) long before.
-      for (let sent = 0; sent < 4 * MAX && !c.closed && c.responses.length === 0; sent += 4096) await c.write(chunk(randomBytes(4096)));
+      for (let sent = 0; sent < 4 * MAX && !c.closed && c.responses.length === 0; sent += 4096)
+        await c.write(chunk(randomBytes(4096)));
       const res = await c.response();
       c.destroy();
       t.equal(res?.status, 413);
       t.equal(errcode(res!), 'M_TOO_LARGE');
       await assertNothingStored(t, sdb, small.mediaDir, before, 'chunked over the limit');
-      for (const [n, status] of [[MAX, 200], [MAX + 1, 413]] as const) {
+      for (const [n, status] of [
+        [MAX, 200],
+        [MAX + 1, 413],
+      ] as const) {
         const c2 = await RawConn.open(small.port);
         await c2.head('POST', UPLOAD, hdrs(ALICE, { 'Transfer-Encoding': 'chunked' }));
         await c2.write(Buffer.concat([chunk(randomBytes(n - 1)), chunk(randomBytes(1)), chunk(Buffer.alloc(0))]));
@@ -79,7 +102,10 @@ for (const d of drivers()) {
       const huge = await RawConn.open(small.port);
       await huge.head('POST', UPLOAD, hdrs(ALICE, { 'Content-Length': 10 * 1024 ** 3 }));
       const hres = await huge.response(0, 5000);
-      t.ok(hres === null ? huge.closed : hres.status === 413, `10 GiB declared: ${hres ? hres.status : 'connection closed'}`);
+      t.ok(
+        hres === null ? huge.closed : hres.status === 413,
+        `10 GiB declared: ${hres ? hres.status : 'connection closed'}`,
+      );
       huge.destroy();
       await assertNothingStored(t, sdb, small.mediaDir, before, 'declared over the limit');
       const over = await rawRequest(small.port, 'POST', UPLOAD, hdrs(ALICE, { 'Content-Length': MAX + 1 }));
@@ -104,14 +130,24 @@ for (const d of drivers()) {
       const c = await RawConn.open(small.port);
       // One write: head, the declared bytes, then a surplus that can only be the start of a
       // next request on this connection, never media.
-      await c.write(Buffer.concat([rawHead('POST', UPLOAD, hdrs(ALICE, { 'Content-Length': declared.length })), declared, Buffer.alloc(400, 'Z')]));
+      await c.write(
+        Buffer.concat([
+          rawHead('POST', UPLOAD, hdrs(ALICE, { 'Content-Length': declared.length })),
+          declared,
+          Buffer.alloc(400, 'Z'),
+        ]),
+      );
       const res = await c.response();
       c.destroy();
       t.equal(res?.status, 200, 'the declared message is complete, so it is stored');
       const id = (JSON.parse(res!.body.toString()) as { content_uri: string }).content_uri.split('/').pop()!;
       t.equal(await mediaRowCount(sdb), rows + 1, 'one row');
-      const row = (await sdb.query<{ size_bytes: unknown; sha256_hash: string; location: string }>(
-        'SELECT size_bytes, sha256_hash, location FROM media WHERE media_id = $1', [id])).rows[0]!;
+      const row = (
+        await sdb.query<{ size_bytes: unknown; sha256_hash: string; location: string }>(
+          'SELECT size_bytes, sha256_hash, location FROM media WHERE media_id = $1',
+          [id],
+        )
+      ).rows[0]!;
       t.equal(Number(row.size_bytes), declared.length, 'row size is the declared length');
       t.equal(row.sha256_hash, createHash('sha256').update(declared).digest('hex'));
       t.ok(readFileSync(join(small.mediaDir, row.location)).equals(declared), 'blob holds the declared bytes only');
@@ -123,7 +159,9 @@ for (const d of drivers()) {
       const before = await snapshot(sdb, small.mediaDir);
       const c = await RawConn.open(small.port);
       const next = rawHead('GET', '/_matrix/media/version', { Host: SERVER_NAME });
-      await c.write(Buffer.concat([rawHead('POST', UPLOAD, hdrs(ALICE, { 'Content-Length': 100 })), randomBytes(100), next]));
+      await c.write(
+        Buffer.concat([rawHead('POST', UPLOAD, hdrs(ALICE, { 'Content-Length': 100 })), randomBytes(100), next]),
+      );
       // uWS refuses pipelining behind an unanswered (async) request: it drops the connection,
       // which aborts the upload. (Were pipelining supported: a 200 for the declared 100 bytes.)
       t.equal(await c.response(0, 5000), null, 'connection closed without an answer');
@@ -135,7 +173,9 @@ for (const d of drivers()) {
       const before = await snapshot(sdb, small.mediaDir);
       const c = await RawConn.open(small.port);
       // Written by hand: a header object cannot hold the same name twice.
-      await c.write(`POST ${UPLOAD} HTTP/1.1\r\nHost: ${SERVER_NAME}\r\nAuthorization: Bearer ${ALICE}\r\nContent-Length: 20\r\nContent-Length: 30\r\n\r\n${'A'.repeat(30)}`);
+      await c.write(
+        `POST ${UPLOAD} HTTP/1.1\r\nHost: ${SERVER_NAME}\r\nAuthorization: Bearer ${ALICE}\r\nContent-Length: 20\r\nContent-Length: 30\r\n\r\n${'A'.repeat(30)}`,
+      );
       const res = await c.response();
       t.same([res?.status, errcode(res!)], [400, 'M_INVALID_PARAM']);
       t.ok(await c.waitClosed(), 'the connection is closed, so the surplus is never read as a request');
@@ -164,18 +204,29 @@ for (const d of drivers()) {
         const res = await fetchUpload(small, randomBytes(64), name);
         t.equal(res.status, 200, `upload ${JSON.stringify(name)}`);
         const id = await mediaId(res);
-        for (const path of [`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}/${encodeURIComponent(name)}`]) {
+        for (const path of [
+          `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`,
+          `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}/${encodeURIComponent(name)}`,
+        ]) {
           const dl = await rawRequest(small.port, 'GET', path, hdrs());
           t.equal(dl.status, 200);
           const cd = header(dl, 'content-disposition') ?? '';
           t.notOk(/[\r\n]/.test(cd), `no raw CR/LF in ${JSON.stringify(cd)}`);
           t.equal(dl.headers['set-cookie'], undefined, 'no injected Set-Cookie header');
-          t.equal(dl.head.split('\r\n').filter((l) => /^content-disposition:/i.test(l)).length, 1, 'one Content-Disposition line');
+          t.equal(
+            dl.head.split('\r\n').filter((l) => /^content-disposition:/i.test(l)).length,
+            1,
+            'one Content-Disposition line',
+          );
           t.equal(dispositionFilename(cd), name, `filename round-trips from ${JSON.stringify(cd)}`);
         }
       }
       const before = await snapshot(sdb, small.mediaDir);
-      const nul = await small.fetch(`${UPLOAD}?filename=a%00b.txt`, { method: 'POST', body: new Uint8Array(randomBytes(64)), token: ALICE });
+      const nul = await small.fetch(`${UPLOAD}?filename=a%00b.txt`, {
+        method: 'POST',
+        body: new Uint8Array(randomBytes(64)),
+        token: ALICE,
+      });
       t.equal(nul.status, 400);
       t.equal(((await nul.json()) as { errcode: string }).errcode, 'M_INVALID_PARAM');
       await assertNothingStored(t, sdb, small.mediaDir, before, 'NUL filename');
@@ -185,11 +236,27 @@ for (const d of drivers()) {
       const secret = `SENTINEL-${randomBytes(8).toString('hex')}`;
       writeFileSync(join(small.dir, 'sentinel.txt'), secret); // next to the media dir
       const stored = await mediaId(await fetchUpload(small, randomBytes(64)));
-      const variants = ['..', '%2e%2e', '..%2f..%2fetc', '..%2fsentinel.txt', 'a/b', 'a%00b', 'a\\b', '..\\sentinel.txt', '%5c..%5csentinel.txt', '%2F', '.', '%2e'];
+      const variants = [
+        '..',
+        '%2e%2e',
+        '..%2f..%2fetc',
+        '..%2fsentinel.txt',
+        'a/b',
+        'a%00b',
+        'a\\b',
+        '..\\sentinel.txt',
+        '%5c..%5csentinel.txt',
+        '%2F',
+        '.',
+        '%2e',
+      ];
       const before = await snapshot(sdb, small.mediaDir);
       const seen: string[] = [];
       for (const v of variants) {
-        for (const [server, id] of [[v, stored], [SERVER_NAME, v]] as const) {
+        for (const [server, id] of [
+          [v, stored],
+          [SERVER_NAME, v],
+        ] as const) {
           const cases: [string, string, Record<string, string | number>, string?][] = [
             ['GET', `/_matrix/media/v3/download/${server}/${id}`, hdrs(null)],
             ['GET', `/_matrix/client/v1/media/download/${server}/${id}`, hdrs()],
@@ -203,7 +270,11 @@ for (const d of drivers()) {
           }
         }
       }
-      for (const path of ['/_matrix/media/v3/download/../../sentinel.txt', '/../sentinel.txt', `/_matrix/media/v3/download/${SERVER_NAME}/../../../sentinel.txt`]) {
+      for (const path of [
+        '/_matrix/media/v3/download/../../sentinel.txt',
+        '/../sentinel.txt',
+        `/_matrix/media/v3/download/${SERVER_NAME}/../../../sentinel.txt`,
+      ]) {
         const res = await rawRequest(small.port, 'GET', path, hdrs());
         t.ok(res.status === 404 || res.status === 400, `${path}: ${res.status}`);
         if (res.body.includes(secret)) seen.push(path);
@@ -213,15 +284,32 @@ for (const d of drivers()) {
     });
 
     t.test('7. unknown Host: 502 and a log line; Host with a port resolves', async (t) => {
-      const res = await rawRequest(small.port, 'GET', '/_matrix/media/v3/config', { Host: 'evil.example', Authorization: `Bearer ${ALICE}` });
+      const res = await rawRequest(small.port, 'GET', '/_matrix/media/v3/config', {
+        Host: 'evil.example',
+        Authorization: `Bearer ${ALICE}`,
+      });
       t.equal(res.status, 502);
       t.equal(errcode(res), 'M_UNKNOWN');
-      t.ok(small.logs.some((l) => l.includes('evil.example') && l.includes(SERVER_NAME)), 'log names the host and the configured names');
+      t.ok(
+        small.logs.some((l) => l.includes('evil.example') && l.includes(SERVER_NAME)),
+        'log names the host and the configured names',
+      );
       const before = await snapshot(sdb, small.mediaDir);
-      const up = await rawRequest(small.port, 'POST', UPLOAD, { Host: 'evil.example', Authorization: `Bearer ${ALICE}`, 'Content-Length': 64 }, randomBytes(64));
+      const up = await rawRequest(
+        small.port,
+        'POST',
+        UPLOAD,
+        { Host: 'evil.example', Authorization: `Bearer ${ALICE}`, 'Content-Length': 64 },
+        randomBytes(64),
+      );
       t.equal(up.status, 502, 'upload for an unknown host');
       await assertNothingStored(t, sdb, small.mediaDir, before, 'unknown host upload');
-      const ported = await rawRequest(small.port, 'GET', '/_matrix/media/v3/config', hdrs(ALICE, { Host: `${SERVER_NAME}:8448` }));
+      const ported = await rawRequest(
+        small.port,
+        'GET',
+        '/_matrix/media/v3/config',
+        hdrs(ALICE, { Host: `${SERVER_NAME}:8448` }),
+      );
       t.equal(ported.status, 200);
       t.same(JSON.parse(ported.body.toString()), { 'm.upload.size': MAX }, 'media.test:8448 is media.test');
     });
@@ -249,7 +337,10 @@ for (const d of drivers()) {
     });
 
     t.test('9. malformed Range is ignored; a range past the end is 416', async (t) => {
-      for (const [r, size] of [[small, 100], [big, 100_000]] as const) {
+      for (const [r, size] of [
+        [small, 100],
+        [big, 100_000],
+      ] as const) {
         const body = randomBytes(size);
         const id = await mediaId(await fetchUpload(r, body));
         const path = `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`;
@@ -275,21 +366,34 @@ for (const d of drivers()) {
       const logged = big.logs.length;
       c.destroy();
       await assertNothingStored(t, bdb, big.mediaDir, before, 'aborted upload');
-      t.same(big.logs.slice(logged).filter((l) => / ERROR /.test(l)), [], 'a client hanging up is not logged as a server error');
+      t.same(
+        big.logs.slice(logged).filter((l) => / ERROR /.test(l)),
+        [],
+        'a client hanging up is not logged as a server error',
+      );
       const body = randomBytes(1000);
       const res = await fetchUpload(big, body);
       t.equal(res.status, 200, 'a following upload works');
-      const dl = await big.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${await mediaId(res)}`, { token: ALICE });
+      const dl = await big.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${await mediaId(res)}`, {
+        token: ALICE,
+      });
       t.ok(Buffer.from(await dl.arrayBuffer()).equals(body));
     });
 
     t.test('11. a 100 MB multipart POST to a download URL: 405 without buffering', async (t) => {
       const total = 100 * 1024 * 1024;
       const block = randomBytes(64 * 1024);
-      for (const path of [`/_matrix/media/v3/download/${SERVER_NAME}/abcdef`, `/_matrix/client/v1/media/download/${SERVER_NAME}/abcdef`]) {
+      for (const path of [
+        `/_matrix/media/v3/download/${SERVER_NAME}/abcdef`,
+        `/_matrix/client/v1/media/download/${SERVER_NAME}/abcdef`,
+      ]) {
         const rss = process.memoryUsage().rss;
         const c = await RawConn.open(big.port);
-        await c.head('POST', path, hdrs(ALICE, { 'Content-Length': total, 'Content-Type': 'multipart/form-data; boundary=xyz' }));
+        await c.head(
+          'POST',
+          path,
+          hdrs(ALICE, { 'Content-Length': total, 'Content-Type': 'multipart/form-data; boundary=xyz' }),
+        );
         let sent = 0;
         for (; sent < 1024 * 1024; sent += block.length) await c.write(block);
         const res = await c.response(0, 5000); // after 1 of 100 MB: the body was not waited for
@@ -298,30 +402,60 @@ for (const d of drivers()) {
         for (; sent < total && !c.closed; sent += block.length) await c.write(block);
         c.destroy();
         const grown = process.memoryUsage().rss - rss;
-        t.ok(grown < 50 * 1024 * 1024, `rss grew ${(grown / 1048576).toFixed(1)} MB after ${(sent / 1048576).toFixed(0)} MB sent`);
+        t.ok(
+          grown < 50 * 1024 * 1024,
+          `rss grew ${(grown / 1048576).toFixed(1)} MB after ${(sent / 1048576).toFixed(0)} MB sent`,
+        );
       }
       const ok = await big.fetch('/_matrix/media/v3/config', { token: ALICE });
       t.equal(ok.status, 200, 'the server keeps serving');
     });
 
     t.test('12. unknown paths 404, wrong methods 405, OPTIONS runs no endpoint logic', async (t) => {
-      for (const p of ['/_matrix/media/v3/nope', '/_matrix/media/v3/download', '/_matrix/client/v1/media/nope', '/_matrix/federation/v1/media/nope', '/_matrix/federation/v1/media/download/abc/def']) {
+      for (const p of [
+        '/_matrix/media/v3/nope',
+        '/_matrix/media/v3/download',
+        '/_matrix/client/v1/media/nope',
+        '/_matrix/federation/v1/media/nope',
+        '/_matrix/federation/v1/media/download/abc/def',
+      ]) {
         const res = await rawRequest(small.port, 'GET', p, hdrs());
         t.same([res.status, errcode(res)], [404, 'M_UNRECOGNIZED'], p);
       }
       // A federation endpoint that exists: another server's signature comes first.
       const fed = await rawRequest(small.port, 'GET', '/_matrix/federation/v1/media/download/abc', hdrs());
       t.same([fed.status, errcode(fed)], [401, 'M_UNAUTHORIZED'], 'unsigned federation download');
-      for (const [m, p] of [['GET', UPLOAD], ['DELETE', UPLOAD], ['POST', '/_matrix/media/v3/config'], ['PUT', `/_matrix/client/v1/media/download/${SERVER_NAME}/abc`]]) {
-        const res = await rawRequest(small.port, m!, p!, hdrs(ALICE, m === 'GET' || m === 'DELETE' ? {} : { 'Content-Length': 0 }));
+      for (const [m, p] of [
+        ['GET', UPLOAD],
+        ['DELETE', UPLOAD],
+        ['POST', '/_matrix/media/v3/config'],
+        ['PUT', `/_matrix/client/v1/media/download/${SERVER_NAME}/abc`],
+      ]) {
+        const res = await rawRequest(
+          small.port,
+          m!,
+          p!,
+          hdrs(ALICE, m === 'GET' || m === 'DELETE' ? {} : { 'Content-Length': 0 }),
+        );
         t.same([res.status, errcode(res)], [405, 'M_UNRECOGNIZED'], `${m} ${p}`);
       }
       const before = await snapshot(sdb, small.mediaDir);
-      const preflights = [[UPLOAD, hdrs(null)], ['/_matrix/media/v3/nope', hdrs(null)], [`/_matrix/client/v1/media/download/${SERVER_NAME}/bad%00id`, hdrs(null)],
-        [UPLOAD, { Host: 'evil.example' }], [UPLOAD, hdrs(ALICE, { 'Content-Length': 64 })]] as const;
+      const preflights = [
+        [UPLOAD, hdrs(null)],
+        ['/_matrix/media/v3/nope', hdrs(null)],
+        [`/_matrix/client/v1/media/download/${SERVER_NAME}/bad%00id`, hdrs(null)],
+        [UPLOAD, { Host: 'evil.example' }],
+        [UPLOAD, hdrs(ALICE, { 'Content-Length': 64 })],
+      ] as const;
       for (const [p, h] of preflights) {
         const body = 'Content-Length' in h ? 'x'.repeat(64) : undefined; // a body on OPTIONS is not an upload
-        const res = await rawRequest(small.port, 'OPTIONS', p, { ...h, Origin: 'https://client.example', 'Access-Control-Request-Method': 'POST' }, body);
+        const res = await rawRequest(
+          small.port,
+          'OPTIONS',
+          p,
+          { ...h, Origin: 'https://client.example', 'Access-Control-Request-Method': 'POST' },
+          body,
+        );
         t.equal(res.status, 200, `OPTIONS ${p} (${h.Host})`);
         t.equal(header(res, 'access-control-allow-origin'), '*');
         t.match(header(res, 'access-control-allow-methods') ?? '', /POST/);

@@ -34,7 +34,10 @@ t.test('two colours: a light background and one readable foreground', async (t) 
     const set = colours(data);
     t.equal(set.size, 2, `seed ${i}: two colours`);
     t.ok(set.has(BACKGROUND.join(',')), 'background present (the margin at least)');
-    const fg = [...set].find((c) => c !== BACKGROUND.join(','))!.split(',').map(Number);
+    const fg = [...set]
+      .find((c) => c !== BACKGROUND.join(','))!
+      .split(',')
+      .map(Number);
     const luma = 0.299 * fg[0]! + 0.587 * fg[1]! + 0.114 * fg[2]!;
     if (luma > 180) t.fail(`seed ${i}: foreground ${fg} too light to read`);
     if (fg[3] !== 255) t.fail('foreground opaque');
@@ -42,14 +45,25 @@ t.test('two colours: a light background and one readable foreground', async (t) 
 });
 
 t.test('left-right mirror symmetry of the grid region', async (t) => {
-  for (const [w, h] of [[64, 64], [100, 100], [37, 37], [7, 7], [120, 50], [51, 200], [1024, 999]]) {
+  for (const [w, h] of [
+    [64, 64],
+    [100, 100],
+    [37, 37],
+    [7, 7],
+    [120, 50],
+    [51, 200],
+    [1024, 999],
+  ]) {
     for (const seed of ['a', 'b', '@carol:example.org', 'mirror']) {
       const { data } = renderIdenticon(seed, w, h);
-      const side = Math.min(w, h), ox = Math.floor((w - side) / 2), oy = Math.floor((h - side) / 2);
+      const side = Math.min(w, h),
+        ox = Math.floor((w - side) / 2),
+        oy = Math.floor((h - side) / 2);
       let ok = true;
       for (let y = oy; y < oy + side && ok; y++) {
         for (let x = 0; x < side && ok; x++) {
-          const p = (y * w + ox + x) * 4, q = (y * w + ox + side - 1 - x) * 4;
+          const p = (y * w + ox + x) * 4,
+            q = (y * w + ox + side - 1 - x) * 4;
           ok = data.readUInt32BE(p) === data.readUInt32BE(q);
         }
       }
@@ -68,7 +82,14 @@ t.test('left-right mirror symmetry of the grid region', async (t) => {
 });
 
 t.test('non-square and extreme sizes have the right buffer length', async (t) => {
-  for (const [w, h] of [[1, 1], [1, 1024], [1024, 1], [300, 20], [17, 400], [1024, 1024]]) {
+  for (const [w, h] of [
+    [1, 1],
+    [1, 1024],
+    [1024, 1],
+    [300, 20],
+    [17, 400],
+    [1024, 1024],
+  ]) {
     const r = renderIdenticon('size', w, h);
     t.equal(r.data.length, w * h * 4, `${w}x${h}`);
     t.same([r.width, r.height, r.channels], [w, h, 4]);
@@ -95,14 +116,24 @@ t.test('at least one cell is on for every seed', async (t) => {
     const { data } = renderIdenticon(`margin-${i}`, 60, 60);
     for (let k = 0; k < 60; k++) {
       for (const m of [0, 4, 55, 59]) {
-        if (data.readUInt32BE((m * 60 + k) * 4) !== 0xf0f0f0ff || data.readUInt32BE((k * 60 + m) * 4) !== 0xf0f0f0ff) t.fail(`margin-${i}: edge pixel not background`);
+        if (data.readUInt32BE((m * 60 + k) * 4) !== 0xf0f0f0ff || data.readUInt32BE((k * 60 + m) * 4) !== 0xf0f0f0ff)
+          t.fail(`margin-${i}: edge pixel not background`);
       }
     }
   }
 });
 
 t.test('sizes outside 1..1024 throw RangeError', async (t) => {
-  for (const [w, h] of [[0, 10], [10, 0], [1025, 10], [10, 1025], [-1, 5], [2.5, 4], [NaN, 4], [Infinity, 4]]) {
+  for (const [w, h] of [
+    [0, 10],
+    [10, 0],
+    [1025, 10],
+    [10, 1025],
+    [-1, 5],
+    [2.5, 4],
+    [NaN, 4],
+    [Infinity, 4],
+  ]) {
     t.throws(() => renderIdenticon('x', w!, h!), RangeError, `${w}x${h}`);
   }
   t.doesNotThrow(() => renderIdenticon('', 1, 1), 'empty seed is fine');

@@ -29,7 +29,12 @@ function checkCommonHeaders(t: Tap, res: Response, what: string): void {
 }
 
 async function uploadInProcess(t: Tap, r: TestRepo, body: Buffer): Promise<string> {
-  const res = await r.request('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(body), headers: { 'Content-Type': 'application/x-in-process' }, token: ALICE });
+  const res = await r.request('/_matrix/media/v3/upload', {
+    method: 'POST',
+    body: new Uint8Array(body),
+    headers: { 'Content-Type': 'application/x-in-process' },
+    token: ALICE,
+  });
   t.equal(res.status, 200, 'upload accepted');
   const { content_uri } = (await res.json()) as { content_uri: string };
   return content_uri.split('/').pop()!;
@@ -125,13 +130,21 @@ t.test('in-process requests take the real request path', async (t) => {
   });
 
   t.test('a WHATWG Request: Host from its URL, body through onData', async (t) => {
-    const config = await r.repo.request(new Request(`http://${SERVER_NAME}/_matrix/client/v1/media/config`, { headers: { Authorization: `Bearer ${ALICE}` } }));
+    const config = await r.repo.request(
+      new Request(`http://${SERVER_NAME}/_matrix/client/v1/media/config`, {
+        headers: { Authorization: `Bearer ${ALICE}` },
+      }),
+    );
     t.equal(config.status, 200, 'Host names the homeserver');
     t.same(await config.json(), { 'm.upload.size': 104857600 });
     const body = Buffer.from('sent as a Request');
-    const up = await r.repo.request(new Request(`http://${SERVER_NAME}/_matrix/media/v3/upload`, {
-      method: 'POST', body, headers: { Authorization: `Bearer ${ALICE}`, 'Content-Type': 'text/plain' },
-    }));
+    const up = await r.repo.request(
+      new Request(`http://${SERVER_NAME}/_matrix/media/v3/upload`, {
+        method: 'POST',
+        body,
+        headers: { Authorization: `Bearer ${ALICE}`, 'Content-Type': 'text/plain' },
+      }),
+    );
     t.equal(up.status, 200);
     const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
     const back = await r.request(download(id), { token: ALICE });

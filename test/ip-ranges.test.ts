@@ -9,9 +9,20 @@ const NONE = IpRangeList.parse([]);
 t.test('normaliseIp unwraps every IPv4-embedding form', async (t) => {
   const urlHost = new URL('http://[::ffff:127.0.0.1]:8080/').hostname; // WHATWG gives [::ffff:7f00:1]
   t.equal(urlHost, '[::ffff:7f00:1]');
-  for (const form of ['::ffff:127.0.0.1', '::FFFF:7f00:1', '::fFFf:127.0.0.1', urlHost, '2002:7f00:0001::',
-    '2002:7f00:1:abcd::1', '64:ff9b::7f00:1', '64:ff9b::127.0.0.1', '::127.0.0.1', '::ffff:0:7f00:1',
-    '0:0:0:0:0:ffff:7f00:0001', '127.0.0.1']) {
+  for (const form of [
+    '::ffff:127.0.0.1',
+    '::FFFF:7f00:1',
+    '::fFFf:127.0.0.1',
+    urlHost,
+    '2002:7f00:0001::',
+    '2002:7f00:1:abcd::1',
+    '64:ff9b::7f00:1',
+    '64:ff9b::127.0.0.1',
+    '::127.0.0.1',
+    '::ffff:0:7f00:1',
+    '0:0:0:0:0:ffff:7f00:0001',
+    '127.0.0.1',
+  ]) {
     t.equal(normaliseIp(form), '127.0.0.1', form);
   }
   t.equal(normaliseIp('2001:DB8:0:0:0:0:0:1'), '2001:db8::1');
@@ -43,16 +54,35 @@ t.test('IpRangeList.parse', async (t) => {
 
 t.test('default deny list: inside refused, just outside allowed', async (t) => {
   const cases: [string, string][] = [
-    ['0.255.255.255', '1.0.0.0'], ['10.255.255.255', '11.0.0.0'], ['100.127.255.255', '100.128.0.0'],
-    ['100.64.0.0', '100.63.255.255'], ['127.0.0.1', '128.0.0.0'], ['169.254.169.254', '169.255.0.0'],
-    ['172.31.255.255', '172.32.0.0'], ['172.16.0.0', '172.15.255.255'], ['192.0.0.255', '192.0.1.0'],
-    ['192.0.2.1', '192.0.3.0'], ['192.88.99.1', '192.88.100.0'], ['192.168.1.1', '192.169.0.0'],
-    ['198.19.255.255', '198.20.0.0'], ['198.51.100.1', '198.51.101.0'], ['203.0.113.9', '203.0.114.0'],
-    ['224.0.0.1', '223.255.255.255'], ['255.255.255.255', '8.8.8.8'],
-    ['::1', '::2:0:0'], ['fc00::1', 'fe00::1'], ['fdff:ffff::1', 'fbff::1'], ['fe80::1', 'fe7f::1'],
-    ['febf:ffff::1', 'fbff::1'], ['fec0::1', '2600::1'], ['ff02::1', '2a00:1450::1'],
-    ['2001:db8:ffff::1', '2001:db9::1'], ['2001:1ff::1', '2001:200::1'], ['100::1', '100:0:0:1::1'],
-    ['64:ff9b:1::1', '64:ff9b:2::1'], ['2002:0808:0808::1', '2003::1'],
+    ['0.255.255.255', '1.0.0.0'],
+    ['10.255.255.255', '11.0.0.0'],
+    ['100.127.255.255', '100.128.0.0'],
+    ['100.64.0.0', '100.63.255.255'],
+    ['127.0.0.1', '128.0.0.0'],
+    ['169.254.169.254', '169.255.0.0'],
+    ['172.31.255.255', '172.32.0.0'],
+    ['172.16.0.0', '172.15.255.255'],
+    ['192.0.0.255', '192.0.1.0'],
+    ['192.0.2.1', '192.0.3.0'],
+    ['192.88.99.1', '192.88.100.0'],
+    ['192.168.1.1', '192.169.0.0'],
+    ['198.19.255.255', '198.20.0.0'],
+    ['198.51.100.1', '198.51.101.0'],
+    ['203.0.113.9', '203.0.114.0'],
+    ['224.0.0.1', '223.255.255.255'],
+    ['255.255.255.255', '8.8.8.8'],
+    ['::1', '::2:0:0'],
+    ['fc00::1', 'fe00::1'],
+    ['fdff:ffff::1', 'fbff::1'],
+    ['fe80::1', 'fe7f::1'],
+    ['febf:ffff::1', 'fbff::1'],
+    ['fec0::1', '2600::1'],
+    ['ff02::1', '2a00:1450::1'],
+    ['2001:db8:ffff::1', '2001:db9::1'],
+    ['2001:1ff::1', '2001:200::1'],
+    ['100::1', '100:0:0:1::1'],
+    ['64:ff9b:1::1', '64:ff9b:2::1'],
+    ['2002:0808:0808::1', '2003::1'],
   ];
   for (const [inside, outside] of cases) {
     t.notOk(addressAllowed(inside, NONE, DENY), `${inside} refused`);
@@ -66,7 +96,15 @@ t.test('default deny list: inside refused, just outside allowed', async (t) => {
 
 t.test('embedded IPv4 checked against deny even when the IPv6 prefix is not denied', async (t) => {
   const only127 = IpRangeList.parse(['127.0.0.0/8']);
-  for (const form of ['::ffff:127.0.0.1', '::ffff:7f00:1', '[::ffff:7f00:1]', '2002:7f00:1::', '64:ff9b::7f00:1', '::127.0.0.1', '::ffff:0:7f00:1']) {
+  for (const form of [
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '[::ffff:7f00:1]',
+    '2002:7f00:1::',
+    '64:ff9b::7f00:1',
+    '::127.0.0.1',
+    '::ffff:0:7f00:1',
+  ]) {
     t.notOk(addressAllowed(form, NONE, only127), form);
   }
   t.ok(addressAllowed('2002:808:808::', NONE, only127), 'a 6to4 address of a public host is fine under this list');
@@ -88,7 +126,10 @@ t.test('the more specific entry decides; an allow-only list is exclusive', async
     t.notOk(addressAllowed(ip, mmrAllow, DENY), `${ip} stays refused under 0.0.0.0/0`);
   }
   t.ok(addressAllowed('8.8.8.8', mmrAllow, DENY));
-  t.ok(addressAllowed('2606:4700::1111', mmrAllow, DENY), 'IPv6 held by neither list: allowed while a deny list is in force');
+  t.ok(
+    addressAllowed('2606:4700::1111', mmrAllow, DENY),
+    'IPv6 held by neither list: allowed while a deny list is in force',
+  );
   const tie = IpRangeList.parse(['10.0.0.0/8']);
   t.ok(addressAllowed('10.0.0.1', tie, tie), 'a tie allows: the operator named that very range');
   const inner = IpRangeList.parse(['10.1.0.0/16']);

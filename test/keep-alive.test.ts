@@ -13,16 +13,35 @@ t.teardown(() => r.close());
 
 const AUTH = { Host: SERVER_NAME, Authorization: `Bearer ${ALICE}` };
 const body = Buffer.from('keep-alive body: seventeen+ bytes of text');
-const up = await r.fetch('/_matrix/media/v3/upload?filename=a.txt', { method: 'POST', token: ALICE, body, headers: { 'Content-Type': 'text/plain' } });
+const up = await r.fetch('/_matrix/media/v3/upload?filename=a.txt', {
+  method: 'POST',
+  token: ALICE,
+  body,
+  headers: { 'Content-Type': 'text/plain' },
+});
 const mediaId = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
-const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#204060' } }).png().toBuffer();
-const upPng = await r.fetch('/_matrix/media/v3/upload?filename=p.png', { method: 'POST', token: ALICE, body: new Uint8Array(png), headers: { 'Content-Type': 'image/png' } });
+const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#204060' } })
+  .png()
+  .toBuffer();
+const upPng = await r.fetch('/_matrix/media/v3/upload?filename=p.png', {
+  method: 'POST',
+  token: ALICE,
+  body: new Uint8Array(png),
+  headers: { 'Content-Type': 'image/png' },
+});
 const pngId = ((await upPng.json()) as { content_uri: string }).content_uri.split('/').pop()!;
 const download = `/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`;
 const thumbnail = `/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${pngId}?width=64&height=64&method=scale`;
 
 /** Sends one request on `c` and waits for its answer: the nth on this connection. */
-async function ask(c: RawConn, n: number, method: string, path: string, headers: Record<string, string | number> = {}, reqBody?: Buffer): Promise<RawResponse> {
+async function ask(
+  c: RawConn,
+  n: number,
+  method: string,
+  path: string,
+  headers: Record<string, string | number> = {},
+  reqBody?: Buffer,
+): Promise<RawResponse> {
   await c.head(method, path, { ...AUTH, ...headers, ...(reqBody ? { 'Content-Length': reqBody.length } : {}) });
   if (reqBody) await c.write(reqBody);
   const res = await c.response(n);
@@ -80,7 +99,14 @@ t.test('one connection carries every kind of response, HEAD included', async (t)
   t.equal(thumb.status, 200, 'GET thumbnail after HEAD');
   t.equal(String(thumb.body.length), header(headThumb, 'content-length'), 'the HEAD named the thumbnail length');
 
-  const uploaded = await ask(c, n++, 'POST', '/_matrix/media/v3/upload?filename=b.txt', { 'Content-Type': 'text/plain' }, Buffer.from('uploaded on a reused connection'));
+  const uploaded = await ask(
+    c,
+    n++,
+    'POST',
+    '/_matrix/media/v3/upload?filename=b.txt',
+    { 'Content-Type': 'text/plain' },
+    Buffer.from('uploaded on a reused connection'),
+  );
   t.equal(uploaded.status, 200, 'an upload on the reused connection');
   const last = await ask(c, n++, 'GET', download);
   t.equal(last.status, 200, 'and a download after it');
@@ -109,7 +135,14 @@ t.test('a refused upload whose body was not read: the answer arrives, then the c
 t.test('an upload refused after its whole body arrived leaves the connection usable', async (t) => {
   const c = await RawConn.open(r.port);
   t.teardown(() => c.destroy());
-  const refused = await ask(c, 0, 'POST', '/_matrix/media/v3/upload', { Authorization: 'Bearer not-a-token' }, Buffer.from('small body'));
+  const refused = await ask(
+    c,
+    0,
+    'POST',
+    '/_matrix/media/v3/upload',
+    { Authorization: 'Bearer not-a-token' },
+    Buffer.from('small body'),
+  );
   t.equal(refused.status, 401);
   if (header(refused, 'connection') === 'close') {
     t.ok(await c.waitClosed(), 'said close, and closed');

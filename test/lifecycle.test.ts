@@ -34,16 +34,20 @@ t.test('SIGHUP reloads the config even where no file event arrives', async (t) =
     await hs.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const ask = (host: string) => fetch(`http://127.0.0.1:${port}/_matrix/client/v1/media/config`, {
-    headers: { 'X-Forwarded-Host': host, Authorization: `Bearer ${ALICE}` },
-  });
+  const ask = (host: string) =>
+    fetch(`http://127.0.0.1:${port}/_matrix/client/v1/media/config`, {
+      headers: { 'X-Forwarded-Host': host, Authorization: `Bearer ${ALICE}` },
+    });
   t.equal((await ask('second.test')).status, 502, 'second.test is not served yet');
   const homeservers = [...(cfg.homeservers as object[]), { name: 'second.test', csApi: hs.url }];
   writeFileSync(target, yaml.dump({ ...cfg, homeservers }));
   await new Promise((r) => setTimeout(r, 1000));
   t.equal((await ask('second.test')).status, 502, 'the edit alone was not seen');
   child.kill('SIGHUP');
-  t.ok(await waitFor(async () => (await ask('second.test')).status === 200, 10_000), 'after SIGHUP the new homeserver answers');
+  t.ok(
+    await waitFor(async () => (await ask('second.test')).status === 200, 10_000),
+    'after SIGHUP the new homeserver answers',
+  );
   t.equal(child.exitCode, null, 'still running');
   t.match(output(), /SIGHUP: reloading the config/);
   t.match(output(), /config reloaded/);
@@ -55,7 +59,10 @@ t.test('SIGTERM with an upload in flight: the upload completes and is stored who
   await cr.start();
   const c = await RawConn.open(cr.port);
   await c.head('POST', '/_matrix/media/v3/upload', {
-    Host: SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Transfer-Encoding': 'chunked', 'Content-Type': 'application/octet-stream',
+    Host: SERVER_NAME,
+    Authorization: `Bearer ${ALICE}`,
+    'Transfer-Encoding': 'chunked',
+    'Content-Type': 'application/octet-stream',
   });
   const parts = Array.from({ length: 8 }, () => randomBytes(64 * 1024));
   for (const p of parts.slice(0, 4)) await c.write(chunk(p));
@@ -81,7 +88,7 @@ t.test('/readyz: 200 when the database answers, 503 once it is gone or during sh
   t.teardown(() => repo.close());
   const ready = async () => {
     const res = await fetch(`${repo.url}/readyz`);
-    return { status: res.status, body: await res.json() as { ready: boolean; checks?: Record<string, string> } };
+    return { status: res.status, body: (await res.json()) as { ready: boolean; checks?: Record<string, string> } };
   };
   const ok = await ready();
   t.equal(ok.status, 200);
@@ -101,20 +108,24 @@ t.test('/readyz: 200 when the database answers, 503 once it is gone or during sh
   t.equal((await fetch(`${repo.url}/healthz`)).status, 200, 'liveness is unaffected');
 });
 
-t.test('/readyz on Postgres: 503 once the database is dropped under the server', { skip: POSTGRES_URL ? false : 'MEDIA_REPO_TEST_POSTGRES is not set' }, async (t) => {
-  const repo = await startTestRepo('postgres');
-  t.teardown(() => repo.close());
-  t.equal((await fetch(`${repo.url}/readyz`)).status, 200);
-  const dsn = new URL(repo.repo.services.config().global.database.postgres);
-  const admin = new URL(POSTGRES_URL);
-  const pg = (await import('pg')).default;
-  const c = new pg.Client({ connectionString: admin.toString() });
-  await c.connect();
-  // FORCE terminates the server's connections; its pool's reconnects then find no database.
-  await c.query(`DROP DATABASE ${dsn.pathname.slice(1)} WITH (FORCE)`);
-  await c.end();
-  const res = await fetch(`${repo.url}/readyz`);
-  t.equal(res.status, 503, 'not ready without its database');
-  const body = await res.json() as { checks: Record<string, string> };
-  t.not(body.checks.database, 'ok', `the check names the failure (${body.checks.database})`);
-});
+t.test(
+  '/readyz on Postgres: 503 once the database is dropped under the server',
+  { skip: POSTGRES_URL ? false : 'MEDIA_REPO_TEST_POSTGRES is not set' },
+  async (t) => {
+    const repo = await startTestRepo('postgres');
+    t.teardown(() => repo.close());
+    t.equal((await fetch(`${repo.url}/readyz`)).status, 200);
+    const dsn = new URL(repo.repo.services.config().global.database.postgres);
+    const admin = new URL(POSTGRES_URL);
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    // FORCE terminates the server's connections; its pool's reconnects then find no database.
+    await c.query(`DROP DATABASE ${dsn.pathname.slice(1)} WITH (FORCE)`);
+    await c.end();
+    const res = await fetch(`${repo.url}/readyz`);
+    t.equal(res.status, 503, 'not ready without its database');
+    const body = (await res.json()) as { checks: Record<string, string> };
+    t.not(body.checks.database, 'ok', `the check names the failure (${body.checks.database})`);
+  },
+);

@@ -19,7 +19,10 @@ t.test('live reload of a running server (pglite)', async (t) => {
   const r = await startTestRepo('pglite');
   t.teardown(() => r.close());
   const file = join(r.dir, 'media-repo.yaml');
-  const size = async () => ((await (await r.fetch('/_matrix/client/v1/media/config', { token: ALICE })).json()) as Record<string, number>)['m.upload.size'];
+  const size = async () =>
+    ((await (await r.fetch('/_matrix/client/v1/media/config', { token: ALICE })).json()) as Record<string, number>)[
+      'm.upload.size'
+    ];
   t.equal(await size(), 104857600);
 
   const doc = yaml.load(readFileSync(file, 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -37,9 +40,15 @@ t.test('live reload of a running server (pglite)', async (t) => {
   writeFileSync(file, 'uploads: [this is: not valid');
   await new Promise((res) => setTimeout(res, 1500));
   t.equal(await size(), 4096, 'a broken edit leaves the previous config in force');
-  t.ok(r.logs.some((l) => /config reload rejected/.test(l)), 'and says so in the log');
+  t.ok(
+    r.logs.some((l) => /config reload rejected/.test(l)),
+    'and says so in the log',
+  );
 
   doc.repo = { ...doc.repo, port: 1 };
   writeFileSync(file, yaml.dump(doc));
-  t.ok(await until(async () => r.logs.some((l) => /only apply after a restart/.test(l) && /repo\.port/.test(l))), 'restart-only keys are named');
+  t.ok(
+    await until(async () => r.logs.some((l) => /only apply after a restart/.test(l) && /repo\.port/.test(l))),
+    'restart-only keys are named',
+  );
 });

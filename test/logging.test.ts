@@ -16,16 +16,29 @@ t.test('a request with ?access_token and an Authorization header prints neither 
   const q = 'query-secret-1234';
   const h = 'header-secret-5678';
   // Unknown tokens (401), a missing media (after auth fails, still logged), an unknown Host.
-  for (const path of [`/_matrix/media/v3/download/${SERVER_NAME}/abc?access_token=${q}`, `/_matrix/client/v1/media/config?x=1&access_token=${q}`]) {
+  for (const path of [
+    `/_matrix/media/v3/download/${SERVER_NAME}/abc?access_token=${q}`,
+    `/_matrix/client/v1/media/config?x=1&access_token=${q}`,
+  ]) {
     (await repo.fetch(path, { headers: { Authorization: `Bearer ${h}` } })).body?.cancel();
     (await repo.fetch(path, { headers: { Authorization: `Bearer ${h}` }, host: 'unknown.example' })).body?.cancel();
   }
   const lines = repo.logs.slice(from);
-  t.ok(lines.some((l) => l.includes('access_token=<redacted>')), 'the query was logged, redacted');
-  t.same(lines.filter((l) => l.includes(q) || l.includes(h)), [], 'no line holds a secret');
+  t.ok(
+    lines.some((l) => l.includes('access_token=<redacted>')),
+    'the query was logged, redacted',
+  );
+  t.same(
+    lines.filter((l) => l.includes(q) || l.includes(h)),
+    [],
+    'no line holds a secret',
+  );
   const requestLines = lines.filter((l) => / request /.test(l) || l.includes('Host that is not'));
   t.ok(requestLines.length >= 2, 'request lines were logged');
-  t.ok(requestLines.every((l) => /requestId="REQ-/.test(l)), 'each carries its request ID');
+  t.ok(
+    requestLines.every((l) => /requestId="REQ-/.test(l)),
+    'each carries its request ID',
+  );
 });
 
 t.test('redaction in JSON and text, nested values and credential fields', async (t) => {
@@ -33,7 +46,9 @@ t.test('redaction in JSON and text, nested values and credential fields', async 
     const lines: string[] = [];
     const log = createLogger({ level: 'debug', json, sink: (l) => lines.push(l) });
     log.child({ requestId: 'REQ-1' }).info('fetching https://h/x?a=1&access_token=s3cret-a', {
-      url: '/p?access_token=s3cret-b', authorization: 'Bearer s3cret-c', token: 's3cret-d',
+      url: '/p?access_token=s3cret-b',
+      authorization: 'Bearer s3cret-c',
+      token: 's3cret-d',
       nested: { header: 'Bearer s3cret-e', query: 'access_token=s3cret-f&b=2' },
       error: new Error('upstream said access_token=s3cret-g'),
     });

@@ -17,7 +17,10 @@ if (!('withResolvers' in Promise)) {
     value<T>() {
       let resolve!: (v: T) => void;
       let reject!: (e: unknown) => void;
-      const promise = new Promise<T>((a, b) => { resolve = a; reject = b; });
+      const promise = new Promise<T>((a, b) => {
+        resolve = a;
+        reject = b;
+      });
       return { promise, resolve, reject };
     },
   });
@@ -33,7 +36,12 @@ for (const d of drivers()) {
     const r = await startRepoWithHomeservers(d.name, [SERVER], { repo: { useForwardedHost: false } });
     t.teardown(() => r.close());
     r.hs.tokens.set(ALICE, { userId: `@alice:${SERVER}` });
-    const client: MatrixClient = createClient({ baseUrl: r.url, accessToken: ALICE, userId: `@alice:${SERVER}`, logger: quiet });
+    const client: MatrixClient = createClient({
+      baseUrl: r.url,
+      accessToken: ALICE,
+      userId: `@alice:${SERVER}`,
+      logger: quiet,
+    });
     t.teardown(() => client.stopClient());
 
     t.test('uploadContent, then the authenticated URL serves the same bytes and type', async (t) => {
@@ -80,12 +88,18 @@ for (const d of drivers()) {
     t.test('errors reach the SDK as MatrixErrors', async (t) => {
       r.hs.tokens.set(GUEST, { userId: `@guest:${SERVER}`, isGuest: true });
       const guest = createClient({ baseUrl: r.url, accessToken: GUEST, userId: `@guest:${SERVER}`, logger: quiet });
-      const err = await guest.uploadContent(Buffer.from('x')).then(() => null, (e: unknown) => e);
+      const err = await guest.uploadContent(Buffer.from('x')).then(
+        () => null,
+        (e: unknown) => e,
+      );
       t.ok(err instanceof MatrixError, 'a MatrixError');
       t.equal((err as MatrixError).errcode, 'M_GUEST_ACCESS_FORBIDDEN');
       t.equal((err as MatrixError).httpStatus, 403);
       const bad = createClient({ baseUrl: r.url, accessToken: 'nope', userId: `@x:${SERVER}`, logger: quiet });
-      const err2 = await bad.getMediaConfig(true).then(() => null, (e: unknown) => e);
+      const err2 = await bad.getMediaConfig(true).then(
+        () => null,
+        (e: unknown) => e,
+      );
       t.equal((err2 as MatrixError).errcode, 'M_UNKNOWN_TOKEN');
       t.equal((err2 as MatrixError).httpStatus, 401);
     });

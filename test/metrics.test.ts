@@ -13,7 +13,11 @@ t.test('metrics on their own listener', async (t) => {
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /^text\/plain/);
   const text = await res.text();
-  for (const name of ['process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
+  for (const name of [
+    'process_resident_memory_bytes',
+    'nodejs_eventloop_lag_p99_seconds',
+    'nodejs_heap_size_used_bytes',
+  ]) {
     t.match(text, new RegExp(`^${name} [0-9.e+-]+$`, 'm'), name);
   }
   t.match(text, /^# TYPE nodejs_gc_duration_seconds histogram$/m, 'GC durations');

@@ -5,7 +5,16 @@
 // points it at local services with a second file merged after it, as an operator would.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,8 +36,18 @@ const DS = [{ type: 'file', id: 'local', opts: { path: '/tmp/m' } }];
 
 // The unbuilt entries MMR's sample sets, in UNBUILT_KEYS order.
 const SAMPLE_UNBUILT = [
-  'archiving', 'rateLimit', 'quarantine', 'plugins', 'sentry', 'tasks', 'pgo', 'homeservers[].adminApiKind',
-  'uploads.quotas', 'downloads.defaultRangeChunkSizeBytes', 'downloads.expireAfterDays', 'thumbnails.expireAfterDays',
+  'archiving',
+  'rateLimit',
+  'quarantine',
+  'plugins',
+  'sentry',
+  'tasks',
+  'pgo',
+  'homeservers[].adminApiKind',
+  'uploads.quotas',
+  'downloads.defaultRangeChunkSizeBytes',
+  'downloads.expireAfterDays',
+  'thumbnails.expireAfterDays',
   'urlPreviews.proxyUrl',
 ];
 const entryOf = (w: string) => w.slice(0, w.indexOf(':'));
@@ -39,64 +58,130 @@ t.test("MMR's sample config loads unchanged, with MMR's meaning for its values",
   t.equal(g.repo.logDirectory, 'logs');
   t.equal(g.homeservers[0]!.adminApiKind, 'synapse');
   t.equal(g.uploads.minBytes, 100, "MMR's explicit minBytes still applies");
-  t.same(g.redis.shards.map((s) => s.addr), ['127.0.0.1:7000', '127.0.0.1:7001', '127.0.0.1:7002'], "Go's \":7000\" is the local system");
-  t.same(g.datastores.map((d) => [d.id, d.type, d.forKinds]), [
-    ['UNIQUE_ID_HERE', 'file', ['thumbnails']],
-    ['ANOTHER_UNIQUE_ID_HERE', 's3', ['thumbnails', 'remote_media', 'local_media', 'archives']],
-  ]);
-  t.match(g.datastores[1]!.opts, { endpoint: 'sfo2.digitaloceanspaces.com', ssl: true, bucketName: 'your-media-bucket', tempPath: '/tmp/mediarepo_s3_upload' });
+  t.same(
+    g.redis.shards.map((s) => s.addr),
+    ['127.0.0.1:7000', '127.0.0.1:7001', '127.0.0.1:7002'],
+    'Go\'s ":7000" is the local system',
+  );
+  t.same(
+    g.datastores.map((d) => [d.id, d.type, d.forKinds]),
+    [
+      ['UNIQUE_ID_HERE', 'file', ['thumbnails']],
+      ['ANOTHER_UNIQUE_ID_HERE', 's3', ['thumbnails', 'remote_media', 'local_media', 'archives']],
+    ],
+  );
+  t.match(g.datastores[1]!.opts, {
+    endpoint: 'sfo2.digitaloceanspaces.com',
+    ssl: true,
+    bucketName: 'your-media-bucket',
+    tempPath: '/tmp/mediarepo_s3_upload',
+  });
   t.equal(g.thumbnails.numWorkers, 100);
   t.same(g.urlPreviews.allowedNetworks, ['0.0.0.0/0']);
   const warnings = loaded.warnings ?? [];
   t.same(warnings.map(entryOf), SAMPLE_UNBUILT, 'one warning per unbuilt entry, nothing else');
-  t.match(warnings.find((w) => w.startsWith('rateLimit:')),
+  t.match(
+    warnings.find((w) => w.startsWith('rateLimit:')),
     /rateLimit: .*no effect \(enabled, requestsPerSecond, burst, buckets\.downloads\.capacityBytes, buckets\.downloads\.drainBytesPerMinute, buckets\.downloads\.overflowLimitBytes\)$/,
-    'a section warning names every key set under it');
-  t.match(warnings.find((w) => w.startsWith('thumbnails.expireAfterDays:')), /^thumbnails\.expireAfterDays: an MMR setting media-repo does not build yet/);
+    'a section warning names every key set under it',
+  );
+  t.match(
+    warnings.find((w) => w.startsWith('thumbnails.expireAfterDays:')),
+    /^thumbnails\.expireAfterDays: an MMR setting media-repo does not build yet/,
+  );
 });
 
 t.test('values MMR accepts load with its meaning', async (t) => {
   const load = (doc: Record<string, unknown>) => validateConfigWithWarnings({ datastores: DS, ...doc });
-  for (const [given, level] of [['panic', 'error'], ['fatal', 'error'], ['warning', 'warn'], ['WARN', 'warn'], ['Debug', 'debug'], ['trace', 'trace']]) {
+  for (const [given, level] of [
+    ['panic', 'error'],
+    ['fatal', 'error'],
+    ['warning', 'warn'],
+    ['WARN', 'warn'],
+    ['Debug', 'debug'],
+    ['trace', 'trace'],
+  ]) {
     t.equal(load({ repo: { logLevel: given } }).config.repo.logLevel, level, `logLevel ${given} -> ${level}`);
   }
 
   const zero = load({
-    downloads: { maxBytes: 0 }, thumbnails: { maxSourceBytes: 0, maxAnimateSizeBytes: 0, expireAfterDays: -1 },
-    urlPreviews: { maxPageSizeBytes: 0, expireAfterDays: -1 }, uploads: { maxBytes: 0, minBytes: 0 },
+    downloads: { maxBytes: 0 },
+    thumbnails: { maxSourceBytes: 0, maxAnimateSizeBytes: 0, expireAfterDays: -1 },
+    urlPreviews: { maxPageSizeBytes: 0, expireAfterDays: -1 },
+    uploads: { maxBytes: 0, minBytes: 0 },
   });
   t.equal(zero.config.downloads.maxBytes, 0, 'downloads.maxBytes: 0 (no limit) loads');
   t.equal(zero.config.thumbnails.maxSourceBytes, 0);
   t.equal(zero.config.urlPreviews.maxPageSizeBytes, 0);
-  t.match(zero.warnings, [/^thumbnails\.maxSourceBytes: 0 means no limit/, /^urlPreviews\.maxPageSizeBytes: 0 means no limit/],
-    'the limits that bound memory say what 0 costs');
+  t.match(
+    zero.warnings,
+    [/^thumbnails\.maxSourceBytes: 0 means no limit/, /^urlPreviews\.maxPageSizeBytes: 0 means no limit/],
+    'the limits that bound memory say what 0 costs',
+  );
 
-  const s3 = (opts: Record<string, unknown>) => load({ datastores: [{ type: 's3', id: 's', opts: { bucketName: 'b', ...opts } }] });
-  t.match(s3({ endpoint: 'http://minio.local:9000' }).config.datastores[0]!.opts, { endpoint: 'minio.local:9000', ssl: false }, 'http:// means ssl false');
-  t.match(s3({ endpoint: 'https://s3.example.org/' }).config.datastores[0]!.opts, { endpoint: 's3.example.org', ssl: true }, 'https:// means ssl true');
+  const s3 = (opts: Record<string, unknown>) =>
+    load({ datastores: [{ type: 's3', id: 's', opts: { bucketName: 'b', ...opts } }] });
+  t.match(
+    s3({ endpoint: 'http://minio.local:9000' }).config.datastores[0]!.opts,
+    { endpoint: 'minio.local:9000', ssl: false },
+    'http:// means ssl false',
+  );
+  t.match(
+    s3({ endpoint: 'https://s3.example.org/' }).config.datastores[0]!.opts,
+    { endpoint: 's3.example.org', ssl: true },
+    'https:// means ssl true',
+  );
   const disagree = s3({ endpoint: 'http://minio.local:9000', ssl: true });
   t.match(disagree.config.datastores[0]!.opts, { ssl: false }, 'the scheme decides');
   t.match(disagree.warnings, [/^datastores\[0\]\.opts\.ssl: true disagrees with the endpoint's http:\/\/ scheme/]);
   // MMR reads opts as strings and parses them as Go does.
-  t.match(s3({ endpoint: 'minio:9000', ssl: 'false', redirectWhenCached: 'True', prefixLength: '3', multipartUploads: '' }).config.datastores[0]!.opts,
-    { ssl: false, redirectWhenCached: true, prefixLength: 3, multipartUploads: true });
-  t.match(s3({ endpoint: 'minio:9000', prefixLength: -2 }).config.datastores[0]!.opts, { prefixLength: 0 }, 'MMR clamps a negative prefix');
+  t.match(
+    s3({ endpoint: 'minio:9000', ssl: 'false', redirectWhenCached: 'True', prefixLength: '3', multipartUploads: '' })
+      .config.datastores[0]!.opts,
+    { ssl: false, redirectWhenCached: true, prefixLength: 3, multipartUploads: true },
+  );
+  t.match(
+    s3({ endpoint: 'minio:9000', prefixLength: -2 }).config.datastores[0]!.opts,
+    { prefixLength: 0 },
+    'MMR clamps a negative prefix',
+  );
 
-  t.equal(load({ homeservers: [{ name: 'a.org', csApi: 'http://a', adminApiKind: 'conduit' }] }).config.homeservers[0]!.adminApiKind, 'matrix',
-    'MMR treats an unknown adminApiKind as matrix');
+  t.equal(
+    load({ homeservers: [{ name: 'a.org', csApi: 'http://a', adminApiKind: 'conduit' }] }).config.homeservers[0]!
+      .adminApiKind,
+    'matrix',
+    'MMR treats an unknown adminApiKind as matrix',
+  );
   const noNets = load({ urlPreviews: { disallowedNetworks: [], allowedNetworks: [] } });
   t.equal(noNets.config.urlPreviews.enabled, false, 'MMR disables previews when neither network list is given');
-  t.match(noNets.warnings, [/^urlPreviews: disallowedNetworks and allowedNetworks are both empty, so URL previews are disabled/]);
+  t.match(noNets.warnings, [
+    /^urlPreviews: disallowedNetworks and allowedNetworks are both empty, so URL previews are disabled/,
+  ]);
 });
 
 t.test('an unbuilt key is named once, also when per-domain files set it again', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-mmr-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'a-main.yaml'), yaml.dump({
-    homeservers: [{ name: 'a.org', csApi: 'http://a', adminApiKind: 'synapse' }, { name: 'b.org', csApi: 'http://b', adminApiKind: 'synapse' }],
-    datastores: DS, quarantine: { allowLocalAdmins: false },
-  }));
-  writeFileSync(join(dir, 'b-domain.yaml'), yaml.dump({ homeserver: 'b.org', adminApiKind: 'dendrite', quarantine: { replaceThumbnails: false }, archiving: { selfService: true } }));
+  writeFileSync(
+    join(dir, 'a-main.yaml'),
+    yaml.dump({
+      homeservers: [
+        { name: 'a.org', csApi: 'http://a', adminApiKind: 'synapse' },
+        { name: 'b.org', csApi: 'http://b', adminApiKind: 'synapse' },
+      ],
+      datastores: DS,
+      quarantine: { allowLocalAdmins: false },
+    }),
+  );
+  writeFileSync(
+    join(dir, 'b-domain.yaml'),
+    yaml.dump({
+      homeserver: 'b.org',
+      adminApiKind: 'dendrite',
+      quarantine: { replaceThumbnails: false },
+      archiving: { selfService: true },
+    }),
+  );
   const { warnings } = await loadConfig(dir);
   t.same(warnings, [
     'quarantine: MMR settings media-repo does not build yet; accepted, they have no effect (allowLocalAdmins)',
@@ -108,7 +193,9 @@ t.test('an unbuilt key is named once, also when per-domain files set it again', 
 
 t.test('0 means no limit where MMR documents "0 to disable", in the code that reads the key', async (t) => {
   const site = createServer((req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/html' }).end('<html><head><title>Zero means no limit</title></head><body></body></html>');
+    res
+      .writeHead(200, { 'Content-Type': 'text/html' })
+      .end('<html><head><title>Zero means no limit</title></head><body></body></html>');
   });
   await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
   const origin = await startFederatingServer('pglite');
@@ -124,7 +211,12 @@ t.test('0 means no limit where MMR documents "0 to disable", in the code that re
     site.close();
   });
   const upload = async (on: typeof origin, bytes: Buffer, type: string) => {
-    const res = await on.repo.fetch('/_matrix/media/v3/upload', { method: 'POST', body: new Uint8Array(bytes), headers: { 'Content-Type': type }, token: ALICE });
+    const res = await on.repo.fetch('/_matrix/media/v3/upload', {
+      method: 'POST',
+      body: new Uint8Array(bytes),
+      headers: { 'Content-Type': type },
+      token: ALICE,
+    });
     t.equal(res.status, 200, `upload ${type}`);
     return ((await res.json()) as { content_uri: string }).content_uri.slice('mxc://'.length);
   };
@@ -134,27 +226,47 @@ t.test('0 means no limit where MMR documents "0 to disable", in the code that re
   t.equal(fetched.status, 200, 'downloads.maxBytes: 0 fetches remote media of any size');
   await fetched.arrayBuffer();
 
-  const thumb = await repo.repo.fetch(`/_matrix/client/v1/media/thumbnail/${remote}?width=32&height=32&method=crop`, { token: ALICE });
+  const thumb = await repo.repo.fetch(`/_matrix/client/v1/media/thumbnail/${remote}?width=32&height=32&method=crop`, {
+    token: ALICE,
+  });
   t.equal(thumb.status, 200, 'thumbnails.maxSourceBytes: 0 thumbnails sources of any size');
   t.equal(thumb.headers.get('content-type'), 'image/png');
   await thumb.arrayBuffer();
 
   const animatedId = await upload(repo, await gif(300, 200, 3), 'image/gif');
-  const animated = await repo.repo.fetch(`/_matrix/client/v1/media/thumbnail/${animatedId}?width=96&height=96&animated=true`, { token: ALICE });
+  const animated = await repo.repo.fetch(
+    `/_matrix/client/v1/media/thumbnail/${animatedId}?width=96&height=96&animated=true`,
+    { token: ALICE },
+  );
   t.equal(animated.status, 200);
-  t.equal(animated.headers.get('content-type'), 'image/webp', 'thumbnails.maxAnimateSizeBytes: 0 animates sources of any size');
+  t.equal(
+    animated.headers.get('content-type'),
+    'image/webp',
+    'thumbnails.maxAnimateSizeBytes: 0 animates sources of any size',
+  );
   await animated.arrayBuffer();
 
   const q = new URLSearchParams({ url: `http://127.0.0.1:${(site.address() as AddressInfo).port}/page.html` });
   const preview = await repo.repo.fetch(`/_matrix/client/v1/media/preview_url?${q}`, { token: ALICE });
   t.equal(preview.status, 200);
-  t.match(await preview.json(), { 'og:title': 'Zero means no limit' }, 'urlPreviews.maxPageSizeBytes: 0 reads the whole page');
+  t.match(
+    await preview.json(),
+    { 'og:title': 'Zero means no limit' },
+    'urlPreviews.maxPageSizeBytes: 0 reads the whole page',
+  );
 });
 
 /** Runs the built server (the launcher, as `npm start` does) in `cwd`; resolves once it listens. */
-async function startCli(configPath: string, cwd: string): Promise<{ port: number; output: () => string; stop(): Promise<void> }> {
+async function startCli(
+  configPath: string,
+  cwd: string,
+): Promise<{ port: number; output: () => string; stop(): Promise<void> }> {
   const launcher = new URL('../src/launcher.cjs', import.meta.url).pathname;
-  const child = spawn(process.execPath, [launcher, '-config', configPath], { cwd, env: { ...process.env, REPO_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [launcher, '-config', configPath], {
+    cwd,
+    env: { ...process.env, REPO_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -175,7 +287,8 @@ async function startCli(configPath: string, cwd: string): Promise<{ port: number
     });
   });
   return {
-    port, output: () => out,
+    port,
+    output: () => out,
     async stop() {
       child.kill('SIGTERM');
       await exited;
@@ -200,37 +313,60 @@ t.test("the server starts on MMR's sample config and names each unbuilt key once
   // this machine: the database, the homeserver's address, a writable datastore, a free port.
   mkdirSync(configDir);
   copyFileSync(FIXTURE, join(configDir, 'media-repo.yaml'));
-  writeFileSync(join(configDir, 'zz-local.yaml'), yaml.dump({
-    repo: { port: 0 },
-    database: { postgres: db?.dsn ?? '', embeddedPath: join(dir, 'db') },
-    homeservers: [{ ...sample.homeservers[0], csApi: hs.url }],
-    datastores: [{ type: 'file', id: 'UNIQUE_ID_HERE', forKinds: ['all'], opts: { path: join(dir, 'media') } }],
-  }));
-  t.equal(readFileSync(join(configDir, 'media-repo.yaml'), 'utf8'), readFileSync(FIXTURE, 'utf8'), 'the sample is used unchanged');
+  writeFileSync(
+    join(configDir, 'zz-local.yaml'),
+    yaml.dump({
+      repo: { port: 0 },
+      database: { postgres: db?.dsn ?? '', embeddedPath: join(dir, 'db') },
+      homeservers: [{ ...sample.homeservers[0], csApi: hs.url }],
+      datastores: [{ type: 'file', id: 'UNIQUE_ID_HERE', forKinds: ['all'], opts: { path: join(dir, 'media') } }],
+    }),
+  );
+  t.equal(
+    readFileSync(join(configDir, 'media-repo.yaml'), 'utf8'),
+    readFileSync(FIXTURE, 'utf8'),
+    'the sample is used unchanged',
+  );
 
   const server = await startCli(configDir, dir);
   t.teardown(() => server.stop());
   const url = `http://127.0.0.1:${server.port}`;
   const call = (path: string, init: RequestInit = {}) =>
-    fetch(url + path, { ...init, headers: { 'X-Forwarded-Host': 'example.org', Authorization: `Bearer ${ALICE}`, ...(init.headers ?? {}) } });
+    fetch(url + path, {
+      ...init,
+      headers: { 'X-Forwarded-Host': 'example.org', Authorization: `Bearer ${ALICE}`, ...(init.headers ?? {}) },
+    });
 
-  const tooSmall = await call('/_matrix/media/v3/upload', { method: 'POST', body: 'twelve bytes', headers: { 'Content-Type': 'text/plain' } });
+  const tooSmall = await call('/_matrix/media/v3/upload', {
+    method: 'POST',
+    body: 'twelve bytes',
+    headers: { 'Content-Type': 'text/plain' },
+  });
   t.equal(tooSmall.status, 400, "the sample's minBytes: 100 applies");
   t.equal(((await tooSmall.json()) as { errcode: string }).errcode, 'M_MEDIA_TOO_SMALL');
   const body = 'x'.repeat(200);
-  const up = await call('/_matrix/media/v3/upload', { method: 'POST', body, headers: { 'Content-Type': 'text/plain' } });
+  const up = await call('/_matrix/media/v3/upload', {
+    method: 'POST',
+    body,
+    headers: { 'Content-Type': 'text/plain' },
+  });
   t.equal(up.status, 200);
   const mxc = ((await up.json()) as { content_uri: string }).content_uri.slice('mxc://'.length);
   const down = await call(`/_matrix/client/v1/media/download/${mxc}`);
   t.equal(down.status, 200);
   t.equal(await down.text(), body);
 
-  const lines = server.output().split('\n').filter((l) => l.includes('config warning'));
+  const lines = server
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('config warning'));
   for (const entry of SAMPLE_UNBUILT) {
     const named = lines.filter((l) => l.includes(`warning="${entry}: `));
     t.equal(named.length, 1, `one warning names ${entry}`);
   }
   t.equal(lines.length, SAMPLE_UNBUILT.length, 'no other config warnings');
-  t.ok(existsSync(join(dir, 'logs')) && readdirSync(join(dir, 'logs')).some((n) => n.endsWith('.log')),
-    'repo.logDirectory: logs writes a log file relative to where the server was started');
+  t.ok(
+    existsSync(join(dir, 'logs')) && readdirSync(join(dir, 'logs')).some((n) => n.endsWith('.log')),
+    'repo.logDirectory: logs writes a log file relative to where the server was started',
+  );
 });

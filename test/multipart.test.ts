@@ -7,7 +7,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import {
-  MultipartError, multipartBoundary, multipartResponse, newBoundary, parseMultipart,
+  MultipartError,
+  multipartBoundary,
+  multipartResponse,
+  newBoundary,
+  parseMultipart,
 } from '../src/matrix/multipart.js';
 
 const B = 'testboundary0123456789abcdefghij';
@@ -21,7 +25,9 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 // One chunk per _read: Readable.from over Buffers keeps each element as its own 'data' event.
 const chunked = (chunks: Buffer[]): Readable => Readable.from(chunks, { objectMode: false });
 
-function raw(opts: { json?: string; headers?: string; body?: Buffer | string; preamble?: string; close?: boolean } = {}): Buffer {
+function raw(
+  opts: { json?: string; headers?: string; body?: Buffer | string; preamble?: string; close?: boolean } = {},
+): Buffer {
   const { json = '{}', headers = 'Content-Type: text/plain', body = 'hello', preamble = '', close = true } = opts;
   return Buffer.concat([
     Buffer.from(`${preamble}--${B}\r\nContent-Type: application/json\r\n\r\n${json}\r\n--${B}\r\n${headers}\r\n\r\n`),
@@ -38,7 +44,9 @@ async function parseFile(chunks: Buffer[], limits?: { maxJsonBytes?: number; max
 
 async function writerBytes(file: Buffer | null, json: unknown = {}): Promise<{ boundary: string; msg: Buffer }> {
   const boundary = newBoundary();
-  const f = file ? { contentType: 'application/octet-stream', contentDisposition: 'inline; filename=x', body: chunked([file]) } : { location: 'https://cdn.example/x' };
+  const f = file
+    ? { contentType: 'application/octet-stream', contentDisposition: 'inline; filename=x', body: chunked([file]) }
+    : { location: 'https://cdn.example/x' };
   return { boundary, msg: await collect(multipartResponse({ boundary, json, file: f })) };
 }
 
@@ -70,15 +78,28 @@ t.test('round trip writer -> parser', async (t) => {
 
 t.test('writer refuses header injection and a boundary inside the JSON', async (t) => {
   const body = chunked([]);
-  t.throws(() => multipartResponse({ boundary: B, json: {}, file: { contentType: 'text/plain\r\nSet-Cookie: x', body } }), TypeError);
+  t.throws(
+    () => multipartResponse({ boundary: B, json: {}, file: { contentType: 'text/plain\r\nSet-Cookie: x', body } }),
+    TypeError,
+  );
   t.throws(() => multipartResponse({ boundary: B, json: {}, file: { location: 'https://x/\nFoo: bar' } }), TypeError);
   t.throws(() => multipartResponse({ boundary: B, json: { k: B }, file: { location: 'https://x/' } }), TypeError);
-  t.throws(() => multipartResponse({ boundary: 'x'.repeat(71), json: {}, file: { location: 'https://x/' } }), TypeError);
+  t.throws(
+    () => multipartResponse({ boundary: 'x'.repeat(71), json: {}, file: { location: 'https://x/' } }),
+    TypeError,
+  );
 });
 
 t.test('writer: a failing file stream fails the response; destroying it stops the file', async (t) => {
-  async function* bad(): AsyncGenerator<Buffer> { yield Buffer.from('partial'); throw new Error('disk gone'); }
-  const out = multipartResponse({ boundary: B, json: {}, file: { contentType: 'a/b', body: Readable.from(bad(), { objectMode: false }) } });
+  async function* bad(): AsyncGenerator<Buffer> {
+    yield Buffer.from('partial');
+    throw new Error('disk gone');
+  }
+  const out = multipartResponse({
+    boundary: B,
+    json: {},
+    file: { contentType: 'a/b', body: Readable.from(bad(), { objectMode: false }) },
+  });
   await t.rejects(collect(out), { message: 'disk gone' }, 'never a complete-looking message');
   const file = new PassThrough();
   const res = multipartResponse({ boundary: B, json: {}, file: { contentType: 'a/b', body: file } });
@@ -94,7 +115,11 @@ t.test('writer: backpressure from the consumer reaches the file stream', async (
   async function* gen(): AsyncGenerator<Buffer> {
     for (const block = Buffer.alloc(64 * 1024); produced < 32 * 1024 * 1024; produced += block.length) yield block;
   }
-  const out = multipartResponse({ boundary: B, json: {}, file: { contentType: 'a/b', body: Readable.from(gen(), { objectMode: false }) } });
+  const out = multipartResponse({
+    boundary: B,
+    json: {},
+    file: { contentType: 'a/b', body: Readable.from(gen(), { objectMode: false }) },
+  });
   out.once('readable', () => {}); // start it, then read nothing
   await new Promise((r) => setTimeout(r, 200));
   t.ok(produced < 1024 * 1024, `only ${produced} bytes pulled while nobody reads`);
@@ -126,7 +151,7 @@ t.test('random splits of a large message full of near-delimiters', async (t) => 
   const msg = raw({ body });
   for (let run = 0; run < 5; run++) {
     const chunks: Buffer[] = [];
-    for (let p = 0; p < msg.length; ) {
+    for (let p = 0; p < msg.length;) {
       const n = 1 + Math.floor(Math.random() * (run % 2 ? 100 : 70000));
       chunks.push(msg.subarray(p, p + n));
       p += n;
@@ -228,7 +253,9 @@ t.test('malformed messages', async (t) => {
   await t.rejects(parseFile([raw({ body: `a\r\n--${B}\r\n\r\nthird` })]), /more than two parts/);
   await t.rejects(parseFile([raw({ headers: 'Content-Type: a\r\ncontent-type: b' })]), /duplicate/);
   await t.rejects(parseFile([raw({ headers: 'no colon here' })]), /malformed/);
-  const lf = Buffer.from(`--${B}\nContent-Type: application/json\n\n{}\n--${B}\nContent-Type: text/plain\n\nhi\n--${B}--\n`);
+  const lf = Buffer.from(
+    `--${B}\nContent-Type: application/json\n\n{}\n--${B}\nContent-Type: text/plain\n\nhi\n--${B}--\n`,
+  );
   await t.rejects(parseFile([lf]), MultipartError, 'bare LF is refused (CRLF only, like Synapse)');
   await t.rejects(parseMultipart(chunked([raw()]), 'x'.repeat(71)), MultipartError);
   // An empty header block and a JSON part with no Content-Type are accepted (MMR does too).
@@ -260,12 +287,19 @@ t.test('real HTTP over loopback', async (t) => {
   const server = http.createServer((_req, res) => {
     res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${boundary}` });
     const half = file.length >> 1;
-    multipartResponse({ boundary, json: {}, file: { contentType: 'image/png', body: chunked([file.subarray(0, half), file.subarray(half)]) } }).pipe(res);
+    multipartResponse({
+      boundary,
+      json: {},
+      file: { contentType: 'image/png', body: chunked([file.subarray(0, half), file.subarray(half)]) },
+    }).pipe(res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
   const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
-    http.get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/' }, resolve).on('error', reject));
+    http
+      .get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/' }, resolve)
+      .on('error', reject),
+  );
   const b = multipartBoundary(res.headers['content-type']);
   t.equal(b, boundary);
   const { json, part } = await parseMultipart(res, b!);

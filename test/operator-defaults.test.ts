@@ -18,7 +18,9 @@ import { seedPglite } from './helpers/pglite-template.js';
 /** Every file below `dir`, recursively. */
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)],
+  );
 }
 
 t.test('uploads.minBytes defaults to 1', async (t) => {
@@ -37,22 +39,42 @@ t.test('a config without datastores or uploads: media in ./data/media, small fil
   });
   await seedPglite(join(dir, 'db'));
   const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, yaml.dump({
-    repo: { bindAddress: '127.0.0.1', port: 0 },
-    database: { embeddedPath: join(dir, 'db') },
-    homeservers: [{ name: SERVER_NAME, csApi: hs.url }],
-  }));
+  writeFileSync(
+    file,
+    yaml.dump({
+      repo: { bindAddress: '127.0.0.1', port: 0 },
+      database: { embeddedPath: join(dir, 'db') },
+      homeservers: [{ name: SERVER_NAME, csApi: hs.url }],
+    }),
+  );
   const loaded = await loadConfig(file, { cwd: dir });
   const mediaDir = join(dir, 'data/media');
-  t.same(loaded.global.datastores, [{ id: 'default', type: 'file', enabled: true, forKinds: ['all'], opts: { path: mediaDir } }],
-    'the no-config datastore');
-  t.same(loaded.warnings, [`datastores: none configured; media is stored in the file datastore "default" at ${mediaDir} (as with no config file)`],
-    'and a line saying so');
+  t.same(
+    loaded.global.datastores,
+    [{ id: 'default', type: 'file', enabled: true, forKinds: ['all'], opts: { path: mediaDir } }],
+    'the no-config datastore',
+  );
+  t.same(
+    loaded.warnings,
+    [
+      `datastores: none configured; media is stored in the file datastore "default" at ${mediaDir} (as with no config file)`,
+    ],
+    'and a line saying so',
+  );
 
   const logs: string[] = [];
-  repo = await startMediaRepo({ config: loaded, log: createLogger({ level: 'info', json: false, sink: (l) => logs.push(l) }), port: 0 });
+  repo = await startMediaRepo({
+    config: loaded,
+    log: createLogger({ level: 'info', json: false, sink: (l) => logs.push(l) }),
+    port: 0,
+  });
   const headers = { 'X-Forwarded-Host': SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Content-Type': 'text/plain' };
-  const up = await repo.request({ method: 'POST', url: '/_matrix/media/v3/upload?filename=hello.txt', body: 'hello, world', headers });
+  const up = await repo.request({
+    method: 'POST',
+    url: '/_matrix/media/v3/upload?filename=hello.txt',
+    body: 'hello, world',
+    headers,
+  });
   t.equal(up.status, 200, 'a 12-byte file is accepted');
   const mxc = ((await up.json()) as { content_uri: string }).content_uri.slice('mxc://'.length);
   t.equal(filesUnder(mediaDir).length, 1, 'stored under ./data/media');

@@ -36,7 +36,9 @@ async function removedCount(repo: TestRepo, datastore: string): Promise<number> 
 /** Orphan-collection runs that finished after `since`. */
 async function finishedRunsSince(repo: TestRepo, since: number): Promise<number> {
   const r = await repo.repo.services.db.query<{ n: unknown }>(
-    "SELECT count(*) AS n FROM background_tasks WHERE name = 'orphan_blobs' AND end_ts IS NOT NULL AND error IS NULL AND start_ts > $1", [since]);
+    "SELECT count(*) AS n FROM background_tasks WHERE name = 'orphan_blobs' AND end_ts IS NOT NULL AND error IS NULL AND start_ts > $1",
+    [since],
+  );
   return Number(r.rows[0]!.n);
 }
 
@@ -44,65 +46,120 @@ const collector = { minAgeSeconds: 3600, intervalSeconds: 1 };
 const metrics = { enabled: true, bindAddress: '127.0.0.1', port: 0 };
 
 for (const d of drivers()) {
-  t.test(`issue-13: orphan blobs are collected, referenced and young ones kept (${d.name})`, { skip: d.skip, timeout: 120_000 }, async (t) => {
-    const repo = await startTestRepo(d.name, { metrics, orphanBlobs: collector });
-    t.teardown(() => repo.close());
-    const bytes = randomBytes(900);
-    const up = await repo.fetch('/_matrix/media/v3/upload', { method: 'POST', token: ALICE, body: new Uint8Array(bytes) });
-    t.equal(up.status, 200);
-    const mediaId = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
-    const referenced = blobPath(repo.mediaDir, sha(bytes));
-    utimesSync(referenced, HOUR_AGO, HOUR_AGO); // old, but a row points at it
+  t.test(
+    `issue-13: orphan blobs are collected, referenced and young ones kept (${d.name})`,
+    { skip: d.skip, timeout: 120_000 },
+    async (t) => {
+      const repo = await startTestRepo(d.name, { metrics, orphanBlobs: collector });
+      t.teardown(() => repo.close());
+      const bytes = randomBytes(900);
+      const up = await repo.fetch('/_matrix/media/v3/upload', {
+        method: 'POST',
+        token: ALICE,
+        body: new Uint8Array(bytes),
+      });
+      t.equal(up.status, 200);
+      const mediaId = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+      const referenced = blobPath(repo.mediaDir, sha(bytes));
+      utimesSync(referenced, HOUR_AGO, HOUR_AGO); // old, but a row points at it
 
-    const planted = Date.now();
-    const orphan = plantBlob(repo.mediaDir, true);
-    const young = plantBlob(repo.mediaDir, false);
-    const foreign = join(repo.mediaDir, 'notes', 'readme.txt');
-    mkdirSync(dirname(foreign), { recursive: true });
-    writeFileSync(foreign, 'not a blob of ours');
-    utimesSync(foreign, HOUR_AGO, HOUR_AGO);
+      const planted = Date.now();
+      const orphan = plantBlob(repo.mediaDir, true);
+      const young = plantBlob(repo.mediaDir, false);
+      const foreign = join(repo.mediaDir, 'notes', 'readme.txt');
+      mkdirSync(dirname(foreign), { recursive: true });
+      writeFileSync(foreign, 'not a blob of ours');
+      utimesSync(foreign, HOUR_AGO, HOUR_AGO);
 
-    t.ok(await waitFor(async () => (await finishedRunsSince(repo, planted)) >= 2, 60_000, 200), 'collection ran (twice) after the blobs appeared');
-    t.notOk(existsSync(orphan), 'the old blob no row references is removed');
-    t.equal(await removedCount(repo, 'files'), 1, 'and counted, once');
-    t.ok(existsSync(young), 'a young unreferenced blob is kept (its row may be on its way)');
-    t.ok(existsSync(referenced), 'an old referenced blob is kept');
-    t.ok(existsSync(foreign), 'a file that is not a content-addressed blob is never touched');
-    const dl = await repo.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`, { token: ALICE });
-    t.ok(Buffer.from(await dl.arrayBuffer()).equals(bytes), 'the referenced media still downloads');
-  });
+      t.ok(
+        await waitFor(async () => (await finishedRunsSince(repo, planted)) >= 2, 60_000, 200),
+        'collection ran (twice) after the blobs appeared',
+      );
+      t.notOk(existsSync(orphan), 'the old blob no row references is removed');
+      t.equal(await removedCount(repo, 'files'), 1, 'and counted, once');
+      t.ok(existsSync(young), 'a young unreferenced blob is kept (its row may be on its way)');
+      t.ok(existsSync(referenced), 'an old referenced blob is kept');
+      t.ok(existsSync(foreign), 'a file that is not a content-addressed blob is never touched');
+      const dl = await repo.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${mediaId}`, { token: ALICE });
+      t.ok(Buffer.from(await dl.arrayBuffer()).equals(bytes), 'the referenced media still downloads');
+    },
+  );
 }
 
-t.test('issue-13: two instances over one database collect once per period', { skip: drivers()[1]!.skip, timeout: 120_000 }, async (t) => {
-  const db = await createTestDatabase();
-  t.teardown(() => db.drop());
-  const shared = mkdtempSync(join(tmpdir(), 'media-repo-orphans-'));
-  t.teardown(() => rmSync(shared, { recursive: true, force: true }));
-  const over = { metrics, orphanBlobs: { minAgeSeconds: 3600, intervalSeconds: 2 }, datastores: [{ id: 'files', type: 'file', forKinds: ['all'], opts: { path: shared } }] };
-  const a = await startTestRepo('postgres', over, {}, { postgresDsn: db.dsn });
-  t.teardown(() => a.close());
-  const b = await startTestRepo('postgres', over, {}, { postgresDsn: db.dsn });
-  t.teardown(() => b.close());
-  const planted = Date.now();
-  const orphan = plantBlob(shared, true);
-  t.ok(await waitFor(async () => (await finishedRunsSince(a, planted)) >= 3, 60_000, 200), 'collection runs period after period');
-  t.notOk(existsSync(orphan), 'the orphan is removed');
-  t.equal(await removedCount(a, 'files') + await removedCount(b, 'files'), 1, 'by one of the two instances, once');
-  const runs = await a.repo.services.db.query<{ start_ts: unknown }>("SELECT start_ts FROM background_tasks WHERE name = 'orphan_blobs' ORDER BY start_ts");
-  const starts = runs.rows.map((r) => Number(r.start_ts));
-  const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
-  t.ok(gaps.every((g) => g >= 2000), `no two runs started within one period (gaps ${gaps.join(', ')} ms)`);
-});
+t.test(
+  'issue-13: two instances over one database collect once per period',
+  { skip: drivers()[1]!.skip, timeout: 120_000 },
+  async (t) => {
+    const db = await createTestDatabase();
+    t.teardown(() => db.drop());
+    const shared = mkdtempSync(join(tmpdir(), 'media-repo-orphans-'));
+    t.teardown(() => rmSync(shared, { recursive: true, force: true }));
+    const over = {
+      metrics,
+      orphanBlobs: { minAgeSeconds: 3600, intervalSeconds: 2 },
+      datastores: [{ id: 'files', type: 'file', forKinds: ['all'], opts: { path: shared } }],
+    };
+    const a = await startTestRepo('postgres', over, {}, { postgresDsn: db.dsn });
+    t.teardown(() => a.close());
+    const b = await startTestRepo('postgres', over, {}, { postgresDsn: db.dsn });
+    t.teardown(() => b.close());
+    const planted = Date.now();
+    const orphan = plantBlob(shared, true);
+    t.ok(
+      await waitFor(async () => (await finishedRunsSince(a, planted)) >= 3, 60_000, 200),
+      'collection runs period after period',
+    );
+    t.notOk(existsSync(orphan), 'the orphan is removed');
+    t.equal(
+      (await removedCount(a, 'files')) + (await removedCount(b, 'files')),
+      1,
+      'by one of the two instances, once',
+    );
+    const runs = await a.repo.services.db.query<{ start_ts: unknown }>(
+      "SELECT start_ts FROM background_tasks WHERE name = 'orphan_blobs' ORDER BY start_ts",
+    );
+    const starts = runs.rows.map((r) => Number(r.start_ts));
+    const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
+    t.ok(
+      gaps.every((g) => g >= 2000),
+      `no two runs started within one period (gaps ${gaps.join(', ')} ms)`,
+    );
+  },
+);
 
-t.test('issue-13: a datastore where many blobs have no row is left alone and reported (a renamed id, a shared bucket)', { timeout: 120_000 }, async (t) => {
-  const repo = await startTestRepo('pglite', { metrics, orphanBlobs: collector });
-  t.teardown(() => repo.close());
-  const planted = Date.now();
-  const orphans = Array.from({ length: SUSPICIOUS_ORPHANS + 1 }, () => plantBlob(repo.mediaDir, true));
-  const failedRun = async () => Number((await repo.repo.services.db.query<{ n: unknown }>(
-    "SELECT count(*) AS n FROM background_tasks WHERE name = 'orphan_blobs' AND end_ts IS NOT NULL AND error IS NOT NULL AND start_ts > $1", [planted])).rows[0]!.n);
-  t.ok(await waitFor(async () => (await failedRun()) >= 1, 60_000, 200), 'a collection ran after the blobs appeared, and failed');
-  t.ok(orphans.every((p) => existsSync(p)), `none of the ${orphans.length} unreferenced blobs is removed`);
-  t.equal(await removedCount(repo, 'files'), 0, 'nothing counted as removed');
-  t.ok(repo.logs.some((l) => l.includes('orphan blob collection refused') && l.includes(`unreferenced=${orphans.length}`) || l.includes(`"unreferenced":${orphans.length}`)), 'the log names the datastore problem and the count');
-});
+t.test(
+  'issue-13: a datastore where many blobs have no row is left alone and reported (a renamed id, a shared bucket)',
+  { timeout: 120_000 },
+  async (t) => {
+    const repo = await startTestRepo('pglite', { metrics, orphanBlobs: collector });
+    t.teardown(() => repo.close());
+    const planted = Date.now();
+    const orphans = Array.from({ length: SUSPICIOUS_ORPHANS + 1 }, () => plantBlob(repo.mediaDir, true));
+    const failedRun = async () =>
+      Number(
+        (
+          await repo.repo.services.db.query<{ n: unknown }>(
+            "SELECT count(*) AS n FROM background_tasks WHERE name = 'orphan_blobs' AND end_ts IS NOT NULL AND error IS NOT NULL AND start_ts > $1",
+            [planted],
+          )
+        ).rows[0]!.n,
+      );
+    t.ok(
+      await waitFor(async () => (await failedRun()) >= 1, 60_000, 200),
+      'a collection ran after the blobs appeared, and failed',
+    );
+    t.ok(
+      orphans.every((p) => existsSync(p)),
+      `none of the ${orphans.length} unreferenced blobs is removed`,
+    );
+    t.equal(await removedCount(repo, 'files'), 0, 'nothing counted as removed');
+    t.ok(
+      repo.logs.some(
+        (l) =>
+          (l.includes('orphan blob collection refused') && l.includes(`unreferenced=${orphans.length}`)) ||
+          l.includes(`"unreferenced":${orphans.length}`),
+      ),
+      'the log names the datastore problem and the count',
+    );
+  },
+);

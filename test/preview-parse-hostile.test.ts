@@ -10,11 +10,19 @@ import { LIMITS, preview, previewTask } from './helpers/preview-pages.js';
 const DEPTH = 100_000;
 
 t.test('100k nested <div>s: elements past depth 512 are flattened and the scan goes on to the end', async (t) => {
-  const r = await preview(`<title>Deep</title>${'<div>'.repeat(DEPTH)}<p>Bottom text</p><img src="/deep.png" width="300" height="200">`);
+  const r = await preview(
+    `<title>Deep</title>${'<div>'.repeat(DEPTH)}<p>Bottom text</p><img src="/deep.png" width="300" height="200">`,
+  );
   t.strictSame(r, {
-    charset: 'utf-8', title: 'Deep', description: 'Bottom text', image: { url: 'https://news.example/deep.png', width: 300, height: 200 }, truncated: false,
+    charset: 'utf-8',
+    title: 'Deep',
+    description: 'Bottom text',
+    image: { url: 'https://news.example/deep.png', width: 300, height: 200 },
+    truncated: false,
   });
-  const closed = await preview(`${'<div>'.repeat(DEPTH)}${'</div>'.repeat(DEPTH)}<p>After the nesting</p>`, { maxTags: 300_000 });
+  const closed = await preview(`${'<div>'.repeat(DEPTH)}${'</div>'.repeat(DEPTH)}<p>After the nesting</p>`, {
+    maxTags: 300_000,
+  });
   t.equal(closed.description, 'After the nesting', 'the 512 real closes pop the stack; the rest find it empty');
   t.equal(closed.truncated, false);
 });
@@ -53,15 +61,49 @@ t.test('empty input and binary bytes give an empty result', async (t) => {
   let seed = 1;
   const noise = new Uint8Array(1 << 20).map(() => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
   t.strictSame(await preview(noise), { charset: 'windows-1252', truncated: false });
-  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, ...Buffer.from('<title>not a page</title>')]);
+  const png = new Uint8Array([
+    0x89,
+    0x50,
+    0x4e,
+    0x47,
+    0x0d,
+    0x0a,
+    0x1a,
+    0x0a,
+    0,
+    0,
+    0,
+    13,
+    ...Buffer.from('<title>not a page</title>'),
+  ]);
   t.strictSame(await preview(png, { contentType: 'text/html; charset=utf-8' }), { charset: 'utf-8', truncated: false });
 });
 
 t.test('tag soup never throws', async (t) => {
   const soup = [
-    '<!--', '<!-- never closed <title>x</title>', '<script>', '<script><!--', '<title>', '<title>no end', '<meta', '<meta property="og:title" content="unterminated',
-    '<img src=', `<a ${'x=y '.repeat(50_000)}>`, '</>', '<>', '<!DOCTYPE', '<![CDATA[', '<?xml', '&#xFFFFFFFF;&#0;&#xD800;', '<svg><title>a</svg></title>',
-    '</head></head><head>', '<body><body>', `${'<p>'.repeat(10_000)}`, `${'<table><tr><td>'.repeat(5_000)}`, '\u0000<title>', '<base href="::::">',
+    '<!--',
+    '<!-- never closed <title>x</title>',
+    '<script>',
+    '<script><!--',
+    '<title>',
+    '<title>no end',
+    '<meta',
+    '<meta property="og:title" content="unterminated',
+    '<img src=',
+    `<a ${'x=y '.repeat(50_000)}>`,
+    '</>',
+    '<>',
+    '<!DOCTYPE',
+    '<![CDATA[',
+    '<?xml',
+    '&#xFFFFFFFF;&#0;&#xD800;',
+    '<svg><title>a</svg></title>',
+    '</head></head><head>',
+    '<body><body>',
+    `${'<p>'.repeat(10_000)}`,
+    `${'<table><tr><td>'.repeat(5_000)}`,
+    '\u0000<title>',
+    '<base href="::::">',
   ];
   for (const page of soup) {
     const r: PreviewParseResult = await preview(page);
@@ -70,7 +112,28 @@ t.test('tag soup never throws', async (t) => {
   // Random strings over the characters that drive a tokenizer's states.
   let seed = 7;
   const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
-  const alphabet = ['<', '>', '/', '=', '"', "'", ' ', '!', '-', '&', '#', ';', 'a', 'p', 'title', 'meta', 'script', 'svg', 'og:title', 'content'];
+  const alphabet = [
+    '<',
+    '>',
+    '/',
+    '=',
+    '"',
+    "'",
+    ' ',
+    '!',
+    '-',
+    '&',
+    '#',
+    ';',
+    'a',
+    'p',
+    'title',
+    'meta',
+    'script',
+    'svg',
+    'og:title',
+    'content',
+  ];
   for (let i = 0; i < 300; i++) {
     const page = Array.from({ length: 200 }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
     await t.resolves(preview(page), 'random page ' + i);
@@ -80,20 +143,32 @@ t.test('tag soup never throws', async (t) => {
 t.test('a malformed task is a programming error and throws', async (t) => {
   await t.rejects(previewHtml({ ...previewTask('<p>'), op: 'thumbnail' as never }), /op: expected 'preview-html'/);
   await t.rejects(previewHtml({ ...previewTask('<p>'), bytes: '<p>' as never }), /bytes: expected a Uint8Array/);
-  await t.rejects(previewHtml(previewTask('<p>', { pageUrl: 'javascript:alert(1)' })), /pageUrl: expected an absolute http\(s\) URL/);
-  await t.rejects(previewHtml(previewTask('<p>', { limits: { ...LIMITS, numWords: 0 } })), /limits\.numWords: expected a positive integer, got 0/);
+  await t.rejects(
+    previewHtml(previewTask('<p>', { pageUrl: 'javascript:alert(1)' })),
+    /pageUrl: expected an absolute http\(s\) URL/,
+  );
+  await t.rejects(
+    previewHtml(previewTask('<p>', { limits: { ...LIMITS, numWords: 0 } })),
+    /limits\.numWords: expected a positive integer, got 0/,
+  );
   await t.rejects(previewHtml(previewTask('<p>', { maxTags: 1.5 })), /maxTags: expected a positive integer/);
 });
 
 t.test('through a piscina pool: the bytes are transferred to the worker thread, not copied', async (t) => {
   const pool = new Piscina({ filename: new URL('../workers/preview.js', import.meta.url).href, maxThreads: 1 });
   t.teardown(() => pool.destroy());
-  const task = previewTask('<head><meta property="og:title" content="Off the main thread"></head><body><p>Text</p></body>');
+  const task = previewTask(
+    '<head><meta property="og:title" content="Off the main thread"></head><body><p>Text</p></body>',
+  );
   const sent = task.bytes.byteLength;
   t.ok(sent > 0);
   const result = (await pool.run(task, { transferList: [task.bytes.buffer as ArrayBuffer] })) as PreviewParseResult;
   t.equal(task.bytes.byteLength, 0, 'the sender no longer holds the bytes (detached by the transfer)');
   t.strictSame(result, { charset: 'utf-8', title: 'Off the main thread', description: 'Text', truncated: false });
-  await t.rejects(pool.run({ op: 'nope' }), /op: expected 'preview-html'/, 'a bad task rejects the run, the pool stays usable');
+  await t.rejects(
+    pool.run({ op: 'nope' }),
+    /op: expected 'preview-html'/,
+    'a bad task rejects the run, the pool stays usable',
+  );
   t.equal(((await pool.run(previewTask('<title>Again</title>'))) as PreviewParseResult).title, 'Again');
 });

@@ -37,10 +37,20 @@ t.test('a Twitter card only: twitter:title, twitter:description, twitter:image',
     <meta name="twitter:title" content="Card title"><meta name="twitter:description" content="Card description">
     <meta name="twitter:image" content="https://cdn.example/card.png"></head><body><h1>Heading</h1><p>Body</p></body></html>`;
   t.strictSame(await preview(page), {
-    charset: 'utf-8', title: 'Card title', description: 'Card description', image: { url: 'https://cdn.example/card.png' }, truncated: false,
+    charset: 'utf-8',
+    title: 'Card title',
+    description: 'Card description',
+    image: { url: 'https://cdn.example/card.png' },
+    truncated: false,
   });
-  const src = await preview('<meta property="twitter:image:src" content="/card-src.png"><img src="/x.png" width="900" height="900">');
-  t.strictSame(src.image, { url: 'https://news.example/card-src.png' }, 'twitter:image:src, given as a property, beats <img>');
+  const src = await preview(
+    '<meta property="twitter:image:src" content="/card-src.png"><img src="/x.png" width="900" height="900">',
+  );
+  t.strictSame(
+    src.image,
+    { url: 'https://news.example/card-src.png' },
+    'twitter:image:src, given as a property, beats <img>',
+  );
 });
 
 t.test('no meta tags: <title>, body text without page chrome or code, and the largest sensible <img>', async (t) => {
@@ -63,20 +73,53 @@ t.test('no meta tags: <title>, body text without page chrome or code, and the la
     image: { url: 'https://news.example/photo.jpg', width: 640, height: 480 },
     truncated: false,
   });
-  const described = await preview('<title>T</title><meta name="description" content="From the meta tag"><p>Body text</p>');
+  const described = await preview(
+    '<title>T</title><meta name="description" content="From the meta tag"><p>Body text</p>',
+  );
   t.equal(described.description, 'From the meta tag', '<meta name="description"> beats body text');
 });
 
 t.test('title fallbacks: first h1, then h2, then h3; <title> inside svg does not count', async (t) => {
-  t.equal((await preview('<body><svg><title>icon</title></svg><h2>Second level</h2><h1>First <em>level</em></h1><h1>Later</h1>')).title, 'First level');
+  t.equal(
+    (
+      await preview(
+        '<body><svg><title>icon</title></svg><h2>Second level</h2><h1>First <em>level</em></h1><h1>Later</h1>',
+      )
+    ).title,
+    'First level',
+  );
   t.equal((await preview('<body><h3>Third</h3><h2>Second</h2>')).title, 'Second');
-  t.equal((await preview('<body><h1><img src="/logo.png"></h1><h3>Third</h3>')).title, 'Third', 'an empty h1 is skipped');
+  t.equal(
+    (await preview('<body><h1><img src="/logo.png"></h1><h3>Third</h3>')).title,
+    'Third',
+    'an empty h1 is skipped',
+  );
   t.equal((await preview('<body><title>   </title><h1>Heading</h1>')).title, 'Heading', 'a blank <title> is skipped');
-  t.equal((await preview('<meta property="og:title" content="   "><meta name="twitter:title" content="Tw"><title>T</title>')).title, 'Tw', 'a blank og:title is skipped');
+  t.equal(
+    (await preview('<meta property="og:title" content="   "><meta name="twitter:title" content="Tw"><title>T</title>'))
+      .title,
+    'Tw',
+    'a blank og:title is skipped',
+  );
 });
 
 t.test('ISO-8859-1 from the Content-Type header, read as windows-1252 as browsers do', async (t) => {
-  const page = bytesOf('<title>Caf', [0xe9], ' in M', [0xfc], 'nchen</title><p>Gr', [0xfc], [0xdf], 'e ', [0x96], ' it', [0x92], 's ', [0x80], '5</p>');
+  const page = bytesOf(
+    '<title>Caf',
+    [0xe9],
+    ' in M',
+    [0xfc],
+    'nchen</title><p>Gr',
+    [0xfc],
+    [0xdf],
+    'e ',
+    [0x96],
+    ' it',
+    [0x92],
+    's ',
+    [0x80],
+    '5</p>',
+  );
   const r = await preview(page, { contentType: 'text/html; charset=ISO-8859-1' });
   t.equal(r.title, 'Café in München');
   t.equal(r.description, 'Grüße – it’s €5', '0x80-0x9F are windows-1252 punctuation, not C1 controls');
@@ -89,8 +132,16 @@ const AIU = [0x82, 0xa0, 0x82, 0xa2, 0x82, 0xa4];
 const TESUTO = [0x83, 0x65, 0x83, 0x58, 0x83, 0x67];
 
 t.test('Shift_JIS declared only by <meta charset>', async (t) => {
-  const page = bytesOf('<html><head><!-- <meta charset="euc-jp"> --><meta charset="Shift_JIS"><title>', NIHON, '</title>',
-    '<meta property="og:description" content="', TESUTO, '"></head><body><p>', AIU, '</p></body></html>');
+  const page = bytesOf(
+    '<html><head><!-- <meta charset="euc-jp"> --><meta charset="Shift_JIS"><title>',
+    NIHON,
+    '</title>',
+    '<meta property="og:description" content="',
+    TESUTO,
+    '"></head><body><p>',
+    AIU,
+    '</p></body></html>',
+  );
   const r = await preview(page, { contentType: 'text/html' });
   t.equal(r.charset, 'shift_jis', 'the commented-out meta is not read');
   t.equal(r.title, '日本');
@@ -98,7 +149,13 @@ t.test('Shift_JIS declared only by <meta charset>', async (t) => {
 });
 
 t.test('Shift_JIS declared only by <meta http-equiv="Content-Type">', async (t) => {
-  const page = bytesOf('<html><head><meta http-equiv="content-type" content="text/html; charset=Shift_JIS"></head><body><h1>', NIHON, '</h1><p>', AIU, '</p></body></html>');
+  const page = bytesOf(
+    '<html><head><meta http-equiv="content-type" content="text/html; charset=Shift_JIS"></head><body><h1>',
+    NIHON,
+    '</h1><p>',
+    AIU,
+    '</p></body></html>',
+  );
   const r = await preview(page, { contentType: null });
   t.equal(r.charset, 'shift_jis');
   t.equal(r.title, '日本');
@@ -115,8 +172,14 @@ t.test('charset order: BOM beats the header, the header beats <meta>, an unknown
   t.equal(le.charset, 'utf-16le');
   t.equal(le.title, 'Ünïcödé ☃');
   const sjisPage = bytesOf('<meta charset="utf-8"><title>', NIHON, '</title>');
-  t.equal((await preview(sjisPage, { contentType: 'text/html;charset="shift_jis"' })).title, '日本', 'quoted header label beats the meta');
-  const unknown = await preview(bytesOf('<meta charset=shift_jis><title>', NIHON, '</title>'), { contentType: 'text/html; charset=x-no-such-thing' });
+  t.equal(
+    (await preview(sjisPage, { contentType: 'text/html;charset="shift_jis"' })).title,
+    '日本',
+    'quoted header label beats the meta',
+  );
+  const unknown = await preview(bytesOf('<meta charset=shift_jis><title>', NIHON, '</title>'), {
+    contentType: 'text/html; charset=x-no-such-thing',
+  });
   t.equal(unknown.charset, 'shift_jis');
   t.equal(unknown.title, '日本');
 });
@@ -129,7 +192,9 @@ t.test('no declaration: valid UTF-8 is UTF-8 (even cut mid-character), anything 
   const cut = await preview(full.subarray(0, full.length - 1), { contentType: null });
   t.equal(cut.charset, 'utf-8', 'the fetcher cut the body inside ☃: still UTF-8');
   t.equal(cut.description, 'Café');
-  const legacy = await preview(bytesOf('<title>', [0x93], 'Caf', [0xe9], [0x94], ' costs ', [0x80], '5</title>'), { contentType: 'text/html' });
+  const legacy = await preview(bytesOf('<title>', [0x93], 'Caf', [0xe9], [0x94], ' costs ', [0x80], '5</title>'), {
+    contentType: 'text/html',
+  });
   t.equal(legacy.charset, 'windows-1252');
   t.equal(legacy.title, '“Café” costs €5');
 });
@@ -146,7 +211,8 @@ t.test('<base href> applies to URLs after it; the first one wins', async (t) => 
 });
 
 t.test('javascript:, data:, other schemes and over-long URLs are dropped, and the next source is used', async (t) => {
-  const r = await preview(`<meta property="og:image" content=" JaVaScRiPt:alert(1)"><meta property="og:image:url" content="data:image/png;base64,AAAA">
+  const r =
+    await preview(`<meta property="og:image" content=" JaVaScRiPt:alert(1)"><meta property="og:image:url" content="data:image/png;base64,AAAA">
     <meta property="og:image:secure_url" content="file:///etc/passwd"><meta name="twitter:image" content="https://cdn.example/${'a'.repeat(2100)}.png">
     <meta property="og:url" content="javascript:alert(1)"><link rel="alternate" type="application/json+oembed" href="ftp://x.example/o">
     <img src="javascript:alert(1)" width="500" height="500"><img src="/ok.png" width="100" height="100">`);
@@ -161,13 +227,16 @@ t.test('javascript:, data:, other schemes and over-long URLs are dropped, and th
 });
 
 t.test('oEmbed discovery: the JSON link, entity-decoded; the XML one is skipped', async (t) => {
-  const r = await preview(`<head><link rel="alternate" type="text/xml+oembed" href="https://www.youtube.com/oembed?format=xml">
+  const r =
+    await preview(`<head><link rel="alternate" type="text/xml+oembed" href="https://www.youtube.com/oembed?format=xml">
     <link rel="alternate" type="application/json+oembed" href="https://www.youtube.com/oembed?url=https%3A%2F%2Fyoutu.be%2Fx&amp;format=json" title="Video"></head>`);
   t.equal(r.oembedUrl, 'https://www.youtube.com/oembed?url=https%3A%2F%2Fyoutu.be%2Fx&format=json');
 });
 
 t.test('entities are decoded in attributes and text', async (t) => {
-  const r = await preview('<title>Tom &amp; Jerry &#x2603;</title><meta property="og:description" content="&lt;3 caf&eacute; &#9731; &quot;q&quot;"><meta property="og:site_name" content="A&amp;B">');
+  const r = await preview(
+    '<title>Tom &amp; Jerry &#x2603;</title><meta property="og:description" content="&lt;3 caf&eacute; &#9731; &quot;q&quot;"><meta property="og:site_name" content="A&amp;B">',
+  );
   t.equal(r.title, 'Tom & Jerry ☃');
   t.equal(r.description, '<3 café ☃ "q"');
   t.equal(r.siteName, 'A&B');
@@ -185,7 +254,8 @@ const SMALL = { numWords: 5, maxLength: 30, numTitleWords: 3, maxTitleLength: 12
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 t.test('word and length limits for titles and descriptions', async (t) => {
-  const page = (title: string, description: string) => `<meta property="og:title" content="${title}"><meta property="og:description" content="${description}">`;
+  const page = (title: string, description: string) =>
+    `<meta property="og:title" content="${title}"><meta property="og:description" content="${description}">`;
   const words = await preview(page('one two three four', 'alpha beta gamma delta epsilon zeta eta'), { limits: SMALL });
   t.equal(words.title, 'one two…', '3 words (13 characters) cut at the last space that leaves room for the ellipsis');
   t.equal(words.description, 'alpha beta gamma delta epsilon', '5 words, exactly 30 characters: no ellipsis');
@@ -200,7 +270,10 @@ t.test('word and length limits for titles and descriptions', async (t) => {
 });
 
 t.test('limits count code points and never split an emoji', async (t) => {
-  const r = await preview(`<meta property="og:title" content="${'😀'.repeat(13)}"><meta property="og:description" content="${'🇯🇵'.repeat(20)}">`, { limits: SMALL });
+  const r = await preview(
+    `<meta property="og:title" content="${'😀'.repeat(13)}"><meta property="og:description" content="${'🇯🇵'.repeat(20)}">`,
+    { limits: SMALL },
+  );
   t.equal(r.title, `${'😀'.repeat(11)}…`, '11 emoji and the ellipsis are 12 characters');
   t.notOk(LONE_SURROGATE.test(r.title!), 'no lone surrogate');
   t.equal(r.description, `${'🇯🇵'.repeat(14)}…`, 'flags (two code points each) are kept whole: 28 + 1 characters');
@@ -221,17 +294,24 @@ t.test('maxTags stops the scan: what came before is kept and the result says tru
 t.test('a page whose head gives title, description and image is not read past the head', async (t) => {
   const head = '<meta property="og:title" content="T"><meta property="og:description" content="D">';
   const body = `<body>${'<p>filler</p>'.repeat(1000)}</body>`;
-  const complete = await preview(`<html><head>${head}<meta property="og:image" content="/i.png"></head>${body}`, { maxTags: 20 });
+  const complete = await preview(`<html><head>${head}<meta property="og:image" content="/i.png"></head>${body}`, {
+    maxTags: 20,
+  });
   t.equal(complete.truncated, false, 'stopped at </head> because nothing was missing, before maxTags');
   t.equal(complete.image?.url, 'https://news.example/i.png');
   const noImage = await preview(`<html><head>${head}</head>${body}`, { maxTags: 20 });
   t.equal(noImage.truncated, true, 'without an image the body had to be read, so maxTags stopped it');
-  const badImage = await preview(`<html><head>${head}<meta property="og:image" content="javascript:x"></head>${body}`, { maxTags: 20 });
+  const badImage = await preview(`<html><head>${head}<meta property="og:image" content="javascript:x"></head>${body}`, {
+    maxTags: 20,
+  });
   t.equal(badImage.truncated, true, 'an unusable og:image does not count as found');
 });
 
 t.test('pageUrl is the base for relative and scheme-relative URLs', async (t) => {
-  const r = await preview('<meta property="og:image" content="//cdn.example/p.png"><meta property="og:url" content="?page=2">', { pageUrl: 'http://plain.example/dir/' });
+  const r = await preview(
+    '<meta property="og:image" content="//cdn.example/p.png"><meta property="og:url" content="?page=2">',
+    { pageUrl: 'http://plain.example/dir/' },
+  );
   t.equal(r.image?.url, 'http://cdn.example/p.png', 'scheme-relative URL takes the page scheme');
   t.equal(r.url, 'http://plain.example/dir/?page=2');
 });

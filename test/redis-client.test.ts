@@ -18,19 +18,47 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 t.test('redis config: defaults, and exact messages for bad values', async (t) => {
   const { config } = validateConfigWithWarnings({ datastores: DS });
   t.same(config.redis, { enabled: false, databaseNumber: 0, shards: [], maxCacheObjectBytes: 1048576 });
-  const ok = validateConfigWithWarnings({ datastores: DS, redis: { enabled: true, shards: [{ name: 'a', addr: 'localhost:6379' }, { name: 'b', addr: 'rediss://:pw@r.example:6380' }, { name: 'c', addr: '[::1]:6379' }] } });
+  const ok = validateConfigWithWarnings({
+    datastores: DS,
+    redis: {
+      enabled: true,
+      shards: [
+        { name: 'a', addr: 'localhost:6379' },
+        { name: 'b', addr: 'rediss://:pw@r.example:6380' },
+        { name: 'c', addr: '[::1]:6379' },
+      ],
+    },
+  });
   t.equal(ok.config.redis.shards.length, 3, 'host:port, redis(s) URLs and [IPv6]:port are accepted');
   const bad: [unknown, string][] = [
     [{ enabled: 'yes' }, 'redis.enabled: expected true or false, got "yes"'],
     [{ databaseNumber: -1 }, 'redis.databaseNumber: expected an integer of at least 0, got -1'],
-    [{ shards: [{ name: 'a', addr: 'localhost' }] }, 'redis.shards[0].addr: expected host:port or a redis:// URL, got "localhost"'],
-    [{ shards: [{ name: 'a', addr: 'h:70000' }] }, 'redis.shards[0].addr: expected host:port or a redis:// URL, got "h:70000"'],
+    [
+      { shards: [{ name: 'a', addr: 'localhost' }] },
+      'redis.shards[0].addr: expected host:port or a redis:// URL, got "localhost"',
+    ],
+    [
+      { shards: [{ name: 'a', addr: 'h:70000' }] },
+      'redis.shards[0].addr: expected host:port or a redis:// URL, got "h:70000"',
+    ],
     [{ shards: [{ addr: 'h:1' }] }, 'redis.shards[0].name: expected a non-empty string, got nothing'],
-    [{ shards: [{ name: 'a', addr: 'h:1' }, { name: 'a', addr: 'h:2' }] }, 'redis.shards[1].name: expected a unique name (redis.shards[0] already uses it), got "a"'],
+    [
+      {
+        shards: [
+          { name: 'a', addr: 'h:1' },
+          { name: 'a', addr: 'h:2' },
+        ],
+      },
+      'redis.shards[1].name: expected a unique name (redis.shards[0] already uses it), got "a"',
+    ],
     [{ enabled: true }, 'redis.shards: expected at least one shard when redis.enabled is true, got []'],
-    [{ maxCacheObjectBytes: 1e9 }, 'redis.maxCacheObjectBytes: expected an integer from 0 to 536870912, got 1000000000'],
+    [
+      { maxCacheObjectBytes: 1e9 },
+      'redis.maxCacheObjectBytes: expected an integer from 0 to 536870912, got 1000000000',
+    ],
   ];
-  for (const [redis, message] of bad) t.throws(() => validateConfigWithWarnings({ datastores: DS, redis }), { message }, message);
+  for (const [redis, message] of bad)
+    t.throws(() => validateConfigWithWarnings({ datastores: DS, redis }), { message }, message);
 });
 
 t.test('a disabled ring answers undefined at once and takes no lock', async (t) => {
@@ -38,12 +66,20 @@ t.test('a disabled ring answers undefined at once and takes no lock', async (t) 
   ring.configure({ enabled: false, databaseNumber: 0, shards: [], maxCacheObjectBytes: 0 });
   t.equal(ring.enabled, false);
   t.equal(await ring.call('k', (c, k) => c.get(k)), undefined);
-  t.equal(await coordinate(ring, 'x', { ttlMs: 1000, waitMs: 1000, recheck: async () => 'other' }, async () => 'mine'), 'mine');
+  t.equal(
+    await coordinate(ring, 'x', { ttlMs: 1000, waitMs: 1000, recheck: async () => 'other' }, async () => 'mine'),
+    'mine',
+  );
 });
 
 t.test('ring against a real Redis', { skip }, async (t) => {
   const addr = new URL(REDIS_URL).host;
-  const cfg = (shards: { name: string; addr: string }[]) => ({ enabled: true, databaseNumber: 4, shards, maxCacheObjectBytes: 1024 });
+  const cfg = (shards: { name: string; addr: string }[]) => ({
+    enabled: true,
+    databaseNumber: 4,
+    shards,
+    maxCacheObjectBytes: 1024,
+  });
   const a = new RedisRing(log);
   const b = new RedisRing(log);
   t.teardown(() => {
@@ -60,7 +96,12 @@ t.test('ring against a real Redis', { skip }, async (t) => {
     t.equal(await a.call('t:k', (c, k) => c.set(k, 'v', 'EX', 10)), 'OK');
     t.equal(await a.call('t:k', (c, k) => c.get(k)), 'v');
     // Two names on one server stand for two shards: placement is by name.
-    a.configure(cfg([{ name: 'one', addr }, { name: 'two', addr }]));
+    a.configure(
+      cfg([
+        { name: 'one', addr },
+        { name: 'two', addr },
+      ]),
+    );
     await ready(a);
     const owners = new Set(Array.from({ length: 50 }, (_, i) => a.shardOf(`k${i}`)));
     t.same([...owners].sort(), ['one', 'two'], 'keys land on both shards after the reload');
@@ -76,13 +117,23 @@ t.test('ring against a real Redis', { skip }, async (t) => {
     t.equal(await dead.call('k', (c, k) => c.get(k)), undefined);
     t.ok(Date.now() - t0 < COMMAND_TIMEOUT_MS, 'no wait for a shard that is down');
     t.equal(dead.stats.skipped, 1, 'counted as skipped');
-    const ran = await coordinate(dead, 'x', { ttlMs: 1000, waitMs: 5000, recheck: async () => null }, async () => 'ran');
+    const ran = await coordinate(
+      dead,
+      'x',
+      { ttlMs: 1000, waitMs: 5000, recheck: async () => null },
+      async () => 'ran',
+    );
     t.equal(ran, 'ran', 'a lock that cannot be taken does not block the work');
     t.equal(dead.stats.lockFallbacks, 1);
   });
 
-  t.test('cross-instance lock: the second instance waits and takes the first one\'s result', async (t) => {
-    b.configure(cfg([{ name: 'one', addr }, { name: 'two', addr }]));
+  t.test("cross-instance lock: the second instance waits and takes the first one's result", async (t) => {
+    b.configure(
+      cfg([
+        { name: 'one', addr },
+        { name: 'two', addr },
+      ]),
+    );
     await ready(b);
     const name = `test-${Date.now()}`;
     let result: string | null = null;
@@ -115,7 +166,7 @@ t.test('ring against a real Redis', { skip }, async (t) => {
     const out = await coordinate(b, name, { ttlMs: 5000, waitMs: 300, recheck: async () => null }, async () => 'mine');
     t.equal(out, 'mine');
     t.ok(Date.now() - t0 >= 300, 'it waited first');
-    t.equal(await a.call(`lock:${name}`, (c, k) => c.get(k)), 'someone-else', 'another holder\'s lock is not deleted');
+    t.equal(await a.call(`lock:${name}`, (c, k) => c.get(k)), 'someone-else', "another holder's lock is not deleted");
   });
 
   t.test('a Redis that is down at start: the ring heals by itself once it is up, subscriptions too', async (t) => {

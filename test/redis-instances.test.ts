@@ -13,18 +13,24 @@ import { startTestS3, until } from './helpers/s3.js';
 // instances, and serving on when Redis hangs or disappears (MMR #350).
 
 const REDIS_URL = process.env.MEDIA_REPO_TEST_REDIS ?? '';
-const skip = !POSTGRES_URL ? 'MEDIA_REPO_TEST_POSTGRES is not set (two instances need one shared database)'
-  : !REDIS_URL ? 'MEDIA_REPO_TEST_REDIS is not set' : false;
+const skip = !POSTGRES_URL
+  ? 'MEDIA_REPO_TEST_POSTGRES is not set (two instances need one shared database)'
+  : !REDIS_URL
+    ? 'MEDIA_REPO_TEST_REDIS is not set'
+    : false;
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const download = (id: string, q = '') => `/_matrix/client/v1/media/download/${SERVER_NAME}/${id}${q}`;
 
 async function upload(t: Tap, r: TestRepo, bytes: Buffer): Promise<string> {
   const res = await r.fetch('/_matrix/media/v3/upload', {
-    method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/x-test' }, body: new Uint8Array(bytes),
+    method: 'POST',
+    token: ALICE,
+    headers: { 'Content-Type': 'application/x-test' },
+    body: new Uint8Array(bytes),
   });
   t.equal(res.status, 200, 'upload succeeds');
-  return (await res.json() as { content_uri: string }).content_uri.split('/').pop()!;
+  return ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
 }
 
 async function expectBytes(t: Tap, r: TestRepo, id: string, bytes: Buffer, msg: string): Promise<void> {
@@ -34,13 +40,22 @@ async function expectBytes(t: Tap, r: TestRepo, id: string, bytes: Buffer, msg: 
 }
 
 async function createId(r: TestRepo): Promise<string> {
-  const res = await r.fetch('/_matrix/media/v1/create', { method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/json' }, body: '{}' });
-  return (await res.json() as { content_uri: string }).content_uri.split('/').pop()!;
+  const res = await r.fetch('/_matrix/media/v1/create', {
+    method: 'POST',
+    token: ALICE,
+    headers: { 'Content-Type': 'application/json' },
+    body: '{}',
+  });
+  return ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
 }
 
-const put = (r: TestRepo, id: string, bytes: Buffer) => r.fetch(`/_matrix/media/v3/upload/${SERVER_NAME}/${id}`, {
-  method: 'PUT', token: ALICE, headers: { 'Content-Type': 'application/x-test' }, body: new Uint8Array(bytes),
-});
+const put = (r: TestRepo, id: string, bytes: Buffer) =>
+  r.fetch(`/_matrix/media/v3/upload/${SERVER_NAME}/${id}`, {
+    method: 'PUT',
+    token: ALICE,
+    headers: { 'Content-Type': 'application/x-test' },
+    body: new Uint8Array(bytes),
+  });
 
 const stats = (r: TestRepo) => r.repo.services.redis.ring.stats;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,7 +71,10 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/x-remote' }).end(remoteBytes), 500);
   });
   await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
-  t.teardown(() => { peer.closeAllConnections(); peer.close(); });
+  t.teardown(() => {
+    peer.closeAllConnections();
+    peer.close();
+  });
   const peerName = `127.0.0.1:${(peer.address() as { port: number }).port}`;
   const redis = new URL(REDIS_URL);
   const proxy: TcpProxy = await startTcpProxy(redis.hostname, Number(redis.port || 6379));
@@ -80,7 +98,8 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
     await s3.close();
   });
   // Both rings connect in the background; wait for them rather than race the first test.
-  for (let i = 0; i < 50 && !(a.repo.services.redis.ring.ready() && b.repo.services.redis.ring.ready()); i++) await sleep(50);
+  for (let i = 0; i < 50 && !(a.repo.services.redis.ring.ready() && b.repo.services.redis.ring.ready()); i++)
+    await sleep(50);
 
   t.test('upload on A, download on B; B fills the shared cache and A reads from it', async (t) => {
     const bytes = randomBytes(4096);
@@ -116,19 +135,27 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
   async function raceIdentical(t: Tap, n: number, size: number): Promise<{ ids: string[]; bytes: Buffer }> {
     const bytes = randomBytes(size);
     const hash = createHash('sha256').update(bytes).digest('hex');
-    const ids = await Promise.all(Array.from({ length: n }, async (_, i) => {
-      // A name of its own per upload: the same user re-sending the same file under the same
-      // name gets its earlier media ID back, and here every upload must make a row.
-      const res = await (i % 2 ? b : a).fetch(`/_matrix/media/v3/upload?filename=copy${i}.bin`, {
-        method: 'POST', token: ALICE, headers: { 'Content-Type': 'application/x-test' }, body: new Uint8Array(bytes),
-      });
-      if (res.status !== 200) throw new Error(`upload ${i} answered ${res.status}: ${await res.text()}`);
-      return (await res.json() as { content_uri: string }).content_uri.split('/').pop()!;
-    }));
+    const ids = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        // A name of its own per upload: the same user re-sending the same file under the same
+        // name gets its earlier media ID back, and here every upload must make a row.
+        const res = await (i % 2 ? b : a).fetch(`/_matrix/media/v3/upload?filename=copy${i}.bin`, {
+          method: 'POST',
+          token: ALICE,
+          headers: { 'Content-Type': 'application/x-test' },
+          body: new Uint8Array(bytes),
+        });
+        if (res.status !== 200) throw new Error(`upload ${i} answered ${res.status}: ${await res.text()}`);
+        return ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+      }),
+    );
     t.equal(new Set(ids).size, n, `${n} media IDs`);
     const objects = (await s3.keys()).filter((k) => k.includes(hash));
     t.equal(objects.length, 1, `one object holds the content (${objects.join(', ')})`);
-    const rows = await a.repo.services.db.query<{ n: string }>('SELECT count(*) AS n FROM media WHERE sha256_hash = $1', [hash]);
+    const rows = await a.repo.services.db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM media WHERE sha256_hash = $1',
+      [hash],
+    );
     t.equal(Number(rows.rows[0]!.n), n, 'every upload has its row');
     return { ids, bytes };
   }
@@ -144,19 +171,29 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
 
   t.test('the same remote media asked of both instances at once is fetched once (cross-instance lock)', async (t) => {
     const path = `/_matrix/client/v1/media/download/${peerName}/remote1`;
-    const [fromA, fromB] = await Promise.all([a.fetch(path, { token: ALICE }), sleep(50).then(() => b.fetch(path, { token: ALICE }))]);
+    const [fromA, fromB] = await Promise.all([
+      a.fetch(path, { token: ALICE }),
+      sleep(50).then(() => b.fetch(path, { token: ALICE })),
+    ]);
     t.equal(fromA.status, 200, 'A answers');
     t.equal(fromB.status, 200, 'B answers');
     t.ok(Buffer.from(await fromA.arrayBuffer()).equals(remoteBytes), 'A has the bytes');
     t.ok(Buffer.from(await fromB.arrayBuffer()).equals(remoteBytes), 'B has the bytes');
     t.equal(peerHits, 1, 'the origin was asked once');
-    t.equal(stats(a).locksBusy + stats(b).locksBusy, 1, 'one instance waited on the other\'s lock');
+    t.equal(stats(a).locksBusy + stats(b).locksBusy, 1, "one instance waited on the other's lock");
   });
 
   t.test('a thumbnail asked of both instances at once is made under the cross-instance lock', async (t) => {
-    const png = await sharp(randomBytes(800 * 800 * 3), { raw: { width: 800, height: 800, channels: 3 } }).png().toBuffer();
-    const res = await a.fetch('/_matrix/media/v3/upload', { method: 'POST', token: ALICE, headers: { 'Content-Type': 'image/png' }, body: new Uint8Array(png) });
-    const id = (await res.json() as { content_uri: string }).content_uri.split('/').pop()!;
+    const png = await sharp(randomBytes(800 * 800 * 3), { raw: { width: 800, height: 800, channels: 3 } })
+      .png()
+      .toBuffer();
+    const res = await a.fetch('/_matrix/media/v3/upload', {
+      method: 'POST',
+      token: ALICE,
+      headers: { 'Content-Type': 'image/png' },
+      body: new Uint8Array(png),
+    });
+    const id = ((await res.json()) as { content_uri: string }).content_uri.split('/').pop()!;
     const before = stats(a).locksTaken + stats(b).locksTaken + stats(a).locksBusy + stats(b).locksBusy;
     const path = `/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${id}?width=40&height=40&method=scale`;
     const [fromA, fromB] = await Promise.all([a.fetch(path, { token: ALICE }), b.fetch(path, { token: ALICE })]);

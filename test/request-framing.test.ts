@@ -14,7 +14,12 @@ const text = Buffer.from('a text file that a client compressed on the wire\n'.re
 async function chunkedUpload(te: string, body: Buffer) {
   const c = await RawConn.open(r.port);
   try {
-    await c.head('POST', UPLOAD, { Host: SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Content-Type': 'text/plain', 'Transfer-Encoding': te });
+    await c.head('POST', UPLOAD, {
+      Host: SERVER_NAME,
+      Authorization: `Bearer ${ALICE}`,
+      'Content-Type': 'text/plain',
+      'Transfer-Encoding': te,
+    });
     await c.write(Buffer.concat([chunk(body), chunk(Buffer.alloc(0))]));
     const res = await c.response(0);
     if (!res) throw new Error(`no answer for Transfer-Encoding: ${te}`);

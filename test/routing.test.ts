@@ -32,7 +32,9 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
     // A: forwarded host honoured, media frozen. B: Host only, legacy downloads allowed.
     const a = await startRepoWithHomeservers(d.name, [A, B]);
     t.teardown(() => a.close());
-    const b = await startRepoWithHomeservers(d.name, [A, B], { repo: { useForwardedHost: false, freezeUnauthenticatedMedia: false } });
+    const b = await startRepoWithHomeservers(d.name, [A, B], {
+      repo: { useForwardedHost: false, freezeUnauthenticatedMedia: false },
+    });
     t.teardown(() => b.close());
     const reqA = (o: RawOptions) => requestRaw(a.repo, o);
     const reqB = (o: RawOptions) => requestRaw(b.repo, o);
@@ -54,11 +56,30 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
 
     t.test('X-Forwarded-Host: honoured with useForwardedHost, ignored without', async (t) => {
       const fwd = { 'X-Forwarded-Host': A };
-      t.equal((await reqA({ path: config, host: 'nonsense', token: ALICE, headers: fwd })).status, 200, 'A: forwarded host used');
-      const up = await reqA({ method: 'POST', path: '/_matrix/media/v3/upload', host: A, token: ALICE, body: 'x', headers: { 'X-Forwarded-Host': B } });
+      t.equal(
+        (await reqA({ path: config, host: 'nonsense', token: ALICE, headers: fwd })).status,
+        200,
+        'A: forwarded host used',
+      );
+      const up = await reqA({
+        method: 'POST',
+        path: '/_matrix/media/v3/upload',
+        host: A,
+        token: ALICE,
+        body: 'x',
+        headers: { 'X-Forwarded-Host': B },
+      });
       t.equal(mxcParts(up).server, B, 'A: X-Forwarded-Host wins over Host');
-      t.equal((await reqB({ path: config, host: 'nonsense', token: ALICE, headers: fwd })).status, 502, 'B: forwarded host ignored');
-      t.equal((await reqB({ path: config, host: A, token: ALICE, headers: { 'X-Forwarded-Host': 'nonsense' } })).status, 200, 'B: Host used');
+      t.equal(
+        (await reqB({ path: config, host: 'nonsense', token: ALICE, headers: fwd })).status,
+        502,
+        'B: forwarded host ignored',
+      );
+      t.equal(
+        (await reqB({ path: config, host: A, token: ALICE, headers: { 'X-Forwarded-Host': 'nonsense' } })).status,
+        200,
+        'B: Host used',
+      );
     });
 
     t.test('media of either homeserver is downloadable by its mxc through either Host', async (t) => {
@@ -66,7 +87,11 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
       const onB = mxcParts(await upload(reqA, B, undefined, body));
       t.equal(onB.server, B);
       for (const host of [A, B]) {
-        const dl = await reqA({ path: `/_matrix/client/v1/media/download/${onB.server}/${onB.id}`, host, token: ALICE });
+        const dl = await reqA({
+          path: `/_matrix/client/v1/media/download/${onB.server}/${onB.id}`,
+          host,
+          token: ALICE,
+        });
         t.equal(dl.status, 200, `via Host ${host}`);
         t.ok(dl.body.equals(body), `bytes via Host ${host}`);
       }
@@ -87,7 +112,11 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
           t.ok(legacyB.body.equals(body), `unfrozen: legacy ${dv} bytes`);
           t.equal(legacyB.headers['content-type'], 'application/x-route');
         }
-        const authed = await reqA({ path: `/_matrix/client/v1/media/download/${A}/${frozen.id}`, host: A, token: GUEST });
+        const authed = await reqA({
+          path: `/_matrix/client/v1/media/download/${A}/${frozen.id}`,
+          host: A,
+          token: GUEST,
+        });
         t.equal(authed.status, 200, `frozen: authenticated download of a ${v} upload`);
         t.ok(authed.body.equals(body));
       }
@@ -118,7 +147,11 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
       const res = await reqA({ path: '/_matrix/client/versions', host: A });
       t.equal(res.status, 200);
       t.same(res.json(), { versions: ['v1.1', 'v1.5', 'v1.11'], unstable_features: { x: true } });
-      t.equal((await reqA({ path: '/_matrix/client/versions', host: 'nonsense' })).status, 502, 'needs a configured Host');
+      t.equal(
+        (await reqA({ path: '/_matrix/client/versions', host: 'nonsense' })).status,
+        502,
+        'needs a configured Host',
+      );
     });
 
     t.test('unknown endpoints and wrong methods', async (t) => {
@@ -134,7 +167,11 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
       const e401 = await reqA({ path: config, host: A });
       t.equal(e401.status, 401);
       checkCommonHeaders(t, e401, '401');
-      const e404 = await reqA({ path: `/_matrix/client/v1/media/download/${A}/AAAAAAAAAAAAAAAAAAAAAAAA`, host: A, token: ALICE });
+      const e404 = await reqA({
+        path: `/_matrix/client/v1/media/download/${A}/AAAAAAAAAAAAAAAAAAAAAAAA`,
+        host: A,
+        token: ALICE,
+      });
       t.equal(e404.status, 404);
       checkCommonHeaders(t, e404, '404');
       const e502 = await reqA({ path: config, host: 'nonsense', token: ALICE });
@@ -149,7 +186,12 @@ for (const d of drivers().filter((x) => x.name === 'pglite')) {
       const paths = ['/_matrix/media/v3/upload', `/_matrix/client/v1/media/download/${A}/abc`, config, '/not/a/route'];
       for (const path of paths) {
         for (const host of [A, 'nonsense']) {
-          const res = await reqA({ method: 'OPTIONS', path, host, headers: { 'Access-Control-Request-Method': 'POST', Origin: 'https://app.example' } });
+          const res = await reqA({
+            method: 'OPTIONS',
+            path,
+            host,
+            headers: { 'Access-Control-Request-Method': 'POST', Origin: 'https://app.example' },
+          });
           t.equal(res.status, 200, `OPTIONS ${path} (Host ${host})`);
           checkCommonHeaders(t, res, `OPTIONS ${path}`);
         }
@@ -164,12 +206,26 @@ t.test('routing smoke (postgres)', { skip: pg.skip }, async (t) => {
   const r = await startRepoWithHomeservers('postgres', [A, B]);
   t.teardown(() => r.close());
   const body = randomBytes(1000);
-  const up = await requestRaw(r.repo, { method: 'POST', path: '/_matrix/media/v3/upload', host: B, token: ALICE, body });
+  const up = await requestRaw(r.repo, {
+    method: 'POST',
+    path: '/_matrix/media/v3/upload',
+    host: B,
+    token: ALICE,
+    body,
+  });
   t.equal(up.status, 200);
   const { server, id } = mxcParts(up);
   t.equal(server, B);
-  const dl = await requestRaw(r.repo, { path: `/_matrix/client/v1/media/download/${server}/${id}`, host: `${A}:443`, token: ALICE });
+  const dl = await requestRaw(r.repo, {
+    path: `/_matrix/client/v1/media/download/${server}/${id}`,
+    host: `${A}:443`,
+    token: ALICE,
+  });
   t.equal(dl.status, 200);
   t.ok(dl.body.equals(body));
-  t.equal((await requestRaw(r.repo, { path: '/_matrix/client/v1/media/config', host: '127.0.0.1:9999', token: ALICE })).status, 502);
+  t.equal(
+    (await requestRaw(r.repo, { path: '/_matrix/client/v1/media/config', host: '127.0.0.1:9999', token: ALICE }))
+      .status,
+    502,
+  );
 });

@@ -26,10 +26,16 @@ async function writeAll(w: StagingWriter, body: Buffer): Promise<void> {
   }
 }
 
-
 t.test('publicUrl: null without publicBaseUrl, else the key under it, escaped per segment', async (t) => {
   t.equal(new S3Datastore('a', s3.opts(), ['all'], true, 'm1', sinks).publicUrl('ab/abcd'), null);
-  const ds = new S3Datastore('a', s3.opts({ publicBaseUrl: 'https://cdn.example.org/media', redirectWhenCached: true }), ['all'], true, 'm1', sinks);
+  const ds = new S3Datastore(
+    'a',
+    s3.opts({ publicBaseUrl: 'https://cdn.example.org/media', redirectWhenCached: true }),
+    ['all'],
+    true,
+    'm1',
+    sinks,
+  );
   t.equal(ds.publicUrl('ab/abcd'), 'https://cdn.example.org/media/ab/abcd');
   t.equal(ds.redirectWhenCached, true);
   t.equal(publicUrlFor('https://cdn.example.org/', 'x_y-z.1'), 'https://cdn.example.org/x_y-z.1');

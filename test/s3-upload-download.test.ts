@@ -38,9 +38,10 @@ async function mediaRows(): Promise<number> {
 }
 
 async function bucketIsClean(): Promise<boolean> {
-  return store.pendingCleanups === 0 && (await s3.keys('staging/')).length === 0 && (await s3.openUploads()).length === 0;
+  return (
+    store.pendingCleanups === 0 && (await s3.keys('staging/')).length === 0 && (await s3.openUploads()).length === 0
+  );
 }
-
 
 t.test('round trip: small and multipart uploads come back byte for byte, with Range', async (t) => {
   for (const size of [5000, 3 * MiB, 12 * MiB + 3]) {
@@ -54,7 +55,10 @@ t.test('round trip: small and multipart uploads come back byte for byte, with Ra
     const mid = Math.floor(size / 2);
     const midEnd = Math.min(size - 1, mid + 99_999);
     for (const [range, start, end] of [
-      ['bytes=0-0', 0, 0], [`bytes=${mid}-${midEnd}`, mid, midEnd], [`bytes=${size - 1}-`, size - 1, size - 1], ['bytes=-5', size - 5, size - 1],
+      ['bytes=0-0', 0, 0],
+      [`bytes=${mid}-${midEnd}`, mid, midEnd],
+      [`bytes=${size - 1}-`, size - 1, size - 1],
+      ['bytes=-5', size - 5, size - 1],
     ] as const) {
       const part = await download(id, { Range: range });
       t.equal(part.status, 206, range);
@@ -73,8 +77,15 @@ t.test('two identical uploads: two media IDs, one object', async (t) => {
   t.not(a, b);
   const added = (await s3.keys()).filter((k) => !before.includes(k));
   t.same(added, [sha(body)], 'one object, under the hash');
-  const rows = await r.repo.services.db.query<{ location: string }>('SELECT DISTINCT location FROM media WHERE sha256_hash = $1', [sha(body)]);
-  t.same(rows.rows.map((x) => x.location), [sha(body)], 'both rows point at it');
+  const rows = await r.repo.services.db.query<{ location: string }>(
+    'SELECT DISTINCT location FROM media WHERE sha256_hash = $1',
+    [sha(body)],
+  );
+  t.same(
+    rows.rows.map((x) => x.location),
+    [sha(body)],
+    'both rows point at it',
+  );
   t.ok(Buffer.from(await (await download(b)).arrayBuffer()).equals(body));
 });
 
@@ -104,7 +115,11 @@ t.test('S3 stopped: a clean Matrix 5xx, no row, nothing leaked, and the server g
 t.test('S3 dropping connections mid-upload: 5xx, no row; leftovers removed once it recovers', async (t) => {
   const rows = await mediaRows();
   let parts = 0;
-  s3.fault = { kind: 'drop', when: (method, url) => (method === 'PUT' && url.includes('partNumber') && ++parts > 1) || (parts > 1 && method === 'DELETE') };
+  s3.fault = {
+    kind: 'drop',
+    when: (method, url) =>
+      (method === 'PUT' && url.includes('partNumber') && ++parts > 1) || (parts > 1 && method === 'DELETE'),
+  };
   await expectCleanFailure(t, await upload(r, randomBytes(20 * MiB)), rows);
   t.ok(parts > 1, 'it failed mid-way, after a part was stored');
   s3.fault = null;

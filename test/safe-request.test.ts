@@ -23,7 +23,14 @@ function fixture(tag: string): http.Server {
     const p = u.pathname;
     if (p === '/echo') {
       res.setHeader('content-type', 'application/json');
-      return res.end(JSON.stringify({ tag, host: req.headers.host, authorization: req.headers.authorization ?? null, method: req.method }));
+      return res.end(
+        JSON.stringify({
+          tag,
+          host: req.headers.host,
+          authorization: req.headers.authorization ?? null,
+          method: req.method,
+        }),
+      );
     }
     if (p.startsWith('/chain/')) {
       const n = Number(p.slice(7));
@@ -31,9 +38,19 @@ function fixture(tag: string): http.Server {
       res.writeHead(302, { location: `/chain/${n - 1}` });
       return res.end('redirect body that is never read');
     }
-    if (p === '/to') { res.writeHead(Number(u.searchParams.get('s') ?? 302), { location: u.searchParams.get('loc')! }); return res.end(); }
-    if (p === '/big-cl') { res.writeHead(200, { 'content-length': 5000 }); return res.end(Buffer.alloc(5000)); }
-    if (p === '/big-chunked') { res.write(Buffer.alloc(3000)); setTimeout(() => res.end(Buffer.alloc(3000)), 20); return; }
+    if (p === '/to') {
+      res.writeHead(Number(u.searchParams.get('s') ?? 302), { location: u.searchParams.get('loc')! });
+      return res.end();
+    }
+    if (p === '/big-cl') {
+      res.writeHead(200, { 'content-length': 5000 });
+      return res.end(Buffer.alloc(5000));
+    }
+    if (p === '/big-chunked') {
+      res.write(Buffer.alloc(3000));
+      setTimeout(() => res.end(Buffer.alloc(3000)), 20);
+      return;
+    }
     if (p === '/trickle') {
       res.writeHead(200);
       const iv = setInterval(() => res.write('x'), 50);
@@ -44,13 +61,19 @@ function fixture(tag: string): http.Server {
     if (p === '/json') return res.end(JSON.stringify({ ok: true }));
     if (p === '/json-big') return res.end(JSON.stringify({ pad: 'x'.repeat(100_000) }));
     if (p === '/badjson') return res.end('{"ok": tru');
-    if (p === '/404') { res.statusCode = 404; return res.end(JSON.stringify({ errcode: 'M_NOT_FOUND' })); }
+    if (p === '/404') {
+      res.statusCode = 404;
+      return res.end(JSON.stringify({ errcode: 'M_NOT_FOUND' }));
+    }
     res.end(`hello from ${tag}`);
   });
 }
 
 async function listen(s: http.Server, host: string, port = 0): Promise<number> {
-  await new Promise<void>((resolve, reject) => { s.once('error', reject); s.listen(port, host, () => resolve()); });
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, host, () => resolve());
+  });
   return (s.address() as AddressInfo).port;
 }
 
@@ -61,19 +84,35 @@ async function readAll(body: Readable): Promise<Buffer> {
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'resolved'; } catch (e) { return e instanceof OutboundError ? e.kind : `other: ${(e as Error).message}`; }
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    return e instanceof OutboundError ? e.kind : `other: ${(e as Error).message}`;
+  }
 }
 
 const A = fixture('A');
 const PORT = await listen(A, '127.0.0.1');
 const base = `http://127.0.0.1:${PORT}`;
-const names = (map: Record<string, string[]>) => async (h: string): Promise<string[]> => {
-  if (map[h]) return map[h];
-  throw Object.assign(new Error(`ENOTFOUND ${h}`), { code: 'ENOTFOUND' });
+const names =
+  (map: Record<string, string[]>) =>
+  async (h: string): Promise<string[]> => {
+    if (map[h]) return map[h];
+    throw Object.assign(new Error(`ENOTFOUND ${h}`), { code: 'ENOTFOUND' });
+  };
+const loop: SafeRequestOptions = {
+  allow: LOOPBACK,
+  deny: DENY,
+  timeoutMs: 3000,
+  maxBytes: 1 << 20,
+  resolve: names({ 'a.test': ['127.0.0.1'], 'b.test': ['127.0.0.1'] }),
 };
-const loop: SafeRequestOptions = { allow: LOOPBACK, deny: DENY, timeoutMs: 3000, maxBytes: 1 << 20, resolve: names({ 'a.test': ['127.0.0.1'], 'b.test': ['127.0.0.1'] }) };
 const strict: SafeRequestOptions = { ...loop, allow: NONE };
-t.teardown(() => { A.closeAllConnections(); A.close(); });
+t.teardown(() => {
+  A.closeAllConnections();
+  A.close();
+});
 
 t.test('allowed when loopback is explicitly allowed, refused with default lists', async (t) => {
   const r = await safeRequest(`${base}/`, loop);
@@ -82,17 +121,33 @@ t.test('allowed when loopback is explicitly allowed, refused with default lists'
   t.equal((await readAll(r.body)).toString(), 'hello from A');
   const viaName = await safeRequest(`http://a.test:${PORT}/echo`, loop);
   t.match(JSON.parse((await readAll(viaName.body)).toString()), { tag: 'A', host: `a.test:${PORT}` });
-  for (const u of [`${base}/`, `http://2130706433:${PORT}/`, `http://0x7f.1:${PORT}/`, `http://0177.0.0.1:${PORT}/`,
-    `http://[::ffff:127.0.0.1]:${PORT}/`, `http://[::ffff:7f00:1]:${PORT}/`, `http://[::1]:${PORT}/`, `http://a.test:${PORT}/`]) {
+  for (const u of [
+    `${base}/`,
+    `http://2130706433:${PORT}/`,
+    `http://0x7f.1:${PORT}/`,
+    `http://0177.0.0.1:${PORT}/`,
+    `http://[::ffff:127.0.0.1]:${PORT}/`,
+    `http://[::ffff:7f00:1]:${PORT}/`,
+    `http://[::1]:${PORT}/`,
+    `http://a.test:${PORT}/`,
+  ]) {
     t.equal(await code(safeRequest(u, strict)), 'denied_address', u);
   }
-  t.equal(await code(safeRequest(`http://localhost:${PORT}/`, { ...strict, resolve: undefined })), 'denied_address', 'real DNS for localhost');
+  t.equal(
+    await code(safeRequest(`http://localhost:${PORT}/`, { ...strict, resolve: undefined })),
+    'denied_address',
+    'real DNS for localhost',
+  );
 });
 
 t.test('a name with any denied address is refused', async (t) => {
   const mixed = names({ 'mixed.test': ['93.184.215.14', '127.0.0.1'], 'mixed2.test': ['127.0.0.1', '10.1.2.3'] });
   t.equal(await code(safeRequest(`http://mixed.test:${PORT}/`, { ...strict, resolve: mixed })), 'denied_address');
-  t.equal(await code(safeRequest(`http://mixed2.test:${PORT}/`, { ...loop, resolve: mixed })), 'denied_address', 'allowed + private');
+  t.equal(
+    await code(safeRequest(`http://mixed2.test:${PORT}/`, { ...loop, resolve: mixed })),
+    'denied_address',
+    'allowed + private',
+  );
   t.equal(await code(safeRequest(`http://nowhere.test:${PORT}/`, loop)), 'dns');
   t.equal(await code(safeRequest(`http://empty.test:${PORT}/`, { ...loop, resolve: async () => [] })), 'dns');
 });
@@ -100,14 +155,23 @@ t.test('a name with any denied address is refused', async (t) => {
 t.test('pinning: one lookup, the connection goes to the checked address', async (t) => {
   const B = fixture('B');
   let bound = true;
-  await listen(B, '::1', PORT).catch(() => { bound = false; });
-  t.teardown(() => { B.closeAllConnections(); B.close(); });
+  await listen(B, '::1', PORT).catch(() => {
+    bound = false;
+  });
+  t.teardown(() => {
+    B.closeAllConnections();
+    B.close();
+  });
   let calls = 0;
   const flip = async (): Promise<string[]> => (++calls === 1 ? ['127.0.0.1'] : ['::1']);
   const r = await safeRequest(`http://rebind.test:${PORT}/echo`, { ...loop, resolve: flip });
   t.equal(calls, 1, 'resolver called exactly once');
   t.equal(r.remoteAddress, '127.0.0.1');
-  t.match(JSON.parse((await readAll(r.body)).toString()), { tag: 'A' }, bound ? 'hit A, not B on ::1' : 'hit A (::1 unavailable)');
+  t.match(
+    JSON.parse((await readAll(r.body)).toString()),
+    { tag: 'A' },
+    bound ? 'hit A, not B on ::1' : 'hit A (::1 unavailable)',
+  );
   let calls2 = 0;
   const toPrivate = async (): Promise<string[]> => (++calls2 === 1 ? ['127.0.0.1'] : ['10.0.0.1']);
   const r2 = await safeRequest(`http://rebind.test:${PORT}/`, { ...loop, resolve: toPrivate });
@@ -127,11 +191,20 @@ t.test('redirects', async (t) => {
   t.equal(raw.headers.location, '/chain/0');
   raw.body.destroy();
   const to = (loc: string, s = 302): string => `${base}/to?s=${s}&loc=${encodeURIComponent(loc)}`;
-  for (const loc of [`http://127.0.0.2:${PORT}/`, `http://[::ffff:127.0.0.2]:${PORT}/`, `http://2130706434:${PORT}/`, 'http://169.254.169.254/latest/meta-data/']) {
+  for (const loc of [
+    `http://127.0.0.2:${PORT}/`,
+    `http://[::ffff:127.0.0.2]:${PORT}/`,
+    `http://2130706434:${PORT}/`,
+    'http://169.254.169.254/latest/meta-data/',
+  ]) {
     t.equal(await code(safeRequest(to(loc), loop)), 'denied_address', `redirect to ${loc}`);
   }
   const priv = names({ 'a.test': ['127.0.0.1'], 'inner.test': ['10.0.0.5'] });
-  t.equal(await code(safeRequest(to('http://inner.test/'), { ...loop, resolve: priv })), 'denied_address', 'redirect target re-resolved');
+  t.equal(
+    await code(safeRequest(to('http://inner.test/'), { ...loop, resolve: priv })),
+    'denied_address',
+    'redirect target re-resolved',
+  );
   t.equal(await code(safeRequest(to('file:///etc/passwd'), loop)), 'bad_url');
   t.equal(await code(safeRequest(to('gopher://127.0.0.1/'), loop)), 'bad_url');
   t.equal(await code(safeRequest('file:///etc/passwd', loop)), 'bad_url');
@@ -140,7 +213,11 @@ t.test('redirects', async (t) => {
   const same = await safeRequest(to('/echo', 307), auth);
   t.match(JSON.parse((await readAll(same.body)).toString()), { authorization: 'X-Matrix secret' }, 'kept same-origin');
   const cross = await safeRequest(to(`http://b.test:${PORT}/echo`), auth);
-  t.match(JSON.parse((await readAll(cross.body)).toString()), { authorization: null, host: `b.test:${PORT}` }, 'dropped cross-origin');
+  t.match(
+    JSON.parse((await readAll(cross.body)).toString()),
+    { authorization: null, host: `b.test:${PORT}` },
+    'dropped cross-origin',
+  );
   const post = await safeRequest(to('/echo', 303), { ...loop, method: 'POST' });
   t.match(JSON.parse((await readAll(post.body)).toString()), { method: 'GET' }, '303 turns into GET');
 });
@@ -167,21 +244,43 @@ t.test('total deadline', async (t) => {
   t.equal(await code(safeRequest(`${base}/hang`, { ...loop, timeoutMs: 500 })), 'timeout', 'no response at all');
   t.ok(Date.now() - s2 < 2000);
   const slowDns = async (): Promise<string[]> => new Promise(() => {});
-  t.equal(await code(safeRequest('http://slow.test/', { ...loop, timeoutMs: 300, resolve: slowDns })), 'timeout', 'hung resolver');
+  t.equal(
+    await code(safeRequest('http://slow.test/', { ...loop, timeoutMs: 300, resolve: slowDns })),
+    'timeout',
+    'hung resolver',
+  );
   const ac = new AbortController();
   setTimeout(() => ac.abort(new Error('caller gave up')), 100);
-  t.equal(await code(safeRequest(`${base}/hang`, { ...loop, signal: ac.signal })), 'other: caller gave up', 'caller signal');
+  t.equal(
+    await code(safeRequest(`${base}/hang`, { ...loop, signal: ac.signal })),
+    'other: caller gave up',
+    'caller signal',
+  );
 });
 
 t.test('connectTo keeps the URL host for Host; TLS failures are tls', async (t) => {
-  const r = await safeRequest('http://matrix.example.org/echo', { ...loop, connectTo: { host: '127.0.0.1', port: PORT } });
+  const r = await safeRequest('http://matrix.example.org/echo', {
+    ...loop,
+    connectTo: { host: '127.0.0.1', port: PORT },
+  });
   t.match(JSON.parse((await readAll(r.body)).toString()), { tag: 'A', host: 'matrix.example.org' });
-  const r2 = await safeRequest('http://matrix.example.org:8448/echo', { ...loop, connectTo: { host: 'a.test', port: PORT } });
+  const r2 = await safeRequest('http://matrix.example.org:8448/echo', {
+    ...loop,
+    connectTo: { host: 'a.test', port: PORT },
+  });
   t.match(JSON.parse((await readAll(r2.body)).toString()), { host: 'matrix.example.org:8448' }, 'connectTo by name');
-  t.equal(await code(safeRequest('http://matrix.example.org/', { ...strict, connectTo: { host: '127.0.0.1', port: PORT } })), 'denied_address', 'connectTo is checked too');
+  t.equal(
+    await code(safeRequest('http://matrix.example.org/', { ...strict, connectTo: { host: '127.0.0.1', port: PORT } })),
+    'denied_address',
+    'connectTo is checked too',
+  );
   const h = await safeRequest(`${base}/echo`, { ...loop, headers: { Host: 'override.example' } });
   t.match(JSON.parse((await readAll(h.body)).toString()), { host: 'override.example' });
-  t.equal(await code(safeRequest(`https://127.0.0.1:${PORT}/`, loop)), 'tls', 'TLS handshake against a plain HTTP server');
+  t.equal(
+    await code(safeRequest(`https://127.0.0.1:${PORT}/`, loop)),
+    'tls',
+    'TLS handshake against a plain HTTP server',
+  );
   const closed = http.createServer();
   const cport = await listen(closed, '127.0.0.1');
   closed.close();
@@ -204,24 +303,75 @@ t.test('safeJson', async (t) => {
 function selfSigned(): { key: Buffer; cert: Buffer } | null {
   const dir = mkdtempSync(join(tmpdir(), 'safe-request-tls-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=matrix.test', '-addext', 'subjectAltName=DNS:matrix.test', '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=matrix.test',
+        '-addext',
+        'subjectAltName=DNS:matrix.test',
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        join(dir, 'c'),
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(join(dir, 'k')), cert: readFileSync(join(dir, 'c')) };
-  } catch { return null; } finally { rmSync(dir, { recursive: true, force: true }); }
+  } catch {
+    return null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const creds = selfSigned();
-t.test('TLS: certificates verified by default, SNI is the intended name', { skip: creds ? false : 'no openssl binary' }, async (t) => {
-  if (!creds) return;
-  const tls = https.createServer(creds, (req, res) => res.end(JSON.stringify({ sni: (req.socket as import('node:tls').TLSSocket).servername || null, host: req.headers.host })));
-  const port = await listen(tls as unknown as http.Server, '127.0.0.1');
-  t.teardown(() => { tls.closeAllConnections(); tls.close(); });
-  t.equal(await code(safeRequest(`https://127.0.0.1:${port}/`, loop)), 'tls', 'self-signed refused');
-  const lax = { ...loop, rejectUnauthorized: false };
-  const viaConnect = await safeRequest('https://server.example/', { ...lax, connectTo: { host: '127.0.0.1', port }, tlsServername: 'matrix.test' });
-  t.same(JSON.parse((await readAll(viaConnect.body)).toString()), { sni: 'matrix.test', host: 'server.example' });
-  const byName = await safeRequest(`https://a.test:${port}/`, lax);
-  t.same(JSON.parse((await readAll(byName.body)).toString()), { sni: 'a.test', host: `a.test:${port}` }, 'SNI defaults to the URL host');
-  const literal = await safeRequest(`https://127.0.0.1:${port}/`, lax);
-  t.same(JSON.parse((await readAll(literal.body)).toString()), { sni: null, host: `127.0.0.1:${port}` }, 'no SNI for IP literals');
-});
+t.test(
+  'TLS: certificates verified by default, SNI is the intended name',
+  { skip: creds ? false : 'no openssl binary' },
+  async (t) => {
+    if (!creds) return;
+    const tls = https.createServer(creds, (req, res) =>
+      res.end(
+        JSON.stringify({
+          sni: (req.socket as import('node:tls').TLSSocket).servername || null,
+          host: req.headers.host,
+        }),
+      ),
+    );
+    const port = await listen(tls as unknown as http.Server, '127.0.0.1');
+    t.teardown(() => {
+      tls.closeAllConnections();
+      tls.close();
+    });
+    t.equal(await code(safeRequest(`https://127.0.0.1:${port}/`, loop)), 'tls', 'self-signed refused');
+    const lax = { ...loop, rejectUnauthorized: false };
+    const viaConnect = await safeRequest('https://server.example/', {
+      ...lax,
+      connectTo: { host: '127.0.0.1', port },
+      tlsServername: 'matrix.test',
+    });
+    t.same(JSON.parse((await readAll(viaConnect.body)).toString()), { sni: 'matrix.test', host: 'server.example' });
+    const byName = await safeRequest(`https://a.test:${port}/`, lax);
+    t.same(
+      JSON.parse((await readAll(byName.body)).toString()),
+      { sni: 'a.test', host: `a.test:${port}` },
+      'SNI defaults to the URL host',
+    );
+    const literal = await safeRequest(`https://127.0.0.1:${port}/`, lax);
+    t.same(
+      JSON.parse((await readAll(literal.body)).toString()),
+      { sni: null, host: `127.0.0.1:${port}` },
+      'no SNI for IP literals',
+    );
+  },
+);

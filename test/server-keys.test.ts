@@ -25,11 +25,30 @@ function setup(serve: (server: string) => unknown) {
   const calls: string[] = [];
   const warnings: string[] = [];
   const fetcher = createServerKeyFetcher({
-    fetchKeys: async (s) => { calls.push(s); const r = serve(s); if (r instanceof Error) throw r; return r; },
+    fetchKeys: async (s) => {
+      calls.push(s);
+      const r = serve(s);
+      if (r instanceof Error) throw r;
+      return r;
+    },
     now: () => clock,
-    log: { warn: (msg) => { warnings.push(msg); } },
+    log: {
+      warn: (msg) => {
+        warnings.push(msg);
+      },
+    },
   });
-  return { fetcher, calls, warnings, advance: (ms: number) => { clock += ms; }, at: (ms: number) => { clock = T0 + ms; } };
+  return {
+    fetcher,
+    calls,
+    warnings,
+    advance: (ms: number) => {
+      clock += ms;
+    },
+    at: (ms: number) => {
+      clock = T0 + ms;
+    },
+  };
 }
 
 const k1 = generateSigningKey('k1');
@@ -40,28 +59,59 @@ t.test('a valid response is accepted and cached', async (t) => {
   t.equal(await s.fetcher.publicKey('remote.example', 'ed25519:k1'), k1.publicKeyBase64);
   t.equal(await s.fetcher.publicKey('remote.example', 'ed25519:k2'), k2.publicKeyBase64, 'second key from the cache');
   t.same(s.calls, ['remote.example'], 'one fetch');
-  t.equal(await s.fetcher.publicKey('other.example', 'ed25519:k1'), k1.publicKeyBase64, 'servers are cached separately');
+  t.equal(
+    await s.fetcher.publicKey('other.example', 'ed25519:k1'),
+    k1.publicKeyBase64,
+    'servers are cached separately',
+  );
   t.same(s.calls, ['remote.example', 'other.example']);
 });
 
 t.test('invalid responses are rejected', async (t) => {
   const forger = generateSigningKey('k1');
   const cases: Array<[string, (srv: string) => unknown]> = [
-    ['forged self-signature', (srv) => {
-      const r = response(srv, [forger], T0 + DAY) as Record<string, unknown>;
-      r.verify_keys = { 'ed25519:k1': { key: k1.publicKeyBase64 } }; // claims k1, signed by another key
-      return r;
-    }],
-    ['missing self-signature', (srv) => { const r = response(srv, [k1], T0 + DAY) as Record<string, unknown>; delete r.signatures; return r; }],
-    ['signed by only one of two keys', (srv) => {
-      const r = signJson({ server_name: srv, valid_until_ts: T0 + DAY,
-        verify_keys: { 'ed25519:k1': { key: k1.publicKeyBase64 }, 'ed25519:k2': { key: k2.publicKeyBase64 } } }, srv, k1);
-      return r;
-    }],
+    [
+      'forged self-signature',
+      (srv) => {
+        const r = response(srv, [forger], T0 + DAY) as Record<string, unknown>;
+        r.verify_keys = { 'ed25519:k1': { key: k1.publicKeyBase64 } }; // claims k1, signed by another key
+        return r;
+      },
+    ],
+    [
+      'missing self-signature',
+      (srv) => {
+        const r = response(srv, [k1], T0 + DAY) as Record<string, unknown>;
+        delete r.signatures;
+        return r;
+      },
+    ],
+    [
+      'signed by only one of two keys',
+      (srv) => {
+        const r = signJson(
+          {
+            server_name: srv,
+            valid_until_ts: T0 + DAY,
+            verify_keys: { 'ed25519:k1': { key: k1.publicKeyBase64 }, 'ed25519:k2': { key: k2.publicKeyBase64 } },
+          },
+          srv,
+          k1,
+        );
+        return r;
+      },
+    ],
     ['content changed after signing', (srv) => ({ ...response(srv, [k1], T0 + DAY), valid_until_ts: T0 + 2 * DAY })],
     ['server_name mismatch', () => response('evil.example', [k1], T0 + DAY)],
     ['expired valid_until_ts', (srv) => response(srv, [k1], T0 - 1)],
-    ['valid_until_ts missing', (srv) => { const r = response(srv, [k1], T0 + DAY) as Record<string, unknown>; delete r.valid_until_ts; return signJson(r, srv, k1); }],
+    [
+      'valid_until_ts missing',
+      (srv) => {
+        const r = response(srv, [k1], T0 + DAY) as Record<string, unknown>;
+        delete r.valid_until_ts;
+        return signJson(r, srv, k1);
+      },
+    ],
     ['no verify_keys', (srv) => signJson({ server_name: srv, valid_until_ts: T0 + DAY }, srv, k1)],
     ['not an object', () => 'hello'],
     ['fetch fails', () => new Error('connection refused')],
@@ -75,9 +125,17 @@ t.test('invalid responses are rejected', async (t) => {
 
 t.test('old_verify_keys are not valid for requests', async (t) => {
   const old = generateSigningKey('old');
-  const s = setup((srv) => response(srv, [k1], T0 + DAY, { old_verify_keys: { 'ed25519:old': { key: old.publicKeyBase64, expired_ts: T0 - DAY } } }));
+  const s = setup((srv) =>
+    response(srv, [k1], T0 + DAY, {
+      old_verify_keys: { 'ed25519:old': { key: old.publicKeyBase64, expired_ts: T0 - DAY } },
+    }),
+  );
   t.equal(await s.fetcher.publicKey('remote.example', 'ed25519:old'), null);
-  t.equal(await s.fetcher.publicKey('remote.example', 'ed25519:k1'), k1.publicKeyBase64, 'the response itself was fine');
+  t.equal(
+    await s.fetcher.publicKey('remote.example', 'ed25519:k1'),
+    k1.publicKeyBase64,
+    'the response itself was fine',
+  );
 });
 
 t.test('cache lifetime: half the remaining validity, at most 7 days', async (t) => {
@@ -144,13 +202,21 @@ t.test('a failed refetch keeps the keys that are still good', async (t) => {
 
 t.test('concurrent lookups share one fetch', async (t) => {
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   let calls = 0;
   const fetcher = createServerKeyFetcher({
-    fetchKeys: async (srv) => { calls++; await gate; return response(srv, [k1, k2], Date.now() + DAY); },
+    fetchKeys: async (srv) => {
+      calls++;
+      await gate;
+      return response(srv, [k1, k2], Date.now() + DAY);
+    },
   });
   const all = Promise.all([
-    fetcher.publicKey('a.example', 'ed25519:k1'), fetcher.publicKey('a.example', 'ed25519:k2'), fetcher.publicKey('a.example', 'ed25519:k1'),
+    fetcher.publicKey('a.example', 'ed25519:k1'),
+    fetcher.publicKey('a.example', 'ed25519:k2'),
+    fetcher.publicKey('a.example', 'ed25519:k1'),
   ]);
   release();
   t.same(await all, [k1.publicKeyBase64, k2.publicKeyBase64, k1.publicKeyBase64]);

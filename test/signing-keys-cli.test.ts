@@ -4,12 +4,21 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCliArgs } from '../src/config/args.js';
-import { formatSigningKeys, generateSigningKey, parseSigningKeys, signingKeyFromSeed } from '../src/matrix/signing-keys.js';
+import {
+  formatSigningKeys,
+  generateSigningKey,
+  parseSigningKeys,
+  signingKeyFromSeed,
+} from '../src/matrix/signing-keys.js';
 
 // generate-signing-key and combine-signing-keys, run as real child processes of the built CLI.
 const cli = new URL('../src/cli.js', import.meta.url).pathname;
 const run = (args: string[]) =>
-  spawnSync(process.execPath, [cli, ...args], { env: { ...process.env, REPO_CONFIG: '' }, encoding: 'utf8', timeout: 60_000 });
+  spawnSync(process.execPath, [cli, ...args], {
+    env: { ...process.env, REPO_CONFIG: '' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
 function tempDir(t: Tap): string {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-keycli-'));
@@ -72,11 +81,27 @@ t.test('combine-signing-keys merges files of any format', async (t) => {
   writeFileSync(join(dir, 'mmr.pem'), formatSigningKeys([c], 'mmr'));
   writeFileSync(join(dir, 'dup.pem'), formatSigningKeys([a], 'dendrite')); // same key again: kept once
   const out = join(dir, 'combined.key');
-  const r = run(['combine-signing-keys', '-format', 'synapse', '-output', out, join(dir, 'hs.key'), join(dir, 'mmr.pem'), join(dir, 'dup.pem')]);
+  const r = run([
+    'combine-signing-keys',
+    '-format',
+    'synapse',
+    '-output',
+    out,
+    join(dir, 'hs.key'),
+    join(dir, 'mmr.pem'),
+    join(dir, 'dup.pem'),
+  ]);
   t.equal(r.status, 0, r.stderr);
   const keys = parseSigningKeys(readFileSync(out, 'utf8'));
-  t.same(keys.map((k) => k.keyId), ['ed25519:a', 'ed25519:b', 'ed25519:c']);
-  t.same(keys.map((k) => k.publicKeyBase64), [a, b, c].map((k) => k.publicKeyBase64), 'the same key material');
+  t.same(
+    keys.map((k) => k.keyId),
+    ['ed25519:a', 'ed25519:b', 'ed25519:c'],
+  );
+  t.same(
+    keys.map((k) => k.publicKeyBase64),
+    [a, b, c].map((k) => k.publicKeyBase64),
+    'the same key material',
+  );
   t.equal(statSync(out).mode & 0o777, 0o600);
 
   const exists = run(['combine-signing-keys', '-output', out, join(dir, 'hs.key')]);
@@ -98,12 +123,22 @@ t.test('combine-signing-keys merges files of any format', async (t) => {
 });
 
 t.test('parseCliArgs returns the key commands with their arguments', async (t) => {
-  t.same(parseCliArgs(['generate-signing-key'], {}), { command: 'generate-signing-key', keys: { format: 'mmr', inputs: [] } });
-  t.same(parseCliArgs(['generate-signing-key', '--format=synapse', '-output', 'k'], {}),
-    { command: 'generate-signing-key', keys: { format: 'synapse', output: 'k', inputs: [] } });
-  t.same(parseCliArgs(['combine-signing-keys', 'a', '-format', 'dendrite', '--output=o', 'b'], {}),
-    { command: 'combine-signing-keys', keys: { format: 'dendrite', output: 'o', inputs: ['a', 'b'] } });
+  t.same(parseCliArgs(['generate-signing-key'], {}), {
+    command: 'generate-signing-key',
+    keys: { format: 'mmr', inputs: [] },
+  });
+  t.same(parseCliArgs(['generate-signing-key', '--format=synapse', '-output', 'k'], {}), {
+    command: 'generate-signing-key',
+    keys: { format: 'synapse', output: 'k', inputs: [] },
+  });
+  t.same(parseCliArgs(['combine-signing-keys', 'a', '-format', 'dendrite', '--output=o', 'b'], {}), {
+    command: 'combine-signing-keys',
+    keys: { format: 'dendrite', output: 'o', inputs: ['a', 'b'] },
+  });
   t.same(parseCliArgs(['generate-signing-key', '--help'], {}), { command: 'help' });
-  t.match(parseCliArgs(['generate-signing-key', '-config', 'c'], {}), { command: 'help', error: /unknown flag -config/ });
+  t.match(parseCliArgs(['generate-signing-key', '-config', 'c'], {}), {
+    command: 'help',
+    error: /unknown flag -config/,
+  });
   t.match(parseCliArgs(['generate-signing-key', '-output='], {}), { command: 'help', error: /-output needs a value/ });
 });

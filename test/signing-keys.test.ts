@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeBase64 } from '../src/matrix/base64.js';
 import {
-  formatSigningKeys, generateSigningKey, loadSigningKey, parseSigningKeys, signingKeyFromSeed, signJson, verifyJsonSignature,
+  formatSigningKeys,
+  generateSigningKey,
+  loadSigningKey,
+  parseSigningKeys,
+  signingKeyFromSeed,
+  signJson,
+  verifyJsonSignature,
   type KeyFileFormat,
 } from '../src/matrix/signing-keys.js';
 
@@ -19,11 +25,28 @@ const SIG_ONE_TWO = 'KqmLSbO39/Bzb0QIYE82zqLwsA+PDzYIpIRA2sRQ4sL53+sN6/fpNSoqE7B
 t.test('the spec test vectors', async (t) => {
   t.equal(spec.publicKeyBase64, 'XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI', 'public key from the seed');
   t.same(signJson({}, 'domain', spec), { signatures: { domain: { 'ed25519:1': SIG_EMPTY } } });
-  t.same(signJson({ one: 1, two: 'Two' }, 'domain', spec),
-    { one: 1, two: 'Two', signatures: { domain: { 'ed25519:1': SIG_ONE_TWO } } });
-  t.ok(verifyJsonSignature({ signatures: { domain: { 'ed25519:1': SIG_EMPTY } } }, 'domain', 'ed25519:1', spec.publicKeyBase64));
-  t.notOk(verifyJsonSignature({ x: 1, signatures: { domain: { 'ed25519:1': SIG_EMPTY } } }, 'domain', 'ed25519:1', spec.publicKeyBase64),
-    'the signature does not cover other content');
+  t.same(signJson({ one: 1, two: 'Two' }, 'domain', spec), {
+    one: 1,
+    two: 'Two',
+    signatures: { domain: { 'ed25519:1': SIG_ONE_TWO } },
+  });
+  t.ok(
+    verifyJsonSignature(
+      { signatures: { domain: { 'ed25519:1': SIG_EMPTY } } },
+      'domain',
+      'ed25519:1',
+      spec.publicKeyBase64,
+    ),
+  );
+  t.notOk(
+    verifyJsonSignature(
+      { x: 1, signatures: { domain: { 'ed25519:1': SIG_EMPTY } } },
+      'domain',
+      'ed25519:1',
+      spec.publicKeyBase64,
+    ),
+    'the signature does not cover other content',
+  );
 });
 
 t.test('signJson leaves unsigned out of the signature and keeps other signatures', async (t) => {
@@ -37,7 +60,10 @@ t.test('signJson leaves unsigned out of the signature and keeps other signatures
   const both = signJson(signed, 'domain', k2);
   t.ok(verifyJsonSignature(both, 'domain', 'ed25519:1', spec.publicKeyBase64), 'first signature still valid');
   t.ok(verifyJsonSignature(both, 'domain', 'ed25519:b', k2.publicKeyBase64), 'second signature valid');
-  t.ok(verifyJsonSignature({ ...both, unsigned: { changed: true } }, 'domain', 'ed25519:b', k2.publicKeyBase64), 'unsigned may change');
+  t.ok(
+    verifyJsonSignature({ ...both, unsigned: { changed: true } }, 'domain', 'ed25519:b', k2.publicKeyBase64),
+    'unsigned may change',
+  );
 });
 
 t.test('verifyJsonSignature is false, never throws, on bad input', async (t) => {
@@ -49,10 +75,19 @@ t.test('verifyJsonSignature is false, never throws, on bad input', async (t) => 
   t.notOk(verifyJsonSignature(signed, 'domain', 'ed25519:1', generateSigningKey().publicKeyBase64), 'other key');
   t.notOk(verifyJsonSignature(signed, 'domain', 'ed25519:1', 'not base64!'), 'garbage public key');
   t.notOk(verifyJsonSignature(signed, 'domain', 'ed25519:1', 'AAAA'), 'short public key');
-  t.notOk(verifyJsonSignature({ a: 1, signatures: { domain: { 'ed25519:1': '!!' } } }, 'domain', 'ed25519:1', pub), 'garbage signature');
-  t.notOk(verifyJsonSignature({ a: 1.5, signatures: signed.signatures }, 'domain', 'ed25519:1', pub), 'not canonical-encodable');
+  t.notOk(
+    verifyJsonSignature({ a: 1, signatures: { domain: { 'ed25519:1': '!!' } } }, 'domain', 'ed25519:1', pub),
+    'garbage signature',
+  );
+  t.notOk(
+    verifyJsonSignature({ a: 1.5, signatures: signed.signatures }, 'domain', 'ed25519:1', pub),
+    'not canonical-encodable',
+  );
   t.notOk(verifyJsonSignature({ a: 1 }, 'domain', 'ed25519:1', pub), 'no signatures');
-  t.notOk(verifyJsonSignature({ a: 1, signatures: { domain: { 'ed25519:1': 7 } } }, 'domain', 'ed25519:1', pub), 'non-string signature');
+  t.notOk(
+    verifyJsonSignature({ a: 1, signatures: { domain: { 'ed25519:1': 7 } } }, 'domain', 'ed25519:1', pub),
+    'non-string signature',
+  );
 });
 
 t.test('generated keys and seeds', async (t) => {
@@ -71,19 +106,43 @@ t.test('each file format round-trips', async (t) => {
   for (const format of ['mmr', 'synapse', 'dendrite'] as KeyFileFormat[]) {
     const text = formatSigningKeys(keys, format);
     const back = parseSigningKeys(text);
-    t.same(back.map((k) => k.keyId), keys.map((k) => k.keyId), `${format}: key IDs`);
-    t.same(back.map((k) => k.seed.toString('hex')), keys.map((k) => k.seed.toString('hex')), `${format}: seeds`);
+    t.same(
+      back.map((k) => k.keyId),
+      keys.map((k) => k.keyId),
+      `${format}: key IDs`,
+    );
+    t.same(
+      back.map((k) => k.seed.toString('hex')),
+      keys.map((k) => k.seed.toString('hex')),
+      `${format}: seeds`,
+    );
     t.equal(back[1]!.publicKeyBase64, keys[1]!.publicKeyBase64, `${format}: public key`);
   }
   const mmr = formatSigningKeys([spec], 'mmr');
-  t.equal(mmr, '-----BEGIN MMR PRIVATE KEY-----\nKey-ID: ed25519:1\nVersion: 1\n\nYJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA0=\n-----END MMR PRIVATE KEY-----\n', 'MMR layout');
-  t.equal(formatSigningKeys([spec], 'synapse'), 'ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA0\n', 'Synapse layout');
-  t.match(formatSigningKeys([spec], 'dendrite'), /^-----BEGIN MATRIX PRIVATE KEY-----\nKey-ID: ed25519:1\n\n/, 'Dendrite layout');
+  t.equal(
+    mmr,
+    '-----BEGIN MMR PRIVATE KEY-----\nKey-ID: ed25519:1\nVersion: 1\n\nYJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA0=\n-----END MMR PRIVATE KEY-----\n',
+    'MMR layout',
+  );
+  t.equal(
+    formatSigningKeys([spec], 'synapse'),
+    'ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA0\n',
+    'Synapse layout',
+  );
+  t.match(
+    formatSigningKeys([spec], 'dendrite'),
+    /^-----BEGIN MATRIX PRIVATE KEY-----\nKey-ID: ed25519:1\n\n/,
+    'Dendrite layout',
+  );
 });
 
 t.test('real-world files', async (t) => {
   const syn = parseSigningKeys(`ed25519 a_Abc1 ${SPEC_SEED}\n\ned25519 auto ${encodeSeed(7)}\r\n`);
-  t.same(syn.map((k) => k.keyId), ['ed25519:a_Abc1', 'ed25519:auto'], 'Synapse multi-line file with a blank line and CRLF');
+  t.same(
+    syn.map((k) => k.keyId),
+    ['ed25519:a_Abc1', 'ed25519:auto'],
+    'Synapse multi-line file with a blank line and CRLF',
+  );
   t.equal(syn[0]!.publicKeyBase64, spec.publicKeyBase64, 'the Synapse line decodes to the spec key');
   const dendrite = `-----BEGIN MATRIX PRIVATE KEY-----\nKey-ID: ed25519:abc\n\n${SPEC_SEED}=\n-----END MATRIX PRIVATE KEY-----\n`;
   t.equal(parseSigningKeys(dendrite)[0]!.publicKeyBase64, spec.publicKeyBase64, 'Dendrite PEM');
@@ -99,10 +158,19 @@ t.test('bad files fail with a clear reason', async (t) => {
     [`rsa a_b ${SPEC_SEED}`, /line 1/],
     ['ed25519 a_b AAAA', /3 bytes, not a 32-byte/],
     ['ed25519 a_b !!!!', /not base64/],
-    ['-----BEGIN MMR PRIVATE KEY-----\nKey-ID: ed25519:1\nVersion: 2\n\nAAAA\n-----END MMR PRIVATE KEY-----\n', /unsupported MMR key format version 2/],
+    [
+      '-----BEGIN MMR PRIVATE KEY-----\nKey-ID: ed25519:1\nVersion: 2\n\nAAAA\n-----END MMR PRIVATE KEY-----\n',
+      /unsupported MMR key format version 2/,
+    ],
     [`-----BEGIN MATRIX PRIVATE KEY-----\n${SPEC_SEED}\n-----END MATRIX PRIVATE KEY-----\n`, /missing Key-ID/],
-    [`-----BEGIN MATRIX PRIVATE KEY-----\nKey-ID: rsa:1\n\n${SPEC_SEED}\n-----END MATRIX PRIVATE KEY-----\n`, /not an ed25519 key/],
-    ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', /no MMR PRIVATE KEY or MATRIX PRIVATE KEY block/],
+    [
+      `-----BEGIN MATRIX PRIVATE KEY-----\nKey-ID: rsa:1\n\n${SPEC_SEED}\n-----END MATRIX PRIVATE KEY-----\n`,
+      /not an ed25519 key/,
+    ],
+    [
+      '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      /no MMR PRIVATE KEY or MATRIX PRIVATE KEY block/,
+    ],
   ];
   for (const [text, why] of cases) {
     const label = JSON.stringify(text).slice(0, 40);

@@ -18,7 +18,10 @@ import { allowSvgLoader } from '../workers/image/harden.js';
 // variable is set. Here the server runs exactly as shipped: the built launcher, a child process
 // that loads libvips only in its worker threads.
 
-interface Spawned { port: number; stop(): Promise<void> }
+interface Spawned {
+  port: number;
+  stop(): Promise<void>;
+}
 
 async function shippedServer(t: { teardown(fn: () => unknown): void }, types: string[]): Promise<Spawned> {
   const hs = await startFixtureHomeserver();
@@ -27,10 +30,15 @@ async function shippedServer(t: { teardown(fn: () => unknown): void }, types: st
   await seedPglite(join(dir, 'db'));
   const port = await freePort();
   const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, yaml.dump(testConfig(dir, hs.url, '', {
-    repo: { bindAddress: '127.0.0.1', port, logLevel: 'info' },
-    thumbnails: { types, numWorkers: 1 },
-  })));
+  writeFileSync(
+    file,
+    yaml.dump(
+      testConfig(dir, hs.url, '', {
+        repo: { bindAddress: '127.0.0.1', port, logLevel: 'info' },
+        thumbnails: { types, numWorkers: 1 },
+      }),
+    ),
+  );
   // The environment a shipped server starts with: nothing set for libvips by the caller.
   const env = { ...process.env };
   delete env.VIPS_BLOCK_UNTRUSTED;
@@ -51,13 +59,19 @@ async function shippedServer(t: { teardown(fn: () => unknown): void }, types: st
 async function svgThumbnail(port: number): Promise<{ status: number; type: string | null; body: Buffer }> {
   const headers = { 'X-Forwarded-Host': SERVER_NAME, Authorization: `Bearer ${ALICE}` };
   const up = await fetch(`http://127.0.0.1:${port}/_matrix/media/v3/upload`, {
-    method: 'POST', body: new Uint8Array(svg(300, 200)), headers: { ...headers, 'Content-Type': 'image/svg+xml' },
+    method: 'POST',
+    body: new Uint8Array(svg(300, 200)),
+    headers: { ...headers, 'Content-Type': 'image/svg+xml' },
   });
   if (up.status !== 200) throw new Error(`upload: ${up.status} ${await up.text()}`);
   const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
-  const res = await fetch(`http://127.0.0.1:${port}/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${id}?width=96&height=96&method=scale`, {
-    headers, signal: AbortSignal.timeout(60_000),
-  });
+  const res = await fetch(
+    `http://127.0.0.1:${port}/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${id}?width=96&height=96&method=scale`,
+    {
+      headers,
+      signal: AbortSignal.timeout(60_000),
+    },
+  );
   return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -78,14 +92,17 @@ t.test('issue-13: the shipped server refuses SVG when it is not configured', asy
   await s.stop();
 });
 
-t.test('the SVG loader block is libvips\' own, not only the type check: blocked by name, unblocked by name', async (t) => {
-  // This test process loaded libvips without VIPS_BLOCK_UNTRUSTED, so SVG starts out loadable
-  // here; the block by name must close it whatever the environment was.
-  const doc = svg(30, 20);
-  allowSvgLoader(sharp, false);
-  await t.rejects(sharp(doc).png().toBuffer(), /unsupported image format/, 'blocked: libvips will not load an SVG');
-  allowSvgLoader(sharp, true);
-  t.same((await sharp(doc).png().toBuffer({ resolveWithObject: true })).info.width, 30, 'unblocked: it loads');
-  allowSvgLoader(sharp, false);
-  await t.rejects(sharp(doc).png().toBuffer(), /unsupported image format/, 'blocked again');
-});
+t.test(
+  "the SVG loader block is libvips' own, not only the type check: blocked by name, unblocked by name",
+  async (t) => {
+    // This test process loaded libvips without VIPS_BLOCK_UNTRUSTED, so SVG starts out loadable
+    // here; the block by name must close it whatever the environment was.
+    const doc = svg(30, 20);
+    allowSvgLoader(sharp, false);
+    await t.rejects(sharp(doc).png().toBuffer(), /unsupported image format/, 'blocked: libvips will not load an SVG');
+    allowSvgLoader(sharp, true);
+    t.same((await sharp(doc).png().toBuffer({ resolveWithObject: true })).info.width, 30, 'unblocked: it loads');
+    allowSvgLoader(sharp, false);
+    await t.rejects(sharp(doc).png().toBuffer(), /unsupported image format/, 'blocked again');
+  },
+);

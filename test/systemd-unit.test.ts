@@ -18,7 +18,10 @@ function section(text: string, name: string): Map<string, string[]> {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    if (line.startsWith('[')) { current = line; continue; }
+    if (line.startsWith('[')) {
+      current = line;
+      continue;
+    }
     if (current !== `[${name}]`) continue;
     const eq = line.indexOf('=');
     const key = line.slice(0, eq);
@@ -30,7 +33,9 @@ const service = section(unitText, 'Service');
 const one = (key: string) => service.get(key)?.at(-1);
 
 const hasAnalyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' }).status === 0;
-const noAnalyze = hasAnalyze ? false : 'systemd-analyze is not installed (Debian: apt-get install systemd); .ci/run installs it';
+const noAnalyze = hasAnalyze
+  ? false
+  : 'systemd-analyze is not installed (Debian: apt-get install systemd); .ci/run installs it';
 
 /**
  * `systemd-analyze verify` on a copy of the unit whose ExecStart runs this test's own node:
@@ -85,17 +90,36 @@ t.test('TimeoutStopSec leaves room for the grace period, the drain and the close
 
 t.test('jemalloc is preloaded for sharp', async (t) => {
   const env = service.get('Environment') ?? [];
-  t.ok(env.some((e) => /^LD_PRELOAD=\/usr\/lib\/[^/]+\/libjemalloc\.so\.2$/.test(e)), env.join(' '));
+  t.ok(
+    env.some((e) => /^LD_PRELOAD=\/usr\/lib\/[^/]+\/libjemalloc\.so\.2$/.test(e)),
+    env.join(' '),
+  );
 });
 
 t.test('the hardening set is present', async (t) => {
   const expected: Record<string, string> = {
-    NoNewPrivileges: 'yes', ProtectSystem: 'strict', ProtectHome: 'yes', PrivateTmp: 'yes', PrivateDevices: 'yes',
-    ProtectKernelTunables: 'yes', ProtectKernelModules: 'yes', ProtectKernelLogs: 'yes', ProtectControlGroups: 'yes',
-    RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX', RestrictNamespaces: 'yes', LockPersonality: 'yes',
-    RestrictRealtime: 'yes', RestrictSUIDSGID: 'yes', SystemCallArchitectures: 'native', CapabilityBoundingSet: '',
-    SystemCallErrorNumber: 'EPERM', UMask: '0027', LimitNOFILE: '65536',
-    StateDirectory: 'media-repo', LogsDirectory: 'media-repo', ConfigurationDirectory: 'media-repo',
+    NoNewPrivileges: 'yes',
+    ProtectSystem: 'strict',
+    ProtectHome: 'yes',
+    PrivateTmp: 'yes',
+    PrivateDevices: 'yes',
+    ProtectKernelTunables: 'yes',
+    ProtectKernelModules: 'yes',
+    ProtectKernelLogs: 'yes',
+    ProtectControlGroups: 'yes',
+    RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX',
+    RestrictNamespaces: 'yes',
+    LockPersonality: 'yes',
+    RestrictRealtime: 'yes',
+    RestrictSUIDSGID: 'yes',
+    SystemCallArchitectures: 'native',
+    CapabilityBoundingSet: '',
+    SystemCallErrorNumber: 'EPERM',
+    UMask: '0027',
+    LimitNOFILE: '65536',
+    StateDirectory: 'media-repo',
+    LogsDirectory: 'media-repo',
+    ConfigurationDirectory: 'media-repo',
   };
   for (const [key, value] of Object.entries(expected)) t.equal(one(key), value, key);
   t.ok(service.get('SystemCallFilter')?.includes('@system-service'), 'SystemCallFilter=@system-service');

@@ -31,19 +31,43 @@ t.test('thumbnail configuration variants (pglite)', async (t) => {
     const r = await startTestRepo('pglite', { thumbnails: { pregenerate: false, allowAnimated: false } });
     t.teardown(() => r.close());
     const { id } = await upload(r, await gif(300, 200, 4, 51), 'image/gif');
-    await expectThumb(t, await thumb(r, id, 'width=96&height=96&animated=true'), { type: 'image/png', width: 96, height: 64 }, 'animated=true');
-    await expectThumb(t, await thumb(r, id, 'width=96&height=96&org.matrix.msc2705.animated=true'), { type: 'image/png', width: 96, height: 64 },
-      'org.matrix.msc2705.animated=true');
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=96&height=96&animated=true'),
+      { type: 'image/png', width: 96, height: 64 },
+      'animated=true',
+    );
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=96&height=96&org.matrix.msc2705.animated=true'),
+      { type: 'image/png', width: 96, height: 64 },
+      'org.matrix.msc2705.animated=true',
+    );
   });
 
   t.test('defaultAnimated: true animates when the parameter is absent', async (t) => {
     const r = await startTestRepo('pglite', { thumbnails: { pregenerate: false, defaultAnimated: true } });
     t.teardown(() => r.close());
     const { id } = await upload(r, await gif(300, 200, 4, 52), 'image/gif');
-    await expectThumb(t, await thumb(r, id, 'width=96&height=96'), { type: 'image/webp', width: 96, height: 64, pages: 4 }, 'absent');
-    await expectThumb(t, await thumb(r, id, 'width=96&height=96&animated=false'), { type: 'image/png', width: 96, height: 64 }, 'animated=false');
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=96&height=96'),
+      { type: 'image/webp', width: 96, height: 64, pages: 4 },
+      'absent',
+    );
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=96&height=96&animated=false'),
+      { type: 'image/png', width: 96, height: 64 },
+      'animated=false',
+    );
     const still = await upload(r, await png(300, 200, 52), 'image/png');
-    await expectThumb(t, await thumb(r, still.id, 'width=96&height=96'), { type: 'image/png', width: 96, height: 64 }, 'static PNG stays PNG');
+    await expectThumb(
+      t,
+      await thumb(r, still.id, 'width=96&height=96'),
+      { type: 'image/png', width: 96, height: 64 },
+      'static PNG stays PNG',
+    );
   });
 
   t.test('an animation over maxAnimateSizeBytes is thumbnailed as a still', async (t) => {
@@ -52,12 +76,24 @@ t.test('thumbnail configuration variants (pglite)', async (t) => {
     t.teardown(() => r.close());
     const large = await gif(300, 200, 5, 53);
     const small = await gif(60, 40, 3, 53);
-    t.ok(large.length > LIMIT && small.length < LIMIT, `fixtures straddle the limit (${large.length}, ${small.length})`);
+    t.ok(
+      large.length > LIMIT && small.length < LIMIT,
+      `fixtures straddle the limit (${large.length}, ${small.length})`,
+    );
     const l = await upload(r, large, 'image/gif');
-    await expectThumb(t, await thumb(r, l.id, 'width=96&height=96&animated=true'), { type: 'image/png', width: 96, height: 64 }, 'over the limit');
+    await expectThumb(
+      t,
+      await thumb(r, l.id, 'width=96&height=96&animated=true'),
+      { type: 'image/png', width: 96, height: 64 },
+      'over the limit',
+    );
     const s = await upload(r, small, 'image/gif');
-    await expectThumb(t, await thumb(r, s.id, 'width=96&height=96&animated=true'), { type: 'image/webp', width: 60, height: 40, pages: 3 },
-      'under the limit');
+    await expectThumb(
+      t,
+      await thumb(r, s.id, 'width=96&height=96&animated=true'),
+      { type: 'image/webp', width: 60, height: 40, pages: 3 },
+      'under the limit',
+    );
   });
 
   t.test('pregeneration: an upload is thumbnailed in the background', async (t) => {
@@ -81,15 +117,33 @@ t.test('thumbnail configuration variants (pglite)', async (t) => {
       }
     }
     const before = tasksRun(r).static;
-    await expectThumb(t, await thumb(r, id, 'width=320&height=240&method=scale'), { type: 'image/png', width: 320, height: 240 }, 'scale 320x240');
-    await expectThumb(t, await thumb(r, id, 'width=96&height=96&method=crop'), { type: 'image/png', width: 96, height: 96 }, 'crop 96x96');
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=320&height=240&method=scale'),
+      { type: 'image/png', width: 320, height: 240 },
+      'scale 320x240',
+    );
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=96&height=96&method=crop'),
+      { type: 'image/png', width: 96, height: 96 },
+      'crop 96x96',
+    );
     t.equal(tasksRun(r).static, before, 'both were pre-generated: no new task');
-    await expectThumb(t, await thumb(r, id, 'width=96&height=96&method=scale'), { type: 'image/png', width: 96, height: 72 }, 'scale 96x96');
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=96&height=96&method=scale'),
+      { type: 'image/png', width: 96, height: 72 },
+      'scale 96x96',
+    );
     t.equal(tasksRun(r).static, before + 1, 'a size that is not pre-generated runs one task');
   });
 
   t.test('blurhash (MSC2448)', async (t) => {
-    const r = await startTestRepo('pglite', { thumbnails: { pregenerate: false }, featureSupport: { MSC2448: { enabled: true } } });
+    const r = await startTestRepo('pglite', {
+      thumbnails: { pregenerate: false },
+      featureSupport: { MSC2448: { enabled: true } },
+    });
     t.teardown(() => r.close());
     const { json } = await upload(r, await png(300, 200, 55), 'image/png');
     const hash = json['xyz.amorgan.blurhash'];
@@ -108,6 +162,13 @@ t.test('thumbnail configuration variants (pglite)', async (t) => {
     const r = await startTestRepo('pglite', { identicons: { enabled: false } });
     t.teardown(() => r.close());
     const res = await r.fetch('/_matrix/media/r0/identicon/alice?width=64&height=64');
-    await expectError(t, { res, body: Buffer.from(await res.arrayBuffer()) }, 404, 'M_UNRECOGNIZED', undefined, 'identicons disabled');
+    await expectError(
+      t,
+      { res, body: Buffer.from(await res.arrayBuffer()) },
+      404,
+      'M_UNRECOGNIZED',
+      undefined,
+      'identicons disabled',
+    );
   });
 });

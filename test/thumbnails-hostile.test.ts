@@ -2,7 +2,21 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import {
-  apng, avif, bmp, dims, gif, gifManyFrames, head, jpeg, png, pngBomb, postscript, svg, tiff, truncate, webp,
+  apng,
+  avif,
+  bmp,
+  dims,
+  gif,
+  gifManyFrames,
+  head,
+  jpeg,
+  png,
+  pngBomb,
+  postscript,
+  svg,
+  tiff,
+  truncate,
+  webp,
 } from './helpers/images.js';
 
 // Hostile thumbnail sources: decompression bombs, absurd frame counts, oversized sources,
@@ -15,21 +29,32 @@ const HANG_MS = 20_000;
 
 async function upload(r: TestRepo, body: Buffer, type: string): Promise<string> {
   const res = await r.fetch('/_matrix/media/v3/upload', {
-    method: 'POST', body: new Uint8Array(body), headers: { 'Content-Type': type }, token: ALICE,
+    method: 'POST',
+    body: new Uint8Array(body),
+    headers: { 'Content-Type': type },
+    token: ALICE,
   });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`upload (${type}, ${body.length} bytes) answered ${res.status}: ${text}`);
-  return String((JSON.parse(text) as { content_uri: string }).content_uri).split('/').pop()!;
+  return String((JSON.parse(text) as { content_uri: string }).content_uri)
+    .split('/')
+    .pop()!;
 }
 
-interface Got { status: number; type: string | null; body: Buffer; ms: number }
+interface Got {
+  status: number;
+  type: string | null;
+  body: Buffer;
+  ms: number;
+}
 
 /** A client v1 thumbnail request with a 20 s abort: null (and a failed assertion) if it hung. */
 async function thumb(t: Test, r: TestRepo, id: string, query: string, what: string): Promise<Got | null> {
   const start = Date.now();
   try {
     const res = await r.fetch(`/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${id}?${query}`, {
-      token: ALICE, signal: AbortSignal.timeout(HANG_MS),
+      token: ALICE,
+      signal: AbortSignal.timeout(HANG_MS),
     });
     const body = Buffer.from(await res.arrayBuffer());
     return { status: res.status, type: res.headers.get('content-type'), body, ms: Date.now() - start };
@@ -73,7 +98,11 @@ t.test('hostile thumbnail sources (pglite)', async (t) => {
     t.ok(bomb.length < 1024 * 1024, `the bomb is under 1 MB (${bomb.length} bytes)`);
     const rssBefore = process.memoryUsage().rss;
     const id = await upload(r, bomb, 'image/png');
-    for (const q of ['width=96&height=96&method=scale', 'width=32&height=32&method=crop', 'width=96&height=96&animated=true']) {
+    for (const q of [
+      'width=96&height=96&method=scale',
+      'width=32&height=32&method=crop',
+      'width=96&height=96&animated=true',
+    ]) {
       const g = await thumb(t, r, id, q, `bomb ?${q}`);
       expectError(t, g, 413, 'M_TOO_LARGE', `bomb ?${q}`);
       if (g) t.ok(g.ms < 5000, `bomb ?${q}: refused in ${g.ms} ms (< 5 s)`);
@@ -107,7 +136,10 @@ t.test('hostile thumbnail sources (pglite)', async (t) => {
       ['APNG', apng(300, 200, 3, 70), 'image/apng'],
     ];
     for (const [name, body, type] of sources) {
-      for (const [cut, bytes] of [['50%', truncate(body, 0.5)], ['20 bytes', head(body, 20)]] as const) {
+      for (const [cut, bytes] of [
+        ['50%', truncate(body, 0.5)],
+        ['20 bytes', head(body, 20)],
+      ] as const) {
         const what = `${name} cut at ${cut}`;
         const id = await upload(r, bytes, type);
         const g = await thumb(t, r, id, 'width=32&height=32&method=crop', what);
@@ -118,14 +150,37 @@ t.test('hostile thumbnail sources (pglite)', async (t) => {
 
   t.test('files that lie about their type', async (t) => {
     const svgAsPng = await upload(r, svg(300, 200), 'image/png');
-    expectError(t, await thumb(t, r, svgAsPng, 'width=96&height=96', 'SVG as PNG'), 400, 'M_UNKNOWN',
-      'SVG uploaded as image/png (SVG not in types)');
+    expectError(
+      t,
+      await thumb(t, r, svgAsPng, 'width=96&height=96', 'SVG as PNG'),
+      400,
+      'M_UNKNOWN',
+      'SVG uploaded as image/png (SVG not in types)',
+    );
     const pngAsSvg = await upload(r, await png(300, 200, 71), 'image/svg+xml');
-    await expectPng(t, await thumb(t, r, pngAsSvg, 'width=96&height=96', 'PNG as SVG'), 96, 64, 'PNG uploaded as image/svg+xml');
+    await expectPng(
+      t,
+      await thumb(t, r, pngAsSvg, 'width=96&height=96', 'PNG as SVG'),
+      96,
+      64,
+      'PNG uploaded as image/svg+xml',
+    );
     const ps = await upload(r, postscript(), 'image/jpeg');
-    expectError(t, await thumb(t, r, ps, 'width=96&height=96', 'PostScript'), 400, 'M_UNKNOWN', 'PostScript uploaded as image/jpeg');
+    expectError(
+      t,
+      await thumb(t, r, ps, 'width=96&height=96', 'PostScript'),
+      400,
+      'M_UNKNOWN',
+      'PostScript uploaded as image/jpeg',
+    );
     const noise = await upload(r, randomBytes(50_000), 'image/png');
-    expectError(t, await thumb(t, r, noise, 'width=96&height=96', 'noise'), 400, 'M_UNKNOWN', 'random bytes uploaded as image/png');
+    expectError(
+      t,
+      await thumb(t, r, noise, 'width=96&height=96', 'noise'),
+      400,
+      'M_UNKNOWN',
+      'random bytes uploaded as image/png',
+    );
   });
 
   t.test('a zero-byte file: 400 M_UNKNOWN', async (t) => {

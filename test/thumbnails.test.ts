@@ -2,17 +2,39 @@ import t from 'tap';
 import { drivers } from './helpers/databases.js';
 import { GUEST, startTestRepo } from './helpers/repo.js';
 import {
-  animatedWebp, apng, avif, bmp, dims, gif, hasFfmpeg, jpeg, jpegWithOrientation, png, svg, tiff,
-  videoMov, videoMp4, videoWebm, webp,
+  animatedWebp,
+  apng,
+  avif,
+  bmp,
+  dims,
+  gif,
+  hasFfmpeg,
+  jpeg,
+  jpegWithOrientation,
+  png,
+  svg,
+  tiff,
+  videoMov,
+  videoMp4,
+  videoWebm,
+  webp,
 } from './helpers/images.js';
-import { DEFAULT_TYPES, EXTRA_TYPES, expectError, expectThumb, sha, tasksRun, thumb, upload } from './helpers/thumbs.js';
+import {
+  DEFAULT_TYPES,
+  EXTRA_TYPES,
+  expectError,
+  expectThumb,
+  sha,
+  tasksRun,
+  thumb,
+  upload,
+} from './helpers/thumbs.js';
 
 // Thumbnails: parameters and errors, bucket selection and output sizes, the original served
 // when it is already small enough, output formats per source type, animation, EXIF rotation,
 // repeatability, singleflight, pre-generation, blurhash (MSC2448) and identicons.
 // The full matrix runs on PGlite; a smoke subset runs on both drivers. Configuration variants
 // (one server each) are in thumbnails-config.test.ts.
-
 
 // ---- smoke: both drivers ---------------------------------------------------------------
 
@@ -23,9 +45,24 @@ for (const d of drivers()) {
     const { id } = await upload(r, await png(1000, 750, 900), 'image/png');
 
     t.test('scale and crop on the client v1 path', async (t) => {
-      await expectThumb(t, await thumb(r, id, 'width=96&height=96&method=scale'), { type: 'image/png', width: 96, height: 72 }, 'scale 96x96');
-      await expectThumb(t, await thumb(r, id, 'width=32&height=32&method=crop'), { type: 'image/png', width: 32, height: 32 }, 'crop 32x32');
-      await expectThumb(t, await thumb(r, id, 'width=96&height=96', { token: GUEST }), { type: 'image/png', width: 96, height: 72 }, 'guest');
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=96&height=96&method=scale'),
+        { type: 'image/png', width: 96, height: 72 },
+        'scale 96x96',
+      );
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=32&height=32&method=crop'),
+        { type: 'image/png', width: 32, height: 32 },
+        'crop 32x32',
+      );
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=96&height=96', { token: GUEST }),
+        { type: 'image/png', width: 96, height: 72 },
+        'guest',
+      );
     });
 
     t.test('repeat gives identical bytes and ETag', async (t) => {
@@ -39,10 +76,31 @@ for (const d of drivers()) {
     });
 
     t.test('errors: no token, unknown media, frozen media on the legacy path', async (t) => {
-      await expectError(t, await thumb(r, id, 'width=96&height=96', { token: null }), 401, 'M_MISSING_TOKEN', undefined, 'no token');
-      await expectError(t, await thumb(r, 'AAAAAAAAAAAAAAAAAAAAAAAA', 'width=96&height=96'), 404, 'M_NOT_FOUND', undefined, 'unknown media');
+      await expectError(
+        t,
+        await thumb(r, id, 'width=96&height=96', { token: null }),
+        401,
+        'M_MISSING_TOKEN',
+        undefined,
+        'no token',
+      );
+      await expectError(
+        t,
+        await thumb(r, 'AAAAAAAAAAAAAAAAAAAAAAAA', 'width=96&height=96'),
+        404,
+        'M_NOT_FOUND',
+        undefined,
+        'unknown media',
+      );
       for (const p of ['r0', 'v1', 'v3'] as const) {
-        await expectError(t, await thumb(r, id, 'width=96&height=96', { path: p }), 404, 'M_NOT_FOUND', undefined, `frozen media on ${p}`);
+        await expectError(
+          t,
+          await thumb(r, id, 'width=96&height=96', { path: p }),
+          404,
+          'M_NOT_FOUND',
+          undefined,
+          `frozen media on ${p}`,
+        );
       }
     });
   });
@@ -59,13 +117,43 @@ t.test('thumbnails (pglite)', async (t) => {
   const big = await upload(r, await png(1000, 750), 'image/png'); // 1000x750, used by many cases
 
   t.test('authentication comes before parameter validation', async (t) => {
-    await expectError(t, await thumb(r, big.id, '', { token: null }), 401, 'M_MISSING_TOKEN', undefined, 'no token, no parameters');
-    await expectError(t, await thumb(r, big.id, 'width=abc', { token: null }), 401, 'M_MISSING_TOKEN', undefined, 'no token, bad width');
-    await expectError(t, await thumb(r, big.id, 'width=96&height=96', { token: null }), 401, 'M_MISSING_TOKEN', undefined, 'no token, good parameters');
-    await expectThumb(t, await thumb(r, big.id, 'width=96&height=96', { token: GUEST }), { type: 'image/png', width: 96, height: 72 }, 'guests are allowed');
+    await expectError(
+      t,
+      await thumb(r, big.id, '', { token: null }),
+      401,
+      'M_MISSING_TOKEN',
+      undefined,
+      'no token, no parameters',
+    );
+    await expectError(
+      t,
+      await thumb(r, big.id, 'width=abc', { token: null }),
+      401,
+      'M_MISSING_TOKEN',
+      undefined,
+      'no token, bad width',
+    );
+    await expectError(
+      t,
+      await thumb(r, big.id, 'width=96&height=96', { token: null }),
+      401,
+      'M_MISSING_TOKEN',
+      undefined,
+      'no token, good parameters',
+    );
+    await expectThumb(
+      t,
+      await thumb(r, big.id, 'width=96&height=96', { token: GUEST }),
+      { type: 'image/png', width: 96, height: 72 },
+      'guests are allowed',
+    );
     for (const p of ['r0', 'v1', 'v3'] as const) {
-      await expectThumb(t, await thumb(r, big.id, 'width=96&height=96', { path: p, token: null }), { type: 'image/png', width: 96, height: 72 },
-        `legacy ${p} needs no token`);
+      await expectThumb(
+        t,
+        await thumb(r, big.id, 'width=96&height=96', { path: p, token: null }),
+        { type: 'image/png', width: 96, height: 72 },
+        `legacy ${p} needs no token`,
+      );
     }
   });
 
@@ -87,13 +175,39 @@ t.test('thumbnails (pglite)', async (t) => {
       await expectError(t, await thumb(r, big.id, q), 400, code, msg, `client v1 ?${q}`);
     }
     for (const p of ['r0', 'v1', 'v3'] as const) {
-      await expectError(t, await thumb(r, big.id, 'height=32', { path: p }), 400, 'M_MISSING_PARAM', 'width: required', `${p} missing width`);
-      await expectError(t, await thumb(r, big.id, 'width=32&height=32&method=foo', { path: p }), 400, 'M_INVALID_PARAM',
-        "method: expected 'crop' or 'scale', got 'foo'", `${p} bad method`);
+      await expectError(
+        t,
+        await thumb(r, big.id, 'height=32', { path: p }),
+        400,
+        'M_MISSING_PARAM',
+        'width: required',
+        `${p} missing width`,
+      );
+      await expectError(
+        t,
+        await thumb(r, big.id, 'width=32&height=32&method=foo', { path: p }),
+        400,
+        'M_INVALID_PARAM',
+        "method: expected 'crop' or 'scale', got 'foo'",
+        `${p} bad method`,
+      );
     }
-    await expectError(t, await thumb(r, 'AAAAAAAAAAAAAAAAAAAAAAAA', 'width=96&height=96'), 404, 'M_NOT_FOUND', undefined, 'unknown media (client v1)');
-    await expectError(t, await thumb(r, 'AAAAAAAAAAAAAAAAAAAAAAAA', 'width=96&height=96', { path: 'v3' }), 404, 'M_NOT_FOUND', undefined,
-      'unknown media (v3)');
+    await expectError(
+      t,
+      await thumb(r, 'AAAAAAAAAAAAAAAAAAAAAAAA', 'width=96&height=96'),
+      404,
+      'M_NOT_FOUND',
+      undefined,
+      'unknown media (client v1)',
+    );
+    await expectError(
+      t,
+      await thumb(r, 'AAAAAAAAAAAAAAAAAAAAAAAA', 'width=96&height=96', { path: 'v3' }),
+      404,
+      'M_NOT_FOUND',
+      undefined,
+      'unknown media (v3)',
+    );
   });
 
   t.test('every path serves identical bytes and ETag, and repeats are identical', async (t) => {
@@ -165,13 +279,23 @@ t.test('thumbnails (pglite)', async (t) => {
     const j = await jpeg(300, 200, 2);
     const ju = await upload(r, j, 'application/octet-stream');
     const jg = await thumb(r, ju.id, 'width=800&height=600');
-    await expectThumb(t, jg, { type: 'image/jpeg', width: 300, height: 200 }, 'JPEG (uploaded as octet-stream) scale 800x600');
+    await expectThumb(
+      t,
+      jg,
+      { type: 'image/jpeg', width: 300, height: 200 },
+      'JPEG (uploaded as octet-stream) scale 800x600',
+    );
     t.ok(jg.body.equals(j), 'JPEG: byte-identical, typed from the bytes not the upload');
 
     const j43 = await jpeg(400, 300, 3);
     const cu = await upload(r, j43, 'image/jpeg');
     const cg = await thumb(r, cu.id, 'width=640&height=480&method=crop');
-    await expectThumb(t, cg, { type: 'image/jpeg', width: 400, height: 300 }, 'JPEG 400x300 crop 640x480 (same aspect)');
+    await expectThumb(
+      t,
+      cg,
+      { type: 'image/jpeg', width: 400, height: 300 },
+      'JPEG 400x300 crop 640x480 (same aspect)',
+    );
     t.ok(cg.body.equals(j43), 'crop at the source size: byte-identical');
 
     const wide = await upload(r, await png(600, 300, 3), 'image/png');
@@ -181,7 +305,12 @@ t.test('thumbnails (pglite)', async (t) => {
     const w = await webp(300, 200, 2);
     const wu = await upload(r, w, 'image/webp');
     const wgot = await thumb(r, wu.id, 'width=320&height=240');
-    await expectThumb(t, wgot, { type: 'image/png', width: 300, height: 200 }, 'WebP 300x200 scale 320x240 is re-encoded as PNG');
+    await expectThumb(
+      t,
+      wgot,
+      { type: 'image/png', width: 300, height: 200 },
+      'WebP 300x200 scale 320x240 is re-encoded as PNG',
+    );
     t.notOk(wgot.body.equals(w), 'WebP: not the original bytes');
 
     const o = await jpegWithOrientation(400, 200, 6, 2);
@@ -213,31 +342,58 @@ t.test('thumbnails (pglite)', async (t) => {
       ['MOV', () => videoMov(300, 200), 'video/quicktime', 'image/png'],
     ];
     for (const [name, make, uploadType, outType] of cases) {
-      t.test(name, { skip: uploadType.startsWith('video/') && !ffmpeg ? 'ffmpeg is not on PATH' : false }, async (t) => {
-        const body = await make();
-        if (!body) {
-          t.fail(`${name}: no fixture (ffmpeg missing?)`);
-          return;
-        }
-        const { id } = await upload(r, body, uploadType);
-        const got = await thumb(r, id, 'width=96&height=96&method=scale');
-        await expectThumb(t, got, { type: outType, width: 96, height: 64 }, `${name} scale 96x96`);
-        await expectThumb(t, await thumb(r, id, 'width=32&height=32&method=crop'), { type: outType, width: 32, height: 32 }, `${name} crop 32x32`);
-      });
+      t.test(
+        name,
+        { skip: uploadType.startsWith('video/') && !ffmpeg ? 'ffmpeg is not on PATH' : false },
+        async (t) => {
+          const body = await make();
+          if (!body) {
+            t.fail(`${name}: no fixture (ffmpeg missing?)`);
+            return;
+          }
+          const { id } = await upload(r, body, uploadType);
+          const got = await thumb(r, id, 'width=96&height=96&method=scale');
+          await expectThumb(t, got, { type: outType, width: 96, height: 64 }, `${name} scale 96x96`);
+          await expectThumb(
+            t,
+            await thumb(r, id, 'width=32&height=32&method=crop'),
+            { type: outType, width: 32, height: 32 },
+            `${name} crop 32x32`,
+          );
+        },
+      );
     }
   });
 
   t.test('the decoder follows the sniffed bytes, not the uploaded Content-Type', async (t) => {
     const asSvg = await upload(r, await png(300, 200, 5), 'image/svg+xml');
-    await expectThumb(t, await thumb(r, asSvg.id, 'width=96&height=96'), { type: 'image/png', width: 96, height: 64 }, 'PNG uploaded as SVG');
+    await expectThumb(
+      t,
+      await thumb(r, asSvg.id, 'width=96&height=96'),
+      { type: 'image/png', width: 96, height: 64 },
+      'PNG uploaded as SVG',
+    );
     const asPng = await upload(r, await jpeg(300, 200, 5), 'image/png');
-    await expectThumb(t, await thumb(r, asPng.id, 'width=96&height=96'), { type: 'image/jpeg', width: 96, height: 64 }, 'JPEG uploaded as PNG');
+    await expectThumb(
+      t,
+      await thumb(r, asPng.id, 'width=96&height=96'),
+      { type: 'image/jpeg', width: 96, height: 64 },
+      'JPEG uploaded as PNG',
+    );
     const svgAsPng = await upload(r, svg(300, 200), 'image/png');
-    await expectThumb(t, await thumb(r, svgAsPng.id, 'width=96&height=96'), { type: 'image/png', width: 96, height: 64 },
-      'SVG uploaded as PNG, with image/svg+xml in types');
+    await expectThumb(
+      t,
+      await thumb(r, svgAsPng.id, 'width=96&height=96'),
+      { type: 'image/png', width: 96, height: 64 },
+      'SVG uploaded as PNG, with image/svg+xml in types',
+    );
     const gifAsJpeg = await upload(r, await gif(300, 200, 3, 5), 'image/jpeg');
-    await expectThumb(t, await thumb(r, gifAsJpeg.id, 'width=96&height=96&animated=true'), { type: 'image/webp', width: 96, height: 64, pages: 3 },
-      'animated GIF uploaded as JPEG still animates');
+    await expectThumb(
+      t,
+      await thumb(r, gifAsJpeg.id, 'width=96&height=96&animated=true'),
+      { type: 'image/webp', width: 96, height: 64, pages: 3 },
+      'animated GIF uploaded as JPEG still animates',
+    );
   });
 
   t.test('animation', async (t) => {
@@ -249,38 +405,86 @@ t.test('thumbnails (pglite)', async (t) => {
     for (const [name, body, type, frames] of sources) {
       const { id } = await upload(r, body, type);
       const anim = await thumb(r, id, 'width=96&height=96&animated=true');
-      await expectThumb(t, anim, { type: 'image/webp', width: 96, height: 64, pages: frames }, `${name} animated=true: all ${frames} frames`);
+      await expectThumb(
+        t,
+        anim,
+        { type: 'image/webp', width: 96, height: 64, pages: frames },
+        `${name} animated=true: all ${frames} frames`,
+      );
       const msc = await thumb(r, id, 'width=96&height=96&org.matrix.msc2705.animated=true');
-      await expectThumb(t, msc, { type: 'image/webp', width: 96, height: 64, pages: frames }, `${name} org.matrix.msc2705.animated=true`);
+      await expectThumb(
+        t,
+        msc,
+        { type: 'image/webp', width: 96, height: 64, pages: frames },
+        `${name} org.matrix.msc2705.animated=true`,
+      );
       t.ok(msc.body.equals(anim.body), `${name}: the MSC2705 name gives the same thumbnail`);
-      await expectThumb(t, await thumb(r, id, 'width=96&height=96&animated=true&method=crop'),
-        { type: 'image/webp', width: 96, height: 96, pages: frames }, `${name} animated crop 96x96`);
-      await expectThumb(t, await thumb(r, id, 'width=320&height=240&animated=true'),
-        { type: 'image/webp', width: 300, height: 200, pages: frames }, `${name} animated at its own size`);
-      await expectThumb(t, await thumb(r, id, 'width=96&height=96&animated=false'), { type: 'image/png', width: 96, height: 64 }, `${name} animated=false`);
-      await expectThumb(t, await thumb(r, id, 'width=96&height=96'), { type: 'image/png', width: 96, height: 64 }, `${name} no animated parameter`);
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=96&height=96&animated=true&method=crop'),
+        { type: 'image/webp', width: 96, height: 96, pages: frames },
+        `${name} animated crop 96x96`,
+      );
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=320&height=240&animated=true'),
+        { type: 'image/webp', width: 300, height: 200, pages: frames },
+        `${name} animated at its own size`,
+      );
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=96&height=96&animated=false'),
+        { type: 'image/png', width: 96, height: 64 },
+        `${name} animated=false`,
+      );
+      await expectThumb(
+        t,
+        await thumb(r, id, 'width=96&height=96'),
+        { type: 'image/png', width: 96, height: 64 },
+        `${name} no animated parameter`,
+      );
     }
     const still = await upload(r, await png(300, 200, 6), 'image/png');
-    await expectThumb(t, await thumb(r, still.id, 'width=96&height=96&animated=true'), { type: 'image/png', width: 96, height: 64 },
-      'animated=true on a static PNG');
+    await expectThumb(
+      t,
+      await thumb(r, still.id, 'width=96&height=96&animated=true'),
+      { type: 'image/png', width: 96, height: 64 },
+      'animated=true on a static PNG',
+    );
     const stillJpeg = await upload(r, await jpeg(300, 200, 6), 'image/jpeg');
-    await expectThumb(t, await thumb(r, stillJpeg.id, 'width=96&height=96&animated=true'), { type: 'image/jpeg', width: 96, height: 64 },
-      'animated=true on a JPEG');
+    await expectThumb(
+      t,
+      await thumb(r, stillJpeg.id, 'width=96&height=96&animated=true'),
+      { type: 'image/jpeg', width: 96, height: 64 },
+      'animated=true on a JPEG',
+    );
   });
 
   t.test('EXIF orientation is applied', async (t) => {
-    for (const [o, w, h] of [[6, 48, 96], [8, 48, 96], [3, 96, 48], [1, 96, 48]] as const) {
+    for (const [o, w, h] of [
+      [6, 48, 96],
+      [8, 48, 96],
+      [3, 96, 48],
+      [1, 96, 48],
+    ] as const) {
       const { id } = await upload(r, await jpegWithOrientation(400, 200, o, 10 + o), 'image/jpeg');
       const got = await thumb(r, id, 'width=96&height=96&method=scale');
       await expectThumb(t, got, { type: 'image/jpeg', width: w, height: h }, `orientation ${o}`);
       if (got.res.status === 200) {
         const m = await dims(got.body);
-        t.ok(m.orientation === undefined || m.orientation === 1, `orientation ${o}: output carries no rotation (${m.orientation})`);
+        t.ok(
+          m.orientation === undefined || m.orientation === 1,
+          `orientation ${o}: output carries no rotation (${m.orientation})`,
+        );
       }
     }
     const { id } = await upload(r, await jpegWithOrientation(400, 200, 6, 20), 'image/jpeg');
-    await expectThumb(t, await thumb(r, id, 'width=320&height=240&method=crop'), { type: 'image/jpeg', width: 200, height: 150 },
-      'orientation 6, crop 320x240: 4:3 inside the rotated 200x400, unscaled');
+    await expectThumb(
+      t,
+      await thumb(r, id, 'width=320&height=240&method=crop'),
+      { type: 'image/jpeg', width: 200, height: 150 },
+      'orientation 6, crop 320x240: 4:3 inside the rotated 200x400, unscaled',
+    );
   });
 
   t.test('singleflight: 100 concurrent identical requests run one task', async (t) => {
@@ -298,7 +502,9 @@ t.test('thumbnails (pglite)', async (t) => {
 
     const g = await upload(r, await gif(300, 200, 4, 30), 'image/gif');
     const abefore = tasksRun(r).animated;
-    const anim = await Promise.all(Array.from({ length: 20 }, () => thumb(r, g.id, 'width=96&height=96&animated=true')));
+    const anim = await Promise.all(
+      Array.from({ length: 20 }, () => thumb(r, g.id, 'width=96&height=96&animated=true')),
+    );
     t.same([...new Set(anim.map((x) => x.res.status))], [200], 'animated: all 200');
     t.equal(new Set(anim.map((x) => sha(x.body))).size, 1, 'animated: identical bytes');
     t.equal(tasksRun(r).animated, abefore + 1, 'the animated task counter rose by exactly 1');
@@ -317,7 +523,8 @@ t.test('thumbnails (pglite)', async (t) => {
     const a = await get('/_matrix/media/r0/identicon/alice?width=128&height=128');
     t.equal(a.res.status, 200, 'identicon: 200');
     t.equal(a.res.headers.get('content-type'), 'image/png', 'identicon: image/png');
-    if (a.res.status === 200) t.same(await dims(a.body), { width: 128, height: 128, pages: 1, format: 'png' }, '128x128 PNG');
+    if (a.res.status === 200)
+      t.same(await dims(a.body), { width: 128, height: 128, pages: 1, format: 'png' }, '128x128 PNG');
     const a2 = await get('/_matrix/media/r0/identicon/alice?width=128&height=128');
     t.ok(a2.body.equals(a.body), 'same seed: identical bytes');
     const b = await get('/_matrix/media/r0/identicon/bob?width=128&height=128');

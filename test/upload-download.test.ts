@@ -18,11 +18,20 @@ function blobFiles(dir: string): string[] {
   return out;
 }
 
-async function upload(r: TestRepo, body: Buffer, opts: { token?: string; type?: string; name?: string; path?: string } = {}) {
+async function upload(
+  r: TestRepo,
+  body: Buffer,
+  opts: { token?: string; type?: string; name?: string; path?: string } = {},
+) {
   const q = opts.name === undefined ? '' : `?filename=${encodeURIComponent(opts.name)}`;
   const headers: Record<string, string> = {};
   if (opts.type) headers['Content-Type'] = opts.type;
-  return r.fetch(`${opts.path ?? '/_matrix/media/v3/upload'}${q}`, { method: 'POST', body: new Uint8Array(body), headers, token: opts.token ?? ALICE });
+  return r.fetch(`${opts.path ?? '/_matrix/media/v3/upload'}${q}`, {
+    method: 'POST',
+    body: new Uint8Array(body),
+    headers,
+    token: opts.token ?? ALICE,
+  });
 }
 
 for (const d of drivers()) {
@@ -34,7 +43,7 @@ for (const d of drivers()) {
       const body = randomBytes(300_000);
       const res = await upload(r, body, { type: 'img/png', name: 'holiday photo.png' });
       t.equal(res.status, 200);
-      const { content_uri } = await res.json() as { content_uri: string };
+      const { content_uri } = (await res.json()) as { content_uri: string };
       t.match(content_uri, new RegExp(`^mxc://${SERVER_NAME}/[A-Za-z0-9_-]{24}$`));
       const id = content_uri.split('/').pop()!;
       const dl = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, { token: ALICE });
@@ -60,12 +69,18 @@ for (const d of drivers()) {
       const dl = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, { token: ALICE });
       t.equal(dl.headers.get('content-disposition'), 'inline', 'safe type is inline, no filename when none given');
       t.equal(await dl.text(), 'hello world, this is text');
-      const head = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, { method: 'HEAD', token: ALICE });
+      const head = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id}`, {
+        method: 'HEAD',
+        token: ALICE,
+      });
       t.equal(head.status, 200);
       t.equal(head.headers.get('content-length'), '25');
       t.equal((await head.arrayBuffer()).byteLength, 0);
 
-      const res2 = await upload(r, Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'));
+      const res2 = await upload(
+        r,
+        Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+      );
       const id2 = ((await res2.json()) as { content_uri: string }).content_uri.split('/').pop()!;
       const dl2 = await r.fetch(`/_matrix/client/v1/media/download/${SERVER_NAME}/${id2}`, { token: ALICE });
       t.equal(dl2.headers.get('content-type'), 'application/octet-stream');
@@ -117,10 +132,18 @@ for (const d of drivers()) {
     t.test('dedup: same bytes share one blob; same user+name+type gets the same mxc', async (t) => {
       const before = blobFiles(r.mediaDir).length;
       const body = randomBytes(5000);
-      const a1 = await (await upload(r, body, { name: 'a.bin', type: 'application/x-test' })).json() as { content_uri: string };
-      const a2 = await (await upload(r, body, { name: 'a.bin', type: 'application/x-test' })).json() as { content_uri: string };
-      const a3 = await (await upload(r, body, { name: 'b.bin', type: 'application/x-test' })).json() as { content_uri: string };
-      const b1 = await (await upload(r, body, { token: BOB, name: 'a.bin', type: 'application/x-test' })).json() as { content_uri: string };
+      const a1 = (await (await upload(r, body, { name: 'a.bin', type: 'application/x-test' })).json()) as {
+        content_uri: string;
+      };
+      const a2 = (await (await upload(r, body, { name: 'a.bin', type: 'application/x-test' })).json()) as {
+        content_uri: string;
+      };
+      const a3 = (await (await upload(r, body, { name: 'b.bin', type: 'application/x-test' })).json()) as {
+        content_uri: string;
+      };
+      const b1 = (await (await upload(r, body, { token: BOB, name: 'a.bin', type: 'application/x-test' })).json()) as {
+        content_uri: string;
+      };
       t.equal(a1.content_uri, a2.content_uri, 'perfect match returns the existing mxc');
       t.not(a1.content_uri, a3.content_uri, 'different filename gets a new mxc');
       t.not(a1.content_uri, b1.content_uri, 'different user gets a new mxc');
@@ -130,8 +153,11 @@ for (const d of drivers()) {
     t.test('100 concurrent identical uploads store one blob', async (t) => {
       const before = blobFiles(r.mediaDir).length;
       const body = randomBytes(20_000);
-      const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
-        upload(r, body, { name: `f${i % 7}.bin`, token: i % 2 ? ALICE : BOB }).then((x) => x.status)));
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          upload(r, body, { name: `f${i % 7}.bin`, token: i % 2 ? ALICE : BOB }).then((x) => x.status),
+        ),
+      );
       t.same(new Set(results), new Set([200]));
       t.equal(blobFiles(r.mediaDir).length, before + 1);
     });

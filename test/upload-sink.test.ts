@@ -31,8 +31,16 @@ t.test('packed slots keep every byte in order, with and without backpressure', a
     }
     const r = await pool.finish(s);
     const digest = hash.digest('hex');
-    t.equal(r.sha256, digest, `hash of the written bytes (backpressure ${respectBackpressure ? 'respected' : 'ignored'})`);
+    t.equal(
+      r.sha256,
+      digest,
+      `hash of the written bytes (backpressure ${respectBackpressure ? 'respected' : 'ignored'})`,
+    );
     t.equal(r.size, sizes.reduce((a, b) => a + b, 0) * 3);
-    t.equal(createHash('sha256').update(readFileSync(path)).digest('hex'), digest, 'the file holds exactly those bytes');
+    t.equal(
+      createHash('sha256').update(readFileSync(path)).digest('hex'),
+      digest,
+      'the file holds exactly those bytes',
+    );
   }
 });

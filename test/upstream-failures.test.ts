@@ -53,9 +53,17 @@ t.test('a wrong database.postgres names the key and the reason in one line', asy
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-dberr-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, 'database:\n  postgres: "postgres://media:s3cret-pw@127.0.0.1:1/media"\nhomeservers: [{ name: example.org, csApi: "http://127.0.0.1:1" }]\n');
+  writeFileSync(
+    file,
+    'database:\n  postgres: "postgres://media:s3cret-pw@127.0.0.1:1/media"\nhomeservers: [{ name: example.org, csApi: "http://127.0.0.1:1" }]\n',
+  );
   const cli = new URL('../src/cli.js', import.meta.url).pathname;
-  const r = spawnSync(process.execPath, [cli, '-config', file], { cwd: dir, env: { ...process.env, REPO_CONFIG: '' }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [cli, '-config', file], {
+    cwd: dir,
+    env: { ...process.env, REPO_CONFIG: '' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   t.equal(r.status, 1);
   t.equal(r.stderr.trim(), 'media-repo: database.postgres: could not connect to 127.0.0.1:1 (ECONNREFUSED)');
   t.notMatch(r.stdout + r.stderr, /s3cret-pw/, 'the DSN (and its password) is never printed');
@@ -65,20 +73,51 @@ t.test('the reason is read from either driver', async (t) => {
   t.equal(dsnTarget('postgres://u:p@db.internal:6432/media?sslmode=disable'), 'db.internal:6432');
   t.equal(dsnTarget('postgresql://u@db.internal/media'), 'db.internal:5432');
   t.equal(dsnTarget('host=db.internal port=6543 dbname=media'), 'db.internal:6543');
-  t.equal(openFailureReason(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })), 'ECONNREFUSED');
-  t.equal(openFailureReason(new Error('connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running?')), 'ECONNREFUSED');
-  t.equal(openFailureReason(Object.assign(new Error('database "x" does not exist'), { code: '3D000' })), 'database "x" does not exist, SQLSTATE 3D000');
-  t.equal(openFailureReason(new Error('connection to server at "h", port 5432 failed: FATAL:  password authentication failed for user "u"\n')),
-    'password authentication failed for user "u"');
+  t.equal(
+    openFailureReason(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })),
+    'ECONNREFUSED',
+  );
+  t.equal(
+    openFailureReason(
+      new Error('connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running?'),
+    ),
+    'ECONNREFUSED',
+  );
+  t.equal(
+    openFailureReason(Object.assign(new Error('database "x" does not exist'), { code: '3D000' })),
+    'database "x" does not exist, SQLSTATE 3D000',
+  );
+  t.equal(
+    openFailureReason(
+      new Error('connection to server at "h", port 5432 failed: FATAL:  password authentication failed for user "u"\n'),
+    ),
+    'password authentication failed for user "u"',
+  );
 });
 
-t.test('a database that does not exist is named as such', { skip: POSTGRES_URL ? false : 'MEDIA_REPO_TEST_POSTGRES is not set' }, async (t) => {
-  const url = new URL(POSTGRES_URL);
-  url.pathname = '/media_repo_no_such_database';
-  const log = createLogger({ level: 'error', json: false, sink: () => undefined });
-  const dsn = url.toString();
-  const cfg = validateConfig({ database: { postgres: dsn }, datastores: [{ type: 'file', id: 'f', opts: { path: '/tmp/unused' } }] });
-  const error = await openDatabase(cfg, log).then(async (db) => { await db.close(); return null; }, (e: Error) => e);
-  t.equal(error?.name, 'ConfigError', 'printed without a stack');
-  t.match(error?.message, /^database\.postgres: could not connect to [^ ]+ \(database "media_repo_no_such_database" does not exist/);
-});
+t.test(
+  'a database that does not exist is named as such',
+  { skip: POSTGRES_URL ? false : 'MEDIA_REPO_TEST_POSTGRES is not set' },
+  async (t) => {
+    const url = new URL(POSTGRES_URL);
+    url.pathname = '/media_repo_no_such_database';
+    const log = createLogger({ level: 'error', json: false, sink: () => undefined });
+    const dsn = url.toString();
+    const cfg = validateConfig({
+      database: { postgres: dsn },
+      datastores: [{ type: 'file', id: 'f', opts: { path: '/tmp/unused' } }],
+    });
+    const error = await openDatabase(cfg, log).then(
+      async (db) => {
+        await db.close();
+        return null;
+      },
+      (e: Error) => e,
+    );
+    t.equal(error?.name, 'ConfigError', 'printed without a stack');
+    t.match(
+      error?.message,
+      /^database\.postgres: could not connect to [^ ]+ \(database "media_repo_no_such_database" does not exist/,
+    );
+  },
+);

@@ -15,7 +15,10 @@ function recorder(label: string) {
     res.writeHead(200, { 'Content-Type': 'text/html' }).end('<title>secret internal page</title>');
   };
 }
-async function listen(host: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number }> {
+async function listen(
+  host: string,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; port: number }> {
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen({ host, port: 0, ipv6Only: false }, r));
   return { server, port: (server.address() as AddressInfo).port };
@@ -29,7 +32,11 @@ const P = internal.port;
 const realLookup = dns.promises.lookup;
 (dns.promises as { lookup: unknown }).lookup = async (host: string, opts: unknown) => {
   if (host === 'internal.preview.test') return [{ address: '127.0.0.1', family: 4 }];
-  if (host === 'mixed.preview.test') return [{ address: '93.184.215.14', family: 4 }, { address: '127.0.0.1', family: 4 }];
+  if (host === 'mixed.preview.test')
+    return [
+      { address: '93.184.215.14', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ];
   return (realLookup as (h: string, o: unknown) => Promise<unknown>)(host, opts);
 };
 
@@ -37,15 +44,31 @@ t.test('with the default lists', async (t) => {
   const repo = await startTestRepo('pglite', { timeouts: { urlPreviewTimeoutSeconds: 2 } });
   t.teardown(() => repo.close());
   const targets = [
-    `http://127.0.0.1:${P}/`, `http://localhost:${P}/`, `http://[::1]:${P}/`, `http://[::ffff:127.0.0.1]:${P}/`,
-    `http://0.0.0.0:${P}/`, `http://2130706433:${P}/`, `http://0x7f.1:${P}/`, `http://127.1:${P}/`, `http://017700000001:${P}/`,
-    `http://internal.preview.test:${P}/`, `http://mixed.preview.test:${P}/`,
+    `http://127.0.0.1:${P}/`,
+    `http://localhost:${P}/`,
+    `http://[::1]:${P}/`,
+    `http://[::ffff:127.0.0.1]:${P}/`,
+    `http://0.0.0.0:${P}/`,
+    `http://2130706433:${P}/`,
+    `http://0x7f.1:${P}/`,
+    `http://127.1:${P}/`,
+    `http://017700000001:${P}/`,
+    `http://internal.preview.test:${P}/`,
+    `http://mixed.preview.test:${P}/`,
     // A port scan: the same refusal whatever listens there.
-    'http://127.0.0.1:22/', 'http://127.0.0.1:5432/', 'http://127.0.0.1:6379/', `http://127.0.0.1:${P + 1}/`,
-    'http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/', 'http://10.0.0.1/', 'http://[::]/',
+    'http://127.0.0.1:22/',
+    'http://127.0.0.1:5432/',
+    'http://127.0.0.1:6379/',
+    `http://127.0.0.1:${P + 1}/`,
+    'http://169.254.169.254/latest/meta-data/',
+    'http://[fe80::1]/',
+    'http://10.0.0.1/',
+    'http://[::]/',
   ];
   for (const target of targets) {
-    const res = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(target)}`, { token: ALICE });
+    const res = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(target)}`, {
+      token: ALICE,
+    });
     const body = (await res.json()) as { errcode?: string; error?: string };
     t.equal(res.status, 403, `${target} refused`);
     t.equal(body.errcode, 'M_FORBIDDEN', target);
@@ -63,21 +86,34 @@ t.test('derived fetches from an allowed page: redirects, og:image, oEmbed discov
     allowedHits.push(req.url!);
     const html = (s: string) => res.writeHead(200, { 'Content-Type': 'text/html' }).end(s);
     if (req.url === '/redirect') return void res.writeHead(302, { Location: `${D}/after-redirect` }).end();
-    if (req.url === '/redirect-mapped') return void res.writeHead(307, { Location: `http://[::ffff:127.0.0.2]:${denied.port}/mapped` }).end();
+    if (req.url === '/redirect-mapped')
+      return void res.writeHead(307, { Location: `http://[::ffff:127.0.0.2]:${denied.port}/mapped` }).end();
     if (req.url === '/redirect-port') return void res.writeHead(302, { Location: `http://127.0.0.2:22/` }).end();
-    if (req.url === '/og-image') return html(`<meta property="og:title" content="Has a bad image"><meta property="og:image" content="${D}/image.png">`);
-    if (req.url === '/oembed-link') return html(`<title>Linked</title><link rel="alternate" type="application/json+oembed" href="${D}/oembed.json">`);
+    if (req.url === '/og-image')
+      return html(
+        `<meta property="og:title" content="Has a bad image"><meta property="og:image" content="${D}/image.png">`,
+      );
+    if (req.url === '/oembed-link')
+      return html(`<title>Linked</title><link rel="alternate" type="application/json+oembed" href="${D}/oembed.json">`);
     return void res.writeHead(404).end();
   });
   // Only the allowed fixture's exact address is allowed; 127.0.0.2 stays under the default deny.
-  const repo = await startTestRepo('pglite', { urlPreviews: { allowedNetworks: ['127.0.0.1/32'], oEmbed: true }, timeouts: { urlPreviewTimeoutSeconds: 2 } });
+  const repo = await startTestRepo('pglite', {
+    urlPreviews: { allowedNetworks: ['127.0.0.1/32'], oEmbed: true },
+    timeouts: { urlPreviewTimeoutSeconds: 2 },
+  });
   t.teardown(async () => {
     await repo.close();
-    for (const s of [denied.server, allowed.server]) { s.closeAllConnections(); s.close(); }
+    for (const s of [denied.server, allowed.server]) {
+      s.closeAllConnections();
+      s.close();
+    }
   });
   const A = `http://127.0.0.1:${allowed.port}`;
   const get = async (path: string) => {
-    const res = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(A + path)}`, { token: ALICE });
+    const res = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(A + path)}`, {
+      token: ALICE,
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   for (const path of ['/redirect', '/redirect-mapped', '/redirect-port']) {
@@ -99,7 +135,10 @@ t.test('derived fetches from an allowed page: redirects, og:image, oEmbed discov
 t.test('disabled previews: 404 M_UNRECOGNIZED', async (t) => {
   const repo = await startTestRepo('pglite', { urlPreviews: { enabled: false } });
   t.teardown(() => repo.close());
-  const res = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent('https://example.org/')}`, { token: ALICE });
+  const res = await repo.fetch(
+    `/_matrix/client/v1/media/preview_url?url=${encodeURIComponent('https://example.org/')}`,
+    { token: ALICE },
+  );
   t.equal(res.status, 404);
   t.equal(((await res.json()) as { errcode: string }).errcode, 'M_UNRECOGNIZED');
 });

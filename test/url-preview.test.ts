@@ -11,8 +11,12 @@ import { ALICE, BOB, GUEST, startTestRepo } from './helpers/repo.js';
 // pages, fallbacks, charsets, oversized and endless pages, hostile nesting, oEmbed (provider
 // list and discovery), a direct image, caching and singleflight, auth and parameter errors.
 
-const IMG = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
-const BIG_IMG = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 90, b: 200 } } }).jpeg().toBuffer();
+const IMG = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 40, b: 90 } } })
+  .png()
+  .toBuffer();
+const BIG_IMG = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 90, b: 200 } } })
+  .jpeg()
+  .toBuffer();
 
 const hits = new Map<string, number>();
 let endlessClosed = false;
@@ -21,23 +25,45 @@ const page = (head: string, body = '') => `<!doctype html><html><head>${head}</h
 function site(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url!, 'http://x');
   hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
-  const html = (body: string | Buffer, type = 'text/html; charset=utf-8'): void => void res.writeHead(200, { 'Content-Type': type }).end(body);
+  const html = (body: string | Buffer, type = 'text/html; charset=utf-8'): void =>
+    void res.writeHead(200, { 'Content-Type': type }).end(body);
   switch (url.pathname) {
     case '/og.html':
-      return void html(page(`<meta property="og:title" content="The &amp; Title"><meta property="og:type" content="article">
+      return void html(
+        page(`<meta property="og:title" content="The &amp; Title"><meta property="og:type" content="article">
         <meta property="og:url" content="https://example.org/canonical"><meta property="og:description" content="A described page">
-        <meta property="og:site_name" content="Fixture Site"><meta property="og:image" content="/img/cat.png">`));
+        <meta property="og:site_name" content="Fixture Site"><meta property="og:image" content="/img/cat.png">`),
+      );
     case '/plain.html':
-      return void html(page('<title>Plain page title</title><meta name="description" content="Meta description here">',
-        '<nav>Menu items</nav><h1>Heading</h1><p>Body text.</p><img src="/img/big.jpg" width="300" height="200"><img src="/px.gif" width="1" height="1">'));
+      return void html(
+        page(
+          '<title>Plain page title</title><meta name="description" content="Meta description here">',
+          '<nav>Menu items</nav><h1>Heading</h1><p>Body text.</p><img src="/img/big.jpg" width="300" height="200"><img src="/px.gif" width="1" height="1">',
+        ),
+      );
     case '/bodytext.html':
-      return void html(page('', '<header>Site header</header><h2>Second level</h2><p>Visible words only.</p><script>var hidden = 1;</script><footer>Footer</footer>'));
+      return void html(
+        page(
+          '',
+          '<header>Site header</header><h2>Second level</h2><p>Visible words only.</p><script>var hidden = 1;</script><footer>Footer</footer>',
+        ),
+      );
     case '/latin1.html':
-      return void html(Buffer.from(page('<title>Caf\u00e9 M\u00fcller</title>'), 'latin1'), 'text/html; charset=ISO-8859-1');
+      return void html(
+        Buffer.from(page('<title>Caf\u00e9 M\u00fcller</title>'), 'latin1'),
+        'text/html; charset=ISO-8859-1',
+      );
     case '/sjis.html': {
       // <title>日本語</title> in Shift_JIS, declared only by <meta charset>.
       const title = Buffer.from([0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea]);
-      return void html(Buffer.concat([Buffer.from('<html><head><meta charset="Shift_JIS"><title>'), title, Buffer.from('</title></head><body></body></html>')]), 'text/html');
+      return void html(
+        Buffer.concat([
+          Buffer.from('<html><head><meta charset="Shift_JIS"><title>'),
+          title,
+          Buffer.from('</title></head><body></body></html>'),
+        ]),
+        'text/html',
+      );
     }
     case '/big.html':
       res.writeHead(200, { 'Content-Type': 'text/html' });
@@ -47,7 +73,10 @@ function site(req: IncomingMessage, res: ServerResponse): void {
       res.writeHead(200, { 'Content-Type': 'text/html' });
       res.write('<html><head><title>Radio stream</title></head><body>');
       const timer = setInterval(() => res.write('<p>more</p>'), 20);
-      res.on('close', () => { clearInterval(timer); endlessClosed = true; });
+      res.on('close', () => {
+        clearInterval(timer);
+        endlessClosed = true;
+      });
       return;
     }
     case '/deep.html':
@@ -57,20 +86,31 @@ function site(req: IncomingMessage, res: ServerResponse): void {
     case '/img/big.jpg':
       return void res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end(BIG_IMG);
     case '/files/photo.jpg':
-      return void res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Disposition': 'inline; filename="holiday photo.jpg"' }).end(BIG_IMG);
+      return void res
+        .writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Disposition': 'inline; filename="holiday photo.jpg"' })
+        .end(BIG_IMG);
     case '/audio.mp3':
       return void res.writeHead(200, { 'Content-Type': 'audio/mpeg' }).end(Buffer.alloc(1000));
     case '/video/42':
       return void html(page('<title>Video page</title>'));
     case '/oembed': {
       const target = url.searchParams.get('url') ?? '';
-      return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({
-        version: '1.0', type: 'video', title: target.includes('disc') ? 'Discovered title' : 'A fixture video', provider_name: 'Fixture Tube',
-        author_name: 'Someone', thumbnail_url: `http://127.0.0.1:${port}/img/big.jpg`, html: '<iframe src="x"></iframe><p>Rich words</p>',
-      }));
+      return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+        JSON.stringify({
+          version: '1.0',
+          type: 'video',
+          title: target.includes('disc') ? 'Discovered title' : 'A fixture video',
+          provider_name: 'Fixture Tube',
+          author_name: 'Someone',
+          thumbnail_url: `http://127.0.0.1:${port}/img/big.jpg`,
+          html: '<iframe src="x"></iframe><p>Rich words</p>',
+        }),
+      );
     }
     case '/discover.html':
-      return void html(page(`<title>Page title</title><link rel="alternate" type="application/json+oembed" href="/oembed?url=disc">`));
+      return void html(
+        page(`<title>Page title</title><link rel="alternate" type="application/json+oembed" href="/oembed?url=disc">`),
+      );
     case '/gone':
       return void res.writeHead(404, { 'Content-Type': 'text/html' }).end('gone');
     case '/slow':
@@ -86,12 +126,23 @@ const port = (server.address() as AddressInfo).port;
 const base = `http://127.0.0.1:${port}`;
 const providersDir = mkdtempSync(join(tmpdir(), 'oembed-'));
 const providersFile = join(providersDir, 'providers.json');
-writeFileSync(providersFile, JSON.stringify([{ provider_name: 'Fixture Tube', endpoints: [{ schemes: [`${base}/video/*`], url: `${base}/oembed` }] }]));
+writeFileSync(
+  providersFile,
+  JSON.stringify([
+    { provider_name: 'Fixture Tube', endpoints: [{ schemes: [`${base}/video/*`], url: `${base}/oembed` }] },
+  ]),
+);
 
 const repo = await startTestRepo('pglite', {
   urlPreviews: {
-    allowedNetworks: ['127.0.0.1/32'], maxPageSizeBytes: 256 * 1024, oEmbed: true, oEmbedProvidersFile: providersFile,
-    numWords: 8, maxLength: 60, numTitleWords: 30, maxTitleLength: 150,
+    allowedNetworks: ['127.0.0.1/32'],
+    maxPageSizeBytes: 256 * 1024,
+    oEmbed: true,
+    oEmbedProvidersFile: providersFile,
+    numWords: 8,
+    maxLength: 60,
+    numTitleWords: 30,
+    maxTitleLength: 150,
   },
   timeouts: { urlPreviewTimeoutSeconds: 2 },
 });
@@ -105,7 +156,9 @@ type Preview = Record<string, string | number>;
 const preview = async (target: string, opts: { token?: string | null; ts?: number; path?: string } = {}) => {
   const q = new URLSearchParams({ url: target });
   if (opts.ts !== undefined) q.set('ts', String(opts.ts));
-  const res = await repo.fetch(`${opts.path ?? '/_matrix/client/v1/media/preview_url'}?${q}`, { token: opts.token === undefined ? ALICE : opts.token });
+  const res = await repo.fetch(`${opts.path ?? '/_matrix/client/v1/media/preview_url'}?${q}`, {
+    token: opts.token === undefined ? ALICE : opts.token,
+  });
   return { status: res.status, body: (await res.json()) as Preview };
 };
 const download = async (mxc: string) => {
@@ -235,6 +288,8 @@ t.test('auth and parameters', async (t) => {
     t.equal(r.status, 400, bad);
     t.equal(r.body.errcode, 'M_INVALID_PARAM', bad);
   }
-  const badTs = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(base)}&ts=yesterday`, { token: ALICE });
+  const badTs = await repo.fetch(`/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(base)}&ts=yesterday`, {
+    token: ALICE,
+  });
   t.equal(badTs.status, 400);
 });

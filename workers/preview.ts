@@ -15,7 +15,8 @@ const DEFAULT_MAX_TAGS = 200_000;
 
 export default async function previewTask(task: PreviewParseTask | PreviewOEmbedTask): Promise<PreviewParseResult> {
   if (task?.op === 'preview-oembed') {
-    if (!isHttpUrl(task.pageUrl)) throw new TypeError(`pageUrl: expected an absolute http(s) URL, got ${JSON.stringify(task.pageUrl)}`);
+    if (!isHttpUrl(task.pageUrl))
+      throw new TypeError(`pageUrl: expected an absolute http(s) URL, got ${JSON.stringify(task.pageUrl)}`);
     checkLimits(task.limits);
     return oEmbedFields(task.json, task.pageUrl, task.limits);
   }
@@ -33,19 +34,23 @@ function previewHtml(task: PreviewParseTask): PreviewParseResult {
 function checkTask(task: PreviewParseTask): void {
   if (task?.op !== 'preview-html') throw new TypeError(`op: expected 'preview-html', got ${JSON.stringify(task?.op)}`);
   if (!(task.bytes instanceof Uint8Array)) throw new TypeError('bytes: expected a Uint8Array');
-  if (task.contentType !== null && typeof task.contentType !== 'string') throw new TypeError('contentType: expected a string or null');
-  if (!isHttpUrl(task.pageUrl)) throw new TypeError(`pageUrl: expected an absolute http(s) URL, got ${JSON.stringify(task.pageUrl)}`);
+  if (task.contentType !== null && typeof task.contentType !== 'string')
+    throw new TypeError('contentType: expected a string or null');
+  if (!isHttpUrl(task.pageUrl))
+    throw new TypeError(`pageUrl: expected an absolute http(s) URL, got ${JSON.stringify(task.pageUrl)}`);
   checkLimits(task.limits);
   if (task.maxTags !== undefined) positiveInteger('maxTags', task.maxTags);
 }
 
 function checkLimits(given: PreviewTextLimits | undefined): void {
   const limits: Partial<PreviewTextLimits> = given ?? {};
-  for (const key of ['numWords', 'maxLength', 'numTitleWords', 'maxTitleLength'] as const) positiveInteger(`limits.${key}`, limits[key]);
+  for (const key of ['numWords', 'maxLength', 'numTitleWords', 'maxTitleLength'] as const)
+    positiveInteger(`limits.${key}`, limits[key]);
 }
 
 function positiveInteger(name: string, value: unknown): void {
-  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new TypeError(`${name}: expected a positive integer, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(value) || (value as number) < 1)
+    throw new TypeError(`${name}: expected a positive integer, got ${JSON.stringify(value)}`);
 }
 
 function isHttpUrl(value: unknown): boolean {

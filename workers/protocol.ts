@@ -61,7 +61,16 @@ export interface BlurhashTask {
 
 /** A produced thumbnail, or "serve the original" when the output would equal it. */
 export type ThumbnailOutput =
-  | { kind: 'thumbnail'; bytes: Uint8Array; sha256: string; contentType: string; width: number; height: number; animated: boolean; frames: number }
+  | {
+      kind: 'thumbnail';
+      bytes: Uint8Array;
+      sha256: string;
+      contentType: string;
+      width: number;
+      height: number;
+      animated: boolean;
+      frames: number;
+    }
   | { kind: 'original'; contentType: string; width: number; height: number };
 
 /** Why a source could not be thumbnailed; src maps these to Matrix errors. */

@@ -6,8 +6,17 @@ import { allowSvgLoader, restrictLoaders } from './image/harden.js';
 import { renderIdenticon } from './image/identicon.js';
 import { encodeBlurhash } from './image/blurhash.js';
 import type {
-  BlurhashReply, BlurhashTask, IdenticonReply, IdenticonTask, IdentifyReply, IdentifyTask, ImageFailure, LoaderSwitches,
-  ThumbnailOutput, ThumbnailReply, ThumbnailTask,
+  BlurhashReply,
+  BlurhashTask,
+  IdenticonReply,
+  IdenticonTask,
+  IdentifyReply,
+  IdentifyTask,
+  ImageFailure,
+  LoaderSwitches,
+  ThumbnailOutput,
+  ThumbnailReply,
+  ThumbnailTask,
 } from './protocol.js';
 
 // Piscina worker for the static, animated and blurhash pools (one module, three pools sized
@@ -54,7 +63,9 @@ async function thumbnail(task: ThumbnailTask): Promise<ThumbnailReply> {
 async function identicon(task: IdenticonTask): Promise<IdenticonReply> {
   try {
     const img = renderIdenticon(task.seed, task.width, task.height);
-    const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 4 } }).png().toBuffer();
+    const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 4 } })
+      .png()
+      .toBuffer();
     const bytes = new Uint8Array(new ArrayBuffer(png.length));
     bytes.set(png);
     return transfer({ ok: true, bytes }, [bytes.buffer]);
@@ -80,7 +91,12 @@ async function identify(task: IdentifyTask): Promise<IdentifyReply> {
   try {
     const src = await openSource(asBuffer(task.source), task.limits);
     const turned = src.orientation >= 5; // EXIF 5-8 turn the picture a quarter
-    return { ok: true, type: src.type, width: turned ? src.height : src.width, height: turned ? src.width : src.height };
+    return {
+      ok: true,
+      type: src.type,
+      width: turned ? src.height : src.width,
+      height: turned ? src.width : src.height,
+    };
   } catch (e) {
     return failure(e);
   }
@@ -88,17 +104,24 @@ async function identify(task: IdentifyTask): Promise<IdentifyReply> {
 
 /** The start-up probe: proves sharp loaded in a worker thread and can encode. */
 async function probe(): Promise<{ ok: true; vips: string }> {
-  await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } }).png().toBuffer();
+  await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } })
+    .png()
+    .toBuffer();
   return { ok: true, vips: sharp.versions.vips };
 }
 
 export default function run(task: Task): Promise<unknown> {
   if (task.svgLoader !== undefined) allowSvgLoader(sharp, task.svgLoader);
   switch (task.op) {
-    case 'thumbnail': return thumbnail(task);
-    case 'identicon': return identicon(task);
-    case 'blurhash': return blurhash(task);
-    case 'identify': return identify(task);
-    case 'probe': return probe();
+    case 'thumbnail':
+      return thumbnail(task);
+    case 'identicon':
+      return identicon(task);
+    case 'blurhash':
+      return blurhash(task);
+    case 'identify':
+      return identify(task);
+    case 'probe':
+      return probe();
   }
 }

@@ -19,7 +19,8 @@ const sessions = new Map<number, Session>();
 const port = parentPort!;
 const reply = (m: SinkReply) => port.postMessage(m);
 /** The buffer goes back to the main thread for reuse: no allocation (or garbage) per chunk. */
-const ack = (id: number, len: number, buf: ArrayBuffer) => port.postMessage({ op: 'ack', id, len, buf } satisfies SinkReply, [buf]);
+const ack = (id: number, len: number, buf: ArrayBuffer) =>
+  port.postMessage({ op: 'ack', id, len, buf } satisfies SinkReply, [buf]);
 
 function fail(id: number, e: unknown): void {
   const s = sessions.get(id);

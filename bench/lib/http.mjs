@@ -33,10 +33,23 @@ function waitDrain(req, state) {
       req.off('close', onClose);
       req.off('response', onResponse);
     };
-    const onDrain = () => { cleanup(); resolve(); };
-    const onError = (e) => { cleanup(); reject(e); };
-    const onClose = () => { cleanup(); reject(new Error('connection closed while sending the body')); };
-    const onResponse = () => { cleanup(); state.responded = true; resolve(); };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (e) => {
+      cleanup();
+      reject(e);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error('connection closed while sending the body'));
+    };
+    const onResponse = () => {
+      cleanup();
+      state.responded = true;
+      resolve();
+    };
     req.on('drain', onDrain);
     req.on('error', onError);
     req.on('close', onClose);
@@ -59,7 +72,9 @@ export async function sendBody({ url, method = 'POST', headers = {}, size, agent
       state.responded = true;
       const parts = [];
       res.on('data', (d) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -119,11 +134,18 @@ export async function specUpload(target, { size, bytes, agent, chunked } = {}) {
   let r;
   if (bytes) {
     r = await new Promise((resolve, reject) => {
-      const req = http.request(url, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length } }, (res) => {
-        const parts = [];
-        res.on('data', (d) => parts.push(d));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts).toString() }));
-      });
+      const req = http.request(
+        url,
+        {
+          method: 'POST',
+          headers: { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length },
+        },
+        (res) => {
+          const parts = [];
+          res.on('data', (d) => parts.push(d));
+          res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts).toString() }));
+        },
+      );
       req.on('error', reject);
       req.end(bytes);
     });
@@ -141,7 +163,10 @@ export async function specUpload(target, { size, bytes, agent, chunked } = {}) {
 export function downloadRequests(target, media) {
   const tail = `${encodeURIComponent(media.server)}/${encodeURIComponent(media.mediaId)}`;
   return {
-    authed: { path: `/_matrix/client/v1/media/download/${tail}`, headers: { host: target.host, authorization: `Bearer ${target.token}` } },
+    authed: {
+      path: `/_matrix/client/v1/media/download/${tail}`,
+      headers: { host: target.host, authorization: `Bearer ${target.token}` },
+    },
     legacy: { path: `/_matrix/media/v3/download/${tail}`, headers: { host: target.host } },
   };
 }

@@ -29,7 +29,9 @@ async function smoothNoise(rand, w, h, width, height) {
   const small = Buffer.allocUnsafe(w * h * 3);
   for (let i = 0; i < small.length; i++) small[i] = Math.floor(rand() * 256);
   return sharp(small, { raw: { width: w, height: h, channels: 3 } })
-    .resize(width, height, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer();
+    .resize(width, height, { fit: 'fill', kernel: 'cubic' })
+    .raw()
+    .toBuffer();
 }
 
 /**
@@ -39,14 +41,32 @@ async function smoothNoise(rand, w, h, width, height) {
  */
 export async function photoRaw(width, height, { seed = 7, grain = 12 } = {}) {
   const rand = prng(seed);
-  const low = await smoothNoise(rand, Math.max(2, Math.round(width / 500)), Math.max(2, Math.round(height / 500)), width, height);
-  const mid = await smoothNoise(rand, Math.max(2, Math.round(width / 40)), Math.max(2, Math.round(height / 40)), width, height);
-  const fine = await smoothNoise(rand, Math.max(2, Math.round(width / 6)), Math.max(2, Math.round(height / 6)), width, height);
+  const low = await smoothNoise(
+    rand,
+    Math.max(2, Math.round(width / 500)),
+    Math.max(2, Math.round(height / 500)),
+    width,
+    height,
+  );
+  const mid = await smoothNoise(
+    rand,
+    Math.max(2, Math.round(width / 40)),
+    Math.max(2, Math.round(height / 40)),
+    width,
+    height,
+  );
+  const fine = await smoothNoise(
+    rand,
+    Math.max(2, Math.round(width / 6)),
+    Math.max(2, Math.round(height / 6)),
+    width,
+    height,
+  );
   const out = Buffer.allocUnsafe(width * height * 3);
   let i = 0;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const light = 40 * ((x / width + y / height) - 1); // -40 .. +40 across the frame
+      const light = 40 * (x / width + y / height - 1); // -40 .. +40 across the frame
       for (let c = 0; c < 3; c++, i++) {
         const v = 0.6 * low[i] + 0.25 * mid[i] + 0.15 * fine[i] + light + (rand() - 0.5) * grain;
         out[i] = v < 0 ? 0 : v > 255 ? 255 : v;
@@ -59,7 +79,9 @@ export async function photoRaw(width, height, { seed = 7, grain = 12 } = {}) {
 /** A photo-like JPEG (default 4000x3000, quality 90: about 3 MB). */
 export async function photoJpeg({ width = 4000, height = 3000, quality = 90, seed = 7 } = {}) {
   const raw = await photoRaw(width, height, { seed });
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 /**
@@ -91,7 +113,8 @@ export async function animatedGif({ width = 480, height = 270, frames = 100, see
     }
   }
   return sharp(pages, { raw: { width, height: height * frames, channels: 3, pageHeight: height } })
-    .gif({ delay: new Array(frames).fill(40), loop: 0, effort: 1, dither: 0 }).toBuffer();
+    .gif({ delay: new Array(frames).fill(40), loop: 0, effort: 1, dither: 0 })
+    .toBuffer();
 }
 
 /**
@@ -105,7 +128,9 @@ export function screenshotRaw(width = 1920, height = 1080, { seed = 3 } = {}) {
     for (let y = Math.max(0, y0); y < Math.min(height, y0 + h); y++) {
       for (let x = Math.max(0, x0); x < Math.min(width, x0 + w); x++) {
         const i = (y * width + x) * 3;
-        px[i] = r; px[i + 1] = g; px[i + 2] = b;
+        px[i] = r;
+        px[i + 1] = g;
+        px[i + 2] = b;
       }
     }
   };
@@ -115,9 +140,13 @@ export function screenshotRaw(width = 1920, height = 1080, { seed = 3 } = {}) {
       let x = x0;
       const end = x0 + Math.floor(maxW * (0.5 + rand() * 0.5));
       while (x + 6 < end) {
-        if (rand() < 0.16) { x += 6; continue; } // a space
+        if (rand() < 0.16) {
+          x += 6;
+          continue;
+        } // a space
         const g = glyphs[Math.floor(rand() * glyphs.length)];
-        for (let gy = 0; gy < 7; gy++) for (let gx = 0; gx < 5; gx++) if (g[gy * 5 + gx]) rect(x + gx, y0 + l * 14 + gy, 1, 1, colour);
+        for (let gy = 0; gy < 7; gy++)
+          for (let gx = 0; gx < 5; gx++) if (g[gy * 5 + gx]) rect(x + gx, y0 + l * 14 + gy, 1, 1, colour);
         x += 6;
       }
     }
@@ -128,7 +157,18 @@ export function screenshotRaw(width = 1920, height = 1080, { seed = 3 } = {}) {
   rect(0, 36, 280, height - 36, [250, 250, 252]); // sidebar
   for (let i = 0; i < 24; i++) {
     if (i === 3) rect(0, 48 + i * 34, 280, 32, [210, 225, 250]);
-    rect(16, 58 + i * 34, 12, 12, [[66, 133, 244], [52, 168, 83], [251, 188, 5], [234, 67, 53]][i % 4]);
+    rect(
+      16,
+      58 + i * 34,
+      12,
+      12,
+      [
+        [66, 133, 244],
+        [52, 168, 83],
+        [251, 188, 5],
+        [234, 67, 53],
+      ][i % 4],
+    );
     text(40, 60 + i * 34, 200, 1, [40, 40, 40]);
   }
   rect(280, 36, 1, height - 36, [200, 200, 205]);
@@ -166,7 +206,9 @@ export function encodeBmp24(rgb, width, height) {
     for (let x = 0; x < width; x++) {
       const s = (y * width + x) * 3;
       const d = row + x * 3;
-      b[d] = rgb[s + 2]; b[d + 1] = rgb[s + 1]; b[d + 2] = rgb[s];
+      b[d] = rgb[s + 2];
+      b[d + 1] = rgb[s + 1];
+      b[d + 2] = rgb[s];
     }
   }
   return b;
@@ -185,9 +227,14 @@ function vmRssBytes() {
 /** The plain-sharp operations the server's output is compared with. */
 export const SHARP_OPS = {
   // Still: what render.ts does for a JPEG source, minus our header checks and pools.
-  still: (input) => sharp(input).resize(320, 240, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer({ resolveWithObject: true }),
+  still: (input) =>
+    sharp(input).resize(320, 240, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer({ resolveWithObject: true }),
   // Animated: what render.ts does for a GIF with animated=true.
-  animated: (input) => sharp(input, { animated: true }).resize(320, 180).webp({ quality: 75, effort: 2 }).toBuffer({ resolveWithObject: true }),
+  animated: (input) =>
+    sharp(input, { animated: true })
+      .resize(320, 180)
+      .webp({ quality: 75, effort: 2 })
+      .toBuffer({ resolveWithObject: true }),
 };
 
 /**
@@ -198,7 +245,17 @@ export const SHARP_OPS = {
  * { done, seconds, perSec, p50Ms, p99Ms, meanMs, cpuPct (100 = one core, all threads), outBytes, outWidth,
  * outHeight, idleRssBytes, peakRssBytes, ... }.
  */
-export async function sharpLoop({ op = 'still', input, readEach = false, concurrency = 1, seconds = 10, count = 0, warmup = 0, sampleRss = false, vipsConcurrency = 1 }) {
+export async function sharpLoop({
+  op = 'still',
+  input,
+  readEach = false,
+  concurrency = 1,
+  seconds = 10,
+  count = 0,
+  warmup = 0,
+  sampleRss = false,
+  vipsConcurrency = 1,
+}) {
   sharp.concurrency(vipsConcurrency);
   sharp.cache(false);
   const fn = SHARP_OPS[op];
@@ -212,7 +269,9 @@ export async function sharpLoop({ op = 'still', input, readEach = false, concurr
   if (sampleRss) {
     idle = vmRssBytes();
     peak = idle;
-    timer = setInterval(() => { peak = Math.max(peak, vmRssBytes() ?? 0); }, 10);
+    timer = setInterval(() => {
+      peak = Math.max(peak, vmRssBytes() ?? 0);
+    }, 10);
   }
   const lat = [];
   let last = null;
@@ -238,13 +297,25 @@ export async function sharpLoop({ op = 'still', input, readEach = false, concurr
   }
   lat.sort((a, b) => a - b);
   return {
-    op, concurrency, readEach, done: lat.length, seconds: elapsed, perSec: lat.length / elapsed,
-    p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), meanMs: lat.reduce((a, b) => a + b, 0) / (lat.length || 1),
-    outBytes: last?.data.length ?? null, outWidth: last?.info.width ?? null, outHeight: last?.info.pageHeight ?? last?.info.height ?? null,
+    op,
+    concurrency,
+    readEach,
+    done: lat.length,
+    seconds: elapsed,
+    perSec: lat.length / elapsed,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    meanMs: lat.reduce((a, b) => a + b, 0) / (lat.length || 1),
+    outBytes: last?.data.length ?? null,
+    outWidth: last?.info.width ?? null,
+    outHeight: last?.info.pageHeight ?? last?.info.height ?? null,
     outPages: last?.info.pages ?? null,
     cpuPct: ((cpu.user + cpu.system) / 1e6 / elapsed) * 100,
-    idleRssBytes: idle, peakRssBytes: sampleRss ? peak : null,
-    uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? null, vips: sharp.versions.vips, sharpConcurrency: sharp.concurrency(),
+    idleRssBytes: idle,
+    peakRssBytes: sampleRss ? peak : null,
+    uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? null,
+    vips: sharp.versions.vips,
+    sharpConcurrency: sharp.concurrency(),
   };
 }
 
@@ -255,7 +326,11 @@ export function sharpLoopArgs(spec) {
 
 /** The JSON result line a sharp-loop child printed (its last line starting with '{'). */
 export function parseChildResult(output) {
-  const line = output.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  const line = output
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
   if (!line) throw new Error(`the child printed no result:\n${output.slice(-2000)}`);
   return JSON.parse(line);
 }

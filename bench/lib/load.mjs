@@ -49,7 +49,11 @@ function parseSize(s) {
 export function runWrk({ url, headers = {}, threads = 2, connections = 64, durationS = 10 }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, '--latency'];
   // wrk adds its own Host unless it sees exactly "Host" (case-sensitive): two Hosts are a 400.
-  const canon = (k) => k.split('-').map((w) => w[0].toUpperCase() + w.slice(1).toLowerCase()).join('-');
+  const canon = (k) =>
+    k
+      .split('-')
+      .map((w) => w[0].toUpperCase() + w.slice(1).toLowerCase())
+      .join('-');
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${canon(k)}: ${v}`);
   args.push(url);
   return new Promise((resolve, reject) => {

@@ -22,14 +22,19 @@ export function startChild(name, cmd, args, { cwd, env, logFile } = {}) {
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   const entry = {
-    name, child, pid: child.pid, exitCode: null,
+    name,
+    child,
+    pid: child.pid,
+    exitCode: null,
     output: () => tail,
-    exited: new Promise((resolve) => child.on('exit', (code, signal) => {
-      entry.exitCode = code ?? signal;
-      children.delete(entry);
-      out?.end();
-      resolve(code ?? signal);
-    })),
+    exited: new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        entry.exitCode = code ?? signal;
+        children.delete(entry);
+        out?.end();
+        resolve(code ?? signal);
+      }),
+    ),
     /** SIGTERM, then SIGKILL after `graceMs`. Resolves once the process is gone. */
     async stop(graceMs = 10_000) {
       if (entry.exitCode !== null) return entry.exitCode;
@@ -60,7 +65,11 @@ export function installCleanup() {
   hooked = true;
   const hard = () => {
     for (const c of children) {
-      try { c.child.kill('SIGKILL'); } catch { /* gone */ }
+      try {
+        c.child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
   };
   process.on('exit', hard);
@@ -100,7 +109,9 @@ export async function waitForHttp(url, { child, timeoutMs = 60_000, headers } = 
     }
     await sleep(100);
   }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms (${last?.message})${child ? `:\n${child.output()}` : ''}`);
+  throw new Error(
+    `${url} did not answer within ${timeoutMs} ms (${last?.message})${child ? `:\n${child.output()}` : ''}`,
+  );
 }
 
 /** VmRSS of a process in bytes, or null when it is gone. */
@@ -143,7 +154,9 @@ export function cpuSeconds(pids) {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]); // fields 14 and 15 of stat(5)
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return ticks / TICKS;
 }

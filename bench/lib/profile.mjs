@@ -25,8 +25,14 @@ export function summariseProfile(file, top = 20) {
     byFile.set(f, (byFile.get(f) ?? 0) + n.hitCount);
   }
   const pct = (x) => `${((x / total) * 100).toFixed(1)}%`;
-  const fns = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => ({ fn: k, selfPct: pct(v), selfMs: Math.round((v * dt) / 1000) }));
-  const files = [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => ({ file: k, selfPct: pct(v) }));
+  const fns = [...byFn]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, v]) => ({ fn: k, selfPct: pct(v), selfMs: Math.round((v * dt) / 1000) }));
+  const files = [...byFile]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([k, v]) => ({ file: k, selfPct: pct(v) }));
   return { file, totalMs: Math.round((total * dt) / 1000), functions: fns, files };
 }
 
@@ -34,7 +40,9 @@ export function printProfiles(dir) {
   let files = [];
   try {
     files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   for (const f of files) {
     const s = summariseProfile(join(dir, f));
     console.log(`\nCPU profile ${s.file} (${s.totalMs} ms busy), top functions by self time, % of busy time:`);

@@ -56,7 +56,10 @@ async function freshPostgresDatabase(dsn) {
  * Starts our server in `dir`. Options: postgres (a DSN; PGlite when empty), cpuProf (write a
  * .cpuprofile into dir/prof on exit), logLevel, cli (another build's dist/src/cli.js, for A/B runs).
  */
-export async function startOurRepo(dir, { postgres = '', cpuProf = false, logLevel = 'info', cli = CLI, overrides = [] } = {}) {
+export async function startOurRepo(
+  dir,
+  { postgres = '', cpuProf = false, logLevel = 'info', cli = CLI, overrides = [] } = {},
+) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const token = randomBytes(24).toString('hex');
@@ -85,7 +88,8 @@ export async function startOurRepo(dir, { postgres = '', cpuProf = false, logLev
   writeFileSync(configFile, yaml.dump(config));
   const nodeArgs = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(dir, 'prof')] : [];
   const child = startChild('media-repo', process.execPath, [...nodeArgs, cli, '-config', configFile], {
-    cwd: dir, logFile: join(dir, 'server.log'),
+    cwd: dir,
+    logFile: join(dir, 'server.log'),
   });
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -96,8 +100,15 @@ export async function startOurRepo(dir, { postgres = '', cpuProf = false, logLev
     throw e;
   }
   return {
-    name: 'media-repo', url, host: BENCH_HOST, token, pid: child.pid, legacyDownload: true,
-    database: db ? 'postgres' : 'pglite', dir, profDir: cpuProf ? join(dir, 'prof') : null,
+    name: 'media-repo',
+    url,
+    host: BENCH_HOST,
+    token,
+    pid: child.pid,
+    legacyDownload: true,
+    database: db ? 'postgres' : 'pglite',
+    dir,
+    profDir: cpuProf ? join(dir, 'prof') : null,
     async stop() {
       const code = await child.stop(15_000);
       await db?.drop().catch((e) => console.error(`could not drop the bench database: ${e.message}`));
@@ -110,7 +121,13 @@ export async function startOurRepo(dir, { postgres = '', cpuProf = false, logLev
 export function externalTarget({ url, token, host, pid }) {
   const u = new URL(url);
   return {
-    name: 'target', url: u.origin, host: host || u.host, token, pid: pid ? Number(pid) : null,
-    legacyDownload: false, database: 'unknown', async stop() {},
+    name: 'target',
+    url: u.origin,
+    host: host || u.host,
+    token,
+    pid: pid ? Number(pid) : null,
+    legacyDownload: false,
+    database: 'unknown',
+    async stop() {},
   };
 }

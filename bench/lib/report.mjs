@@ -12,7 +12,8 @@ export function median(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-export const round = (x, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+export const round = (x, d = 1) =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d;
 export const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
 
 /** Prints rows (arrays of cells) as an aligned table. */
@@ -58,5 +59,6 @@ export function writeResult(scenario, record, suffix = '') {
   return file;
 }
 
-export const SHARED_CORES_NOTE = `note: the load generator, media-repo and nginx share this machine's ${os.cpus().length} cores; `
-  + 'that holds for both sides of every ratio, but absolute figures are lower than on a dedicated box.';
+export const SHARED_CORES_NOTE =
+  `note: the load generator, media-repo and nginx share this machine's ${os.cpus().length} cores; ` +
+  'that holds for both sides of every ratio, but absolute figures are lower than on a dedicated box.';

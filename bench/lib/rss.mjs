@@ -34,7 +34,13 @@ if (!isMainThread && workerData?.rssSampler) {
     }
     if (Atomics.wait(stop, 0, 0, intervalMs) !== 'timed-out') break;
   }
-  parentPort.postMessage({ peakBytes: peak * 1024, meanBytes: (sum / samples) * 1024, samples, timeline, elapsedMs: performance.now() - t0 });
+  parentPort.postMessage({
+    peakBytes: peak * 1024,
+    meanBytes: (sum / samples) * 1024,
+    samples,
+    timeline,
+    elapsedMs: performance.now() - t0,
+  });
 }
 
 /** Starts sampling; `stop()` resolves with { peakBytes, meanBytes, samples, timeline, elapsedMs }. */

@@ -36,8 +36,12 @@ export async function authenticate(ctx: Ctx, mode: AuthMode): Promise<AuthUser |
 
 function resolveToken(ctx: Ctx, token: string): Promise<AuthUser> {
   return resolveAccessToken(ctx.svc.auth, {
-    token, asUser: ctx.req.query.get('user_id'), serverName: ctx.serverName, domain: ctx.domain,
-    remoteAddress: ctx.req.remoteAddress, log: ctx.log,
+    token,
+    asUser: ctx.req.query.get('user_id'),
+    serverName: ctx.serverName,
+    domain: ctx.domain,
+    remoteAddress: ctx.req.remoteAddress,
+    log: ctx.log,
   });
 }
 

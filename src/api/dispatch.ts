@@ -48,7 +48,9 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     if ('unknown' in host) {
       if (!m.route.hostless) {
         svc.log.warn('request for a Host that is not a configured homeserver', {
-          requestId, host: host.unknown, configured: [...cfg.domains.keys()].join(', '),
+          requestId,
+          host: host.unknown,
+          configured: [...cfg.domains.keys()].join(', '),
           hint: 'check the reverse proxy passes Host (or X-Forwarded-Host with repo.useForwardedHost)',
         });
         throw Errors.badGateway(`This media repository does not serve the homeserver '${host.unknown}'`);
@@ -63,8 +65,12 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     // through the logger's redaction (access_token values never reach a line).
     if (log.enabled('debug')) {
       log.debug('request', {
-        method: req.method, path: req.path, query: req.rawQuery, route: m.route.name,
-        remoteAddr: addr, userAgent: req.headers['user-agent'],
+        method: req.method,
+        path: req.path,
+        query: req.rawQuery,
+        route: m.route.name,
+        remoteAddr: addr,
+        userAgent: req.headers['user-agent'],
       });
     }
     // Authenticate before validating anything else: clients and Complement expect 401 first.

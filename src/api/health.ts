@@ -9,5 +9,10 @@ export async function healthHandler(): Promise<Result> {
 
 /** GET /_matrix/media/version, in MMR's shape so its tooling keeps working. */
 export async function versionHandler(_ctx: Ctx): Promise<Result> {
-  return json({ Version: VERSION, GitCommit: process.env.MEDIA_REPO_GIT_COMMIT ?? '', unstable_features: {}, server: 'media-repo' });
+  return json({
+    Version: VERSION,
+    GitCommit: process.env.MEDIA_REPO_GIT_COMMIT ?? '',
+    unstable_features: {},
+    server: 'media-repo',
+  });
 }

@@ -17,9 +17,12 @@ function canonical(cfg: LoadedConfig, host: string): string | undefined {
   return idx.get(host);
 }
 
-export function resolveHost(cfg: LoadedConfig, headers: Record<string, string>): { name: string; domain: DomainConfig } | { unknown: string } {
+export function resolveHost(
+  cfg: LoadedConfig,
+  headers: Record<string, string>,
+): { name: string; domain: DomainConfig } | { unknown: string } {
   const forwarded = cfg.global.repo.useForwardedHost ? headers['x-forwarded-host'] : undefined;
-  const raw = (forwarded ? forwarded.split(',')[0]! : headers['host'] ?? '').trim().toLowerCase();
+  const raw = (forwarded ? forwarded.split(',')[0]! : (headers['host'] ?? '')).trim().toLowerCase();
   const exact = canonical(cfg, raw);
   if (exact) return { name: exact, domain: cfg.domains.get(exact)! };
   const withoutPort = raw.replace(/:\d+$/, '');

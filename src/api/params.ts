@@ -4,12 +4,14 @@ import { isValidMediaId, isValidServerName } from '../matrix/ids.js';
 // Edge validation with exact messages: what was expected and what arrived.
 
 export function serverNameParam(v: string | undefined): string {
-  if (!v || !isValidServerName(v)) throw Errors.invalidParam(`serverName: expected a Matrix server name, got '${truncate(v ?? '')}'`);
+  if (!v || !isValidServerName(v))
+    throw Errors.invalidParam(`serverName: expected a Matrix server name, got '${truncate(v ?? '')}'`);
   return v;
 }
 
 export function mediaIdParam(v: string | undefined): string {
-  if (!v || !isValidMediaId(v)) throw Errors.invalidParam(`mediaId: expected 1-255 characters of [A-Za-z0-9_-], got '${truncate(v ?? '')}'`);
+  if (!v || !isValidMediaId(v))
+    throw Errors.invalidParam(`mediaId: expected 1-255 characters of [A-Za-z0-9_-], got '${truncate(v ?? '')}'`);
   return v;
 }
 
@@ -33,12 +35,17 @@ function truncate(s: string): string {
 }
 
 /** A required positive integer query parameter (thumbnail width and height). */
-export function positiveIntParam(name: string, v: string | null, opts: { required: boolean; fallback?: number } = { required: true }): number {
+export function positiveIntParam(
+  name: string,
+  v: string | null,
+  opts: { required: boolean; fallback?: number } = { required: true },
+): number {
   if (v === null || v === '') {
     if (!opts.required && opts.fallback !== undefined) return opts.fallback;
     throw Errors.missingParam(`${name}: required`);
   }
-  if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw Errors.invalidParam(`${name}: expected a positive integer, got '${truncate(v)}'`);
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 1)
+    throw Errors.invalidParam(`${name}: expected a positive integer, got '${truncate(v)}'`);
   return Number(v);
 }
 

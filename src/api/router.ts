@@ -16,7 +16,9 @@ export type Match =
 export function expand(pattern: string): string[] {
   const m = /\{([^}]+)\}/.exec(pattern);
   if (!m) return [pattern];
-  return m[1]!.split(',').flatMap((alt) => expand(pattern.slice(0, m.index) + alt + pattern.slice(m.index + m[0].length)));
+  return m[1]!
+    .split(',')
+    .flatMap((alt) => expand(pattern.slice(0, m.index) + alt + pattern.slice(m.index + m[0].length)));
 }
 
 const PREFIX_SEGMENTS = 4;
@@ -35,7 +37,8 @@ export class Router {
   constructor(routes: Route[]) {
     for (const route of routes) {
       for (const p of route.paths.flatMap(expand)) {
-        const methods = route.methods.includes('GET') && !route.methods.includes('HEAD') ? [...route.methods, 'HEAD'] : route.methods;
+        const methods =
+          route.methods.includes('GET') && !route.methods.includes('HEAD') ? [...route.methods, 'HEAD'] : route.methods;
         const c = { route, segments: p.split('/').slice(1), methods };
         this.compiled.push(c);
         if (route.body === 'stream' || route.body === 'small') {
@@ -62,8 +65,11 @@ export class Router {
     const key = `${segs.length}${cut === -1 ? path : path.slice(0, cut)}`;
     let list = this.byShape.get(key);
     if (!list) {
-      list = this.compiled.filter((c) => c.segments.length === segs.length
-        && c.segments.slice(0, PREFIX_SEGMENTS).every((p, i) => p.startsWith(':') || p === segs[i]));
+      list = this.compiled.filter(
+        (c) =>
+          c.segments.length === segs.length &&
+          c.segments.slice(0, PREFIX_SEGMENTS).every((p, i) => p.startsWith(':') || p === segs[i]),
+      );
       if (this.byShape.size >= MAX_SHAPES) this.byShape.clear();
       this.byShape.set(key, list);
     }

@@ -74,11 +74,11 @@ export class BlobCache {
     this.refused = on ? new LRUCache<string, { downloads: number; until: number }>({ max: maxTracked }) : null;
     this.entries = on
       ? new LRUCache<string, Entry>({
-        // The hard bound. Room is made by policy before every set, so lru-cache's own LRU
-        // eviction never has to act; if it ever did, the bound still holds.
-        maxSize: opts.maxSizeBytes,
-        sizeCalculation: (e) => Math.max(1, e.bytes.length),
-      })
+          // The hard bound. Room is made by policy before every set, so lru-cache's own LRU
+          // eviction never has to act; if it ever did, the bound still holds.
+          maxSize: opts.maxSizeBytes,
+          sizeCalculation: (e) => Math.max(1, e.bytes.length),
+        })
       : null;
   }
 

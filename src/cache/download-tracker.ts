@@ -12,7 +12,11 @@ interface Window {
 export class DownloadTracker {
   private readonly windows: LRUCache<string, Window>;
 
-  constructor(private readonly windowMs: number, maxTracked: number, private readonly now: () => number) {
+  constructor(
+    private readonly windowMs: number,
+    maxTracked: number,
+    private readonly now: () => number,
+  ) {
     this.windows = new LRUCache<string, Window>({ max: maxTracked });
   }
 

@@ -24,7 +24,8 @@ export class RemoteFetchState {
   /** Throws 502 while the server's breaker is open. */
   checkServer(server: string): void {
     const s = this.servers.get(server);
-    if (s && s.openUntil > Date.now()) throw Errors.badGateway(`${server} has failed repeatedly; not asking it for a minute`);
+    if (s && s.openUntil > Date.now())
+      throw Errors.badGateway(`${server} has failed repeatedly; not asking it for a minute`);
   }
 
   serverFailed(server: string, backoffAt: number): void {

@@ -29,7 +29,10 @@ export class UploadWaiters {
       set.add(wake);
       const deadline = setTimeout(() => settle(false), timeoutMs);
       const poller = setInterval(() => {
-        poll().then((found) => found && settle(true), () => undefined);
+        poll().then(
+          (found) => found && settle(true),
+          () => undefined,
+        );
       }, pollEveryMs);
     });
   }

@@ -74,6 +74,7 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   const [first, ...rest] = s.positionals;
   if (rest.length > 0) return withPath('help', `unexpected argument ${rest[0]}`);
   if (first === undefined || first === 'serve') return withPath('serve');
-  if (first === 'migrate' || first === 'check-datastores' || first === 'version' || first === 'help') return withPath(first);
+  if (first === 'migrate' || first === 'check-datastores' || first === 'version' || first === 'help')
+    return withPath(first);
   return withPath('help', `unknown command ${first}`);
 }

@@ -75,8 +75,18 @@ export function defaultConfig(): Config {
       stillFrame: 0.5,
       // Decoders we trust on hostile input (CVE-2024-56515, CVE-2024-53863): no SVG or video
       // unless the operator lists them.
-      types: ['image/jpeg', 'image/jpg', 'image/png', 'image/apng', 'image/gif', 'image/webp',
-        'image/avif', 'image/heif', 'image/tiff', 'image/bmp'],
+      types: [
+        'image/jpeg',
+        'image/jpg',
+        'image/png',
+        'image/apng',
+        'image/gif',
+        'image/webp',
+        'image/avif',
+        'image/heif',
+        'image/tiff',
+        'image/bmp',
+      ],
       expireAfterDays: 0,
       maxFrames: 1000,
       pregenerate: true,
@@ -128,8 +138,16 @@ export function defaultConfig(): Config {
 /** An s3 datastore's opts when not given: MMR's defaults, plus our request timeout. */
 export function defaultS3Opts(): Omit<S3DatastoreOpts, 'endpoint' | 'bucketName'> {
   return {
-    accessKeyId: '', accessSecret: '', ssl: true, region: '', storageClass: 'STANDARD', tempPath: '',
-    publicBaseUrl: '', redirectWhenCached: false, prefixLength: 0, multipartUploads: true,
+    accessKeyId: '',
+    accessSecret: '',
+    ssl: true,
+    region: '',
+    storageClass: 'STANDARD',
+    tempPath: '',
+    publicBaseUrl: '',
+    redirectWhenCached: false,
+    prefixLength: 0,
+    multipartUploads: true,
     // Not an MMR key: how long an S3 request may wait for its answer, or stall, before it fails.
     timeoutSeconds: 30,
   };

@@ -92,11 +92,14 @@ export async function loadConfig(path: string | undefined, opts: LoadOptions = {
     const doc = await parseFile(file);
     if (isDomainDoc(doc)) {
       if (!info.isDirectory()) {
-        throw new ConfigError(`${file}: a per-domain file (top-level homeserver key) must sit in a config directory beside the main file`);
+        throw new ConfigError(
+          `${file}: a per-domain file (top-level homeserver key) must sit in a config directory beside the main file`,
+        );
       }
       domainFiles.push({ file, doc });
     } else if (doc !== undefined && doc !== null) {
-      if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${file}: expected a mapping of sections at the top level`);
+      if (typeof doc !== 'object' || Array.isArray(doc))
+        throw new ConfigError(`${file}: expected a mapping of sections at the top level`);
       main = deepMerge(main, doc); // later files win, key by key
     }
   }
@@ -108,7 +111,9 @@ export async function loadConfig(path: string | undefined, opts: LoadOptions = {
   if (given.datastores === undefined || given.datastores === null) {
     const ds = defaultDatastore(cwd);
     main = { ...given, datastores: [ds] };
-    datastoreNote.push(`datastores: none configured; media is stored in the file datastore "default" at ${(ds.opts as { path: string }).path} (as with no config file)`);
+    datastoreNote.push(
+      `datastores: none configured; media is stored in the file datastore "default" at ${(ds.opts as { path: string }).path} (as with no config file)`,
+    );
   }
 
   let validated: ReturnType<typeof validateConfigWithWarnings>;

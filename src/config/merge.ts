@@ -34,7 +34,9 @@ function inFile<T>(file: string, fn: () => T): T {
 function checkKeys({ file, doc }: DomainFile): void {
   for (const k of Object.keys(doc)) {
     if (!ALLOWED.has(k)) {
-      throw new ConfigError(`${file}: "${k}" cannot be set in a per-domain file; allowed keys are ${[...ALLOWED].join(', ')}`);
+      throw new ConfigError(
+        `${file}: "${k}" cannot be set in a per-domain file; allowed keys are ${[...ALLOWED].join(', ')}`,
+      );
     }
   }
   for (const s of GLOBAL_ONLY_SECTIONS) {
@@ -59,8 +61,12 @@ function domainHomeserver(global: Config, { file, doc }: DomainFile): Homeserver
   });
 }
 
-function domainSections(global: Config, globalWarnings: Set<string>, df: DomainFile | undefined,
-  warnings: string[]): Record<string, unknown> {
+function domainSections(
+  global: Config,
+  globalWarnings: Set<string>,
+  df: DomainFile | undefined,
+  warnings: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const name of DOMAIN_OVERRIDABLE) {
     const override = df?.doc[name];
@@ -106,8 +112,12 @@ function domainUnbuiltWarnings(files: DomainFile[], globalWarnings: string[], wa
  * homeservers list carries each file's homeserver fields too, and gains the homeservers named only
  * by a per-domain file, so code that walks the list sees what requests see.
  */
-export function buildDomains(global: Config, files: DomainFile[], globalWarnings: string[] = [],
-  warnings: string[] = []): { global: Config; domains: Map<string, DomainConfig> } {
+export function buildDomains(
+  global: Config,
+  files: DomainFile[],
+  globalWarnings: string[] = [],
+  warnings: string[] = [],
+): { global: Config; domains: Map<string, DomainConfig> } {
   const byName = new Map<string, DomainFile>();
   const fromFiles = new Map<string, HomeserverConfig>();
   for (const df of files) {

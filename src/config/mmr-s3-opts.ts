@@ -13,7 +13,8 @@ export function mmrS3Opts(given: Record<string, unknown>, path: string, warnings
   const out: Record<string, unknown> = { ...given };
   for (const k of BOOL_KEYS) {
     const v = out[k];
-    if (v === '') delete out[k]; // MMR: an empty value is the default
+    if (v === '')
+      delete out[k]; // MMR: an empty value is the default
     else if (typeof v === 'string' && GO_TRUE.has(v)) out[k] = true;
     else if (typeof v === 'string' && GO_FALSE.has(v)) out[k] = false;
   }
@@ -21,14 +22,17 @@ export function mmrS3Opts(given: Record<string, unknown>, path: string, warnings
   if (prefix === '') delete out.prefixLength;
   else if (typeof prefix === 'string' && /^-?\d+$/.test(prefix)) out.prefixLength = Number(prefix);
   // MMR clamps a negative prefix length to none.
-  if (typeof out.prefixLength === 'number' && Number.isInteger(out.prefixLength) && out.prefixLength < 0) out.prefixLength = 0;
+  if (typeof out.prefixLength === 'number' && Number.isInteger(out.prefixLength) && out.prefixLength < 0)
+    out.prefixLength = 0;
 
   const endpoint = out.endpoint;
   const m = typeof endpoint === 'string' ? /^(https?):\/\/([^/?#@]+)\/?$/i.exec(endpoint.trim()) : null;
   if (m) {
     const ssl = m[1]!.toLowerCase() === 'https';
     if (typeof out.ssl === 'boolean' && out.ssl !== ssl) {
-      warnings.push(`${path}.ssl: ${out.ssl} disagrees with the endpoint's ${m[1]!.toLowerCase()}:// scheme; the scheme wins`);
+      warnings.push(
+        `${path}.ssl: ${out.ssl} disagrees with the endpoint's ${m[1]!.toLowerCase()}:// scheme; the scheme wins`,
+      );
     }
     out.endpoint = m[2]!;
     out.ssl = ssl;

@@ -229,8 +229,17 @@ export interface TimeoutsSection {
 
 /** The keys a per-domain file (top-level `homeserver:`) may override, as MMR allows. */
 export const DOMAIN_OVERRIDABLE = [
-  'datastores', 'archiving', 'uploads', 'identicons', 'quarantine', 'timeouts', 'featureSupport',
-  'accessTokens', 'downloads', 'thumbnails', 'urlPreviews',
+  'datastores',
+  'archiving',
+  'uploads',
+  'identicons',
+  'quarantine',
+  'timeouts',
+  'featureSupport',
+  'accessTokens',
+  'downloads',
+  'thumbnails',
+  'urlPreviews',
 ] as const;
 /** Homeserver fields a per-domain file may set at its top level. */
 export const DOMAIN_HOMESERVER_KEYS = ['csApi', 'backoffAt', 'adminApiKind', 'signingKeyPath'] as const;

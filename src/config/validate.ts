@@ -46,32 +46,45 @@ function fail(path: string, expected: string, got: unknown): never {
   throw new ConfigError(`${path}: expected ${expected}, got ${show(got)}`);
 }
 
-const str = (nonEmpty = false): Check => (v, p) =>
-  typeof v === 'string' && (!nonEmpty || v !== '') ? v : fail(p, nonEmpty ? 'a non-empty string' : 'a string', v);
+const str =
+  (nonEmpty = false): Check =>
+  (v, p) =>
+    typeof v === 'string' && (!nonEmpty || v !== '') ? v : fail(p, nonEmpty ? 'a non-empty string' : 'a string', v);
 const bool: Check = (v, p) => (typeof v === 'boolean' ? v : fail(p, 'true or false', v));
-const oneOf = (...allowed: string[]): Check => (v, p) =>
-  typeof v === 'string' && allowed.includes(v) ? v : fail(p, `one of ${allowed.join(', ')}`, v);
+const oneOf =
+  (...allowed: string[]): Check =>
+  (v, p) =>
+    typeof v === 'string' && allowed.includes(v) ? v : fail(p, `one of ${allowed.join(', ')}`, v);
 const mapping: Check = (v, p) => (isObject(v) ? v : fail(p, 'a mapping', v));
 
 function int(min?: number, max?: number): Check {
-  const what = min !== undefined && max !== undefined ? `an integer from ${min} to ${max}`
-    : min !== undefined ? `an integer of at least ${min}` : 'an integer';
-  return (v, p) => (typeof v === 'number' && Number.isInteger(v) && v >= (min ?? -Infinity) && v <= (max ?? Infinity)
-    ? v : fail(p, what, v));
+  const what =
+    min !== undefined && max !== undefined
+      ? `an integer from ${min} to ${max}`
+      : min !== undefined
+        ? `an integer of at least ${min}`
+        : 'an integer';
+  return (v, p) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= (min ?? -Infinity) && v <= (max ?? Infinity)
+      ? v
+      : fail(p, what, v);
 }
 
 /** MMR's host:port, or a redis:// / rediss:// URL (for a password or TLS). MMR's sample writes
  * ":7000": Go dials the local system for an empty host, so that becomes 127.0.0.1:7000. */
 const redisAddr: Check = (v, p) => {
   if (typeof v === 'string' && /^rediss?:\/\/[^/\s]+/.test(v)) return v;
-  if (typeof v === 'string' && /^:\d{1,5}$/.test(v) && Number(v.slice(1)) >= 1 && Number(v.slice(1)) <= 65535) return `127.0.0.1${v}`;
+  if (typeof v === 'string' && /^:\d{1,5}$/.test(v) && Number(v.slice(1)) >= 1 && Number(v.slice(1)) <= 65535)
+    return `127.0.0.1${v}`;
   const m = typeof v === 'string' ? /^(\[[0-9a-fA-F:]+\]|[^:\s/]+):(\d{1,5})$/.exec(v) : null;
   return m && Number(m[2]) >= 1 && Number(m[2]) <= 65535 ? v : fail(p, 'host:port or a redis:// URL', v);
 };
 const num: Check = (v, p) => (typeof v === 'number' && Number.isFinite(v) ? v : fail(p, 'a number', v));
 /** A duration in seconds, fractions allowed (tests stop in a fraction of a second). */
-const seconds = (max: number): Check => (v, p) =>
-  (typeof v === 'number' && v >= 0 && v <= max ? v : fail(p, `a number of seconds from 0 to ${max}`, v));
+const seconds =
+  (max: number): Check =>
+  (v, p) =>
+    typeof v === 'number' && v >= 0 && v <= max ? v : fail(p, `a number of seconds from 0 to ${max}`, v);
 const fraction: Check = (v, p) => (typeof v === 'number' && v >= 0 && v <= 1 ? v : fail(p, 'a number from 0 to 1', v));
 
 const cidr: Check = (v, p) => {
@@ -80,12 +93,16 @@ const cidr: Check = (v, p) => {
       IpRangeList.parse([v]);
       return v;
     }
-  } catch { /* reported below */ }
+  } catch {
+    /* reported below */
+  }
   return fail(p, 'an IPv4 or IPv6 CIDR like 10.0.0.0/8 or fc00::/7', v);
 };
 
-const listOf = (each: Check): Check => (v, p, w) =>
-  Array.isArray(v) ? v.map((x, i) => each(x, `${p}[${i}]`, w)) : fail(p, 'a list', v);
+const listOf =
+  (each: Check): Check =>
+  (v, p, w) =>
+    Array.isArray(v) ? v.map((x, i) => each(x, `${p}[${i}]`, w)) : fail(p, 'a list', v);
 
 /** A mapping with known keys. Unknown keys are kept (MMR files carry keys we do not implement
  * yet) but reported, since a typo would otherwise silently fall back to a default. */
@@ -110,7 +127,8 @@ function unique<T>(list: T[], key: keyof T, path: string, norm = (s: string) => 
   list.forEach((item, i) => {
     const name = norm(String(item[key]));
     const first = seen.get(name);
-    if (first !== undefined) fail(`${path}[${i}].${String(key)}`, `a unique ${String(key)} (${path}[${first}] already uses it)`, item[key]);
+    if (first !== undefined)
+      fail(`${path}[${i}].${String(key)}`, `a unique ${String(key)} (${path}[${first}] already uses it)`, item[key]);
     seen.set(name, i);
   });
 }
@@ -118,17 +136,27 @@ function unique<T>(list: T[], key: keyof T, path: string, norm = (s: string) => 
 // Matrix spec appendix "Server Name": hostname (DNS name or IPv4) or [IPv6], optional :port.
 const SERVER_NAME = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
 export const checkServerName: Check = (v, p) =>
-  typeof v === 'string' && SERVER_NAME.test(v) ? v : fail(p, 'a Matrix server name (hostname, IPv4 or [IPv6], optional :port)', v);
+  typeof v === 'string' && SERVER_NAME.test(v)
+    ? v
+    : fail(p, 'a Matrix server name (hostname, IPv4 or [IPv6], optional :port)', v);
 
 const httpUrl: Check = (v, p) => {
   let ok = false;
-  try { ok = typeof v === 'string' && /^https?:$/.test(new URL(v).protocol); } catch { /* not a URL */ }
+  try {
+    ok = typeof v === 'string' && /^https?:$/.test(new URL(v).protocol);
+  } catch {
+    /* not a URL */
+  }
   return ok ? v : fail(p, 'an http(s) URL', v);
 };
 
 const regex: Check = (v, p) => {
   if (typeof v !== 'string') fail(p, 'a regular expression string', v);
-  try { new RegExp(v); } catch (e) { fail(p, `a valid regular expression (${(e as Error).message})`, v); }
+  try {
+    new RegExp(v);
+  } catch (e) {
+    fail(p, `a valid regular expression (${(e as Error).message})`, v);
+  }
   return v;
 };
 
@@ -136,15 +164,28 @@ const regex: Check = (v, p) => {
 const adminApiKind: Check = (v, p) =>
   typeof v !== 'string' ? fail(p, 'a string', v) : v === 'synapse' || v === 'dendrite' ? v : 'matrix';
 
-export const checkHomeserver: Check = section({
-  name: checkServerName, csApi: httpUrl, backoffAt: int(0),
-  adminApiKind, signingKeyPath: str(),
-}, { backoffAt: 10, adminApiKind: 'matrix', signingKeyPath: '' });
+export const checkHomeserver: Check = section(
+  {
+    name: checkServerName,
+    csApi: httpUrl,
+    backoffAt: int(0),
+    adminApiKind,
+    signingKeyPath: str(),
+  },
+  { backoffAt: 10, adminApiKind: 'matrix', signingKeyPath: '' },
+);
 
 const KINDS = ['all', 'local_media', 'remote_media', 'thumbnails', 'archives'];
-const datastoreEntry = section({
-  type: oneOf('file', 's3'), id: str(true), enabled: bool, forKinds: listOf(oneOf(...KINDS)), opts: mapping,
-}, { enabled: true, forKinds: ['all'], opts: {} });
+const datastoreEntry = section(
+  {
+    type: oneOf('file', 's3'),
+    id: str(true),
+    enabled: bool,
+    forKinds: listOf(oneOf(...KINDS)),
+    opts: mapping,
+  },
+  { enabled: true, forKinds: ['all'], opts: {} },
+);
 
 // MMR (minio-go) takes the endpoint as host[:port] and picks the scheme from `ssl`; an
 // http(s):// URL has been rewritten to that form by mmrS3Opts (its scheme deciding ssl).
@@ -153,12 +194,25 @@ const s3Endpoint: Check = (v, p) =>
   typeof v === 'string' && S3_ENDPOINT.test(v) ? v : fail(p, 'a host[:port], or an http(s):// URL without a path', v);
 const emptyOrHttpUrl: Check = (v, p, w) => (v === '' ? v : httpUrl(v, p, w));
 
-const s3OptsSection = section({
-  endpoint: s3Endpoint, bucketName: str(true), accessKeyId: str(), accessSecret: str(), ssl: bool, region: str(),
-  storageClass: str(), tempPath: str(), publicBaseUrl: emptyOrHttpUrl, redirectWhenCached: bool,
-  // Keys are 64 hex characters; a longer prefix than the key itself means nothing.
-  prefixLength: int(0, 64), multipartUploads: bool, timeoutSeconds: int(1, 3600),
-}, defaultS3Opts());
+const s3OptsSection = section(
+  {
+    endpoint: s3Endpoint,
+    bucketName: str(true),
+    accessKeyId: str(),
+    accessSecret: str(),
+    ssl: bool,
+    region: str(),
+    storageClass: str(),
+    tempPath: str(),
+    publicBaseUrl: emptyOrHttpUrl,
+    redirectWhenCached: bool,
+    // Keys are 64 hex characters; a longer prefix than the key itself means nothing.
+    prefixLength: int(0, 64),
+    multipartUploads: bool,
+    timeoutSeconds: int(1, 3600),
+  },
+  defaultS3Opts(),
+);
 
 const checkS3Opts: Check = (v, p, w) => {
   const o = s3OptsSection(mmrS3Opts(mapping(v, p, w) as Record<string, unknown>, p, w), p, w) as S3DatastoreOpts;
@@ -179,29 +233,48 @@ const checkDatastore: Check = (v, p, w) => {
 };
 
 const appservice = section({
-  id: str(true), asToken: str(true),
-  senderUserId: (v, p) => (typeof v === 'string' && /^@[^:]+:.+$/.test(v) ? v : fail(p, 'a Matrix user ID like @bot:example.org', v)),
+  id: str(true),
+  asToken: str(true),
+  senderUserId: (v, p) =>
+    typeof v === 'string' && /^@[^:]+:.+$/.test(v) ? v : fail(p, 'a Matrix user ID like @bot:example.org', v),
   userNamespaces: listOf(section({ regex })),
 });
 
 // logrus's level names, as MMR parses them (any case): panic and fatal log errors only here.
 const LOG_LEVELS: Record<string, LogLevel> = {
-  panic: 'error', fatal: 'error', error: 'error', warn: 'warn', warning: 'warn', info: 'info', debug: 'debug', trace: 'trace',
+  panic: 'error',
+  fatal: 'error',
+  error: 'error',
+  warn: 'warn',
+  warning: 'warn',
+  info: 'info',
+  debug: 'debug',
+  trace: 'trace',
 };
 const logLevel: Check = (v, p) => {
   const name = typeof v === 'string' ? v.toLowerCase() : '';
-  return Object.hasOwn(LOG_LEVELS, name) ? LOG_LEVELS[name] : fail(p, 'one of panic, fatal, error, warn, info, debug, trace', v);
+  return Object.hasOwn(LOG_LEVELS, name)
+    ? LOG_LEVELS[name]
+    : fail(p, 'one of panic, fatal, error, warn, info, debug, trace', v);
 };
 
 const SECTIONS: Record<string, Check> = {
   repo: section({
-    bindAddress: str(), port: int(0, 65535), logDirectory: str(), logColors: bool, jsonLogs: bool,
-    logLevel, trustAnyForwardedAddress: bool,
-    useForwardedHost: bool, freezeUnauthenticatedMedia: bool,
-    shutdownGraceSeconds: seconds(3600), shutdownDrainSeconds: seconds(3600),
+    bindAddress: str(),
+    port: int(0, 65535),
+    logDirectory: str(),
+    logColors: bool,
+    jsonLogs: bool,
+    logLevel,
+    trustAnyForwardedAddress: bool,
+    useForwardedHost: bool,
+    freezeUnauthenticatedMedia: bool,
+    shutdownGraceSeconds: seconds(3600),
+    shutdownDrainSeconds: seconds(3600),
   }),
   database: section({
-    postgres: str(), embeddedPath: str(true),
+    postgres: str(),
+    embeddedPath: str(true),
     pool: section({ maxConnections: int(1), maxIdleConnections: int(0) }),
     timeouts: section({ connectSeconds: int(1, 3600), querySeconds: int(1, 86400), transactionSeconds: int(1, 86400) }),
   }),
@@ -219,7 +292,11 @@ const SECTIONS: Record<string, Check> = {
     }
     return s;
   },
-  accessTokens: section({ maxCacheTimeSeconds: int(0), useLocalAppserviceConfig: bool, appservices: listOf(appservice) }),
+  accessTokens: section({
+    maxCacheTimeSeconds: int(0),
+    useLocalAppserviceConfig: bool,
+    appservices: listOf(appservice),
+  }),
   datastores: (v, p, w) => {
     const list = listOf(checkDatastore)(v, p, w) as DatastoreConfig[];
     unique(list, 'id', p);
@@ -231,66 +308,126 @@ const SECTIONS: Record<string, Check> = {
   },
   uploads: (v, p, w) => {
     const u = section({
-      maxBytes: int(), minBytes: int(), reportedMaxBytes: int(-1), maxPending: int(0), maxAgeSeconds: int(1),
+      maxBytes: int(),
+      minBytes: int(),
+      reportedMaxBytes: int(-1),
+      maxPending: int(0),
+      maxAgeSeconds: int(1),
     })(v, p, w) as { maxBytes: number; minBytes: number };
-    if (u.maxBytes > 0 && u.minBytes > u.maxBytes) fail(`${p}.minBytes`, `at most uploads.maxBytes (${u.maxBytes})`, u.minBytes);
+    if (u.maxBytes > 0 && u.minBytes > u.maxBytes)
+      fail(`${p}.minBytes`, `at most uploads.maxBytes (${u.maxBytes})`, u.minBytes);
     return u;
   },
   downloads: section({
     // maxBytes: 0 (or less) is no limit, as in MMR (limits.ts).
-    maxBytes: int(), numWorkers: int(1, 1024), failureCacheMinutes: int(0), defaultRangeChunkSizeBytes: int(0), smallFileBytes: int(0),
+    maxBytes: int(),
+    numWorkers: int(1, 1024),
+    failureCacheMinutes: int(0),
+    defaultRangeChunkSizeBytes: int(0),
+    smallFileBytes: int(0),
     cache: section({
-      enabled: bool, maxSizeBytes: int(0), maxFileSizeBytes: int(0), trackedMinutes: int(1), minDownloads: int(1),
-      minCacheTimeSeconds: int(0), minEvictedTimeSeconds: int(0),
+      enabled: bool,
+      maxSizeBytes: int(0),
+      maxFileSizeBytes: int(0),
+      trackedMinutes: int(1),
+      minDownloads: int(1),
+      minCacheTimeSeconds: int(0),
+      minEvictedTimeSeconds: int(0),
     }),
   }),
-  federation: section({ backoffAt: int(1), ignoredHosts: listOf(str(true)), allowedNetworks: listOf(cidr), disallowedNetworks: listOf(cidr) }),
+  federation: section({
+    backoffAt: int(1),
+    ignoredHosts: listOf(str(true)),
+    allowedNetworks: listOf(cidr),
+    disallowedNetworks: listOf(cidr),
+  }),
   thumbnails: (v, p, w) => {
     const th = section({
       // Byte limits: 0 (or less) is no limit, as in MMR (limits.ts). expireAfterDays: 0 or less keeps.
-      maxSourceBytes: int(), maxPixels: int(1), numWorkers: int(0, 256),
+      maxSourceBytes: int(),
+      maxPixels: int(1),
+      numWorkers: int(0, 256),
       sizes: listOf(section({ width: int(1, 10000), height: int(1, 10000) })),
-      dynamicSizing: bool, allowAnimated: bool, defaultAnimated: bool, maxAnimateSizeBytes: int(),
-      stillFrame: fraction, types: listOf(str(true)), expireAfterDays: int(), maxFrames: int(1),
-      pregenerate: bool, maxQueue: int(0),
+      dynamicSizing: bool,
+      allowAnimated: bool,
+      defaultAnimated: bool,
+      maxAnimateSizeBytes: int(),
+      stillFrame: fraction,
+      types: listOf(str(true)),
+      expireAfterDays: int(),
+      maxFrames: int(1),
+      pregenerate: bool,
+      maxQueue: int(0),
     })(v, p, w) as { sizes: unknown[]; types: string[]; maxSourceBytes: number };
     if (th.sizes.length === 0) fail(`${p}.sizes`, 'at least one size', th.sizes);
-    if (th.maxSourceBytes <= 0) w.push(`${p}.maxSourceBytes: ${th.maxSourceBytes} means no limit (as in MMR); each thumbnail job may then hold a whole source in memory`);
+    if (th.maxSourceBytes <= 0)
+      w.push(
+        `${p}.maxSourceBytes: ${th.maxSourceBytes} means no limit (as in MMR); each thumbnail job may then hold a whole source in memory`,
+      );
     th.types = th.types.map((t) => t.toLowerCase());
     return th;
   },
   urlPreviews: (v, p, w) => {
     const u = section({
       // maxPageSizeBytes: 0 (or less) is no limit, as in MMR (limits.ts). expireAfterDays: 0 or less keeps.
-      enabled: bool, numWorkers: int(1, 256), maxPageSizeBytes: int(), filePreviewTypes: listOf(str(true)),
-      defaultLanguage: str(true), numWords: int(1), maxLength: int(1), numTitleWords: int(1), maxTitleLength: int(1),
-      expireAfterDays: int(), previewUnsafeCertificates: bool, disallowedNetworks: listOf(cidr), allowedNetworks: listOf(cidr),
-      oEmbed: bool, oEmbedProvidersFile: str(), userAgent: str(true),
-    })(v, p, w) as { enabled: boolean; disallowedNetworks: string[]; allowedNetworks: string[]; maxPageSizeBytes: number };
+      enabled: bool,
+      numWorkers: int(1, 256),
+      maxPageSizeBytes: int(),
+      filePreviewTypes: listOf(str(true)),
+      defaultLanguage: str(true),
+      numWords: int(1),
+      maxLength: int(1),
+      numTitleWords: int(1),
+      maxTitleLength: int(1),
+      expireAfterDays: int(),
+      previewUnsafeCertificates: bool,
+      disallowedNetworks: listOf(cidr),
+      allowedNetworks: listOf(cidr),
+      oEmbed: bool,
+      oEmbedProvidersFile: str(),
+      userAgent: str(true),
+    })(v, p, w) as {
+      enabled: boolean;
+      disallowedNetworks: string[];
+      allowedNetworks: string[];
+      maxPageSizeBytes: number;
+    };
     // With no list at all every address would be fetchable, loopback and cloud metadata too.
     // MMR's rule for that case: previews are disabled.
     if (u.enabled && u.disallowedNetworks.length === 0 && u.allowedNetworks.length === 0) {
       u.enabled = false;
-      w.push(`${p}: disallowedNetworks and allowedNetworks are both empty, so URL previews are disabled (as in MMR); set one to enable them`);
+      w.push(
+        `${p}: disallowedNetworks and allowedNetworks are both empty, so URL previews are disabled (as in MMR); set one to enable them`,
+      );
     }
-    if (u.enabled && u.maxPageSizeBytes <= 0) w.push(`${p}.maxPageSizeBytes: ${u.maxPageSizeBytes} means no limit (as in MMR); each preview may then hold a whole page in memory`);
+    if (u.enabled && u.maxPageSizeBytes <= 0)
+      w.push(
+        `${p}.maxPageSizeBytes: ${u.maxPageSizeBytes} means no limit (as in MMR); each preview may then hold a whole page in memory`,
+      );
     return u;
   },
   identicons: section({ enabled: bool }),
   metrics: section({ enabled: bool, bindAddress: str(true), port: int(0, 65535) }),
   redis: (v, p, w) => {
     const r = section({
-      enabled: bool, databaseNumber: int(0), maxCacheObjectBytes: int(0, 512 * 1024 * 1024),
+      enabled: bool,
+      databaseNumber: int(0),
+      maxCacheObjectBytes: int(0, 512 * 1024 * 1024),
       shards: listOf(section({ name: str(true), addr: redisAddr })),
     })(v, p, w) as { enabled: boolean; shards: { name: string }[] };
     unique(r.shards, 'name', `${p}.shards`);
-    if (r.enabled && r.shards.length === 0) fail(`${p}.shards`, 'at least one shard when redis.enabled is true', r.shards);
+    if (r.enabled && r.shards.length === 0)
+      fail(`${p}.shards`, 'at least one shard when redis.enabled is true', r.shards);
     return r;
   },
   featureSupport: section({
     MSC2448: section({ enabled: bool, xComponents: int(1, 9), yComponents: int(1, 9), punch: num }),
   }),
-  timeouts: section({ urlPreviewTimeoutSeconds: int(1), federationTimeoutSeconds: int(1), clientServerTimeoutSeconds: int(1) }),
+  timeouts: section({
+    urlPreviewTimeoutSeconds: int(1),
+    federationTimeoutSeconds: int(1),
+    clientServerTimeoutSeconds: int(1),
+  }),
   // A bound shorter than a commit could take a blob whose row is on its way for an orphan.
   orphanBlobs: section({ minAgeSeconds: int(60), intervalSeconds: int(0) }),
 };

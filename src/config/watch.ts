@@ -12,7 +12,17 @@ export const DEBOUNCE_MS = 300;
 
 /** Keys read once at start-up (the socket, the log files, the database pool). A prefix ending
  * in '.' covers every key below it. */
-export const RESTART_KEYS = ['repo.bindAddress', 'repo.port', 'repo.logDirectory', 'repo.logColors', 'database.', 'thumbnails.numWorkers', 'urlPreviews.numWorkers', 'downloads.cache.', 'metrics.'];
+export const RESTART_KEYS = [
+  'repo.bindAddress',
+  'repo.port',
+  'repo.logDirectory',
+  'repo.logColors',
+  'database.',
+  'thumbnails.numWorkers',
+  'urlPreviews.numWorkers',
+  'downloads.cache.',
+  'metrics.',
+];
 
 /** Leaf paths under `prefix` whose values differ between a and b. */
 function changedPaths(a: unknown, b: unknown, prefix: string, out: string[]): string[] {
@@ -62,7 +72,8 @@ export function watchConfig(
       const next = await loadConfig(target);
       if (closed) return;
       const before = current();
-      if (fingerprint(before) === fingerprint(next)) { // touched, not changed
+      if (fingerprint(before) === fingerprint(next)) {
+        // touched, not changed
         if (asked) log.info('config unchanged', { path: target });
         return;
       }
@@ -72,13 +83,14 @@ export function watchConfig(
     }
   };
 
-  const relevant = (file: string | null): boolean =>
-    file === null || (isDir ? /\.ya?ml$/i.test(file) : file === name);
+  const relevant = (file: string | null): boolean => file === null || (isDir ? /\.ya?ml$/i.test(file) : file === name);
 
   const watcher: FSWatcher = watch(dir, (_event, file) => {
     if (closed || !relevant(file === null ? null : String(file))) return;
     clearTimeout(timer);
-    timer = setTimeout(() => { chain = chain.then(() => reload()); }, DEBOUNCE_MS);
+    timer = setTimeout(() => {
+      chain = chain.then(() => reload());
+    }, DEBOUNCE_MS);
   });
   watcher.on('error', (error) => log.error('config watch failed; live reload is off', { error, path: dir }));
 

@@ -12,7 +12,12 @@ export interface BlobToCopy {
  * other bytes than its rows describe (bit rot, a truncated file) is refused, not spread.
  * Returns the blob's location in `to`.
  */
-export async function copyBlob(from: Datastore, to: Datastore, blob: BlobToCopy, signal?: AbortSignal): Promise<string> {
+export async function copyBlob(
+  from: Datastore,
+  to: Datastore,
+  blob: BlobToCopy,
+  signal?: AbortSignal,
+): Promise<string> {
   const staging = await to.createStaging();
   const source = from.openStream(blob.location);
   try {
@@ -22,7 +27,9 @@ export async function copyBlob(from: Datastore, to: Datastore, blob: BlobToCopy,
     }
     const { sha256, size } = await staging.finish();
     if (sha256 !== blob.sha256 || size !== blob.sizeBytes) {
-      throw new Error(`blob ${from.id}:${blob.location} reads as ${size} bytes with SHA-256 ${sha256}; its rows say ${blob.sizeBytes} bytes, ${blob.sha256}`);
+      throw new Error(
+        `blob ${from.id}:${blob.location} reads as ${size} bytes with SHA-256 ${sha256}; its rows say ${blob.sizeBytes} bytes, ${blob.sha256}`,
+      );
     }
     return await to.commit(staging, sha256);
   } catch (e) {

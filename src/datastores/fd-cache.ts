@@ -38,9 +38,12 @@ export class FdCache {
     let e = this.fds.get(location);
     if (!e) {
       const path = pathOf();
-      const fd = await new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+      const fd = await new Promise<number>((resolve, reject) =>
+        open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+      );
       e = this.fds.get(location);
-      if (e) close(fd, () => undefined); // a concurrent miss cached one first
+      if (e)
+        close(fd, () => undefined); // a concurrent miss cached one first
       else {
         e = { fd, users: 0, dropped: false };
         this.fds.set(location, e);

@@ -7,7 +7,11 @@ export class FileStagingWriter implements StagingWriter {
   private state: 'open' | 'finished' | 'aborted' = 'open';
   private result: { sha256: string; size: number } | null = null;
 
-  private constructor(readonly path: string, private readonly session: SinkSession, private readonly pool: UploadSinkPool) {}
+  private constructor(
+    readonly path: string,
+    private readonly session: SinkSession,
+    private readonly pool: UploadSinkPool,
+  ) {}
 
   static async create(path: string, pool: UploadSinkPool): Promise<FileStagingWriter> {
     return new FileStagingWriter(path, await pool.open(path), pool);

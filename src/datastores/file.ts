@@ -123,20 +123,25 @@ export class FileDatastore implements Datastore {
         return Promise.reject(e);
       }
     }
-    return this.fds.acquire(location, () => this.pathOf(location)).then(({ fd, release }) => new Promise((resolve, reject) => {
-      read(fd, buf, 0, size, position, (err, n) => {
-        release();
-        if (err) {
-          this.fds.forget(location);
-          return reject(err);
-        }
-        try {
-          resolve(checkedLength(buf, n, location));
-        } catch (e) {
-          reject(e);
-        }
-      });
-    }));
+    return this.fds
+      .acquire(location, () => this.pathOf(location))
+      .then(
+        ({ fd, release }) =>
+          new Promise((resolve, reject) => {
+            read(fd, buf, 0, size, position, (err, n) => {
+              release();
+              if (err) {
+                this.fds.forget(location);
+                return reject(err);
+              }
+              try {
+                resolve(checkedLength(buf, n, location));
+              } catch (e) {
+                reject(e);
+              }
+            });
+          }),
+      );
   }
 
   openStream(location: string, range?: ByteRange): Readable {

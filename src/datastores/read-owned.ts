@@ -8,7 +8,8 @@ import type { Datastore } from './datastore.js';
 export async function readOwned(ds: Datastore, location: string, size: number): Promise<Uint8Array> {
   // Unpooled and not zero-filled: the read overwrites every byte.
   const into = Buffer.allocUnsafeSlow(size);
-  if (into.byteOffset !== 0 || into.buffer.byteLength !== size) throw new Error('allocUnsafeSlow returned a shared buffer');
+  if (into.byteOffset !== 0 || into.buffer.byteLength !== size)
+    throw new Error('allocUnsafeSlow returned a shared buffer');
   if (ds.readAt) {
     const got = await ds.readAt(location, 0, size, into);
     if (got.length !== size) throw new Error(`short read of ${location}: ${got.length} of ${size} bytes`);

@@ -16,8 +16,11 @@ export class DatastoreRegistry {
   private readonly builtFrom = new Map<string, string>();
 
   /** `observe` wraps each store as it is built (byte metrics); the identity by default. */
-  constructor(private readonly instanceTag: string, private readonly sinks: UploadSinkPool,
-    private readonly observe: (ds: Datastore) => Datastore = (ds) => ds) {}
+  constructor(
+    private readonly instanceTag: string,
+    private readonly sinks: UploadSinkPool,
+    private readonly observe: (ds: Datastore) => Datastore = (ds) => ds,
+  ) {}
 
   /** Creates stores for configs not seen before; existing IDs keep their object (live reload). */
   async sync(configs: DatastoreConfig[]): Promise<void> {
@@ -62,10 +65,18 @@ export class DatastoreRegistry {
 }
 
 async function create(c: DatastoreConfig, instanceTag: string, sinks: UploadSinkPool): Promise<Datastore> {
-  const ds = c.type === 'file'
-    ? new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag, sinks)
-    // Validated opts already carry every default; entries built in code may leave some out.
-    : new S3Datastore(c.id, { ...defaultS3Opts(), ...c.opts } as S3DatastoreOpts, c.forKinds, c.enabled, instanceTag, sinks);
+  const ds =
+    c.type === 'file'
+      ? new FileDatastore(c.id, String(c.opts.path), c.forKinds, c.enabled, instanceTag, sinks)
+      : // Validated opts already carry every default; entries built in code may leave some out.
+        new S3Datastore(
+          c.id,
+          { ...defaultS3Opts(), ...c.opts } as S3DatastoreOpts,
+          c.forKinds,
+          c.enabled,
+          instanceTag,
+          sinks,
+        );
   await ds.init();
   return ds;
 }

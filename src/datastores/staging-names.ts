@@ -26,7 +26,9 @@ export async function sweepStagingDir(dir: string, instanceTag: string): Promise
   const now = Date.now();
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const p = join(dir, name);
-    const modified = isOwnStagingName(name, instanceTag) ? now : (await stat(p).catch(() => ({ mtimeMs: now }))).mtimeMs;
+    const modified = isOwnStagingName(name, instanceTag)
+      ? now
+      : (await stat(p).catch(() => ({ mtimeMs: now }))).mtimeMs;
     if (sweepable(name, instanceTag, modified, now)) {
       await rm(p, { force: true });
       removed++;

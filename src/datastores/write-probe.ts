@@ -23,7 +23,10 @@ export class CachedWriteProbe {
   private running: Promise<void> | null = null;
 
   /** `freshMs`: how long a successful write or probe stands for the store's health. */
-  constructor(private readonly probe: () => Promise<void>, private readonly freshMs = 30_000) {}
+  constructor(
+    private readonly probe: () => Promise<void>,
+    private readonly freshMs = 30_000,
+  ) {}
 
   /** A real write succeeded: no probe is needed for a while. */
   noteSuccess(): void {
@@ -33,7 +36,11 @@ export class CachedWriteProbe {
   check(): Promise<void> {
     if (Date.now() - this.lastSuccess < this.freshMs) return Promise.resolve();
     // Concurrent readiness polls share one probe.
-    this.running ??= this.probe().then(() => this.noteSuccess()).finally(() => { this.running = null; });
+    this.running ??= this.probe()
+      .then(() => this.noteSuccess())
+      .finally(() => {
+        this.running = null;
+      });
     return this.running;
   }
 }

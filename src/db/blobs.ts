@@ -20,13 +20,19 @@ export interface SizeEstimate {
   total_bytes: number;
 }
 
-async function tally(q: Queryable, from: string, datastoreId: string, beforeTs: number): Promise<{ rows: number; hashes: number; bytes: number }> {
+async function tally(
+  q: Queryable,
+  from: string,
+  datastoreId: string,
+  beforeTs: number,
+): Promise<{ rows: number; hashes: number; bytes: number }> {
   // Bytes count each blob once (a deduplicated blob occupies its bytes once); rows count all.
   const r = await q.query<Record<string, unknown>>(
     `SELECT (SELECT COUNT(*) FROM ${from} WHERE datastore_id = $1 AND creation_ts < $2) AS n,
             COUNT(DISTINCT sha256_hash) AS hashes, COALESCE(SUM(size_bytes), 0) AS bytes
      FROM (SELECT DISTINCT location, sha256_hash, size_bytes FROM ${from} WHERE datastore_id = $1 AND creation_ts < $2) d`,
-    [datastoreId, beforeTs]);
+    [datastoreId, beforeTs],
+  );
   const x = r.rows[0]!;
   return { rows: num(x.n), hashes: num(x.hashes), bytes: num(x.bytes) };
 }
@@ -58,12 +64,23 @@ export interface BlobRef {
  * keeps in the datastore. Moved blobs no longer appear (their rows point elsewhere), which is
  * what makes a resumed transfer skip them.
  */
-export async function blobsBefore(q: Queryable, datastoreId: string, beforeTs: number, afterLocation: string, limit: number): Promise<BlobRef[]> {
+export async function blobsBefore(
+  q: Queryable,
+  datastoreId: string,
+  beforeTs: number,
+  afterLocation: string,
+  limit: number,
+): Promise<BlobRef[]> {
   const r = await q.query<Record<string, unknown>>(
     `SELECT DISTINCT location, sha256_hash, size_bytes FROM ${BOTH}
      WHERE datastore_id = $1 AND creation_ts < $2 AND location > $3 ORDER BY location LIMIT $4`,
-    [datastoreId, beforeTs, afterLocation, limit]);
-  return r.rows.map((x) => ({ location: x.location as string, sha256: x.sha256_hash as string, sizeBytes: num(x.size_bytes) }));
+    [datastoreId, beforeTs, afterLocation, limit],
+  );
+  return r.rows.map((x) => ({
+    location: x.location as string,
+    sha256: x.sha256_hash as string,
+    sizeBytes: num(x.size_bytes),
+  }));
 }
 
 /**
@@ -71,13 +88,16 @@ export async function blobsBefore(q: Queryable, datastoreId: string, beforeTs: n
  * moved (their own or their thumbnails'), so row caches can forget them.
  */
 export async function repointBlob(
-  q: Queryable, from: { datastoreId: string; location: string }, to: { datastoreId: string; location: string },
+  q: Queryable,
+  from: { datastoreId: string; location: string },
+  to: { datastoreId: string; location: string },
 ): Promise<{ origin: string; mediaId: string; thumbnail: boolean }[]> {
   const out: { origin: string; mediaId: string; thumbnail: boolean }[] = [];
   for (const table of ['media', 'thumbnails']) {
     const r = await q.query<{ origin: string; media_id: string }>(
       `UPDATE ${table} SET datastore_id = $3, location = $4 WHERE datastore_id = $1 AND location = $2 RETURNING origin, media_id`,
-      [from.datastoreId, from.location, to.datastoreId, to.location]);
+      [from.datastoreId, from.location, to.datastoreId, to.location],
+    );
     for (const x of r.rows) out.push({ origin: x.origin, mediaId: x.media_id, thumbnail: table === 'thumbnails' });
   }
   return out;
@@ -86,7 +106,9 @@ export async function repointBlob(
 export async function blobReferenced(q: Queryable, datastoreId: string, location: string): Promise<boolean> {
   const r = await q.query(
     `SELECT 1 FROM media WHERE datastore_id = $1 AND location = $2
-     UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = $2 LIMIT 1`, [datastoreId, location]);
+     UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = $2 LIMIT 1`,
+    [datastoreId, location],
+  );
   return r.rows.length > 0;
 }
 
@@ -96,13 +118,22 @@ export async function blobsIn(q: Queryable, datastoreId: string): Promise<(BlobR
     `SELECT location, MIN(sha256_hash) AS sha256_hash, MIN(size_bytes) AS size_bytes, MIN(example) AS example FROM
        (SELECT location, sha256_hash, size_bytes, 'mxc://' || origin || '/' || media_id AS example FROM media WHERE datastore_id = $1
         UNION ALL SELECT location, sha256_hash, size_bytes, 'thumbnail of mxc://' || origin || '/' || media_id FROM thumbnails WHERE datastore_id = $1) b
-     GROUP BY location ORDER BY location`, [datastoreId]);
-  return r.rows.map((x) => ({ location: x.location as string, sha256: x.sha256_hash as string, sizeBytes: num(x.size_bytes), example: x.example as string }));
+     GROUP BY location ORDER BY location`,
+    [datastoreId],
+  );
+  return r.rows.map((x) => ({
+    location: x.location as string,
+    sha256: x.sha256_hash as string,
+    sizeBytes: num(x.size_bytes),
+    example: x.example as string,
+  }));
 }
 
 /** Datastore IDs that rows point at (a row may name a store no longer configured). */
 export async function referencedDatastores(q: Queryable): Promise<string[]> {
-  const r = await q.query<{ datastore_id: string }>('SELECT datastore_id FROM media UNION SELECT datastore_id FROM thumbnails');
+  const r = await q.query<{ datastore_id: string }>(
+    'SELECT datastore_id FROM media UNION SELECT datastore_id FROM thumbnails',
+  );
   return r.rows.map((x) => x.datastore_id);
 }
 
@@ -112,6 +143,8 @@ export async function unreferencedLocations(q: Queryable, datastoreId: string, l
   const r = await q.query<{ location: string }>(
     `SELECT l AS location FROM unnest($2::text[]) AS l
      WHERE NOT EXISTS (SELECT 1 FROM media WHERE datastore_id = $1 AND location = l)
-       AND NOT EXISTS (SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = l)`, [datastoreId, locations]);
+       AND NOT EXISTS (SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = l)`,
+    [datastoreId, locations],
+  );
   return r.rows.map((x) => x.location);
 }

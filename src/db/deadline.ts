@@ -31,7 +31,10 @@ export function within<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Pr
 }
 
 /** Warns about database timeouts at most once per interval, with how many were not logged. */
-export function timeoutReporter(warn: (msg: string, fields: Record<string, unknown>) => void, intervalMs = 10_000): (what: DatabaseWait, seconds: number) => void {
+export function timeoutReporter(
+  warn: (msg: string, fields: Record<string, unknown>) => void,
+  intervalMs = 10_000,
+): (what: DatabaseWait, seconds: number) => void {
   let last = 0;
   let suppressed = 0;
   return (what, seconds) => {
@@ -40,7 +43,11 @@ export function timeoutReporter(warn: (msg: string, fields: Record<string, unkno
       suppressed++;
       return;
     }
-    warn('the database did not answer in time; the request gets 503', { wait: what, boundSeconds: seconds, alsoSinceLastLine: suppressed });
+    warn('the database did not answer in time; the request gets 503', {
+      wait: what,
+      boundSeconds: seconds,
+      alsoSinceLastLine: suppressed,
+    });
     last = now;
     suppressed = 0;
   };

@@ -18,7 +18,8 @@ export interface MediaRow {
   requiresAuth: boolean;
 }
 
-const COLUMNS = 'origin, media_id, upload_name, content_type, user_id, sha256_hash, size_bytes, datastore_id, location, creation_ts, quarantined, requires_auth';
+const COLUMNS =
+  'origin, media_id, upload_name, content_type, user_id, sha256_hash, size_bytes, datastore_id, location, creation_ts, quarantined, requires_auth';
 
 function toRow(r: Record<string, unknown>): MediaRow {
   return {
@@ -43,21 +44,36 @@ export async function getMedia(q: Queryable, origin: string, mediaId: string): P
 }
 
 /** Any stored blob with this hash, preferring one in an allowed datastore. */
-export async function findBlobByHash(q: Queryable, sha256: string): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
+export async function findBlobByHash(
+  q: Queryable,
+  sha256: string,
+): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
   const r = await q.query<Record<string, unknown>>(
-    'SELECT DISTINCT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1', [sha256]);
-  return r.rows.map((x) => ({ datastoreId: x.datastore_id as string, location: x.location as string, sizeBytes: num(x.size_bytes) }));
+    'SELECT DISTINCT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1',
+    [sha256],
+  );
+  return r.rows.map((x) => ({
+    datastoreId: x.datastore_id as string,
+    location: x.location as string,
+    sizeBytes: num(x.size_bytes),
+  }));
 }
 
 /** MMR's "perfect match": the same user uploading the same bytes with the same name and type. */
 export async function findExactUpload(
-  q: Queryable, origin: string, userId: string, sha256: string, uploadName: string | null, contentType: string | null,
+  q: Queryable,
+  origin: string,
+  userId: string,
+  sha256: string,
+  uploadName: string | null,
+  contentType: string | null,
 ): Promise<MediaRow | null> {
   const r = await q.query(
     `SELECT ${COLUMNS} FROM media WHERE origin = $1 AND user_id = $2 AND sha256_hash = $3
        AND upload_name IS NOT DISTINCT FROM $4 AND content_type IS NOT DISTINCT FROM $5 AND NOT quarantined
      ORDER BY creation_ts LIMIT 1`,
-    [origin, userId, sha256, uploadName, contentType]);
+    [origin, userId, sha256, uploadName, contentType],
+  );
   return r.rows[0] ? toRow(r.rows[0]) : null;
 }
 
@@ -66,13 +82,28 @@ export async function findExactUpload(
  * of someone else. Returns false on a collision so the caller can pick another ID.
  */
 export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserved: boolean }): Promise<boolean> {
-  const reservedCheck = opts.allowReserved ? '' : 'WHERE NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)';
+  const reservedCheck = opts.allowReserved
+    ? ''
+    : 'WHERE NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)';
   const r = await q.query(
     `INSERT INTO media (${COLUMNS})
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ${reservedCheck}
      ON CONFLICT (origin, media_id) DO NOTHING`,
-    [m.origin, m.mediaId, m.uploadName, m.contentType, m.userId, m.sha256, m.sizeBytes, m.datastoreId, m.location,
-      m.creationTs, m.quarantined, m.requiresAuth]);
+    [
+      m.origin,
+      m.mediaId,
+      m.uploadName,
+      m.contentType,
+      m.userId,
+      m.sha256,
+      m.sizeBytes,
+      m.datastoreId,
+      m.location,
+      m.creationTs,
+      m.quarantined,
+      m.requiresAuth,
+    ],
+  );
   return r.rowCount === 1;
 }
 
@@ -81,7 +112,8 @@ export async function bytesPerDatastore(q: Queryable): Promise<Map<string, numbe
   const r = await q.query<Record<string, unknown>>(
     `SELECT datastore_id, SUM(size_bytes) AS total FROM
        (SELECT datastore_id, location, size_bytes FROM media
-        UNION SELECT datastore_id, location, size_bytes FROM thumbnails) blobs GROUP BY datastore_id`);
+        UNION SELECT datastore_id, location, size_bytes FROM thumbnails) blobs GROUP BY datastore_id`,
+  );
   return new Map(r.rows.map((x) => [x.datastore_id as string, num(x.total)]));
 }
 

@@ -10,17 +10,25 @@ export const MIGRATIONS_DIR = new URL('../../../migrations/', import.meta.url).p
 export async function migrate(db: Db, log: Logger, dir = MIGRATIONS_DIR): Promise<number> {
   await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)`);
-  const files = readdirSync(dir).filter((f) => /^\d{4}_.+\.up\.sql$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{4}_.+\.up\.sql$/.test(f))
+    .sort();
   let applied = 0;
   await db.tx(async (q) => {
     await q.query('SELECT pg_advisory_xact_lock(7231001)');
-    const done = new Set((await q.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+    const done = new Set(
+      (await q.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)),
+    );
     for (const f of files) {
       const version = Number(f.slice(0, 4));
       if (done.has(version)) continue;
       const sql = readFileSync(join(dir, f), 'utf8');
       for (const stmt of splitStatements(sql)) await q.query(stmt);
-      await q.query('INSERT INTO schema_migrations (version, name, applied_ts) VALUES ($1, $2, $3)', [version, f, Date.now()]);
+      await q.query('INSERT INTO schema_migrations (version, name, applied_ts) VALUES ($1, $2, $3)', [
+        version,
+        f,
+        Date.now(),
+      ]);
       log.info('applied migration', { migration: f });
       applied++;
     }

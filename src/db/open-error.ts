@@ -39,11 +39,17 @@ export function openFailureReason(e: unknown): string {
   if (/^E[A-Z]+$/.test(code)) return code;
   for (const [re, name] of LIBPQ_ERRNO) if (re.test(message)) return name;
   // libpq: 'connection to server at "h", port 5432 failed: FATAL:  database "x" does not exist'
-  const first = message.split('\n')[0]!.replace(/^connection to server at [^:]*failed:\s*/i, '').replace(/^FATAL:\s*/, '').trim();
+  const first = message
+    .split('\n')[0]!
+    .replace(/^connection to server at [^:]*failed:\s*/i, '')
+    .replace(/^FATAL:\s*/, '')
+    .trim();
   return code ? `${first}, SQLSTATE ${code}` : first || 'unknown error';
 }
 
 export function postgresOpenError(dsn: string, e: unknown): ConfigError {
   const target = dsnTarget(dsn);
-  return new ConfigError(`database.postgres: could not connect${target ? ` to ${target}` : ''} (${openFailureReason(e)})`);
+  return new ConfigError(
+    `database.postgres: could not connect${target ? ` to ${target}` : ''} (${openFailureReason(e)})`,
+  );
 }

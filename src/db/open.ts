@@ -10,10 +10,17 @@ import { postgresOpenError } from './open-error.js';
 export async function openDatabase(cfg: Config, log: Logger, cwd = process.cwd()): Promise<Db> {
   const dsn = cfg.database.postgres.trim();
   if (dsn) {
-    return openPostgres({
-      dsn, maxConnections: cfg.database.pool.maxConnections, maxIdleConnections: cfg.database.pool.maxIdleConnections,
-      timeouts: cfg.database.timeouts,
-    }, log).catch((e: unknown) => { throw postgresOpenError(dsn, e); }); // one line naming the key, not a pg stack
+    return openPostgres(
+      {
+        dsn,
+        maxConnections: cfg.database.pool.maxConnections,
+        maxIdleConnections: cfg.database.pool.maxIdleConnections,
+        timeouts: cfg.database.timeouts,
+      },
+      log,
+    ).catch((e: unknown) => {
+      throw postgresOpenError(dsn, e);
+    }); // one line naming the key, not a pg stack
   }
   const path = cfg.database.embeddedPath;
   const dir = path === 'memory://' || isAbsolute(path) ? path : resolve(cwd, path);

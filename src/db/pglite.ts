@@ -14,7 +14,9 @@ import { Errors } from '../errors.js';
 const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=1MB'];
 function initInWorker(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./pglite-init-worker.js', import.meta.url), { workerData: { dir, settings: EMBEDDED_SETTINGS } });
+    const w = new Worker(new URL('./pglite-init-worker.js', import.meta.url), {
+      workerData: { dir, settings: EMBEDDED_SETTINGS },
+    });
     w.once('message', () => void w.terminate().then(() => resolve()));
     w.once('error', reject);
     w.once('exit', (code) => code !== 0 && code !== 1 && reject(new Error(`PGlite initdb thread exited with ${code}`)));
@@ -27,7 +29,10 @@ function initInWorker(dir: string): Promise<void> {
  * transaction past `transactionSeconds` fails at its next statement and rolls back: its holder
  * (an upload waiting on a slow datastore, say) stops keeping the whole database to itself.
  */
-export async function openPglite(dataDir: string, transactionSeconds = DEFAULT_DATABASE_TIMEOUTS.transactionSeconds): Promise<Db> {
+export async function openPglite(
+  dataDir: string,
+  transactionSeconds = DEFAULT_DATABASE_TIMEOUTS.transactionSeconds,
+): Promise<Db> {
   const onDisk = dataDir !== 'memory://';
   if (onDisk) mkdirSync(dataDir, { recursive: true });
   const open = () => PGlite.create(onDisk ? dataDir : undefined, { postgresqlconf: EMBEDDED_SETTINGS });
@@ -45,16 +50,20 @@ export async function openPglite(dataDir: string, transactionSeconds = DEFAULT_D
   return {
     kind: 'pglite',
     query: base.query,
-    tx: (fn) => pg.transaction((tx) => {
-      const inner = wrap(tx);
-      const deadline = Date.now() + transactionSeconds * 1000;
-      return fn({
-        query: <R>(sql: string, params?: unknown[]) => (Date.now() > deadline
-          ? Promise.reject(Errors.databaseTimeout('transaction', transactionSeconds))
-          : inner.query<R>(sql, params)),
-      });
-    }),
-    exec: async (sql) => { await pg.exec(sql); },
+    tx: (fn) =>
+      pg.transaction((tx) => {
+        const inner = wrap(tx);
+        const deadline = Date.now() + transactionSeconds * 1000;
+        return fn({
+          query: <R>(sql: string, params?: unknown[]) =>
+            Date.now() > deadline
+              ? Promise.reject(Errors.databaseTimeout('transaction', transactionSeconds))
+              : inner.query<R>(sql, params),
+        });
+      }),
+    exec: async (sql) => {
+      await pg.exec(sql);
+    },
     close: () => pg.close(),
   };
 }

@@ -52,7 +52,7 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
 
   async function acquire(): Promise<Client> {
     try {
-      return await pool.connect() as Client;
+      return (await pool.connect()) as Client;
     } catch (e) {
       // pg-pool's own bound (connectionTimeoutMillis) passed: no client was handed out.
       if (/timeout/i.test((e as Error).message)) throw timedOut('connect', limits.connectSeconds);
@@ -119,9 +119,14 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
       // rolls the transaction back on the server; statements `fn` still issues fail at once.
       let expired = false;
       const q: Queryable = {
-        query: <R>(sql: string, params?: unknown[]) => (l.finished
-          ? Promise.reject(expired ? Errors.databaseTimeout('transaction', limits.transactionSeconds) : Errors.databaseTimeout('query', limits.querySeconds))
-          : bounded<R>(client, l.destroy, sql, params)),
+        query: <R>(sql: string, params?: unknown[]) =>
+          l.finished
+            ? Promise.reject(
+                expired
+                  ? Errors.databaseTimeout('transaction', limits.transactionSeconds)
+                  : Errors.databaseTimeout('query', limits.querySeconds),
+              )
+            : bounded<R>(client, l.destroy, sql, params),
       };
       const body = (async () => {
         await q.query('BEGIN');

@@ -22,15 +22,25 @@ function toReservation(r: Record<string, unknown>): Reservation {
 }
 
 export async function getReservation(q: Queryable, origin: string, mediaId: string): Promise<Reservation | null> {
-  const r = await q.query('SELECT origin, media_id, user_id, created_ts, expires_ts FROM media_reservations WHERE origin = $1 AND media_id = $2', [origin, mediaId]);
+  const r = await q.query(
+    'SELECT origin, media_id, user_id, created_ts, expires_ts FROM media_reservations WHERE origin = $1 AND media_id = $2',
+    [origin, mediaId],
+  );
   return r.rows[0] ? toReservation(r.rows[0]) : null;
 }
 
 /** Unexpired reservations of one user, oldest first (the first to expire frees a slot). */
-export async function pendingForUser(q: Queryable, origin: string, userId: string, now: number): Promise<Reservation[]> {
+export async function pendingForUser(
+  q: Queryable,
+  origin: string,
+  userId: string,
+  now: number,
+): Promise<Reservation[]> {
   const r = await q.query(
     `SELECT origin, media_id, user_id, created_ts, expires_ts FROM media_reservations
-     WHERE origin = $1 AND user_id = $2 AND expires_ts > $3 ORDER BY expires_ts`, [origin, userId, now]);
+     WHERE origin = $1 AND user_id = $2 AND expires_ts > $3 ORDER BY expires_ts`,
+    [origin, userId, now],
+  );
   return r.rows.map(toReservation);
 }
 
@@ -40,7 +50,8 @@ export async function insertReservation(q: Queryable, res: Reservation): Promise
     `INSERT INTO media_reservations (origin, media_id, user_id, created_ts, expires_ts)
      SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM media WHERE origin = $1 AND media_id = $2)
      ON CONFLICT (origin, media_id) DO NOTHING`,
-    [res.origin, res.mediaId, res.userId, res.createdTs, res.expiresTs]);
+    [res.origin, res.mediaId, res.userId, res.createdTs, res.expiresTs],
+  );
   return r.rowCount === 1;
 }
 

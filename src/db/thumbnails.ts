@@ -26,7 +26,8 @@ export interface ThumbnailRow extends ThumbnailKey {
   creationTs: number;
 }
 
-const COLUMNS = 'origin, media_id, width, height, method, animated, content_type, out_width, out_height, sha256_hash, size_bytes, datastore_id, location, creation_ts';
+const COLUMNS =
+  'origin, media_id, width, height, method, animated, content_type, out_width, out_height, sha256_hash, size_bytes, datastore_id, location, creation_ts';
 
 function toRow(r: Record<string, unknown>): ThumbnailRow {
   return {
@@ -69,15 +70,35 @@ export async function insertThumbnail(q: Queryable, t: ThumbnailRow): Promise<Th
   const r = await q.query(
     `INSERT INTO thumbnails (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
      ON CONFLICT (origin, media_id, width, height, method, animated) DO NOTHING`,
-    [...keyParams(t), t.contentType, t.outWidth, t.outHeight, t.sha256, t.sizeBytes, t.datastoreId, t.location, t.creationTs]);
+    [
+      ...keyParams(t),
+      t.contentType,
+      t.outWidth,
+      t.outHeight,
+      t.sha256,
+      t.sizeBytes,
+      t.datastoreId,
+      t.location,
+      t.creationTs,
+    ],
+  );
   if (r.rowCount === 1) return t;
   return (await getThumbnail(q, t)) ?? t;
 }
 
 /** A stored blob with this hash in either table (thumbnails deduplicate against both). */
-export async function findAnyBlobByHash(q: Queryable, sha256: string): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
+export async function findAnyBlobByHash(
+  q: Queryable,
+  sha256: string,
+): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
   const r = await q.query<Record<string, unknown>>(
     `SELECT datastore_id, location, size_bytes FROM thumbnails WHERE sha256_hash = $1
-     UNION SELECT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1`, [sha256]);
-  return r.rows.map((x) => ({ datastoreId: x.datastore_id as string, location: x.location as string, sizeBytes: num(x.size_bytes) }));
+     UNION SELECT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1`,
+    [sha256],
+  );
+  return r.rows.map((x) => ({
+    datastoreId: x.datastore_id as string,
+    location: x.location as string,
+    sizeBytes: num(x.size_bytes),
+  }));
 }

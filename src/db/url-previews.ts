@@ -24,7 +24,14 @@ export async function getPreview(q: Queryable, k: PreviewKey): Promise<StoredPre
   const row = r.rows[0];
   if (!row) return null;
   const creationTs = num(row.creation_ts);
-  if (row.error_code) return { ok: false, errcode: row.error_code as string, status: num(row.error_status), message: (row.error_message as string) ?? '', creationTs };
+  if (row.error_code)
+    return {
+      ok: false,
+      errcode: row.error_code as string,
+      status: num(row.error_status),
+      message: (row.error_message as string) ?? '',
+      creationTs,
+    };
   return { ok: true, json: row.preview_json as string, creationTs };
 }
 
@@ -33,7 +40,17 @@ export async function putPreview(q: Queryable, k: PreviewKey, p: StoredPreview):
   await q.query(
     `INSERT INTO url_previews (server_name, url, bucket_ts, language, preview_json, error_code, error_status, error_message, creation_ts)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (server_name, url, bucket_ts, language) DO NOTHING`,
-    [k.serverName, k.url, k.bucketTs, k.language, p.ok ? p.json : null, p.ok ? null : p.errcode, p.ok ? null : p.status, p.ok ? null : p.message, p.creationTs],
+    [
+      k.serverName,
+      k.url,
+      k.bucketTs,
+      k.language,
+      p.ok ? p.json : null,
+      p.ok ? null : p.errcode,
+      p.ok ? null : p.status,
+      p.ok ? null : p.message,
+      p.creationTs,
+    ],
   );
 }
 

@@ -17,7 +17,11 @@ export class UwsBodySource implements BodySource {
   private failed: Error | null = null;
   complete = false;
 
-  constructor(private readonly res: HttpResponse, readonly contentLength: number | null, private readonly isGone: () => boolean) {
+  constructor(
+    private readonly res: HttpResponse,
+    readonly contentLength: number | null,
+    private readonly isGone: () => boolean,
+  ) {
     res.onData((ab, isLast) => {
       if (this.handlers) {
         // A view, no copy: the consumer copies what it keeps (the upload sink copies straight

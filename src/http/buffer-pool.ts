@@ -3,7 +3,10 @@
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  constructor(readonly size: number, private readonly maxIdle: number) {}
+  constructor(
+    readonly size: number,
+    private readonly maxIdle: number,
+  ) {}
 
   take(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);

@@ -2,11 +2,32 @@
 
 /** The spec's list of types safe to render inline; everything else is an attachment. */
 const INLINE_TYPES = new Set([
-  'text/css', 'text/plain', 'text/csv', 'application/json', 'application/ld+json',
-  'image/jpeg', 'image/gif', 'image/png', 'image/apng', 'image/webp', 'image/avif',
-  'video/mp4', 'video/webm', 'video/ogg', 'video/quicktime',
-  'audio/mp4', 'audio/webm', 'audio/aac', 'audio/mpeg', 'audio/ogg', 'audio/wave', 'audio/wav',
-  'audio/x-wav', 'audio/x-pn-wav', 'audio/flac', 'audio/x-flac',
+  'text/css',
+  'text/plain',
+  'text/csv',
+  'application/json',
+  'application/ld+json',
+  'image/jpeg',
+  'image/gif',
+  'image/png',
+  'image/apng',
+  'image/webp',
+  'image/avif',
+  'video/mp4',
+  'video/webm',
+  'video/ogg',
+  'video/quicktime',
+  'audio/mp4',
+  'audio/webm',
+  'audio/aac',
+  'audio/mpeg',
+  'audio/ogg',
+  'audio/wave',
+  'audio/wav',
+  'audio/x-wav',
+  'audio/x-pn-wav',
+  'audio/flac',
+  'audio/x-flac',
 ]);
 
 /** Compared case-insensitively and without parameters: `Text/Plain; charset=utf-8` is inline. */
@@ -48,7 +69,9 @@ export function filenameFromDisposition(header: string | null | undefined): stri
       try {
         const name = m[1]!.toLowerCase() === 'utf-8' ? decodeURIComponent(m[2]!) : unescape(m[2]!);
         if (name && !/[\u0000-\u001f\u007f]/.test(name)) return name;
-      } catch { /* fall through to filename= */ }
+      } catch {
+        /* fall through to filename= */
+      }
     }
   }
   const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);

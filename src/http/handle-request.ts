@@ -19,7 +19,10 @@ export interface RequestHandlerOptions {
 }
 
 /** The part of uWS's HttpRequest this handler reads (it is only valid until the first await). */
-export type UwsRequestHead = Pick<UwsRequest, 'getMethod' | 'getCaseSensitiveMethod' | 'getUrl' | 'getQuery' | 'forEach'>;
+export type UwsRequestHead = Pick<
+  UwsRequest,
+  'getMethod' | 'getCaseSensitiveMethod' | 'getUrl' | 'getQuery' | 'forEach'
+>;
 
 export type UwsHandler = (res: HttpResponse, ureq: UwsRequestHead) => void;
 
@@ -32,15 +35,27 @@ export type UwsHandler = (res: HttpResponse, ureq: UwsRequestHead) => void;
 function transferCodingError(cl: string | undefined, te: string | undefined): MatrixError | null {
   if (te === undefined) return null;
   if (cl !== undefined) return Errors.invalidParam('Content-Length and Transfer-Encoding together: send one of them');
-  const codings = te.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+  const codings = te
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '');
   if (codings.length === 1 && codings[0] === 'chunked') return null;
   return Errors.unsupportedCoding(te);
 }
 
 // Everything is copied out of the uWS HttpRequest before the first await, onAborted is
 // registered first, and results go out through the responder.
-export function createRequestHandler(opts: RequestHandlerOptions, active: InFlightRequests, draining: () => boolean): UwsHandler {
-  async function run(res: HttpResponse, st: ResponseState, req: HttpRequest, body: UwsBodySource | null): Promise<void> {
+export function createRequestHandler(
+  opts: RequestHandlerOptions,
+  active: InFlightRequests,
+  draining: () => boolean,
+): UwsHandler {
+  async function run(
+    res: HttpResponse,
+    st: ResponseState,
+    req: HttpRequest,
+    body: UwsBodySource | null,
+  ): Promise<void> {
     try {
       const result = await opts.dispatch(req);
       if (body && !body.complete) st.closeAfter = true;
@@ -49,7 +64,13 @@ export function createRequestHandler(opts: RequestHandlerOptions, active: InFlig
       if (body && !body.complete) st.closeAfter = true;
       const err = e instanceof MatrixError ? e : Errors.unknown();
       // A client that hangs up mid-body is not a server failure: no error line for it.
-      if (!(e instanceof MatrixError) && !st.aborted) opts.log.error('request failed', { requestId: req.requestId, method: req.method, path: req.path, error: e as Error });
+      if (!(e instanceof MatrixError) && !st.aborted)
+        opts.log.error('request failed', {
+          requestId: req.requestId,
+          method: req.method,
+          path: req.path,
+          error: e as Error,
+        });
       if (!st.done && !st.aborted) sendError(res, st, req, err);
     }
   }
@@ -79,7 +100,9 @@ export function createRequestHandler(opts: RequestHandlerOptions, active: InFlig
     // is invalid framing. uWS frames by the first value, so the rest would be read as another
     // request: answer 400 and close instead.
     const badLength = cl !== undefined && !/^\d+$/.test(cl);
-    const framingError = badLength ? Errors.invalidParam('Content-Length: expected a single non-negative integer') : transferCodingError(cl, headers['transfer-encoding']);
+    const framingError = badLength
+      ? Errors.invalidParam('Content-Length: expected a single non-negative integer')
+      : transferCodingError(cl, headers['transfer-encoding']);
     if (!framingError && upper !== 'GET' && upper !== 'HEAD' && upper !== 'OPTIONS' && opts.wantsBody(upper, path)) {
       body = new UwsBodySource(res, cl !== undefined ? Number(cl) : null, () => st.aborted);
       abortCbs.push(() => body!.abort());

@@ -5,7 +5,10 @@ export const COMMON_HEADERS: ReadonlyArray<readonly [string, string]> = [
   ['Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, DELETE, OPTIONS'],
   ['Access-Control-Allow-Headers', 'Origin, X-Requested-With, Content-Type, Accept, Authorization, Date, Range'],
   ['Access-Control-Expose-Headers', 'Content-Disposition, Content-Range, ETag'],
-  ['Content-Security-Policy', "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"],
+  [
+    'Content-Security-Policy',
+    "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';",
+  ],
   ['X-Content-Security-Policy', 'sandbox;'],
   ['X-Content-Type-Options', 'nosniff'],
   ['Cross-Origin-Resource-Policy', 'cross-origin'],
@@ -32,17 +35,33 @@ export type HeaderBlock = readonly [string, string];
 export function headerBlock(headers: Record<string, string>): HeaderBlock {
   const entries = Object.entries(headers);
   if (entries.length === 0) throw new Error('headerBlock: no headers');
-  for (const [k] of entries) if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw new Error(`headerBlock: bad header name ${JSON.stringify(k)}`);
+  for (const [k] of entries)
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw new Error(`headerBlock: bad header name ${JSON.stringify(k)}`);
   const [[k0, v0], ...rest] = entries;
   return [k0!, [safeHeaderValue(v0!), ...rest.map(([k, v]) => `${k}: ${safeHeaderValue(v)}`)].join('\r\n')];
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: 'OK', 204: 'No Content', 206: 'Partial Content', 304: 'Not Modified', 307: 'Temporary Redirect',
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 413: 'Payload Too Large', 416: 'Range Not Satisfiable', 429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large', 501: 'Not Implemented',
-  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  200: 'OK',
+  204: 'No Content',
+  206: 'Partial Content',
+  304: 'Not Modified',
+  307: 'Temporary Redirect',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  416: 'Range Not Satisfiable',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 export function statusLine(status: number): string {

@@ -45,8 +45,12 @@ export class InFlightRequests {
         bytesSent = undefined; // the response was discarded in between
       }
       log.warn('request cut off at shutdown', {
-        requestId: req.requestId, method: req.method, path: req.path, status: st.status,
-        bytesSent, ms: Number((now - startNs) / 1_000_000n),
+        requestId: req.requestId,
+        method: req.method,
+        path: req.path,
+        status: st.status,
+        bytesSent,
+        ms: Number((now - startNs) / 1_000_000n),
       });
     }
   }

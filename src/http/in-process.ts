@@ -10,8 +10,7 @@ import type { UwsHandler, UwsRequestHead } from './handle-request.js';
 // or request framing must keep using the real socket.
 
 export type InProcessInput =
-  | Request
-  | { method?: string; url: string; headers?: Record<string, string>; body?: Buffer | string | Uint8Array };
+  Request | { method?: string; url: string; headers?: Record<string, string>; body?: Buffer | string | Uint8Array };
 
 export interface InProcessOptions {
   /** What the server sees as the client's address; 127.0.0.1 unless given. */
@@ -52,20 +51,41 @@ async function headOf(input: InProcessInput): Promise<Head> {
   if (isRequest) body = input.body ? Buffer.from(await input.arrayBuffer()) : null;
   else if (input.body !== undefined) body = Buffer.from(input.body);
   // What any client sends with a body; a test of other framing belongs on the socket.
-  if (body && !headers.some(([k]) => k === 'content-length' || k === 'transfer-encoding')) headers.push(['content-length', String(body.length)]);
+  if (body && !headers.some(([k]) => k === 'content-length' || k === 'transfer-encoding'))
+    headers.push(['content-length', String(body.length)]);
   return { method: (input.method ?? 'GET').toUpperCase(), path, query, headers, body };
 }
 
 function bytes(x: RecognizedString): Buffer {
   if (typeof x === 'string') return Buffer.from(x);
   // A copy: respond.ts reuses its read buffers as soon as a write returns.
-  return x instanceof ArrayBuffer ? Buffer.from(new Uint8Array(x)) : Buffer.from(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  return x instanceof ArrayBuffer
+    ? Buffer.from(new Uint8Array(x))
+    : Buffer.from(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
 }
 
 /** The uWS HttpResponse methods the server calls; the in-memory response must have them all. */
-type Used = 'onAborted' | 'onData' | 'onWritable' | 'pause' | 'resume' | 'getRemoteAddressAsText' | 'cork'
-  | 'writeStatus' | 'writeHeader' | 'write' | 'end' | 'endWithoutBody' | 'tryEnd' | 'getWriteOffset' | 'close';
-type ResponseSubset = { [K in Used]: (...a: Parameters<HttpResponse[K]>) => ReturnType<HttpResponse[K]> extends HttpResponse ? unknown : ReturnType<HttpResponse[K]> };
+type Used =
+  | 'onAborted'
+  | 'onData'
+  | 'onWritable'
+  | 'pause'
+  | 'resume'
+  | 'getRemoteAddressAsText'
+  | 'cork'
+  | 'writeStatus'
+  | 'writeHeader'
+  | 'write'
+  | 'end'
+  | 'endWithoutBody'
+  | 'tryEnd'
+  | 'getWriteOffset'
+  | 'close';
+type ResponseSubset = {
+  [K in Used]: (
+    ...a: Parameters<HttpResponse[K]>
+  ) => ReturnType<HttpResponse[K]> extends HttpResponse ? unknown : ReturnType<HttpResponse[K]>;
+};
 
 class MemoryResponse implements ResponseSubset {
   status = 200;
@@ -83,8 +103,11 @@ class MemoryResponse implements ResponseSubset {
   private delivered = 0;
   private bodyDone = false;
 
-  constructor(private readonly remote: string, private readonly body: Buffer | null,
-    private readonly settle: (err: Error | null) => void) {}
+  constructor(
+    private readonly remote: string,
+    private readonly body: Buffer | null,
+    private readonly settle: (err: Error | null) => void,
+  ) {}
 
   get bodyBytes(): Buffer {
     return Buffer.concat(this.parts);
@@ -229,7 +252,10 @@ class MemoryResponse implements ResponseSubset {
     const all = this.body ?? Buffer.alloc(0);
     while (this.dataCb && !this.paused && !this.gone && !this.bodyDone) {
       const n = Math.min(CHUNK, all.length - this.delivered);
-      const chunk = all.buffer.slice(all.byteOffset + this.delivered, all.byteOffset + this.delivered + n) as ArrayBuffer;
+      const chunk = all.buffer.slice(
+        all.byteOffset + this.delivered,
+        all.byteOffset + this.delivered + n,
+      ) as ArrayBuffer;
       this.delivered += n;
       this.bodyDone = this.delivered >= all.length;
       this.dataCb(chunk, this.bodyDone);
@@ -244,7 +270,11 @@ class MemoryResponse implements ResponseSubset {
 }
 
 /** Sends one request through `handle` and resolves the whole response once it has ended. */
-export async function request(handle: UwsHandler, input: InProcessInput, options: InProcessOptions = {}): Promise<Response> {
+export async function request(
+  handle: UwsHandler,
+  input: InProcessInput,
+  options: InProcessOptions = {},
+): Promise<Response> {
   const head = await headOf(input);
   const signal = options.signal ?? (input instanceof Request ? input.signal : undefined);
   signal?.throwIfAborted();
@@ -271,5 +301,9 @@ export async function request(handle: UwsHandler, input: InProcessInput, options
     signal?.removeEventListener('abort', onAbort);
   }
   const bodiless = head.method === 'HEAD' || NULL_BODY_STATUS.has(res.status);
-  return new Response(bodiless ? null : new Uint8Array(res.bodyBytes), { status: res.status, statusText: res.statusText, headers: res.headers });
+  return new Response(bodiless ? null : new Uint8Array(res.bodyBytes), {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
 }

@@ -20,7 +20,13 @@ export interface ResponseState {
   status?: number;
 }
 
-function writeHead(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block?: HeaderBlock): void {
+function writeHead(
+  res: HttpResponse,
+  st: ResponseState,
+  status: number,
+  headers: Headers | undefined,
+  block?: HeaderBlock,
+): void {
   st.status = status;
   res.writeStatus(statusLine(status));
   res.writeHeader(COMMON_HEADER_BLOCK[0], COMMON_HEADER_BLOCK[1]);
@@ -63,7 +69,15 @@ function endBodiless(res: HttpResponse, st: ResponseState, length: number | unde
   res.endWithoutBody();
 }
 
-function endWith(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers | undefined, body?: Buffer | string, block?: HeaderBlock): void {
+function endWith(
+  res: HttpResponse,
+  st: ResponseState,
+  req: HttpRequest,
+  status: number,
+  headers: Headers | undefined,
+  body?: Buffer | string,
+  block?: HeaderBlock,
+): void {
   if (st.aborted || st.done) return;
   st.done = true;
   res.cork(() => {
@@ -78,10 +92,22 @@ export function sendError(res: HttpResponse, st: ResponseState, req: HttpRequest
   endWith(res, st, req, err.status, { 'Content-Type': 'application/json', ...err.headers }, JSON.stringify(err.body()));
 }
 
-export async function sendResult(res: HttpResponse, st: ResponseState, req: HttpRequest, result: Result): Promise<void> {
+export async function sendResult(
+  res: HttpResponse,
+  st: ResponseState,
+  req: HttpRequest,
+  result: Result,
+): Promise<void> {
   switch (result.kind) {
     case 'json':
-      return endWith(res, st, req, result.status, { 'Content-Type': 'application/json', ...result.headers }, JSON.stringify(result.body));
+      return endWith(
+        res,
+        st,
+        req,
+        result.status,
+        { 'Content-Type': 'application/json', ...result.headers },
+        JSON.stringify(result.body),
+      );
     case 'bytes':
       return endWith(res, st, req, result.status, result.headers, result.body);
     case 'empty':
@@ -94,7 +120,14 @@ export async function sendResult(res: HttpResponse, st: ResponseState, req: Http
 }
 
 /** Chunked transfer of a stream of unknown length, waiting for onWritable when uWS buffers. */
-async function sendStream(res: HttpResponse, st: ResponseState, req: HttpRequest, status: number, headers: Headers, body: Readable): Promise<void> {
+async function sendStream(
+  res: HttpResponse,
+  st: ResponseState,
+  req: HttpRequest,
+  status: number,
+  headers: Headers,
+  body: Readable,
+): Promise<void> {
   if (req.method === 'HEAD') {
     // The GET would be chunked, so the HEAD names no length either.
     body.destroy();
@@ -148,7 +181,13 @@ async function sendStream(res: HttpResponse, st: ResponseState, req: HttpRequest
   });
 }
 
-async function sendMedia(res: HttpResponse, st: ResponseState, req: HttpRequest, media: MediaBody, headers: Headers): Promise<void> {
+async function sendMedia(
+  res: HttpResponse,
+  st: ResponseState,
+  req: HttpRequest,
+  media: MediaBody,
+  headers: Headers,
+): Promise<void> {
   const etag = `"${media.etag}"`;
   const block = mediaHeaderBlock(headers, etag);
   const inm = req.headers['if-none-match'];
@@ -192,8 +231,16 @@ const readBuffers = new BufferPool(READ_CHUNK, 64);
  * Random-access sending: read a chunk, tryEnd it, wait for onWritable when the socket is
  * full, repeat. One chunk in memory per response, and no stream objects on the hot path.
  */
-async function sendByReads(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock,
-  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number): Promise<void> {
+async function sendByReads(
+  res: HttpResponse,
+  st: ResponseState,
+  status: number,
+  headers: Headers | undefined,
+  block: HeaderBlock,
+  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>,
+  start: number,
+  total: number,
+): Promise<void> {
   const buf = readBuffers.take();
   try {
     await sendChunks(res, st, status, headers, block, readAt, start, total, buf);
@@ -206,7 +253,14 @@ async function sendByReads(res: HttpResponse, st: ResponseState, status: number,
  * Writes a body chunk by chunk with uWS backpressure: tryEnd each chunk; when the socket is
  * full, wait for onWritable to take the rest. Resolves true once the response is complete.
  */
-function chunkWriter(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock, total: number) {
+function chunkWriter(
+  res: HttpResponse,
+  st: ResponseState,
+  status: number,
+  headers: Headers | undefined,
+  block: HeaderBlock,
+  total: number,
+) {
   let headWritten = false;
   let waitWritable: (() => void) | null = null;
   let pending: Buffer | null = null;
@@ -249,8 +303,17 @@ function failMidBody(res: HttpResponse, st: ResponseState): void {
   st.done = true;
 }
 
-async function sendChunks(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock,
-  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>, start: number, total: number, buf: Buffer): Promise<void> {
+async function sendChunks(
+  res: HttpResponse,
+  st: ResponseState,
+  status: number,
+  headers: Headers | undefined,
+  block: HeaderBlock,
+  readAt: (pos: number, len: number, into: Buffer) => Promise<Buffer>,
+  start: number,
+  total: number,
+  buf: Buffer,
+): Promise<void> {
   const write = chunkWriter(res, st, status, headers, block, total);
   let sent = 0;
   while (sent < total && !st.aborted && !st.done) {
@@ -267,8 +330,15 @@ async function sendChunks(res: HttpResponse, st: ResponseState, status: number, 
 }
 
 /** Streams (stores without random access) through the same writer, pausing the stream between chunks. */
-async function streamBody(res: HttpResponse, st: ResponseState, status: number, headers: Headers | undefined, block: HeaderBlock,
-  stream: Readable, total: number): Promise<void> {
+async function streamBody(
+  res: HttpResponse,
+  st: ResponseState,
+  status: number,
+  headers: Headers | undefined,
+  block: HeaderBlock,
+  stream: Readable,
+  total: number,
+): Promise<void> {
   const write = chunkWriter(res, st, status, headers, block, total);
   st.onAbort.push(() => stream.destroy());
   let sent = 0;

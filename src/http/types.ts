@@ -56,4 +56,9 @@ export type Result =
    * chunked with backpressure; an error mid-body closes the connection. */
   | { kind: 'stream'; status: number; headers: Headers; body: Readable };
 
-export const json = (body: unknown, status = 200, headers?: Headers): Result => ({ kind: 'json', status, body, headers });
+export const json = (body: unknown, status = 200, headers?: Headers): Result => ({
+  kind: 'json',
+  status,
+  body,
+  headers,
+});

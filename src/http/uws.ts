@@ -10,8 +10,9 @@ export function loadUws(): Uws {
   if (!String(uws.App).includes('[native code]') || process.env.UWS_USE_FALLBACK) {
     throw new Error(
       'uWebSockets.js native binary did not load (the JS fallback shim was used instead). ' +
-      `This Node.js (${process.version}, ABI ${process.versions.modules}, ${process.platform}-${process.arch}) ` +
-      'needs a matching uws_*.node binary; reinstall dependencies with `npm ci` on this machine.');
+        `This Node.js (${process.version}, ABI ${process.versions.modules}, ${process.platform}-${process.arch}) ` +
+        'needs a matching uws_*.node binary; reinstall dependencies with `npm ci` on this machine.',
+    );
   }
   return uws;
 }

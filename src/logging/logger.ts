@@ -19,7 +19,13 @@ export interface LoggerOptions {
 }
 
 // ANSI colours per level, as logrus's text formatter uses them.
-const COLOURS: Record<LogLevel, string> = { error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[36m', debug: '\x1b[37m', trace: '\x1b[37m' };
+const COLOURS: Record<LogLevel, string> = {
+  error: '\x1b[31m',
+  warn: '\x1b[33m',
+  info: '\x1b[36m',
+  debug: '\x1b[37m',
+  trace: '\x1b[37m',
+};
 const RESET = '\x1b[0m';
 
 type Fields = Record<string, unknown>;
@@ -37,7 +43,10 @@ export function redact(line: string): string {
 }
 
 export class Logger {
-  constructor(private readonly opts: LoggerOptions, private readonly fields: Fields = {}) {}
+  constructor(
+    private readonly opts: LoggerOptions,
+    private readonly fields: Fields = {},
+  ) {}
 
   child(fields: Fields): Logger {
     return new Logger(this.opts, { ...this.fields, ...fields });
@@ -56,10 +65,18 @@ export class Logger {
     return LEVELS[level] <= LEVELS[this.opts.level];
   }
 
-  error(msg: string, fields?: Fields): void { this.write('error', msg, fields); }
-  warn(msg: string, fields?: Fields): void { this.write('warn', msg, fields); }
-  info(msg: string, fields?: Fields): void { this.write('info', msg, fields); }
-  debug(msg: string, fields?: Fields): void { this.write('debug', msg, fields); }
+  error(msg: string, fields?: Fields): void {
+    this.write('error', msg, fields);
+  }
+  warn(msg: string, fields?: Fields): void {
+    this.write('warn', msg, fields);
+  }
+  info(msg: string, fields?: Fields): void {
+    this.write('info', msg, fields);
+  }
+  debug(msg: string, fields?: Fields): void {
+    this.write('debug', msg, fields);
+  }
 
   private write(level: LogLevel, msg: string, extra?: Fields): void {
     if (!this.enabled(level)) return;
@@ -76,7 +93,9 @@ export class Logger {
       line = redact(JSON.stringify({ time, level, msg, ...all }));
       shown = line;
     } else {
-      const kv = Object.entries(all).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`);
+      const kv = Object.entries(all).map(
+        ([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`,
+      );
       const name = level.toUpperCase().padEnd(5);
       const rest = redact(` ${msg}${kv.length ? ' ' + kv.join(' ') : ''}`);
       line = `${time} ${name}${rest}`;

@@ -20,10 +20,13 @@ export function canonicalJson(value: unknown): string {
 
 function encode(value: unknown, ancestors: Set<object>): string {
   switch (typeof value) {
-    case 'string': return encodeString(value);
-    case 'boolean': return value ? 'true' : 'false';
+    case 'string':
+      return encodeString(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isSafeInteger(value)) throw new TypeError(`canonical JSON: ${value} is not an integer in the safe range`);
+      if (!Number.isSafeInteger(value))
+        throw new TypeError(`canonical JSON: ${value} is not an integer in the safe range`);
       return Object.is(value, -0) ? '0' : String(value);
     case 'object':
       if (value === null) return 'null';
@@ -46,17 +49,21 @@ function encodeContainer(value: object, ancestors: Set<object>): string {
   ancestors.add(value);
   try {
     if (Array.isArray(value)) {
-      return `[${value.map((v) => {
-        if (v === undefined) throw new TypeError('canonical JSON: undefined in an array');
-        return encode(v, ancestors);
-      }).join(',')}]`;
+      return `[${value
+        .map((v) => {
+          if (v === undefined) throw new TypeError('canonical JSON: undefined in an array');
+          return encode(v, ancestors);
+        })
+        .join(',')}]`;
     }
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
       throw new TypeError(`canonical JSON: cannot encode a ${proto?.constructor?.name ?? 'non-plain'} object`);
     }
     const rec = value as Record<string, unknown>;
-    const keys = Object.keys(rec).filter((k) => rec[k] !== undefined).sort(compareCodepoints);
+    const keys = Object.keys(rec)
+      .filter((k) => rec[k] !== undefined)
+      .sort(compareCodepoints);
     return `{${keys.map((k) => `${encodeString(k)}:${encode(rec[k], ancestors)}`).join(',')}}`;
   } finally {
     ancestors.delete(value);

@@ -38,7 +38,11 @@ export interface DiscoveryOptions {
   wellKnownPort?: number;
 }
 
-interface ParsedName { host: string; port?: number; ip: boolean }
+interface ParsedName {
+  host: string;
+  port?: number;
+  ip: boolean;
+}
 
 /** Spec grammar: hostname [":" port], hostname = IPv4 / "[" IPv6 "]" / dns-name. A dns-name
  * whose last label is numeric (127.1, 2130706433, a.0x7f) is refused: URL parsers would read
@@ -65,7 +69,10 @@ const HOUR = 3600_000;
  * sending max-age=0 cannot make us refetch on every request. Failures (including oversized or
  * invalid responses) are remembered 10 min: long enough to absorb a hostile or broken peer,
  * short enough that a fixed server is found again quickly. */
-const WK_DEFAULT_MS = 24 * HOUR, WK_MAX_MS = 48 * HOUR, WK_MIN_MS = 60_000, WK_ERROR_MS = 10 * 60_000;
+const WK_DEFAULT_MS = 24 * HOUR,
+  WK_MAX_MS = 48 * HOUR,
+  WK_MIN_MS = 60_000,
+  WK_ERROR_MS = 10 * 60_000;
 const CACHE_ENTRIES = 10_000;
 
 function ttlFrom(headers: IncomingHttpHeaders, now: number): number {
@@ -111,7 +118,10 @@ export function createDiscovery(opts: DiscoveryOptions) {
       const port = opts.wellKnownPort ?? (httpOnly ? 80 : 443);
       const host = isIPv6(hostname) ? `[${hostname}]` : hostname;
       const res = await safeJson(`${scheme}://${host}:${port}/.well-known/matrix/server`, {
-        allow: opts.allow, deny: opts.deny, timeoutMs: opts.timeoutMs, resolve: opts.resolve,
+        allow: opts.allow,
+        deny: opts.deny,
+        timeoutMs: opts.timeoutMs,
+        resolve: opts.resolve,
       });
       const server = (res.json as { 'm.server'?: unknown } | null)?.['m.server'];
       if (typeof server !== 'string' || !parseServerName(server)) throw new Error('invalid m.server');
@@ -144,8 +154,13 @@ export function createDiscovery(opts: DiscoveryOptions) {
     }
   }
 
-  const result = (serverName: string, host: string, port: number, hostHeader: string, tlsServername: string): ResolvedServer =>
-    ({ serverName, host, port, hostHeader, tlsServername, baseUrl: `${scheme}://${hostHeader}` });
+  const result = (
+    serverName: string,
+    host: string,
+    port: number,
+    hostHeader: string,
+    tlsServername: string,
+  ): ResolvedServer => ({ serverName, host, port, hostHeader, tlsServername, baseUrl: `${scheme}://${hostHeader}` });
 
   /** Steps 1-2 and the SRV/8448 fallback, applied to the server name or the delegated name. */
   async function fromName(serverName: string, name: string, parsed: ParsedName): Promise<ResolvedServer | null> {
@@ -173,5 +188,11 @@ export function createDiscovery(opts: DiscoveryOptions) {
     return viaSrv(serverName, parsed.host);
   }
 
-  return { resolve, clearCache: (): void => { wellKnown.clear(); inflight.clear(); } };
+  return {
+    resolve,
+    clearCache: (): void => {
+      wellKnown.clear();
+      inflight.clear();
+    },
+  };
 }

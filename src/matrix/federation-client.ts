@@ -35,7 +35,12 @@ export class FederationClient {
       const allow = IpRangeList.parse(f.allowedNetworks);
       const deny = IpRangeList.parse(f.disallowedNetworks);
       const timeoutMs = this.config().timeouts.federationTimeoutSeconds * 1000;
-      this.lists = { key, allow, deny, discovery: createDiscovery({ allow, deny, timeoutMs: Math.min(timeoutMs, 30_000) }) };
+      this.lists = {
+        key,
+        allow,
+        deny,
+        discovery: createDiscovery({ allow, deny, timeoutMs: Math.min(timeoutMs, 30_000) }),
+      };
     }
     return this.lists;
   }
@@ -45,17 +50,34 @@ export class FederationClient {
     const { allow, deny, discovery } = this.current();
     const target = await discovery.resolve(r.destination);
     const headers: Record<string, string> = { Host: target.hostHeader, 'User-Agent': 'media-repo' };
-    if (r.key) headers.Authorization = signRequest({ method: 'GET', uri: r.uri, origin: r.origin, destination: r.destination }, r.key);
+    if (r.key)
+      headers.Authorization = signRequest(
+        { method: 'GET', uri: r.uri, origin: r.origin, destination: r.destination },
+        r.key,
+      );
     return safeRequest(new URL(r.uri, target.baseUrl), {
-      headers, allow, deny, timeoutMs: r.timeoutMs, maxBytes: r.maxBytes, maxRedirects: r.maxRedirects ?? 0,
-      connectTo: { host: target.host, port: target.port }, tlsServername: target.tlsServername,
+      headers,
+      allow,
+      deny,
+      timeoutMs: r.timeoutMs,
+      maxBytes: r.maxBytes,
+      maxRedirects: r.maxRedirects ?? 0,
+      connectTo: { host: target.host, port: target.port },
+      tlsServername: target.tlsServername,
     });
   }
 
   /** A URL given to us by a remote server (a multipart Location part): unsigned, same checks. */
   async fetchUrl(url: string, timeoutMs: number, maxBytes: number): Promise<SafeResponse> {
     const { allow, deny } = this.current();
-    return safeRequest(url, { allow, deny, timeoutMs, maxBytes, maxRedirects: 5, headers: { 'User-Agent': 'media-repo' } });
+    return safeRequest(url, {
+      allow,
+      deny,
+      timeoutMs,
+      maxBytes,
+      maxRedirects: 5,
+      headers: { 'User-Agent': 'media-repo' },
+    });
   }
 
   /** GET /_matrix/key/v2/server of a server (small JSON, capped). */
@@ -63,8 +85,13 @@ export class FederationClient {
     const { allow, deny, discovery } = this.current();
     const target = await discovery.resolve(serverName);
     const res = await safeJson(new URL('/_matrix/key/v2/server', target.baseUrl), {
-      headers: { Host: target.hostHeader }, allow, deny, timeoutMs: 15_000, maxBytes: 64 * 1024,
-      connectTo: { host: target.host, port: target.port }, tlsServername: target.tlsServername,
+      headers: { Host: target.hostHeader },
+      allow,
+      deny,
+      timeoutMs: 15_000,
+      maxBytes: 64 * 1024,
+      connectTo: { host: target.host, port: target.port },
+      tlsServername: target.tlsServername,
     });
     return res.json;
   }

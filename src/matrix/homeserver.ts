@@ -29,7 +29,11 @@ function fetchFailure(e: unknown): string {
 }
 
 function hostOf(url: string): string {
-  try { return new URL(url).host; } catch { return url; }
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 // Calls to a homeserver's client-server API (whoami, logout, versions). Unreachable or slow
@@ -52,7 +56,9 @@ export class HomeserverClient {
     }
     this.logged.set(hs.name, { until: now + FAILURE_LOG_INTERVAL_MS, suppressed: 0 });
     opts.log.warn('homeserver request failed; clients get 502/504 until it answers', {
-      homeserver: hs.name, upstream: hostOf(hs.csApi), cause,
+      homeserver: hs.name,
+      upstream: hostOf(hs.csApi),
+      cause,
       ...(last?.suppressed ? { failuresSinceLastLine: last.suppressed } : {}),
     });
   }
@@ -63,11 +69,22 @@ export class HomeserverClient {
     throw error;
   }
 
-  private async call(hs: HomeserverConfig, method: string, path: string, token: string | null, opts: CallOptions, body?: string): Promise<Response> {
+  private async call(
+    hs: HomeserverConfig,
+    method: string,
+    path: string,
+    token: string | null,
+    opts: CallOptions,
+    body?: string,
+  ): Promise<Response> {
     const state = this.failures.get(hs.name);
     if (state && state.openUntil > Date.now()) {
-      this.fail(hs, opts, `circuit open after ${hs.backoffAt} consecutive failures`,
-        Errors.badGateway(`Homeserver ${hs.name} is failing; not retrying for a few seconds`));
+      this.fail(
+        hs,
+        opts,
+        `circuit open after ${hs.backoffAt} consecutive failures`,
+        Errors.badGateway(`Homeserver ${hs.name} is failing; not retrying for a few seconds`),
+      );
     }
     const headers: Record<string, string> = { 'X-Forwarded-For': opts.forwardedFor, 'X-Real-IP': opts.forwardedFor };
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -75,14 +92,22 @@ export class HomeserverClient {
     let res: Response;
     try {
       res = await fetch(new URL(path, hs.csApi.endsWith('/') ? hs.csApi : hs.csApi + '/'), {
-        method, headers, body, signal: AbortSignal.timeout(opts.timeoutMs), redirect: 'error',
+        method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(opts.timeoutMs),
+        redirect: 'error',
       });
     } catch (e) {
       this.recordFailure(hs);
       const timedOut = (e as Error).name === 'TimeoutError';
       return timedOut
-        ? this.fail(hs, opts, `no answer within ${opts.timeoutMs} ms (timeouts.clientServerTimeoutSeconds)`,
-          Errors.gatewayTimeout(`Homeserver ${hs.name} did not answer within ${opts.timeoutMs} ms`))
+        ? this.fail(
+            hs,
+            opts,
+            `no answer within ${opts.timeoutMs} ms (timeouts.clientServerTimeoutSeconds)`,
+            Errors.gatewayTimeout(`Homeserver ${hs.name} did not answer within ${opts.timeoutMs} ms`),
+          )
         : this.fail(hs, opts, fetchFailure(e), Errors.badGateway(`Homeserver ${hs.name} is unreachable`));
     }
     if (res.status >= 500) {
@@ -118,11 +143,23 @@ export class HomeserverClient {
     // A 5xx was logged by call(); anything else unexpected (404: csApi points at the wrong place) here.
     const error = Errors.badGateway(`Homeserver ${hs.name} answered whoami with HTTP ${res.status}`);
     if (res.status >= 500) throw error;
-    this.fail(hs, opts, `whoami answered HTTP ${res.status}${typeof body.errcode === 'string' ? ` ${body.errcode}` : ''}`, error);
+    this.fail(
+      hs,
+      opts,
+      `whoami answered HTTP ${res.status}${typeof body.errcode === 'string' ? ` ${body.errcode}` : ''}`,
+      error,
+    );
   }
 
   /** Proxies a request and returns status and JSON body as the homeserver gave them. */
-  async proxyJson(hs: HomeserverConfig, method: string, path: string, token: string | null, opts: CallOptions, body?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  async proxyJson(
+    hs: HomeserverConfig,
+    method: string,
+    path: string,
+    token: string | null,
+    opts: CallOptions,
+    body?: string,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
     const res = await this.call(hs, method, path, token, opts, body);
     return { status: res.status, body: await readJson(res) };
   }

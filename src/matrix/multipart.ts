@@ -67,10 +67,15 @@ export function multipartResponse(opts: {
       body.on('data', (c: Buffer | string) => {
         if (!this.push(Buffer.isBuffer(c) ? c : Buffer.from(c))) body.pause();
       });
-      body.once('end', () => { this.push(tail); this.push(null); });
+      body.once('end', () => {
+        this.push(tail);
+        this.push(null);
+      });
       body.once('error', (err) => this.destroy(err));
       // Closed without 'end' (destroyed elsewhere): never finish the message as if complete.
-      body.once('close', () => { if (!body.readableEnded) this.destroy(new Error('file stream closed early')); });
+      body.once('close', () => {
+        if (!body.readableEnded) this.destroy(new Error('file stream closed early'));
+      });
     },
     destroy(err, cb) {
       body?.destroy();
@@ -90,7 +95,7 @@ export function multipartBoundary(contentType: string | undefined): string | nul
   const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
   if (type !== 'multipart/mixed' || semi === -1) return null;
   const param = /;\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
-  for (let m; (m = param.exec(contentType)); ) {
+  for (let m; (m = param.exec(contentType));) {
     if (m[1].toLowerCase() !== 'boundary') continue;
     const raw = m[2].trim();
     const value = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw;
@@ -101,12 +106,28 @@ export function multipartBoundary(contentType: string | undefined): string | nul
 
 /** `headers` have lower-case names; `body` streams the part's bytes and errors if the message is cut. */
 export interface ParsedFilePart {
-  kind: 'file'; headers: Record<string, string>; contentType: string | null; contentDisposition: string | null; body: Readable;
+  kind: 'file';
+  headers: Record<string, string>;
+  contentType: string | null;
+  contentDisposition: string | null;
+  body: Readable;
 }
 /** Only reported once the closing delimiter arrived (the part has no body to signal truncation). */
-export interface ParsedLocationPart { kind: 'location'; location: string; headers: Record<string, string> }
+export interface ParsedLocationPart {
+  kind: 'location';
+  location: string;
+  headers: Record<string, string>;
+}
 
-const enum S { Preamble, Headers1, Json, Headers2, LocationBody, File, Done }
+const enum S {
+  Preamble,
+  Headers1,
+  Json,
+  Headers2,
+  LocationBody,
+  File,
+  Done,
+}
 
 /**
  * Resolves once the JSON part and the second part's headers are read; the file body then streams
@@ -150,7 +171,8 @@ export function parseMultipart(
     const findDelim = (buf: Buffer, from: number): { at: number; close: boolean } | 'more' | null => {
       for (let i = buf.indexOf(delim, from); i !== -1; i = buf.indexOf(delim, i + 1)) {
         if (i + L + 2 > buf.length) return 'more';
-        const a = buf[i + L], b = buf[i + L + 1];
+        const a = buf[i + L],
+          b = buf[i + L + 1];
         if (a === 0x2d && b === 0x2d) return { at: i, close: true };
         if (a === 0x0d && b === 0x0a) return { at: i, close: false };
       }
@@ -171,7 +193,8 @@ export function parseMultipart(
       // latin1 keeps each byte as one char, as node:http does for response headers.
       for (const line of end === 0 ? [] : acc.subarray(0, end).toString('latin1').split(CRLF)) {
         const colon = line.indexOf(':');
-        if (colon <= 0 || /\s/.test(line.slice(0, colon)) || /[\r\n]/.test(line)) throw new MultipartError('malformed part header line');
+        if (colon <= 0 || /\s/.test(line.slice(0, colon)) || /[\r\n]/.test(line))
+          throw new MultipartError('malformed part header line');
         const name = line.slice(0, colon).toLowerCase();
         if (name in headers) throw new MultipartError(`duplicate part header ${name}`); // ambiguous: refuse
         headers[name] = line.slice(colon + 1).trim();
@@ -242,7 +265,13 @@ export function parseMultipart(
             acc = Buffer.alloc(0);
             resolve({
               json,
-              part: { kind: 'file', headers, contentType: headers['content-type'] ?? null, contentDisposition: headers['content-disposition'] ?? null, body: out },
+              part: {
+                kind: 'file',
+                headers,
+                contentType: headers['content-type'] ?? null,
+                contentDisposition: headers['content-disposition'] ?? null,
+                body: out,
+              },
             });
             if (rest.length) fileData(rest);
             return;
@@ -268,7 +297,10 @@ export function parseMultipart(
       let keep = buf.length;
       for (let p = Math.max(0, buf.length - (L + 1)); p < buf.length; p++) {
         const n = Math.min(buf.length - p, L);
-        if (buf[p] === 0x0d && buf.compare(delim, 0, n, p, p + n) === 0) { keep = p; break; }
+        if (buf[p] === 0x0d && buf.compare(delim, 0, n, p, p + n) === 0) {
+          keep = p;
+          break;
+        }
       }
       carry = buf.subarray(keep);
       if (keep > 0 && !out!.push(buf.subarray(0, keep))) source.pause();
@@ -287,7 +319,9 @@ export function parseMultipart(
       }
     };
     source.on('data', onData);
-    source.once('end', () => fail(new MultipartError('multipart body ended before its closing delimiter (truncated, or not CRLF)')));
+    source.once('end', () =>
+      fail(new MultipartError('multipart body ended before its closing delimiter (truncated, or not CRLF)')),
+    );
     source.once('error', (err) => fail(err));
     source.once('close', () => fail(new MultipartError('multipart body closed before its end')));
   });

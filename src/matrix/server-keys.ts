@@ -90,7 +90,8 @@ function validate(server: string, body: unknown, now: number): { keys: Map<strin
   const r = body as Record<string, unknown>;
   if (r.server_name !== server) throw new Error(`response is for ${JSON.stringify(r.server_name)}, not ${server}`);
   const validUntil = r.valid_until_ts;
-  if (typeof validUntil !== 'number' || !Number.isSafeInteger(validUntil)) throw new Error('valid_until_ts missing or not an integer');
+  if (typeof validUntil !== 'number' || !Number.isSafeInteger(validUntil))
+    throw new Error('valid_until_ts missing or not an integer');
   if (validUntil <= now) throw new Error(`keys expired at ${new Date(validUntil).toISOString()}`);
   const vk = r.verify_keys;
   if (!vk || typeof vk !== 'object' || Array.isArray(vk)) throw new Error('verify_keys missing');

@@ -41,7 +41,8 @@ export function signingKeyFromSeed(seed: Buffer, keyId: string): SigningKey {
 
 /** A fresh key; the default version is Synapse's style, `a_` and 4 random characters. */
 export function generateSigningKey(version?: string): SigningKey {
-  const v = version ?? `a_${Array.from({ length: 4 }, () => VERSION_ALPHABET[randomInt(VERSION_ALPHABET.length)]).join('')}`;
+  const v =
+    version ?? `a_${Array.from({ length: 4 }, () => VERSION_ALPHABET[randomInt(VERSION_ALPHABET.length)]).join('')}`;
   return signingKeyFromSeed(randomBytes(32), `ed25519:${v}`);
 }
 
@@ -50,12 +51,17 @@ const PEM_TYPES: Record<string, 'mmr' | 'dendrite'> = { 'MMR PRIVATE KEY': 'mmr'
 
 export function parseSigningKeys(text: string): SigningKey[] {
   if (text.includes('-----BEGIN ')) return parsePem(text);
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   if (lines.length === 0) throw new Error('signing key file: no keys found (file is empty)');
   return lines.map((line, i) => {
     const parts = line.split(/\s+/);
     if (parts.length !== 3 || parts[0] !== 'ed25519') {
-      throw new Error(`signing key file: line ${i + 1} is not a Synapse key line "ed25519 <version> <base64 seed>" nor a PEM block`);
+      throw new Error(
+        `signing key file: line ${i + 1} is not a Synapse key line "ed25519 <version> <base64 seed>" nor a PEM block`,
+      );
     }
     return keyFrom(parts[2]!, `ed25519:${parts[1]}`, `line ${i + 1}`);
   });
@@ -69,11 +75,14 @@ function parsePem(text: string): SigningKey[] {
     const where = `${m[1]} block ${keys.length + 1}`;
     const [head, body] = splitHeaders(m[2]!);
     if (kind === 'mmr' && head.get('version') !== '1') {
-      throw new Error(`signing key file: ${where}: unsupported MMR key format version ${head.get('version') ?? '(none)'}`);
+      throw new Error(
+        `signing key file: ${where}: unsupported MMR key format version ${head.get('version') ?? '(none)'}`,
+      );
     }
     const keyId = head.get('key-id');
     if (!keyId) throw new Error(`signing key file: ${where}: missing Key-ID header`);
-    if (!keyId.startsWith('ed25519:')) throw new Error(`signing key file: ${where}: key ID ${keyId} is not an ed25519 key`);
+    if (!keyId.startsWith('ed25519:'))
+      throw new Error(`signing key file: ${where}: key ID ${keyId} is not an ed25519 key`);
     keys.push(keyFrom(body.replace(/\s+/g, ''), keyId, where));
   }
   if (keys.length === 0) throw new Error('signing key file: no MMR PRIVATE KEY or MATRIX PRIVATE KEY block found');
@@ -100,7 +109,8 @@ function keyFrom(b64: string, keyId: string, where: string): SigningKey {
   } catch (e) {
     throw new Error(`signing key file: ${where}: key data is not base64 (${(e as Error).message})`);
   }
-  if (seed.length !== 32) throw new Error(`signing key file: ${where}: key data is ${seed.length} bytes, not a 32-byte ed25519 seed`);
+  if (seed.length !== 32)
+    throw new Error(`signing key file: ${where}: key data is ${seed.length} bytes, not a 32-byte ed25519 seed`);
   if (!KEY_ID.test(keyId)) throw new Error(`signing key file: ${where}: bad key ID ${JSON.stringify(keyId)}`);
   return signingKeyFromSeed(seed, keyId);
 }
@@ -126,17 +136,26 @@ export function formatSigningKeys(keys: SigningKey[], format: KeyFileFormat): st
   // PEM as Go's encoding/pem writes it (what MMR and Dendrite read back): headers sorted,
   // a blank line, padded base64 in 64-character lines.
   const type = format === 'mmr' ? 'MMR PRIVATE KEY' : 'MATRIX PRIVATE KEY';
-  return keys.map((k) => {
-    const headers = [`Key-ID: ${k.keyId}`, ...(format === 'mmr' ? ['Version: 1'] : [])];
-    const body = k.seed.toString('base64').match(/.{1,64}/g)!.join('\n');
-    return `-----BEGIN ${type}-----\n${headers.join('\n')}\n\n${body}\n-----END ${type}-----\n`;
-  }).join('');
+  return keys
+    .map((k) => {
+      const headers = [`Key-ID: ${k.keyId}`, ...(format === 'mmr' ? ['Version: 1'] : [])];
+      const body = k.seed
+        .toString('base64')
+        .match(/.{1,64}/g)!
+        .join('\n');
+      return `-----BEGIN ${type}-----\n${headers.join('\n')}\n\n${body}\n-----END ${type}-----\n`;
+    })
+    .join('');
 }
 
 type Signatures = Record<string, Record<string, string>>;
 
 /** Spec "Signing JSON": sign everything but `signatures` and `unsigned`; keep other signatures. */
-export function signJson<T extends object>(obj: T, serverName: string, key: SigningKey): T & { signatures: Signatures } {
+export function signJson<T extends object>(
+  obj: T,
+  serverName: string,
+  key: SigningKey,
+): T & { signatures: Signatures } {
   const { signatures, unsigned, ...rest } = obj as Record<string, unknown>;
   const sig = encodeUnpaddedBase64(sign(null, Buffer.from(canonicalJson(rest), 'utf8'), key.privateKey));
   // No prototype: a server name such as "__proto__" must stay a plain key.

@@ -25,14 +25,20 @@ export function parseXMatrix(header: string): XMatrixAuth {
   if (header.length > MAX_HEADER) throw new Error('X-Matrix: header too long');
   const params = new Map<string, string>();
   let i = scheme[0].length;
-  const skipSpace = () => { while (i < header.length && /\s/.test(header[i]!)) i++; };
+  const skipSpace = () => {
+    while (i < header.length && /\s/.test(header[i]!)) i++;
+  };
   while (i < header.length) {
     skipSpace();
-    if (header[i] === ',') { i++; continue; } // RFC 7230 lists allow empty elements
+    if (header[i] === ',') {
+      i++;
+      continue;
+    } // RFC 7230 lists allow empty elements
     if (i >= header.length) break;
     const start = i;
     while (i < header.length && TOKEN.test(header[i]!)) i++;
-    if (i === start) throw new Error(`X-Matrix: unexpected ${JSON.stringify(header[i])} where a parameter name belongs`);
+    if (i === start)
+      throw new Error(`X-Matrix: unexpected ${JSON.stringify(header[i])} where a parameter name belongs`);
     const name = header.slice(start, i).toLowerCase();
     skipSpace();
     if (header[i] !== '=') throw new Error(`X-Matrix: parameter ${name} has no value`);

@@ -43,19 +43,40 @@ export function watchCaches(m: MediaMetrics, blob: BlobCache, ring: RedisRing): 
   syncs.push(mirror(admitted, { cache: 'media' }, () => b.admitted));
 
   new Gauge({
-    name: 'media_cache_bytes', help: 'Bytes of content held by the in-process blob cache', labelNames: ['cache'], registers,
-    collect() { this.set({ cache: 'media' }, blob.usedBytes); },
+    name: 'media_cache_bytes',
+    help: 'Bytes of content held by the in-process blob cache',
+    labelNames: ['cache'],
+    registers,
+    collect() {
+      this.set({ cache: 'media' }, blob.usedBytes);
+    },
   });
   new Gauge({
-    name: 'media_cache_items', help: 'Blobs held by the in-process blob cache', labelNames: ['cache'], registers,
-    collect() { this.set({ cache: 'media' }, blob.count); },
+    name: 'media_cache_items',
+    help: 'Blobs held by the in-process blob cache',
+    labelNames: ['cache'],
+    registers,
+    collect() {
+      this.set({ cache: 'media' }, blob.count);
+    },
   });
 
   const commands = counter('media_redis_commands_total', 'Redis commands sent to a connected shard');
-  const failures = counter('media_redis_failures_total',
-    'Redis calls that fell through to the normal path: error, timeout, or not_connected (not sent)', ['reason']);
-  const cacheWrites = counter('media_redis_cache_writes_total', 'Blob writes to the Redis cache: written, or dropped (too many in flight)', ['outcome']);
-  const locks = counter('media_redis_locks_total', 'Cross-instance locks: taken, busy (held elsewhere), or fallback (Redis unusable)', ['outcome']);
+  const failures = counter(
+    'media_redis_failures_total',
+    'Redis calls that fell through to the normal path: error, timeout, or not_connected (not sent)',
+    ['reason'],
+  );
+  const cacheWrites = counter(
+    'media_redis_cache_writes_total',
+    'Blob writes to the Redis cache: written, or dropped (too many in flight)',
+    ['outcome'],
+  );
+  const locks = counter(
+    'media_redis_locks_total',
+    'Cross-instance locks: taken, busy (held elsewhere), or fallback (Redis unusable)',
+    ['outcome'],
+  );
   const notices = counter('media_redis_upload_notices_total', 'Async-upload notices received over pub/sub');
   syncs.push(
     mirror(commands, {}, () => r.commands),
@@ -70,7 +91,11 @@ export function watchCaches(m: MediaMetrics, blob: BlobCache, ring: RedisRing): 
     mirror(notices, {}, () => r.uploadNotices),
   );
   new Gauge({
-    name: 'media_redis_shards_up', help: 'Redis shards connected now (of those configured)', registers,
-    collect() { this.set(ring.connectedShards()); },
+    name: 'media_redis_shards_up',
+    help: 'Redis shards connected now (of those configured)',
+    registers,
+    collect() {
+      this.set(ring.connectedShards());
+    },
   });
 }

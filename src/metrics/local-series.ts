@@ -21,7 +21,12 @@ abstract class LocalMetric {
   readonly aggregator = 'sum';
   abstract readonly type: 'counter' | 'histogram';
 
-  constructor(readonly name: string, readonly help: string, protected readonly labelNames: readonly string[], registers: Registry[]) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    protected readonly labelNames: readonly string[],
+    registers: Registry[],
+  ) {
     for (const r of registers) r.registerMetric(this as never);
   }
 
@@ -72,7 +77,13 @@ export class LocalHistogram extends LocalMetric {
   readonly type = 'histogram';
   private series = new Map<string, Buckets>();
 
-  constructor(name: string, help: string, labelNames: readonly string[], private readonly bounds: readonly number[], registers: Registry[]) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    private readonly bounds: readonly number[],
+    registers: Registry[],
+  ) {
     super(name, help, labelNames, registers);
   }
 

@@ -7,10 +7,17 @@ import type { Admission } from '../pools/admission.js';
 // Pool depth and task times are read from the pools at scrape time: nothing on the task path
 // pays for them. Task times come from piscina's own histograms (milliseconds), as quantiles.
 
-const QUANTILES = [['0.5', 'p50'], ['0.9', 'p90'], ['0.99', 'p99']] as const;
+const QUANTILES = [
+  ['0.5', 'p50'],
+  ['0.9', 'p90'],
+  ['0.99', 'p99'],
+] as const;
 
 function taskTimes(m: MediaMetrics, pool: string, h: PiscinaHistogram): void {
-  for (const [phase, summary] of [['run', h.runTime], ['wait', h.waitTime]] as const) {
+  for (const [phase, summary] of [
+    ['run', h.runTime],
+    ['wait', h.waitTime],
+  ] as const) {
     for (const [q, key] of QUANTILES) {
       const ms = summary[key];
       if (Number.isFinite(ms)) m.poolTaskTime.set({ pool, phase, quantile: q }, ms / 1000);
@@ -18,7 +25,12 @@ function taskTimes(m: MediaMetrics, pool: string, h: PiscinaHistogram): void {
   }
 }
 
-export function watchPools(m: MediaMetrics, thumbnails: ThumbnailPools, previews: PreviewPool, previewGate: Admission): void {
+export function watchPools(
+  m: MediaMetrics,
+  thumbnails: ThumbnailPools,
+  previews: PreviewPool,
+  previewGate: Admission,
+): void {
   m.onScrape.push(() => {
     const stats = thumbnails.stats();
     const times = thumbnails.histograms();

@@ -38,7 +38,10 @@ function toBytes(ip: string): Bytes | null {
   const h = groups(head);
   const t = tail === undefined ? [] : groups(tail);
   const all = [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
-  all.forEach((g, i) => { out[2 * i] = g >> 8; out[2 * i + 1] = g & 0xff; });
+  all.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
   return out;
 }
 
@@ -65,12 +68,19 @@ function format(b: Bytes): string {
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
+  let best = -1,
+    bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
@@ -98,11 +108,15 @@ export function normaliseIp(ip: string): string {
   return format(f[f.length - 1]);
 }
 
-interface Range { net: Bytes; bits: number }
+interface Range {
+  net: Bytes;
+  bits: number;
+}
 
 function inRange(addr: Bytes, r: Range): boolean {
   if (addr.length !== r.net.length) return false;
-  const whole = r.bits >> 3, rest = r.bits & 7;
+  const whole = r.bits >> 3,
+    rest = r.bits & 7;
   for (let i = 0; i < whole; i++) if (addr[i] !== r.net[i]) return false;
   if (rest === 0) return true;
   const mask = (0xff << (8 - rest)) & 0xff;
@@ -127,7 +141,9 @@ export class IpRangeList {
     return new IpRangeList(ranges);
   }
 
-  get size(): number { return this.ranges.length; }
+  get size(): number {
+    return this.ranges.length;
+  }
 
   /** How specific the closest range holding the address (in any of its forms) is, as the
    * number of host bits it leaves open (0 = the exact address); null when none holds it. */
@@ -158,11 +174,35 @@ export class IpRangeList {
  * URL may resolve to. Includes the translation prefixes (::ffff:0:0/96, 64:ff9b::/96, 2002::/16)
  * outright: an operator on a NAT64-only network must override this list deliberately. */
 export const DEFAULT_DENIED_RANGES: readonly string[] = Object.freeze([
-  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12',
-  '192.0.0.0/24', '192.0.2.0/24', '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15',
-  '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4', '255.255.255.255/32',
-  '::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001::/23',
-  '2001:db8::/32', '2002::/16', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.88.99.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+  '255.255.255.255/32',
+  '::/128',
+  '::1/128',
+  '::ffff:0:0/96',
+  '64:ff9b::/96',
+  '64:ff9b:1::/48',
+  '100::/64',
+  '2001::/23',
+  '2001:db8::/32',
+  '2002::/16',
+  'fc00::/7',
+  'fe80::/10',
+  'fec0::/10',
+  'ff00::/8',
 ]);
 
 /**

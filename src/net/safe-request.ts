@@ -12,11 +12,15 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { addressAllowed, type IpRangeList } from './ip-ranges.js';
 import { MediaRepoError, outboundCode, type OutboundCode } from '../errors.js';
 
-export type OutboundKind = 'denied_address' | 'dns' | 'connect' | 'timeout' | 'too_large' | 'too_many_redirects' | 'bad_url' | 'tls' | 'http';
+export type OutboundKind =
+  'denied_address' | 'dns' | 'connect' | 'timeout' | 'too_large' | 'too_many_redirects' | 'bad_url' | 'tls' | 'http';
 
 /** `kind` says what failed in words the messages use; `code` is its family code (errors.ts). */
 export class OutboundError extends MediaRepoError<OutboundCode> {
-  constructor(readonly kind: OutboundKind, message: string) {
+  constructor(
+    readonly kind: OutboundKind,
+    message: string,
+  ) {
     super(outboundCode(kind), message);
     this.name = 'OutboundError';
   }
@@ -95,28 +99,48 @@ async function checkedAddress(host: string, opts: SafeRequestOptions, signal: Ab
 
 function errorKind(err: NodeJS.ErrnoException): OutboundKind {
   const c = err.code ?? '';
-  if (/^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_OSSL)/.test(c) || /certificate|SSL|TLS/i.test(err.message)) return 'tls';
+  if (
+    /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_OSSL)/.test(c) ||
+    /certificate|SSL|TLS/i.test(err.message)
+  )
+    return 'tls';
   if (c.startsWith('HPE_')) return 'http';
   return 'connect';
 }
 
 /** One hop: connect to the pinned address and wait for the response headers. */
-function sendOnce(url: URL, address: string, port: number, headers: Record<string, string>, method: string,
-  certName: string, opts: SafeRequestOptions, signal: AbortSignal): Promise<IncomingMessage> {
+function sendOnce(
+  url: URL,
+  address: string,
+  port: number,
+  headers: Record<string, string>,
+  method: string,
+  certName: string,
+  opts: SafeRequestOptions,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const secure = url.protocol === 'https:';
     const req = (secure ? https : http).request({
       host: address, // an IP literal: no lookup happens, so nothing can rebind between check and connect
-      port, method, path: `${url.pathname}${url.search}`, headers, agent: false,
-      ...(secure ? {
-        servername: isIP(certName) ? undefined : certName, // SNI must not be an IP (RFC 6066)
-        rejectUnauthorized: opts.rejectUnauthorized ?? true,
-        // Verify against the intended name, not the dialled IP.
-        checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(certName, cert),
-      } : {}),
+      port,
+      method,
+      path: `${url.pathname}${url.search}`,
+      headers,
+      agent: false,
+      ...(secure
+        ? {
+            servername: isIP(certName) ? undefined : certName, // SNI must not be an IP (RFC 6066)
+            rejectUnauthorized: opts.rejectUnauthorized ?? true,
+            // Verify against the intended name, not the dialled IP.
+            checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(certName, cert),
+          }
+        : {}),
     });
-    const onAbort = (): void => { req.destroy(signal.reason); };
+    const onAbort = (): void => {
+      req.destroy(signal.reason);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     req.once('response', (res) => {
       signal.removeEventListener('abort', onAbort);
@@ -145,19 +169,28 @@ function cappedBody(res: IncomingMessage, maxBytes: number, signal: AbortSignal,
     read(size) {
       // Content-Length already over the cap: fail on first read rather than now, so the error
       // surfaces where the caller consumes the body (and the bytes are never downloaded).
-      if (declared > maxBytes) this.destroy(new OutboundError('too_large', `Content-Length ${declared} exceeds ${maxBytes} bytes`));
+      if (declared > maxBytes)
+        this.destroy(new OutboundError('too_large', `Content-Length ${declared} exceeds ${maxBytes} bytes`));
       else Transform.prototype._read.call(this, size);
     },
   });
   body.on('error', () => {}); // see SafeResponse.body
-  const onAbort = (): void => { body.destroy(signal.reason); };
+  const onAbort = (): void => {
+    body.destroy(signal.reason);
+  };
   signal.addEventListener('abort', onAbort, { once: true });
-  body.once('close', () => { signal.removeEventListener('abort', onAbort); res.destroy(); done(); });
+  body.once('close', () => {
+    signal.removeEventListener('abort', onAbort);
+    res.destroy();
+    done();
+  });
   if (declared > maxBytes) {
     res.destroy();
     return body;
   }
-  const lost = (): void => { body.destroy(new OutboundError('connect', 'connection lost while reading the body')); };
+  const lost = (): void => {
+    body.destroy(new OutboundError('connect', 'connection lost while reading the body'));
+  };
   res.once('error', lost);
   res.once('aborted', lost);
   res.pipe(body);
@@ -166,21 +199,32 @@ function cappedBody(res: IncomingMessage, maxBytes: number, signal: AbortSignal,
 
 export async function safeRequest(input: string | URL, opts: SafeRequestOptions): Promise<SafeResponse> {
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new OutboundError('timeout', `outbound request exceeded ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  const timer = setTimeout(
+    () => ac.abort(new OutboundError('timeout', `outbound request exceeded ${opts.timeoutMs} ms`)),
+    opts.timeoutMs,
+  );
   const onOuter = (): void => ac.abort(opts.signal?.reason ?? new Error('aborted'));
   if (opts.signal?.aborted) onOuter();
   else opts.signal?.addEventListener('abort', onOuter, { once: true });
-  const finish = (): void => { clearTimeout(timer); opts.signal?.removeEventListener('abort', onOuter); };
+  const finish = (): void => {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onOuter);
+  };
   try {
     let url: URL;
-    try { url = new URL(input); } catch { throw new OutboundError('bad_url', `invalid URL ${String(input)}`); }
+    try {
+      url = new URL(input);
+    } catch {
+      throw new OutboundError('bad_url', `invalid URL ${String(input)}`);
+    }
     const origin = url.origin;
     let method = (opts.method ?? 'GET').toUpperCase();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k.toLowerCase()] = v;
     const maxRedirects = opts.maxRedirects ?? 5;
     for (let hop = 0; ; hop++) {
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OutboundError('bad_url', `refusing ${url.protocol} URL`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new OutboundError('bad_url', `refusing ${url.protocol} URL`);
       const sameOrigin = url.origin === origin;
       // connectTo / tlsServername describe the discovered server: only for its own origin.
       const target = sameOrigin && opts.connectTo ? opts.connectTo : null;
@@ -194,11 +238,17 @@ export async function safeRequest(input: string | URL, opts: SafeRequestOptions)
         res.destroy(); // redirect bodies are never read
         if (hop >= maxRedirects) throw new OutboundError('too_many_redirects', `more than ${maxRedirects} redirects`);
         let next: URL;
-        try { next = new URL(location, url); } catch { throw new OutboundError('bad_url', `invalid redirect target ${location}`); }
+        try {
+          next = new URL(location, url);
+        } catch {
+          throw new OutboundError('bad_url', `invalid redirect target ${location}`);
+        }
         if (next.origin !== url.origin) {
           // Credentials and an explicit Host belong to the origin they were given for; once
           // dropped they stay dropped even if a later hop comes back.
-          delete headers.authorization; delete headers.cookie; delete headers.host;
+          delete headers.authorization;
+          delete headers.cookie;
+          delete headers.host;
         }
         if (res.statusCode === 303 || ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')) {
           if (method !== 'HEAD') method = 'GET';
@@ -217,8 +267,10 @@ export async function safeRequest(input: string | URL, opts: SafeRequestOptions)
 
 /** GET + JSON parse under a byte cap (default 64 KiB). Non-2xx responses throw
  * OutboundError('http') unless listed in acceptStatus; invalid JSON throws 'http' too. */
-export async function safeJson(input: string | URL, opts: Omit<SafeRequestOptions, 'maxBytes'> & { maxBytes?: number; acceptStatus?: number[] }):
-  Promise<{ status: number; headers: IncomingHttpHeaders; json: unknown }> {
+export async function safeJson(
+  input: string | URL,
+  opts: Omit<SafeRequestOptions, 'maxBytes'> & { maxBytes?: number; acceptStatus?: number[] },
+): Promise<{ status: number; headers: IncomingHttpHeaders; json: unknown }> {
   const res = await safeRequest(input, {
     ...opts,
     maxBytes: opts.maxBytes ?? 64 * 1024,

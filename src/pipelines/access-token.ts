@@ -46,7 +46,13 @@ export async function resolveAccessToken(deps: AccessTokenDeps, r: TokenRequest)
   const at = r.domain.accessTokens;
   if (at.useLocalAppserviceConfig) {
     const as = at.appservices.find((a) => a.asToken === token);
-    if (as) return { userId: appserviceUser(as, asUser), isGuest: false, isRepoAdmin: g.admins.includes(appserviceUser(as, asUser)), token };
+    if (as)
+      return {
+        userId: appserviceUser(as, asUser),
+        isGuest: false,
+        isRepoAdmin: g.admins.includes(appserviceUser(as, asUser)),
+        token,
+      };
   }
   const cached = deps.tokens.get(r.serverName, token, asUser);
   if (cached) {
@@ -81,9 +87,26 @@ function appserviceUser(as: AppserviceConfig, asUser: string | null): string {
  * POST /_matrix/client/{r0,v3}/logout[/all]: passed to the homeserver, then the token (or every
  * token of the user) is dropped from our cache so it stops working here at once.
  */
-export async function logout(deps: AccessTokenDeps, r: { user: AuthUser; all: boolean; version: 'r0' | 'v3'; serverName: string; domain: DomainConfig; remoteAddress: string; log: Logger }): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await deps.homeserver.proxyJson(r.domain.homeserver, 'POST', `_matrix/client/${r.version}/logout${r.all ? '/all' : ''}`,
-    r.user.token, { timeoutMs: r.domain.timeouts.clientServerTimeoutSeconds * 1000, forwardedFor: r.remoteAddress, log: r.log }, '{}');
+export async function logout(
+  deps: AccessTokenDeps,
+  r: {
+    user: AuthUser;
+    all: boolean;
+    version: 'r0' | 'v3';
+    serverName: string;
+    domain: DomainConfig;
+    remoteAddress: string;
+    log: Logger;
+  },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await deps.homeserver.proxyJson(
+    r.domain.homeserver,
+    'POST',
+    `_matrix/client/${r.version}/logout${r.all ? '/all' : ''}`,
+    r.user.token,
+    { timeoutMs: r.domain.timeouts.clientServerTimeoutSeconds * 1000, forwardedFor: r.remoteAddress, log: r.log },
+    '{}',
+  );
   if (res.status === 200) {
     if (r.all) deps.tokens.dropUser(r.serverName, r.user.userId);
     else deps.tokens.dropToken(r.serverName, r.user.token);

@@ -31,20 +31,32 @@ export function listDatastores(deps: AdminDeps): Record<string, { type: string; 
   return out;
 }
 
-export async function estimateDatastore(deps: AdminDeps, r: { datastoreId: string; beforeTs: number }): Promise<SizeEstimate> {
+export async function estimateDatastore(
+  deps: AdminDeps,
+  r: { datastoreId: string; beforeTs: number },
+): Promise<SizeEstimate> {
   const ds = datastoreById(deps, r.datastoreId);
   return sizeEstimate(deps.db, ds.id, r.beforeTs);
 }
 
 /** Starts a storage_migration task; answers the estimate plus its task ID (MMR's response). */
-export async function startTransfer(deps: AdminDeps, r: { sourceId: string; targetId: string; beforeTs: number; by: string | undefined; log: Logger }): Promise<SizeEstimate & { task_id: number }> {
+export async function startTransfer(
+  deps: AdminDeps,
+  r: { sourceId: string; targetId: string; beforeTs: number; by: string | undefined; log: Logger },
+): Promise<SizeEstimate & { task_id: number }> {
   const src = datastoreById(deps, r.sourceId);
   const dst = datastoreById(deps, r.targetId);
   if (src.id === dst.id) throw Errors.invalidParam('The source and target datastores are the same');
   const estimate = await sizeEstimate(deps.db, src.id, r.beforeTs);
   const params: StorageMigrationParams = { source: src.id, target: dst.id, before_ts: r.beforeTs };
   const taskId = await deps.tasks.enqueue(STORAGE_MIGRATION, { ...params });
-  r.log.info('datastore transfer requested', { by: r.by, source: src.id, target: dst.id, beforeTs: r.beforeTs, taskId });
+  r.log.info('datastore transfer requested', {
+    by: r.by,
+    source: src.id,
+    target: dst.id,
+    beforeTs: r.beforeTs,
+    taskId,
+  });
   return { ...estimate, task_id: taskId };
 }
 

@@ -57,17 +57,30 @@ export type Download =
  * must follow redirects there, MSC3916); the legacy ones only when the client said it follows
  * them, since older clients do not.
  */
-export function publicRedirectUrl(ds: Datastore, location: string, authenticated: boolean, allowRedirect: boolean): string | null {
+export function publicRedirectUrl(
+  ds: Datastore,
+  location: string,
+  authenticated: boolean,
+  allowRedirect: boolean,
+): string | null {
   if (!ds.publicUrl) return null;
   if (!authenticated && !allowRedirect) return null;
   return ds.publicUrl(location);
 }
 
 /** The datastore a row points at; a row naming an unconfigured one is an operator error. */
-export function datastoreOf(datastores: DatastoreRegistry, row: { datastoreId: string; mediaId: string }, log: Logger, what: 'Media' | 'Thumbnail'): Datastore {
+export function datastoreOf(
+  datastores: DatastoreRegistry,
+  row: { datastoreId: string; mediaId: string },
+  log: Logger,
+  what: 'Media' | 'Thumbnail',
+): Datastore {
   const ds = datastores.get(row.datastoreId);
   if (!ds) {
-    log.error(`${what === 'Media' ? 'media' : 'thumbnail'} row points at an unknown datastore`, { datastore: row.datastoreId, mediaId: row.mediaId });
+    log.error(`${what === 'Media' ? 'media' : 'thumbnail'} row points at an unknown datastore`, {
+      datastore: row.datastoreId,
+      mediaId: row.mediaId,
+    });
     throw Errors.unknown(`${what} is stored in a datastore that is not configured`);
   }
   return ds;
@@ -84,7 +97,13 @@ export async function downloadMedia(deps: DownloadDeps, r: DownloadRequest): Pro
     row = await resolveLocalMedia(deps, r);
   } else {
     if (!r.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
-    const remote = await getRemoteMedia(deps, { origin: r.origin, mediaId: r.mediaId, domain: r.domain, authenticated: r.authenticated, wantStream: true });
+    const remote = await getRemoteMedia(deps, {
+      origin: r.origin,
+      mediaId: r.mediaId,
+      domain: r.domain,
+      authenticated: r.authenticated,
+      wantStream: true,
+    });
     if (remote.kind === 'streaming') return remote;
     row = remote.row;
   }
@@ -101,8 +120,13 @@ export async function downloadMedia(deps: DownloadDeps, r: DownloadRequest): Pro
   }
   deps.metrics.ageAccessed.observe([], Math.max(0, Date.now() - row.creationTs) / 1000);
   const media = cachedBlobBody({
-    cache, ds, blob: row, smallFileBytes: r.domain.downloads.smallFileBytes, method: r.method,
-    below: (b) => deps.redis.media.wrap(b, row.sha256), counted,
+    cache,
+    ds,
+    blob: row,
+    smallFileBytes: r.domain.downloads.smallFileBytes,
+    method: r.method,
+    below: (b) => deps.redis.media.wrap(b, row.sha256),
+    counted,
   });
   return { kind: 'stored', row, media };
 }
@@ -113,12 +137,16 @@ export type FederationDownload =
   | { kind: 'file'; contentType: string | null; uploadName: string | null; body: Readable };
 
 /** Our own media for another homeserver (federation v1): the file streamed from its datastore. */
-export async function federationDownload(deps: DownloadDeps, r: { origin: string; mediaId: string; timeoutMs: number }): Promise<FederationDownload> {
+export async function federationDownload(
+  deps: DownloadDeps,
+  r: { origin: string; mediaId: string; timeoutMs: number },
+): Promise<FederationDownload> {
   const row = await resolveLocalMedia(deps, { ...r, authenticated: true });
   const ds = deps.datastores.get(row.datastoreId);
   if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
   const publicUrl = ds.publicUrl?.(row.location) ?? null;
   if (publicUrl) return { kind: 'location', url: publicUrl };
-  const body = row.sizeBytes === 0 ? Readable.from([]) : ds.openStream(row.location, { start: 0, end: row.sizeBytes - 1 });
+  const body =
+    row.sizeBytes === 0 ? Readable.from([]) : ds.openStream(row.location, { start: 0, end: row.sizeBytes - 1 });
   return { kind: 'file', contentType: row.contentType, uploadName: row.uploadName, body };
 }

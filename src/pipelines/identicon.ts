@@ -16,7 +16,10 @@ export function identiconCache(): LRUCache<string, Buffer> {
   return new LRUCache<string, Buffer>({ maxSize: 16 * 1024 * 1024, sizeCalculation: (b) => b.length });
 }
 
-export async function renderIdenticon(deps: IdenticonDeps, r: { seed: string; width: number; height: number }): Promise<Buffer> {
+export async function renderIdenticon(
+  deps: IdenticonDeps,
+  r: { seed: string; width: number; height: number },
+): Promise<Buffer> {
   const key = `${r.width}x${r.height}/${r.seed}`;
   let png = deps.rendered.get(key);
   if (!png) {

@@ -39,7 +39,11 @@ export async function resolveLocalMedia(deps: ResolveDeps, input: ResolveInput):
     const res = await getReservation(deps.db, input.origin, input.mediaId);
     if (!res || res.expiresTs <= Date.now()) throw Errors.notFound();
     const key = `${input.origin}/${input.mediaId}`;
-    const landed = await deps.waiters.wait(key, input.timeoutMs, async () => (await getMedia(deps.db, input.origin, input.mediaId)) !== null);
+    const landed = await deps.waiters.wait(
+      key,
+      input.timeoutMs,
+      async () => (await getMedia(deps.db, input.origin, input.mediaId)) !== null,
+    );
     if (landed) row = await lookup(deps, input.origin, input.mediaId);
     if (!row) throw Errors.notYetUploaded();
   }

@@ -36,10 +36,11 @@ export async function readinessChecks(deps: ReadinessDeps): Promise<Record<strin
   for (const ds of deps.datastores.all()) {
     // Readable and writable: a store that can only be read fails every upload (a read-only
     // directory answered 200 here while each upload got 500).
-    if (ds.enabled) checks[`datastore:${ds.id}`] = await check(async () => {
-      await ds.exists(PROBE_LOCATION);
-      await ds.probeWrite();
-    });
+    if (ds.enabled)
+      checks[`datastore:${ds.id}`] = await check(async () => {
+        await ds.exists(PROBE_LOCATION);
+        await ds.probeWrite();
+      });
   }
   return checks;
 }

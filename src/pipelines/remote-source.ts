@@ -75,13 +75,21 @@ function plainBody(res: SafeResponse, maxBytes: number): RemoteBody {
   return {
     contentType: (res.headers['content-type'] as string | undefined) ?? null,
     uploadName: filenameFromDisposition(res.headers['content-disposition'] as string | undefined),
-    size, body: res.body,
+    size,
+    body: res.body,
   };
 }
 
 async function viaFederation(fed: FederationClient, r: SourceRequest): Promise<RemoteBody | 'fallback'> {
   const uri = `/_matrix/federation/v1/media/download/${encodeURIComponent(r.mediaId)}`;
-  const res = await fed.request({ origin: r.ourName, destination: r.origin, uri, key: r.key, timeoutMs: r.timeoutMs, maxBytes: r.maxBytes + 64 * 1024 });
+  const res = await fed.request({
+    origin: r.ourName,
+    destination: r.origin,
+    uri,
+    key: r.key,
+    timeoutMs: r.timeoutMs,
+    maxBytes: r.maxBytes + 64 * 1024,
+  });
   if (res.status !== 200) {
     if (await wantsFallback(res)) return 'fallback';
     return notFoundOrFail(res, r.origin);
@@ -97,12 +105,25 @@ async function viaFederation(fed: FederationClient, r: SourceRequest): Promise<R
     if (hop.status !== 200) return notFoundOrFail(hop, 'The redirect target');
     return plainBody(hop, r.maxBytes);
   }
-  return { contentType: part.contentType, uploadName: filenameFromDisposition(part.contentDisposition), size: null, body: part.body };
+  return {
+    contentType: part.contentType,
+    uploadName: filenameFromDisposition(part.contentDisposition),
+    size: null,
+    body: part.body,
+  };
 }
 
 async function viaLegacy(fed: FederationClient, r: SourceRequest): Promise<RemoteBody> {
   const uri = `/_matrix/media/v3/download/${encodeURIComponent(r.origin)}/${encodeURIComponent(r.mediaId)}?allow_remote=false&allow_redirect=true`;
-  const res = await fed.request({ origin: r.ourName, destination: r.origin, uri, key: null, timeoutMs: r.timeoutMs, maxBytes: r.maxBytes, maxRedirects: 5 });
+  const res = await fed.request({
+    origin: r.ourName,
+    destination: r.origin,
+    uri,
+    key: null,
+    timeoutMs: r.timeoutMs,
+    maxBytes: r.maxBytes,
+    maxRedirects: 5,
+  });
   if (res.status !== 200) return notFoundOrFail(res, r.origin);
   return plainBody(res, r.maxBytes);
 }

@@ -75,7 +75,10 @@ function signingKey(path: string): SigningKey | null {
 //         and legacy endpoints during the freeze (newly cached media is authenticated-only).
 // Step 3: one fetch per mxc: join a running one, or start it (streamed to us if we can take it).
 export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest & { wantStream: true }): Promise<RemoteMedia>;
-export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest & { wantStream: false }): Promise<RemoteMedia & { kind: 'stored' }>;
+export async function getRemoteMedia(
+  deps: RemoteDeps,
+  r: RemoteRequest & { wantStream: false },
+): Promise<RemoteMedia & { kind: 'stored' }>;
 export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promise<RemoteMedia> {
   const g = deps.config().global;
   const mxc = `${r.origin}/${r.mediaId}`;
@@ -85,8 +88,10 @@ export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promis
     assertVisible(row, r.authenticated);
     return { kind: 'stored', row };
   }
-  if (g.federation.ignoredHosts.some((h) => h.toLowerCase() === r.origin.toLowerCase())) throw Errors.notFound('Media from this server is not fetched');
-  if (!r.authenticated && g.repo.freezeUnauthenticatedMedia) throw Errors.notFound('Remote media is only available on authenticated endpoints');
+  if (g.federation.ignoredHosts.some((h) => h.toLowerCase() === r.origin.toLowerCase()))
+    throw Errors.notFound('Media from this server is not fetched');
+  if (!r.authenticated && g.repo.freezeUnauthenticatedMedia)
+    throw Errors.notFound('Remote media is only available on authenticated endpoints');
   const failed = deps.remoteState.recentFailure(mxc);
   if (failed) throw failed;
   deps.remoteState.checkServer(r.origin);
@@ -96,18 +101,30 @@ export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promis
   // The lock outlives the slowest fetch the federation timeout allows; a waiter gives up on a
   // holder that went quiet no sooner than that.
   const lockMs = g.timeouts.federationTimeoutSeconds * 1000 + 30_000;
-  const stored = deps.remoteFlights.run(mxc, () => coordinate(deps.redis?.ring, `remote:${mxc}`, {
-    ttlMs: lockMs, waitMs: lockMs,
-    recheck: async () => {
-      const other = await getMedia(deps.db, r.origin, r.mediaId);
-      if (other) deps.mediaRows.set(other);
-      return other;
-    },
-  }, () => fetchAndStore(deps, r, (meta, body) => {
-    toClient({ kind: 'streaming', contentType: meta.contentType, uploadName: meta.uploadName, body });
-  })));
+  const stored = deps.remoteFlights.run(mxc, () =>
+    coordinate(
+      deps.redis?.ring,
+      `remote:${mxc}`,
+      {
+        ttlMs: lockMs,
+        waitMs: lockMs,
+        recheck: async () => {
+          const other = await getMedia(deps.db, r.origin, r.mediaId);
+          if (other) deps.mediaRows.set(other);
+          return other;
+        },
+      },
+      () =>
+        fetchAndStore(deps, r, (meta, body) => {
+          toClient({ kind: 'streaming', contentType: meta.contentType, uploadName: meta.uploadName, body });
+        }),
+    ),
+  );
   if (!r.wantStream) return { kind: 'stored', row: visible(await stored, r.authenticated) };
-  const first = await Promise.race([stored.then((row) => ({ kind: 'stored' as const, row: visible(row, r.authenticated) })), streaming]);
+  const first = await Promise.race([
+    stored.then((row) => ({ kind: 'stored' as const, row: visible(row, r.authenticated) })),
+    streaming,
+  ]);
   // A stream handed out means the flight is this caller's: its failure after this point
   // reaches the client as a cut-off body, so the stored promise must not go unobserved.
   if (first.kind === 'streaming') stored.catch(() => undefined);
@@ -120,7 +137,11 @@ function visible(row: MediaRow, authenticated: boolean): MediaRow {
   return row;
 }
 
-async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta: RemoteBody, body: Readable) => void): Promise<MediaRow> {
+async function fetchAndStore(
+  deps: RemoteDeps,
+  r: RemoteRequest,
+  onStream: (meta: RemoteBody, body: Readable) => void,
+): Promise<MediaRow> {
   const g = deps.config().global;
   const mxc = `${r.origin}/${r.mediaId}`;
   const release = await deps.remoteState.slot(g.downloads.numWorkers);
@@ -129,10 +150,17 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
   let waitingClient: PassThrough | null = null;
   try {
     const source = await openRemoteSource(deps.federation, {
-      origin: r.origin, mediaId: r.mediaId, ourName: r.domain.homeserver.name, key: signingKey(r.domain.homeserver.signingKeyPath),
-      timeoutMs: g.timeouts.federationTimeoutSeconds * 1000, maxBytes: byteLimit(g.downloads.maxBytes),
+      origin: r.origin,
+      mediaId: r.mediaId,
+      ourName: r.domain.homeserver.name,
+      key: signingKey(r.domain.homeserver.signingKeyPath),
+      timeoutMs: g.timeouts.federationTimeoutSeconds * 1000,
+      maxBytes: byteLimit(g.downloads.maxBytes),
     });
-    const ds = deps.datastores.pick('remote_media', r.domain.datastores.map((d) => d.id));
+    const ds = deps.datastores.pick(
+      'remote_media',
+      r.domain.datastores.map((d) => d.id),
+    );
     if (!ds) throw Errors.unavailable('No datastore accepts remote media for this homeserver');
     staging = await ds.createStaging();
     const client = new PassThrough({ highWaterMark: 1024 * 1024 });
@@ -142,10 +170,24 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     const { sha256, size } = await staging.finish();
     const row = await deps.db.tx(async (q) => {
       await lockHash(q, sha256);
-      const blob = await placeBlob(deps.datastores, { ds, staging: staging!, sha256, size, candidates: await findBlobByHash(q, sha256) });
+      const blob = await placeBlob(deps.datastores, {
+        ds,
+        staging: staging!,
+        sha256,
+        size,
+        candidates: await findBlobByHash(q, sha256),
+      });
       const fresh: MediaRow = {
-        origin: r.origin, mediaId: r.mediaId, uploadName: source.uploadName, contentType: source.contentType, userId: '',
-        sha256, sizeBytes: size, ...blob, creationTs: Date.now(), quarantined: false,
+        origin: r.origin,
+        mediaId: r.mediaId,
+        uploadName: source.uploadName,
+        contentType: source.contentType,
+        userId: '',
+        sha256,
+        sizeBytes: size,
+        ...blob,
+        creationTs: Date.now(),
+        quarantined: false,
         requiresAuth: g.repo.freezeUnauthenticatedMedia,
       };
       if (await insertMedia(q, fresh, { allowReserved: true })) return fresh;
@@ -164,7 +206,12 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
     if (err.status === 404) deps.remoteState.serverAnswered(r.origin);
     else deps.remoteState.serverFailed(r.origin, g.federation.backoffAt);
     deps.remoteState.rememberFailure(mxc, err, g.downloads.failureCacheMinutes);
-    deps.log.warn('remote media fetch failed', { origin: r.origin, mediaId: r.mediaId, status: err.status, error: err.message });
+    deps.log.warn('remote media fetch failed', {
+      origin: r.origin,
+      mediaId: r.mediaId,
+      status: err.status,
+      error: err.message,
+    });
     throw err;
   } finally {
     release();
@@ -176,7 +223,10 @@ async function fetchAndStore(deps: RemoteDeps, r: RemoteRequest, onStream: (meta
  * this fetch hashed: if another instance stored different bytes under the mxc first, the client
  * gets a cut-off body rather than a splice of two files.
  */
-function finishFromStorage(deps: RemoteDeps, r: { row: MediaRow; sha256: string; from: number; client: PassThrough }): void {
+function finishFromStorage(
+  deps: RemoteDeps,
+  r: { row: MediaRow; sha256: string; from: number; client: PassThrough },
+): void {
   const { row, sha256, from, client } = r;
   const ds = deps.datastores.get(row.datastoreId);
   if (client.destroyed) return;

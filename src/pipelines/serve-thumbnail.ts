@@ -7,7 +7,13 @@ import type { MediaBody } from '../http/types.js';
 import type { Logger } from '../logging/logger.js';
 import { resolveLocalMedia, type ResolveDeps } from './local-media.js';
 import { getRemoteMedia, type RemoteDeps } from './remote.js';
-import { findOrCreateThumbnail, thumbnailKey, type Thumbnail, type ThumbnailDeps, type ThumbnailRequest } from './thumbnail.js';
+import {
+  findOrCreateThumbnail,
+  thumbnailKey,
+  type Thumbnail,
+  type ThumbnailDeps,
+  type ThumbnailRequest,
+} from './thumbnail.js';
 import { datastoreOf } from './download.js';
 import { cachedBlobBody } from './steps/serve-blob.js';
 
@@ -47,7 +53,9 @@ export async function serveThumbnail(deps: ServeThumbnailDeps, r: ThumbnailAsk):
     return {
       contentType,
       media: {
-        size: bytes.length, etag: sha256, readAll: async () => bytes,
+        size: bytes.length,
+        etag: sha256,
+        readAll: async () => bytes,
         openStream: (start, end) => Readable.from([bytes.subarray(start, end + 1)]),
       },
     };
@@ -56,19 +64,30 @@ export async function serveThumbnail(deps: ServeThumbnailDeps, r: ThumbnailAsk):
   const ds = datastoreOf(deps.datastores, row, r.log, 'Thumbnail');
   // Every field named (as downloads do), so cachedBlobBody sees one object shape.
   const media = cachedBlobBody({
-    cache: deps.blobCache, ds, blob: row, smallFileBytes: r.domain.downloads.smallFileBytes, method: r.httpMethod,
-    below: undefined, counted: undefined,
+    cache: deps.blobCache,
+    ds,
+    blob: row,
+    smallFileBytes: r.domain.downloads.smallFileBytes,
+    method: r.httpMethod,
+    below: undefined,
+    counted: undefined,
   });
   return { contentType: row.contentType, media };
 }
 
 /** The federation endpoint's thumbnail of our own media, as a stream for its multipart answer. */
-export async function federationThumbnail(deps: ServeThumbnailDeps, r: Omit<ThumbnailAsk, 'allowRemote' | 'httpMethod' | 'authenticated'>): Promise<{ contentType: string; body: Readable }> {
+export async function federationThumbnail(
+  deps: ServeThumbnailDeps,
+  r: Omit<ThumbnailAsk, 'allowRemote' | 'httpMethod' | 'authenticated'>,
+): Promise<{ contentType: string; body: Readable }> {
   const thumb = await thumbnailOf(deps, { ...r, allowRemote: false, httpMethod: 'GET', authenticated: true });
   if (thumb.kind === 'fresh') return { contentType: thumb.fresh.contentType, body: Readable.from([thumb.fresh.bytes]) };
   const ds = deps.datastores.get(thumb.row.datastoreId);
   if (!ds) throw Errors.unknown('Thumbnail is stored in a datastore that is not configured');
-  return { contentType: thumb.row.contentType, body: ds.openStream(thumb.row.location, { start: 0, end: thumb.row.sizeBytes - 1 }) };
+  return {
+    contentType: thumb.row.contentType,
+    body: ds.openStream(thumb.row.location, { start: 0, end: thumb.row.sizeBytes - 1 }),
+  };
 }
 
 async function thumbnailOf(deps: ServeThumbnailDeps, r: ThumbnailAsk): Promise<Thumbnail> {
@@ -78,11 +97,24 @@ async function thumbnailOf(deps: ServeThumbnailDeps, r: ThumbnailAsk): Promise<T
     media = await resolveLocalMedia(deps, r);
   } else {
     if (!r.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
-    media = (await getRemoteMedia(deps, { origin: r.origin, mediaId: r.mediaId, domain: r.domain, authenticated: r.authenticated, wantStream: false })).row;
+    media = (
+      await getRemoteMedia(deps, {
+        origin: r.origin,
+        mediaId: r.mediaId,
+        domain: r.domain,
+        authenticated: r.authenticated,
+        wantStream: false,
+      })
+    ).row;
   }
   const cfg = r.domain.thumbnails;
   try {
-    return await findOrCreateThumbnail(deps, { media, key: thumbnailKey(media, r, cfg), cfg, datastoreIds: r.domain.datastores.map((d) => d.id) });
+    return await findOrCreateThumbnail(deps, {
+      media,
+      key: thumbnailKey(media, r, cfg),
+      cfg,
+      datastoreIds: r.domain.datastores.map((d) => d.id),
+    });
   } catch (e) {
     // Spec: content too large to thumbnail is 413 for local media, 502 for remote.
     if (!local && hasCode(e, 'MR_ERR_THUMBNAIL_TOO_LARGE')) throw Errors.remoteTooLarge(e.message);

@@ -24,7 +24,11 @@ export class Pregenerator {
   private pumping = false;
   private stopped = false;
 
-  constructor(private readonly deps: ThumbnailDeps, private readonly log: Logger, private readonly maxBacklog = 1000) {}
+  constructor(
+    private readonly deps: ThumbnailDeps,
+    private readonly log: Logger,
+    private readonly maxBacklog = 1000,
+  ) {}
 
   enqueue(media: MediaRow, cfg: ThumbnailsSection, datastoreIds: readonly string[]): void {
     if (this.stopped || !cfg.pregenerate || media.sizeBytes > byteLimit(cfg.maxSourceBytes)) return;
@@ -78,9 +82,13 @@ export class Pregenerator {
     const group = generateThumbnails(this.deps, { media, keys: list, cfg, datastoreIds });
     // Requests for these keys that arrive meanwhile wait for this work instead of repeating it.
     list.forEach((key, i) => {
-      this.deps.thumbnailFlights.run(thumbnailKeyString(key), () => group.then((g) => [g.results[i]!])).catch(() => undefined);
+      this.deps.thumbnailFlights
+        .run(thumbnailKeyString(key), () => group.then((g) => [g.results[i]!]))
+        .catch(() => undefined);
     });
     // One source at a time, writes included.
-    await (await group).stored;
+    await (
+      await group
+    ).stored;
   }
 }

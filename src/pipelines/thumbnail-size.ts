@@ -7,7 +7,12 @@ import type { ThumbnailSize } from '../config/schema.js';
  * The smallest configured bucket (by area) at least as large as asked on both sides, else the
  * largest. With dynamicSizing, the asked size itself, each side capped by the largest bucket.
  */
-export function chooseSize(sizes: readonly ThumbnailSize[], width: number, height: number, dynamic: boolean): ThumbnailSize {
+export function chooseSize(
+  sizes: readonly ThumbnailSize[],
+  width: number,
+  height: number,
+  dynamic: boolean,
+): ThumbnailSize {
   const area = (s: ThumbnailSize) => s.width * s.height;
   let largest = sizes[0]!;
   for (const s of sizes) if (area(s) > area(largest)) largest = s;

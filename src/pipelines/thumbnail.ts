@@ -3,7 +3,14 @@ import type { ThumbnailsSection } from '../config/schema.js';
 import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import { lockHash, type MediaRow } from '../db/media.js';
-import { findAnyBlobByHash, getThumbnail, insertThumbnail, type ThumbnailKey, type ThumbnailMethod, type ThumbnailRow } from '../db/thumbnails.js';
+import {
+  findAnyBlobByHash,
+  getThumbnail,
+  insertThumbnail,
+  type ThumbnailKey,
+  type ThumbnailMethod,
+  type ThumbnailRow,
+} from '../db/thumbnails.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import { readOwned } from '../datastores/read-owned.js';
 import type { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
@@ -49,8 +56,11 @@ export interface ThumbnailRequest {
 
 export function thumbnailLimits(cfg: ThumbnailsSection): ThumbnailLimits {
   return {
-    maxPixels: cfg.maxPixels, maxFrames: cfg.maxFrames, maxAnimateSizeBytes: byteLimit(cfg.maxAnimateSizeBytes),
-    stillFrame: cfg.stillFrame, types: cfg.types,
+    maxPixels: cfg.maxPixels,
+    maxFrames: cfg.maxFrames,
+    maxAnimateSizeBytes: byteLimit(cfg.maxAnimateSizeBytes),
+    stillFrame: cfg.stillFrame,
+    types: cfg.types,
   };
 }
 
@@ -59,7 +69,14 @@ export function thumbnailKey(media: MediaRow, req: ThumbnailRequest, cfg: Thumbn
   const size = chooseSize(cfg.sizes, req.width, req.height, cfg.dynamicSizing);
   // MSC2705: absent means "should not animate" unless the operator flips the default.
   const animated = cfg.allowAnimated && (req.animated ?? cfg.defaultAnimated);
-  return { origin: media.origin, mediaId: media.mediaId, width: size.width, height: size.height, method: req.method, animated };
+  return {
+    origin: media.origin,
+    mediaId: media.mediaId,
+    width: size.width,
+    height: size.height,
+    method: req.method,
+    animated,
+  };
 }
 
 // Step 1: a stored thumbnail for this key (row cache, bytes still being stored, database).
@@ -73,7 +90,10 @@ export interface ThumbnailJob {
   datastoreIds: readonly string[];
 }
 
-export async function findOrCreateThumbnail(deps: ThumbnailDeps, job: ThumbnailJob & { key: ThumbnailKey }): Promise<Thumbnail> {
+export async function findOrCreateThumbnail(
+  deps: ThumbnailDeps,
+  job: ThumbnailJob & { key: ThumbnailKey },
+): Promise<Thumbnail> {
   const { media, key, cfg } = job;
   const cached = deps.thumbnailRows.get(key);
   if (cached) return { kind: 'stored', row: cached };
@@ -87,23 +107,33 @@ export async function findOrCreateThumbnail(deps: ThumbnailDeps, job: ThumbnailJ
   checkSourceSize(media, cfg);
   const name = thumbnailKeyString(key);
   // Held until the new thumbnail is stored, so another instance's waiter finds its row.
-  const made = await deps.thumbnailFlights.run(name, () => coordinate(deps.redis?.ring, `thumbnail:${name}`, {
-    ttlMs: THUMBNAIL_LOCK_TTL_MS, waitMs: THUMBNAIL_LOCK_WAIT_MS,
-    recheck: async () => {
-      const row = await getThumbnail(deps.db, key);
-      return row ? [{ kind: 'stored', row }] : null;
-    },
-  }, async (holdUntil) => {
-    const generated = await generateThumbnails(deps, { ...job, keys: [key] });
-    holdUntil(generated.stored);
-    return generated.results;
-  }));
+  const made = await deps.thumbnailFlights.run(name, () =>
+    coordinate(
+      deps.redis?.ring,
+      `thumbnail:${name}`,
+      {
+        ttlMs: THUMBNAIL_LOCK_TTL_MS,
+        waitMs: THUMBNAIL_LOCK_WAIT_MS,
+        recheck: async () => {
+          const row = await getThumbnail(deps.db, key);
+          return row ? [{ kind: 'stored', row }] : null;
+        },
+      },
+      async (holdUntil) => {
+        const generated = await generateThumbnails(deps, { ...job, keys: [key] });
+        holdUntil(generated.stored);
+        return generated.results;
+      },
+    ),
+  );
   return made[0]!;
 }
 
 function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
   if (media.sizeBytes > byteLimit(cfg.maxSourceBytes)) {
-    throw Errors.thumbnailTooLarge(`Media is ${media.sizeBytes} bytes; thumbnails are made of at most ${cfg.maxSourceBytes} (thumbnails.maxSourceBytes)`);
+    throw Errors.thumbnailTooLarge(
+      `Media is ${media.sizeBytes} bytes; thumbnails are made of at most ${cfg.maxSourceBytes} (thumbnails.maxSourceBytes)`,
+    );
   }
 }
 
@@ -113,14 +143,22 @@ function checkSourceSize(media: MediaRow, cfg: ThumbnailsSection): void {
  * (deduplicated by hash in a `thumbnails` datastore) with its row. Store failures are logged,
  * and the next request generates again.
  */
-export async function generateThumbnails(deps: ThumbnailDeps, job: ThumbnailJob & { keys: ThumbnailKey[] }): Promise<{ results: Thumbnail[]; stored: Promise<unknown> }> {
+export async function generateThumbnails(
+  deps: ThumbnailDeps,
+  job: ThumbnailJob & { keys: ThumbnailKey[] },
+): Promise<{ results: Thumbnail[]; stored: Promise<unknown> }> {
   const { media, keys, cfg, datastoreIds } = job;
   const ds = deps.datastores.get(media.datastoreId);
   if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
   // Read only once the pool admits the task, so a long line holds no source bytes.
   const source = () => readOwned(ds, media.location, media.sizeBytes);
   const targets = keys.map((k) => ({ width: k.width, height: k.height, method: k.method, animated: k.animated }));
-  const reply = await deps.thumbnails.thumbnail(source, targets, thumbnailLimits(cfg), keys.some((k) => k.animated));
+  const reply = await deps.thumbnails.thumbnail(
+    source,
+    targets,
+    thumbnailLimits(cfg),
+    keys.some((k) => k.animated),
+  );
   if (!reply.ok) throw imageFailure(reply);
   const results: Thumbnail[] = [];
   const writes: Promise<unknown>[] = [];
@@ -129,8 +167,17 @@ export async function generateThumbnails(deps: ThumbnailDeps, job: ThumbnailJob 
     const out = reply.outputs[i]!;
     if (out.kind === 'original') {
       // Only a row to write (it points at the source's blob): cheap enough to wait for.
-      const row = await insertThumbnail(deps.db, { ...key, contentType: out.contentType, outWidth: out.width, outHeight: out.height,
-        creationTs: Date.now(), sha256: media.sha256, sizeBytes: media.sizeBytes, datastoreId: media.datastoreId, location: media.location });
+      const row = await insertThumbnail(deps.db, {
+        ...key,
+        contentType: out.contentType,
+        outWidth: out.width,
+        outHeight: out.height,
+        creationTs: Date.now(),
+        sha256: media.sha256,
+        sizeBytes: media.sizeBytes,
+        datastoreId: media.datastoreId,
+        location: media.location,
+      });
       deps.thumbnailRows.set(row);
       results.push({ kind: 'stored', row });
       continue;
@@ -139,16 +186,26 @@ export async function generateThumbnails(deps: ThumbnailDeps, job: ThumbnailJob 
     // dynamicSizing any size can be asked for: those share one label value, "dynamic".
     const listed = cfg.sizes.some((sz) => sz.width === key.width && sz.height === key.height);
     deps.metrics?.thumbnailsGenerated.inc({
-      width: listed ? key.width : 'dynamic', height: listed ? key.height : 'dynamic', method: key.method,
-      animated: String(key.animated), origin: deps.metrics.originLabel(media.origin),
+      width: listed ? key.width : 'dynamic',
+      height: listed ? key.height : 'dynamic',
+      method: key.method,
+      animated: String(key.animated),
+      origin: deps.metrics.originLabel(media.origin),
     });
     const fresh: FreshThumbnail = {
-      key, bytes: Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength), sha256: out.sha256,
-      contentType: out.contentType, outWidth: out.width, outHeight: out.height,
+      key,
+      bytes: Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength),
+      sha256: out.sha256,
+      contentType: out.contentType,
+      outWidth: out.width,
+      outHeight: out.height,
     };
-    const write = storeThumbnail(deps, fresh, datastoreIds).then((row) => deps.thumbnailRows.set(row), (e: Error) => {
-      deps.log.warn('storing a thumbnail failed; it will be generated again', { mediaId: key.mediaId, error: e });
-    });
+    const write = storeThumbnail(deps, fresh, datastoreIds).then(
+      (row) => deps.thumbnailRows.set(row),
+      (e: Error) => {
+        deps.log.warn('storing a thumbnail failed; it will be generated again', { mediaId: key.mediaId, error: e });
+      },
+    );
     deps.freshThumbnails.hold(fresh, write);
     writes.push(write);
     results.push({ kind: 'fresh', fresh });
@@ -160,17 +217,28 @@ export async function generateThumbnails(deps: ThumbnailDeps, job: ThumbnailJob 
  * Writes a generated thumbnail's blob and then its row. The hash is known, so under the
  * per-hash lock an existing blob is reused before anything is written.
  */
-async function storeThumbnail(deps: ThumbnailDeps, fresh: FreshThumbnail, datastoreIds: readonly string[]): Promise<ThumbnailRow> {
+async function storeThumbnail(
+  deps: ThumbnailDeps,
+  fresh: FreshThumbnail,
+  datastoreIds: readonly string[],
+): Promise<ThumbnailRow> {
   const ds = deps.datastores.pick('thumbnails', datastoreIds);
   if (!ds) throw Errors.unavailable('No datastore accepts thumbnails for this homeserver');
   const { sha256, bytes } = fresh;
   return deps.db.tx(async (q) => {
     await lockHash(q, sha256);
-    const blob = (await findStoredBlob(deps.datastores, bytes.length, await findAnyBlobByHash(q, sha256)))
-      ?? (await putKnownBlob(deps.datastores, ds, bytes, sha256));
+    const blob =
+      (await findStoredBlob(deps.datastores, bytes.length, await findAnyBlobByHash(q, sha256))) ??
+      (await putKnownBlob(deps.datastores, ds, bytes, sha256));
     return insertThumbnail(q, {
-      ...fresh.key, contentType: fresh.contentType, outWidth: fresh.outWidth, outHeight: fresh.outHeight, creationTs: Date.now(),
-      sha256, sizeBytes: bytes.length, ...blob,
+      ...fresh.key,
+      contentType: fresh.contentType,
+      outWidth: fresh.outWidth,
+      outHeight: fresh.outHeight,
+      creationTs: Date.now(),
+      sha256,
+      sizeBytes: bytes.length,
+      ...blob,
     });
   });
 }

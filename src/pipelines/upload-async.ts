@@ -19,18 +19,25 @@ export interface AsyncUploadDeps extends UploadPipelineDeps {
 }
 
 /** Reserves a media ID for the user, within uploads.maxPending, for uploads.maxAgeSeconds. */
-export async function reserveMediaId(deps: AsyncUploadDeps, r: Pick<UploadRequest, 'origin' | 'userId' | 'domain'>): Promise<{ mxc: string; expiresTs: number }> {
+export async function reserveMediaId(
+  deps: AsyncUploadDeps,
+  r: Pick<UploadRequest, 'origin' | 'userId' | 'domain'>,
+): Promise<{ mxc: string; expiresTs: number }> {
   const { maxPending, maxAgeSeconds } = r.domain.uploads;
   const now = Date.now();
   if (maxPending > 0) {
     const pending = await pendingForUser(deps.db, r.origin, r.userId, now);
     if (pending.length >= maxPending) {
-      throw Errors.limitExceeded(`Too many pending uploads (${pending.length} of ${maxPending}); finish or let one expire`,
-        pending[0]!.expiresTs - now);
+      throw Errors.limitExceeded(
+        `Too many pending uploads (${pending.length} of ${maxPending}); finish or let one expire`,
+        pending[0]!.expiresTs - now,
+      );
     }
   }
   const expiresTs = now + maxAgeSeconds * 1000;
-  const mediaId = await withNewMediaId((id) => insertReservation(deps.db, { origin: r.origin, mediaId: id, userId: r.userId, createdTs: now, expiresTs }));
+  const mediaId = await withNewMediaId((id) =>
+    insertReservation(deps.db, { origin: r.origin, mediaId: id, userId: r.userId, createdTs: now, expiresTs }),
+  );
   return { mxc: `mxc://${r.origin}/${mediaId}`, expiresTs };
 }
 
@@ -50,7 +57,10 @@ export interface ReservedUploadRequest extends Pick<UploadRequest, 'origin' | 'u
 export async function uploadToReservation(deps: AsyncUploadDeps, r: ReservedUploadRequest): Promise<void> {
   const { origin, mediaId } = r;
   if (r.mxcServer !== origin) throw Errors.notFound('This media ID was not created on this homeserver');
-  const [reservation, media] = await Promise.all([getReservation(deps.db, origin, mediaId), getMedia(deps.db, origin, mediaId)]);
+  const [reservation, media] = await Promise.all([
+    getReservation(deps.db, origin, mediaId),
+    getMedia(deps.db, origin, mediaId),
+  ]);
   if (!reservation && !media) throw Errors.notFound('Unknown media ID; create one with /_matrix/media/v1/create');
   const owner = media?.userId ?? reservation!.userId;
   if (owner !== r.userId) throw Errors.forbidden('This media ID was created by another user');

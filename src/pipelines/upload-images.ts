@@ -17,19 +17,37 @@ export interface ImageUploadDeps extends ThumbnailDeps {
 }
 
 /** Returns the BlurHash when MSC2448 is on and the upload is a thumbnailable image. */
-export async function afterUpload(deps: ImageUploadDeps, r: { row: MediaRow; head: Buffer; domain: DomainConfig; blurhash: boolean }): Promise<{ blurhash?: string }> {
+export async function afterUpload(
+  deps: ImageUploadDeps,
+  r: { row: MediaRow; head: Buffer; domain: DomainConfig; blurhash: boolean },
+): Promise<{ blurhash?: string }> {
   const { row, head, domain } = r;
   const cfg = domain.thumbnails;
   const type = sniffType(head);
-  if (!type || !type.startsWith('image/') || !typeAllowed(type, cfg.types) || row.sizeBytes > byteLimit(cfg.maxSourceBytes)) return {};
-  deps.pregenerator.enqueue(row, cfg, domain.datastores.map((d) => d.id));
+  if (
+    !type ||
+    !type.startsWith('image/') ||
+    !typeAllowed(type, cfg.types) ||
+    row.sizeBytes > byteLimit(cfg.maxSourceBytes)
+  )
+    return {};
+  deps.pregenerator.enqueue(
+    row,
+    cfg,
+    domain.datastores.map((d) => d.id),
+  );
   const msc2448 = domain.featureSupport.MSC2448;
   if (!r.blurhash || !msc2448.enabled) return {};
   try {
     const ds = deps.datastores.get(row.datastoreId);
     if (!ds) return {};
     const source = () => readOwned(ds, row.location, row.sizeBytes);
-    const reply = await deps.thumbnails.blurhash(source, msc2448.xComponents, msc2448.yComponents, thumbnailLimits(cfg));
+    const reply = await deps.thumbnails.blurhash(
+      source,
+      msc2448.xComponents,
+      msc2448.yComponents,
+      thumbnailLimits(cfg),
+    );
     if (reply.ok) return { blurhash: reply.blurhash };
     deps.log.debug('no blurhash for this upload', { mediaId: row.mediaId, reason: reply.message });
   } catch (e) {

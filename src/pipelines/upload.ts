@@ -28,8 +28,14 @@ export interface UploadRequest {
 export function storeInput(deps: { config(): LoadedConfig }, r: UploadRequest) {
   const u = r.domain.uploads;
   return {
-    origin: r.origin, userId: r.userId, uploadName: r.uploadName, contentType: r.contentType, body: r.body,
-    maxBytes: u.maxBytes, minBytes: u.minBytes, datastoreIds: r.domain.datastores.map((d) => d.id),
+    origin: r.origin,
+    userId: r.userId,
+    uploadName: r.uploadName,
+    contentType: r.contentType,
+    body: r.body,
+    maxBytes: u.maxBytes,
+    minBytes: u.minBytes,
+    datastoreIds: r.domain.datastores.map((d) => d.id),
     requiresAuth: deps.config().global.repo.freezeUnauthenticatedMedia,
   };
 }
@@ -37,7 +43,10 @@ export function storeInput(deps: { config(): LoadedConfig }, r: UploadRequest) {
 // Step 1: stream, hash and store the body (deduplicated by hash); insert the row.
 // Step 2: clients fetch a thumbnail or the file right after posting it: skip that first lookup.
 // Step 3: an image gets its BlurHash (MSC2448) and pre-generated thumbnails.
-export async function uploadMedia(deps: UploadPipelineDeps, r: UploadRequest): Promise<{ row: MediaRow; blurhash?: string }> {
+export async function uploadMedia(
+  deps: UploadPipelineDeps,
+  r: UploadRequest,
+): Promise<{ row: MediaRow; blurhash?: string }> {
   const { row, head } = await storeUpload(deps, storeInput(deps, r));
   r.log.info('upload stored', { mediaId: row.mediaId, size: row.sizeBytes, user: row.userId });
   deps.mediaRows.set(row);

@@ -9,14 +9,19 @@ export class Admission {
   private readonly waiting: (() => void)[] = [];
 
   /** `what` names the line in the 429 message ("The thumbnail queue is full"). */
-  constructor(private readonly slots: number, private readonly maxWaiting: number, private readonly what = 'thumbnail') {}
+  constructor(
+    private readonly slots: number,
+    private readonly maxWaiting: number,
+    private readonly what = 'thumbnail',
+  ) {}
 
   async enter(): Promise<void> {
     if (this.active < this.slots) {
       this.active++;
       return;
     }
-    if (this.waiting.length >= this.maxWaiting) throw Errors.limitExceeded(`The ${this.what} queue is full; try again shortly`, 1000);
+    if (this.waiting.length >= this.maxWaiting)
+      throw Errors.limitExceeded(`The ${this.what} queue is full; try again shortly`, 1000);
     // The leaving task hands its slot straight to us, so `active` does not change.
     await new Promise<void>((resolve) => this.waiting.push(resolve));
   }

@@ -11,7 +11,9 @@ const answers = new WeakMap<LoadedConfig, boolean>();
 export function svgConfigured(cfg: LoadedConfig): boolean {
   let yes = answers.get(cfg);
   if (yes === undefined) {
-    yes = cfg.global.thumbnails.types.includes(SVG) || [...cfg.domains.values()].some((d) => d.thumbnails.types.includes(SVG));
+    yes =
+      cfg.global.thumbnails.types.includes(SVG) ||
+      [...cfg.domains.values()].some((d) => d.thumbnails.types.includes(SVG));
     answers.set(cfg, yes);
   }
   return yes;

@@ -1,7 +1,12 @@
 import { Piscina } from 'piscina';
 import { Admission } from './admission.js';
 import type {
-  BlurhashReply, IdenticonReply, IdentifyReply, ThumbnailLimits, ThumbnailReply, ThumbnailTarget,
+  BlurhashReply,
+  IdenticonReply,
+  IdentifyReply,
+  ThumbnailLimits,
+  ThumbnailReply,
+  ThumbnailTarget,
 } from '../../workers/protocol.js';
 import type { PoolThreads } from './thumbnail-threads.cjs';
 
@@ -62,7 +67,11 @@ export class ThumbnailPools {
   private readonly svgLoader: () => boolean;
 
   /** A bare URL is PoolOptions.worker. */
-  constructor(readonly threads: PoolThreads, maxQueue: number, options: PoolOptions | URL = {}) {
+  constructor(
+    readonly threads: PoolThreads,
+    maxQueue: number,
+    options: PoolOptions | URL = {},
+  ) {
     const opts = options instanceof URL ? { worker: options } : options;
     const worker = opts.worker ?? WORKER;
     this.svgLoader = opts.svgLoader ?? (() => false);
@@ -72,8 +81,13 @@ export class ThumbnailPools {
     this.pools = Object.fromEntries(names.map((n) => [n, createPool(threads[n], worker)])) as Record<PoolName, Piscina>;
     // A worker that fails to start (sharp missing or broken) is reported as an 'error' event;
     // unheard, it would crash the process with a raw stack instead of the probe's message.
-    for (const p of Object.values(this.pools)) p.on('error', (e: Error) => { this.workerError = e; });
-    this.gates = Object.fromEntries(names.map((n) => [n, new Admission(threads[n] * SLOTS_PER_THREAD, maxQueue)])) as Record<PoolName, Admission>;
+    for (const p of Object.values(this.pools))
+      p.on('error', (e: Error) => {
+        this.workerError = e;
+      });
+    this.gates = Object.fromEntries(
+      names.map((n) => [n, new Admission(threads[n] * SLOTS_PER_THREAD, maxQueue)]),
+    ) as Record<PoolName, Admission>;
   }
 
   /** Start-up probe: sharp must load and encode inside a worker thread, or we refuse to start. */
@@ -85,19 +99,24 @@ export class ThumbnailPools {
       const r = await Promise.race([this.pools.static.run({ op: 'probe' }) as Promise<{ vips: string }>, failed]);
       return r.vips;
     } catch (e) {
-      throw new Error(`sharp cannot run in a worker thread (${(e as Error).message}). Reinstall with \`npm ci\` on this machine `
-        + '(sharp ships prebuilt libvips for linux-x64 glibc >= 2.31); see https://sharp.pixelplumbing.com/install');
+      throw new Error(
+        `sharp cannot run in a worker thread (${(e as Error).message}). Reinstall with \`npm ci\` on this machine ` +
+          '(sharp ships prebuilt libvips for linux-x64 glibc >= 2.31); see https://sharp.pixelplumbing.com/install',
+      );
     }
   }
 
   /** Admits, then builds the task (reading its source only now) and runs it. */
-  private async run<R>(pool: PoolName, build: () => Promise<{ task: object; transferList?: ArrayBuffer[] }>): Promise<R> {
+  private async run<R>(
+    pool: PoolName,
+    build: () => Promise<{ task: object; transferList?: ArrayBuffer[] }>,
+  ): Promise<R> {
     const gate = this.gates[pool];
     await gate.enter();
     try {
       const { task, transferList = [] } = await build();
       this.submitted[pool]++;
-      return await this.pools[pool].run({ ...task, svgLoader: this.svgLoader() }, { transferList }) as R;
+      return (await this.pools[pool].run({ ...task, svgLoader: this.svgLoader() }, { transferList })) as R;
     } finally {
       gate.leave();
     }
@@ -107,7 +126,12 @@ export class ThumbnailPools {
    * `source` (or what `load` returns once the task is admitted) is transferred: its buffer is
    * detached here when the task is posted. It must own its whole ArrayBuffer.
    */
-  thumbnail(source: Source, targets: ThumbnailTarget[], limits: ThumbnailLimits, animated: boolean): Promise<ThumbnailReply> {
+  thumbnail(
+    source: Source,
+    targets: ThumbnailTarget[],
+    limits: ThumbnailLimits,
+    animated: boolean,
+  ): Promise<ThumbnailReply> {
     return this.run(animated ? 'animated' : 'static', async () => {
       const bytes = await loadSource(source);
       return { task: { op: 'thumbnail', source: bytes, targets, limits }, transferList: [bytes.buffer as ArrayBuffer] };
@@ -121,7 +145,10 @@ export class ThumbnailPools {
   blurhash(source: Source, xComponents: number, yComponents: number, limits: ThumbnailLimits): Promise<BlurhashReply> {
     return this.run('blurhash', async () => {
       const bytes = await loadSource(source);
-      return { task: { op: 'blurhash', source: bytes, xComponents, yComponents, limits }, transferList: [bytes.buffer as ArrayBuffer] };
+      return {
+        task: { op: 'blurhash', source: bytes, xComponents, yComponents, limits },
+        transferList: [bytes.buffer as ArrayBuffer],
+      };
     });
   }
 
@@ -142,7 +169,11 @@ export class ThumbnailPools {
 
   /** piscina's run and wait time histograms per pool (metrics). */
   histograms(): Record<PoolName, PiscinaHistogram> {
-    return { static: this.pools.static.histogram, animated: this.pools.animated.histogram, blurhash: this.pools.blurhash.histogram };
+    return {
+      static: this.pools.static.histogram,
+      animated: this.pools.animated.histogram,
+      blurhash: this.pools.blurhash.histogram,
+    };
   }
 
   stats(): Record<PoolName, PoolStats> {

@@ -41,7 +41,11 @@ export class SinkSession {
   private filling: ArrayBuffer | null = null;
   private fillLen = 0;
 
-  constructor(readonly id: number, readonly path: string, private readonly worker: SinkWorker) {}
+  constructor(
+    readonly id: number,
+    readonly path: string,
+    private readonly worker: SinkWorker,
+  ) {}
 
   /** Queues the chunk for the worker (one copy, into a slot); false asks the producer to pause. */
   write(chunk: Buffer): boolean {

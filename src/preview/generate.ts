@@ -52,11 +52,20 @@ const mimeOf = (header: string | undefined): string => (header ?? '').split(';')
 const isHtml = (mime: string): boolean => mime === 'text/html' || mime === 'application/xhtml+xml';
 
 function limitsOf(cfg: UrlPreviewsSection): PreviewTextLimits {
-  return { numWords: cfg.numWords, maxLength: cfg.maxLength, numTitleWords: cfg.numTitleWords, maxTitleLength: cfg.maxTitleLength };
+  return {
+    numWords: cfg.numWords,
+    maxLength: cfg.maxLength,
+    numTitleWords: cfg.numTitleWords,
+    maxTitleLength: cfg.maxTitleLength,
+  };
 }
 
 /** An oEmbed answer as preview fields, or null when the endpoint fails (the page is the fallback). */
-async function tryOEmbed(deps: GenerateDeps, requestUrl: string, input: GenerateInput): Promise<PreviewParseResult | null> {
+async function tryOEmbed(
+  deps: GenerateDeps,
+  requestUrl: string,
+  input: GenerateInput,
+): Promise<PreviewParseResult | null> {
   try {
     const { json } = await safeJson(requestUrl, { ...input.fetch, maxBytes: OEMBED_MAX_BYTES });
     const fields = await deps.pool.oEmbed({ json, pageUrl: input.url, limits: limitsOf(input.cfg) });
@@ -82,10 +91,17 @@ function fileTitle(disposition: string | undefined, url: string, maxLength: numb
 }
 
 /** Fields of the page at `input.url` (and, for a file preview, the file as the image). */
-async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fields: PreviewParseResult; image: PreviewImage | null }> {
+async function fromPage(
+  deps: GenerateDeps,
+  input: GenerateInput,
+): Promise<{ fields: PreviewParseResult; image: PreviewImage | null }> {
   const { cfg } = input;
   const maxPageBytes = byteLimit(cfg.maxPageSizeBytes);
-  const res = await safeRequest(input.url, { ...input.fetch, maxBytes: Number.MAX_SAFE_INTEGER, headers: { ...input.fetch.headers, accept: HTML_ACCEPT } });
+  const res = await safeRequest(input.url, {
+    ...input.fetch,
+    maxBytes: Number.MAX_SAFE_INTEGER,
+    headers: { ...input.fetch.headers, accept: HTML_ACCEPT },
+  });
   if (res.status < 200 || res.status >= 300) {
     res.body.destroy();
     if (res.status === 404 || res.status === 410) throw Errors.notFound('The page was not found');
@@ -94,7 +110,12 @@ async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fie
   const mime = mimeOf(res.headers['content-type']);
   if (isHtml(mime)) {
     const { bytes } = await readPrefix(res.body, maxPageBytes);
-    const fields = await deps.pool.html({ bytes, contentType: res.headers['content-type'] ?? null, pageUrl: res.url, limits: limitsOf(cfg) });
+    const fields = await deps.pool.html({
+      bytes,
+      contentType: res.headers['content-type'] ?? null,
+      pageUrl: res.url,
+      limits: limitsOf(cfg),
+    });
     if (fields.oembedUrl && deps.providers) {
       // A discovered link is a URL the page chose: it gets the same checks as any other fetch.
       const oe = await tryOEmbed(deps, fields.oembedUrl, input);
@@ -103,7 +124,11 @@ async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fie
     return { fields, image: null };
   }
   if (mime && cfg.filePreviewTypes.some((glob) => globMatch(glob.toLowerCase(), mime))) {
-    const fields: PreviewParseResult = { charset: '', truncated: false, title: fileTitle(res.headers['content-disposition'], res.url, cfg.maxTitleLength) };
+    const fields: PreviewParseResult = {
+      charset: '',
+      truncated: false,
+      title: fileTitle(res.headers['content-disposition'], res.url, cfg.maxTitleLength),
+    };
     let image: PreviewImage | null = null;
     if (mime.startsWith('image/')) {
       const { bytes, complete } = await readPrefix(res.body, maxPageBytes + 1);
@@ -118,16 +143,31 @@ async function fromPage(deps: GenerateDeps, input: GenerateInput): Promise<{ fie
 
 /** The fields of `o` that are set (so spreading them never erases a page's value). */
 function definedOnly(o: PreviewParseResult): Partial<PreviewParseResult> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<PreviewParseResult>;
+  return Object.fromEntries(
+    Object.entries(o).filter(([, v]) => v !== undefined && v !== ''),
+  ) as Partial<PreviewParseResult>;
 }
 
 export async function generatePreview(deps: GenerateDeps, input: GenerateInput): Promise<PreviewJson> {
   const endpoint = deps.providers?.endpointFor(input.url);
   const oEmbedFields = endpoint ? await tryOEmbed(deps, oEmbedRequestUrl(endpoint.url, input.url), input) : null;
-  const { fields, image: fileImage } = oEmbedFields ? { fields: oEmbedFields, image: null } : await fromPage(deps, input);
+  const { fields, image: fileImage } = oEmbedFields
+    ? { fields: oEmbedFields, image: null }
+    : await fromPage(deps, input);
   // A file described from its headers comes back from fromPage with no charset.
-  deps.metrics?.previewsGenerated.inc({ type: oEmbedFields ? 'oembed' : fields.charset === '' ? 'calculated' : 'opengraph' });
-  const image = fileImage ?? (fields.image ? await fetchPreviewImage(fields.image.url, input.fetch, byteLimit(input.cfg.maxPageSizeBytes), deps.identifyImage) : null);
+  deps.metrics?.previewsGenerated.inc({
+    type: oEmbedFields ? 'oembed' : fields.charset === '' ? 'calculated' : 'opengraph',
+  });
+  const image =
+    fileImage ??
+    (fields.image
+      ? await fetchPreviewImage(
+          fields.image.url,
+          input.fetch,
+          byteLimit(input.cfg.maxPageSizeBytes),
+          deps.identifyImage,
+        )
+      : null);
 
   const out: PreviewJson = {};
   const put = (k: string, v: string | number | undefined) => {
@@ -140,9 +180,15 @@ export async function generatePreview(deps: GenerateDeps, input: GenerateInput):
   put('og:url', fields.url ?? input.url);
   if (image) {
     const { row } = await storeUpload(deps, {
-      origin: input.serverName, userId: input.userId, uploadName: null, contentType: image.contentType,
-      body: bufferBody(image.bytes), maxBytes: 0, minBytes: 0,
-      datastoreIds: input.domain.datastores.map((d) => d.id), requiresAuth: input.requiresAuth,
+      origin: input.serverName,
+      userId: input.userId,
+      uploadName: null,
+      contentType: image.contentType,
+      body: bufferBody(image.bytes),
+      maxBytes: 0,
+      minBytes: 0,
+      datastoreIds: input.domain.datastores.map((d) => d.id),
+      requiresAuth: input.requiresAuth,
     });
     put('og:image', `mxc://${row.origin}/${row.mediaId}`);
     put('og:image:type', image.contentType);

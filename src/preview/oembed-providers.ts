@@ -29,7 +29,10 @@ export const BUNDLED_PROVIDERS = fileURLToPath(new URL('../../../assets/oembed-p
  * regular expression with several `.*` can backtrack polynomially on a crafted URL.
  */
 export function globMatch(glob: string, text: string): boolean {
-  let g = 0, t = 0, star = -1, mark = 0;
+  let g = 0,
+    t = 0,
+    star = -1,
+    mark = 0;
   while (t < text.length) {
     if (g < glob.length && glob[g] === '*') {
       star = g++;
@@ -69,7 +72,8 @@ export class OEmbedProviders {
           continue; // one bad entry in a 300-provider list must not disable the rest
         }
         const endpoint = { providerName: typeof p.provider_name === 'string' ? p.provider_name : '', url };
-        for (const s of e.schemes) if (typeof s === 'string' && s.length <= 500) schemes.push({ glob: s.toLowerCase(), endpoint });
+        for (const s of e.schemes)
+          if (typeof s === 'string' && s.length <= 500) schemes.push({ glob: s.toLowerCase(), endpoint });
       }
     }
     return new OEmbedProviders(schemes);

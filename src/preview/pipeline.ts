@@ -57,7 +57,8 @@ export function previewTarget(raw: string): string {
   } catch {
     throw Errors.invalidParam('url: not an absolute URL');
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw Errors.invalidParam(`url: only http and https URLs are previewed, not ${u.protocol}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw Errors.invalidParam(`url: only http and https URLs are previewed, not ${u.protocol}`);
   if (u.username || u.password) throw Errors.invalidParam('url: URLs with credentials are not previewed');
   u.hash = '';
   return u.href;
@@ -103,7 +104,12 @@ export async function previewUrl(deps: PreviewDeps, r: PreviewRequest): Promise<
   throw storedError(stored.errcode, stored.status, stored.message);
 }
 
-async function lookupOrGenerate(deps: PreviewDeps, r: PreviewRequest, cfg: UrlPreviewsSection, key: PreviewKey): Promise<StoredPreview> {
+async function lookupOrGenerate(
+  deps: PreviewDeps,
+  r: PreviewRequest,
+  cfg: UrlPreviewsSection,
+  key: PreviewKey,
+): Promise<StoredPreview> {
   const row = await getPreview(deps.db, key);
   if (row) return row;
   await deps.gate.enter();
@@ -116,14 +122,23 @@ async function lookupOrGenerate(deps: PreviewDeps, r: PreviewRequest, cfg: UrlPr
       rejectUnauthorized: !cfg.previewUnsafeCertificates,
       headers: { 'user-agent': cfg.userAgent, 'accept-language': key.language },
     };
-    const json = await generatePreview({ ...deps, providers: cfg.oEmbed ? deps.providers() : null }, {
-      url: key.url, cfg, fetch: opts, userId: r.userId, serverName: r.serverName, domain: r.domain,
-      requiresAuth: g.repo.freezeUnauthenticatedMedia,
-    });
+    const json = await generatePreview(
+      { ...deps, providers: cfg.oEmbed ? deps.providers() : null },
+      {
+        url: key.url,
+        cfg,
+        fetch: opts,
+        userId: r.userId,
+        serverName: r.serverName,
+        domain: r.domain,
+        requiresAuth: g.repo.freezeUnauthenticatedMedia,
+      },
+    );
     result = { ok: true, json: JSON.stringify(json), creationTs: Date.now() };
   } catch (e) {
     const err = previewFailure(e); // what the client sees, and what is cached
-    if (err.status >= 500) deps.log.warn('url preview failed', { url: key.url, status: err.status, error: (e as Error).message });
+    if (err.status >= 500)
+      deps.log.warn('url preview failed', { url: key.url, status: err.status, error: (e as Error).message });
     if (!cacheable(err)) throw err;
     result = { ok: false, errcode: err.errcode, status: err.status, message: err.message, creationTs: Date.now() };
   } finally {

@@ -33,7 +33,10 @@ export class PreviewPool {
   html(task: Omit<PreviewParseTask, 'op'>): Promise<PreviewParseResult> {
     const buffer = task.bytes.buffer as ArrayBuffer;
     const whole = task.bytes.byteOffset === 0 && task.bytes.byteLength === buffer.byteLength;
-    return this.pool.run({ op: 'preview-html', ...task }, whole ? { transferList: [buffer] } : {}) as Promise<PreviewParseResult>;
+    return this.pool.run(
+      { op: 'preview-html', ...task },
+      whole ? { transferList: [buffer] } : {},
+    ) as Promise<PreviewParseResult>;
   }
 
   oEmbed(task: Omit<PreviewOEmbedTask, 'op'>): Promise<PreviewParseResult> {

@@ -18,10 +18,19 @@ export interface PreviewImage {
 export type IdentifyImage = (bytes: Buffer) => Promise<Omit<PreviewImage, 'bytes'> | null>;
 
 /** Null on any failure: a missing image never fails the preview. */
-export async function fetchPreviewImage(url: string, opts: Omit<SafeRequestOptions, 'maxBytes'>, maxBytes: number, identifyImage: IdentifyImage): Promise<PreviewImage | null> {
+export async function fetchPreviewImage(
+  url: string,
+  opts: Omit<SafeRequestOptions, 'maxBytes'>,
+  maxBytes: number,
+  identifyImage: IdentifyImage,
+): Promise<PreviewImage | null> {
   let res;
   try {
-    res = await safeRequest(url, { ...opts, maxBytes: Number.MAX_SAFE_INTEGER, headers: { ...opts.headers, accept: 'image/*' } });
+    res = await safeRequest(url, {
+      ...opts,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      headers: { ...opts.headers, accept: 'image/*' },
+    });
   } catch {
     return null;
   }

@@ -23,8 +23,12 @@ export interface CoordinateOptions<T> {
  * within this process, and the database settles races between instances. `work` may hand
  * back a promise through `holdUntil` to keep the lock past its return (background storing).
  */
-export async function coordinate<T>(ring: RedisRing | undefined, name: string, opts: CoordinateOptions<T>,
-  work: (holdUntil: (p: Promise<unknown>) => void) => Promise<T>): Promise<T> {
+export async function coordinate<T>(
+  ring: RedisRing | undefined,
+  name: string,
+  opts: CoordinateOptions<T>,
+  work: (holdUntil: (p: Promise<unknown>) => void) => Promise<T>,
+): Promise<T> {
   if (!ring?.enabled) return work(() => undefined);
   const key = `lock:${name}`;
   const token = randomBytes(12).toString('hex');

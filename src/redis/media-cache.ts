@@ -11,7 +11,10 @@ export const MAX_WRITES_IN_FLIGHT = 8;
 export class RedisMediaCache {
   private writing = 0;
 
-  constructor(private readonly ring: RedisRing, private readonly maxObjectBytes: () => number) {}
+  constructor(
+    private readonly ring: RedisRing,
+    private readonly maxObjectBytes: () => number,
+  ) {}
 
   /** Whether a blob of this size is cached at all. */
   accepts(size: number): boolean {
@@ -37,7 +40,8 @@ export class RedisMediaCache {
     }
     this.writing++;
     this.ring.stats.cacheWrites++;
-    void this.ring.call(`media:${sha256}`, (c, k) => c.set(k, bytes, 'EX', CACHE_TTL_SECONDS))
+    void this.ring
+      .call(`media:${sha256}`, (c, k) => c.set(k, bytes, 'EX', CACHE_TTL_SECONDS))
       .finally(() => this.writing--);
   }
 

@@ -67,7 +67,11 @@ export class RedisRing {
     }
     this.ring = new HashRing([...this.shards.keys()]);
     for (const s of old.values()) this.disconnect(s);
-    if (cfg.enabled) this.log.info('redis ring configured', { shards: cfg.shards.map((s) => `${s.name}=${s.addr}`).join(', '), db: cfg.databaseNumber });
+    if (cfg.enabled)
+      this.log.info('redis ring configured', {
+        shards: cfg.shards.map((s) => `${s.name}=${s.addr}`).join(', '),
+        db: cfg.databaseNumber,
+      });
   }
 
   private connect(name: string, addr: string, db: number): Shard {
@@ -86,12 +90,17 @@ export class RedisRing {
     // sends one SUBSCRIBE per channel (ioredis re-sends them after a reconnect), and a Redis
     // that is down at start must still get them once it is up.
     const sub = new Redis(url(addr), {
-      ...opts, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: 'media-repo-sub',
+      ...opts,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      commandTimeout: undefined,
+      connectionName: 'media-repo-sub',
     });
     let down = false;
     cmd.on('error', (e: Error) => {
       // Logged once per outage, not once per reconnect attempt.
-      if (!down) this.log.warn('redis shard unavailable; serving without it until it is back', { shard: name, addr, error: e });
+      if (!down)
+        this.log.warn('redis shard unavailable; serving without it until it is back', { shard: name, addr, error: e });
       down = true;
     });
     cmd.on('ready', () => {

@@ -24,7 +24,17 @@ export interface RedisStats {
 
 export function newRedisStats(): RedisStats {
   return {
-    commands: 0, failures: 0, timeouts: 0, skipped: 0, cacheHits: 0, cacheMisses: 0, cacheWrites: 0,
-    cacheWritesDropped: 0, uploadNotices: 0, locksTaken: 0, locksBusy: 0, lockFallbacks: 0,
+    commands: 0,
+    failures: 0,
+    timeouts: 0,
+    skipped: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    cacheWrites: 0,
+    cacheWritesDropped: 0,
+    uploadNotices: 0,
+    locksTaken: 0,
+    locksBusy: 0,
+    lockFallbacks: 0,
   };
 }

@@ -26,19 +26,27 @@ export function startHousekeeping(config: () => LoadedConfig, log: Logger, db: D
     params: { min_age_seconds: config().global.orphanBlobs.minAgeSeconds },
   }));
   // Expired async-upload reservations are swept so the table stays small.
-  const sweeper = setInterval(() => {
-    deleteExpiredReservations(db, Date.now()).catch((e) => log.warn('reservation sweep failed', { error: e as Error }));
-  }, 10 * 60 * 1000);
+  const sweeper = setInterval(
+    () => {
+      deleteExpiredReservations(db, Date.now()).catch((e) =>
+        log.warn('reservation sweep failed', { error: e as Error }),
+      );
+    },
+    10 * 60 * 1000,
+  );
   sweeper.unref();
   // Cached previews expire after urlPreviews.expireAfterDays (0 keeps them). Running on every
   // instance is harmless: the delete is idempotent.
-  const previewPurge = setInterval(() => {
-    const days = config().global.urlPreviews.expireAfterDays;
-    if (days <= 0) return;
-    purgePreviews(db, Date.now() - days * 86_400_000)
-      .then((n) => n && log.info('purged expired URL previews', { rows: n }))
-      .catch((e) => log.warn('URL preview purge failed', { error: e as Error }));
-  }, 60 * 60 * 1000);
+  const previewPurge = setInterval(
+    () => {
+      const days = config().global.urlPreviews.expireAfterDays;
+      if (days <= 0) return;
+      purgePreviews(db, Date.now() - days * 86_400_000)
+        .then((n) => n && log.info('purged expired URL previews', { rows: n }))
+        .catch((e) => log.warn('URL preview purge failed', { error: e as Error }));
+    },
+    60 * 60 * 1000,
+  );
   previewPurge.unref();
   return {
     stopSweeps() {

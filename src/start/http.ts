@@ -11,13 +11,22 @@ import type { Registry } from 'prom-client';
 
 // Start-up step 7, http: the route table behind the listener, and the metrics listener.
 
-export async function startHttp(config: () => LoadedConfig, log: Logger, svc: Services, port: number | undefined,
-  metrics: { set: MediaMetrics; registry: Registry }): Promise<{ http: HttpServer; metricsServer: MetricsServer | null }> {
+export async function startHttp(
+  config: () => LoadedConfig,
+  log: Logger,
+  svc: Services,
+  port: number | undefined,
+  metrics: { set: MediaMetrics; registry: Registry },
+): Promise<{ http: HttpServer; metricsServer: MetricsServer | null }> {
   const g = config().global;
   const dispatcher = createDispatcher(svc, ROUTES);
   const http = await startHttpServer({
-    bindAddress: g.repo.bindAddress, port: port ?? g.repo.port, log,
-    wantsBody: dispatcher.wantsBody, dispatch: dispatcher.dispatch, observe: observeHttp(metrics.set),
+    bindAddress: g.repo.bindAddress,
+    port: port ?? g.repo.port,
+    log,
+    wantsBody: dispatcher.wantsBody,
+    dispatch: dispatcher.dispatch,
+    observe: observeHttp(metrics.set),
   });
   let metricsServer: MetricsServer | null = null;
   if (g.metrics.enabled) {

@@ -28,7 +28,12 @@ export interface Images {
   close(): Promise<void>;
 }
 
-export async function startImages(config: () => LoadedConfig, log: Logger, metrics: MediaMetrics, storage: Storage): Promise<Images> {
+export async function startImages(
+  config: () => LoadedConfig,
+  log: Logger,
+  metrics: MediaMetrics,
+  storage: Storage,
+): Promise<Images> {
   const g = config().global;
   const threads = poolThreads(g.thumbnails.numWorkers);
   const thumbnails = new ThumbnailPools(threads, g.thumbnails.maxQueue, { svgLoader: () => svgConfigured(config()) });
@@ -36,9 +41,18 @@ export async function startImages(config: () => LoadedConfig, log: Logger, metri
     const vips = await thumbnails.probe();
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
     const wantUv = libuvThreadsFor(threads);
-    log.info('image pools ready', { vips, static: threads.static, animated: threads.animated, blurhash: threads.blurhash, libuvThreads: uv });
+    log.info('image pools ready', {
+      vips,
+      static: threads.static,
+      animated: threads.animated,
+      blurhash: threads.blurhash,
+      libuvThreads: uv,
+    });
     if (uv < wantUv) {
-      log.warn('libuv thread pool is smaller than the image pools need; start through the media-repo launcher or set UV_THREADPOOL_SIZE', { have: uv, want: wantUv });
+      log.warn(
+        'libuv thread pool is smaller than the image pools need; start through the media-repo launcher or set UV_THREADPOOL_SIZE',
+        { have: uv, want: wantUv },
+      );
     }
   } catch (e) {
     await thumbnails.close().catch(() => undefined);
@@ -46,13 +60,24 @@ export async function startImages(config: () => LoadedConfig, log: Logger, metri
   }
   const freshThumbnails = new FreshThumbnails();
   const thumbnailDeps: ThumbnailDeps = {
-    db: storage.db, datastores: storage.datastores, log, metrics, freshThumbnails, redis: storage.redis, thumbnails,
-    thumbnailRows: new ThumbnailRowCache(), thumbnailFlights: new SingleFlight<Thumbnail[]>(),
+    db: storage.db,
+    datastores: storage.datastores,
+    log,
+    metrics,
+    freshThumbnails,
+    redis: storage.redis,
+    thumbnails,
+    thumbnailRows: new ThumbnailRowCache(),
+    thumbnailFlights: new SingleFlight<Thumbnail[]>(),
   };
   const pregenerator = new Pregenerator(thumbnailDeps, log);
   return {
-    thumbnails, freshThumbnails, pregenerator, thumbnailDeps,
-    thumbnailRows: thumbnailDeps.thumbnailRows, thumbnailFlights: thumbnailDeps.thumbnailFlights,
+    thumbnails,
+    freshThumbnails,
+    pregenerator,
+    thumbnailDeps,
+    thumbnailRows: thumbnailDeps.thumbnailRows,
+    thumbnailFlights: thumbnailDeps.thumbnailFlights,
     identicons: identiconCache(),
     async close() {
       pregenerator.stop();

@@ -22,7 +22,13 @@ export interface Previews {
   close(): Promise<void>;
 }
 
-export function startPreviews(config: () => LoadedConfig, log: Logger, metrics: MediaMetrics, storage: Storage, thumbnails: ThumbnailPools): Previews {
+export function startPreviews(
+  config: () => LoadedConfig,
+  log: Logger,
+  metrics: MediaMetrics,
+  storage: Storage,
+  thumbnails: ThumbnailPools,
+): Previews {
   const g = config().global;
   const pool = new PreviewPool(g.urlPreviews.numWorkers);
   // numWorkers previews in flight, each holding at most one page; a bounded line behind.
@@ -35,7 +41,13 @@ export function startPreviews(config: () => LoadedConfig, log: Logger, metrics: 
     throw e;
   }
   const deps: PreviewDeps = {
-    db: storage.db, datastores: storage.datastores, pool, gate, metrics, log, config,
+    db: storage.db,
+    datastores: storage.datastores,
+    pool,
+    gate,
+    metrics,
+    log,
+    config,
     flights: new SingleFlight<StoredPreview>(),
     results: new PreviewResults(),
     providers,

@@ -28,11 +28,17 @@ export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
   const serverKeys = createServerKeyFetcher({ fetchKeys: (name) => federation.serverKeys(name), log });
   for (const d of loaded.domains.values()) {
     if (!d.homeserver.signingKeyPath) {
-      log.warn('no signingKeyPath for this homeserver: remote media is fetched over the legacy unauthenticated endpoint only, which servers that froze their media refuse', { homeserver: d.homeserver.name });
+      log.warn(
+        'no signingKeyPath for this homeserver: remote media is fetched over the legacy unauthenticated endpoint only, which servers that froze their media refuse',
+        { homeserver: d.homeserver.name },
+      );
     }
   }
   return {
-    homeserver: new HomeserverClient(), tokens, federation, serverKeys,
+    homeserver: new HomeserverClient(),
+    tokens,
+    federation,
+    serverKeys,
     remoteFlights: new SingleFlight<MediaRow>(),
     remoteState: new RemoteFetchState(),
   };

@@ -27,18 +27,34 @@ export function handlerServices(p: Parts): Services {
   const { config, log, metrics, storage, images, remote } = p;
   const { db, datastores, mediaRows, waiters, redis, blobCache } = storage;
   const remoteDeps = {
-    config, log, metrics, db, datastores, mediaRows, redis,
-    federation: remote.federation, remoteFlights: remote.remoteFlights, remoteState: remote.remoteState,
+    config,
+    log,
+    metrics,
+    db,
+    datastores,
+    mediaRows,
+    redis,
+    federation: remote.federation,
+    remoteFlights: remote.remoteFlights,
+    remoteState: remote.remoteState,
   };
   const local = { db, mediaRows, waiters };
   return {
-    config, log, metrics, state: p.state,
+    config,
+    log,
+    metrics,
+    state: p.state,
     homeserver: remote.homeserver,
     auth: { config, tokens: remote.tokens, homeserver: remote.homeserver, serverKeys: remote.serverKeys },
     download: { ...remoteDeps, ...local, blobCache },
     thumbnail: { ...images.thumbnailDeps, ...remoteDeps, ...local, blobCache },
     upload: {
-      ...images.thumbnailDeps, config, mediaRows, waiters, redis, pregenerator: images.pregenerator,
+      ...images.thumbnailDeps,
+      config,
+      mediaRows,
+      waiters,
+      redis,
+      pregenerator: images.pregenerator,
       putsInFlight: new Set<string>(),
     },
     identicon: { thumbnails: images.thumbnails, rendered: images.identicons },

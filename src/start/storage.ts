@@ -37,7 +37,12 @@ export function allDatastores(cfg: LoadedConfig) {
   return [...byId.values()];
 }
 
-export async function startStorage(config: () => LoadedConfig, log: Logger, metrics: MediaMetrics, runMigrations: boolean): Promise<Storage> {
+export async function startStorage(
+  config: () => LoadedConfig,
+  log: Logger,
+  metrics: MediaMetrics,
+  runMigrations: boolean,
+): Promise<Storage> {
   const g = config().global;
   const db: Db = timedDb(await openDatabase(g, log), metrics);
   const sinks = new UploadSinkPool();
@@ -50,7 +55,9 @@ export async function startStorage(config: () => LoadedConfig, log: Logger, metr
   };
   try {
     if (runMigrations) await migrate(db, log);
-    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`, sinks, (ds) => countDatastoreBytes(ds, metrics));
+    const datastores = new DatastoreRegistry(`m${process.env.MACHINE_ID ?? '0'}`, sinks, (ds) =>
+      countDatastoreBytes(ds, metrics),
+    );
     await datastores.sync(allDatastores(config()));
     datastores.setTally(await bytesPerDatastore(db));
     for (const ds of datastores.all()) {
@@ -59,11 +66,18 @@ export async function startStorage(config: () => LoadedConfig, log: Logger, metr
         if (swept) log.info('removed staging leftovers of an earlier run', { datastore: ds.id, files: swept });
       } catch (e) {
         // An unreachable bucket must not keep the other datastores (and downloads) from serving.
-        log.warn('could not sweep staging leftovers; will try again at the next start', { datastore: ds.id, error: e as Error });
+        log.warn('could not sweep staging leftovers; will try again at the next start', {
+          datastore: ds.id,
+          error: e as Error,
+        });
       }
     }
     return {
-      db, datastores, sinks, waiters, redis,
+      db,
+      datastores,
+      sinks,
+      waiters,
+      redis,
       mediaRows: new MediaRowCache(),
       // Sized once at start: resizing a live cache is not worth its edge cases (restart to change).
       blobCache: new BlobCache(g.downloads.cache),

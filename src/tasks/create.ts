@@ -24,23 +24,29 @@ const ROW_CACHE_TTL_MS = 60_000;
 // Every task kind this build knows, wired to its dependencies.
 export function createTaskRunner(deps: TaskDeps): TaskRunner {
   const handlers = new Map<string, TaskHandler>([
-    [STORAGE_MIGRATION, storageMigration({
-      db: deps.db,
-      datastores: deps.datastores,
-      forgetRows(rows) {
-        for (const r of rows) if (!r.thumbnail) deps.mediaRows.delete(r.origin, r.mediaId);
-        if (rows.some((r) => r.thumbnail)) deps.thumbnailRows.clear();
-      },
-      // Embedded PGlite means one instance, whose own caches were just cleared: the grace only
-      // covers downloads that read the row a moment before the repoint. With Postgres other
-      // instances may hold the old row for a whole cache lifetime.
-      deleteGraceMs: deps.db.kind === 'pglite' ? 2_000 : ROW_CACHE_TTL_MS + 5_000,
-    })],
-    [ORPHAN_BLOBS, orphanBlobs({
-      db: deps.db,
-      datastores: deps.datastores,
-      countRemoved: (datastoreId) => deps.metrics?.orphanBlobsRemoved.inc({ datastore: datastoreId }),
-    })],
+    [
+      STORAGE_MIGRATION,
+      storageMigration({
+        db: deps.db,
+        datastores: deps.datastores,
+        forgetRows(rows) {
+          for (const r of rows) if (!r.thumbnail) deps.mediaRows.delete(r.origin, r.mediaId);
+          if (rows.some((r) => r.thumbnail)) deps.thumbnailRows.clear();
+        },
+        // Embedded PGlite means one instance, whose own caches were just cleared: the grace only
+        // covers downloads that read the row a moment before the repoint. With Postgres other
+        // instances may hold the old row for a whole cache lifetime.
+        deleteGraceMs: deps.db.kind === 'pglite' ? 2_000 : ROW_CACHE_TTL_MS + 5_000,
+      }),
+    ],
+    [
+      ORPHAN_BLOBS,
+      orphanBlobs({
+        db: deps.db,
+        datastores: deps.datastores,
+        countRemoved: (datastoreId) => deps.metrics?.orphanBlobsRemoved.inc({ datastore: datastoreId }),
+      }),
+    ],
   ]);
   return new TaskRunner(deps.db, deps.log.child({ component: 'tasks' }), handlers);
 }

@@ -58,7 +58,11 @@ export const SUSPICIOUS_ORPHANS = 50;
 export const SUSPICIOUS_SHARE = 0.05;
 
 /** Pass one, read-only: how many content-addressed blobs the datastore holds, and how many no row references. */
-async function census(deps: OrphanBlobsDeps, ctx: TaskContext, ds: Datastore): Promise<{ blobs: number; unreferenced: number }> {
+async function census(
+  deps: OrphanBlobsDeps,
+  ctx: TaskContext,
+  ds: Datastore,
+): Promise<{ blobs: number; unreferenced: number }> {
   let blobs = 0;
   let unreferenced = 0;
   let batch: string[] = [];
@@ -89,7 +93,9 @@ export function contentHashOf(location: string): string | null {
 export function orphanBlobs(deps: OrphanBlobsDeps): TaskHandler {
   return async (ctx) => {
     if (await hasUnfinishedTask(deps.db, STORAGE_MIGRATION)) {
-      ctx.log.info('orphan blob collection skipped: a storage migration is unfinished, and its source blobs are unreferenced on purpose');
+      ctx.log.info(
+        'orphan blob collection skipped: a storage migration is unfinished, and its source blobs are unreferenced on purpose',
+      );
       return;
     }
     const minAgeMs = (ctx.task.params as unknown as OrphanBlobsParams).min_age_seconds * 1000;
@@ -101,8 +107,10 @@ export function orphanBlobs(deps: OrphanBlobsDeps): TaskHandler {
         if (seen.unreferenced > SUSPICIOUS_ORPHANS && seen.unreferenced > seen.blobs * SUSPICIOUS_SHARE) {
           prog.failed++;
           prog.last_error = `${ds.id}: ${seen.unreferenced} of ${seen.blobs} blobs have no row; nothing removed`;
-          ctx.log.error('orphan blob collection refused: too many blobs in this datastore have no row. Check that its id matches the one its media rows name, and that no other database shares it',
-            { datastore: ds.id, unreferenced: seen.unreferenced, blobs: seen.blobs });
+          ctx.log.error(
+            'orphan blob collection refused: too many blobs in this datastore have no row. Check that its id matches the one its media rows name, and that no other database shares it',
+            { datastore: ds.id, unreferenced: seen.unreferenced, blobs: seen.blobs },
+          );
           continue;
         }
         let batch: string[] = [];
@@ -124,12 +132,21 @@ export function orphanBlobs(deps: OrphanBlobsDeps): TaskHandler {
         ctx.log.warn('could not scan a datastore for orphan blobs', { datastore: ds.id, error: e as Error });
       }
     }
-    if (prog.removed > 0) ctx.log.info('removed blobs that no row referenced', { removed: prog.removed, scanned: prog.scanned });
-    if (prog.failed > 0) throw new Error(`${prog.failed} orphan blob(s) or datastore(s) failed; last error: ${prog.last_error}`);
+    if (prog.removed > 0)
+      ctx.log.info('removed blobs that no row referenced', { removed: prog.removed, scanned: prog.scanned });
+    if (prog.failed > 0)
+      throw new Error(`${prog.failed} orphan blob(s) or datastore(s) failed; last error: ${prog.last_error}`);
   };
 }
 
-async function collectBatch(deps: OrphanBlobsDeps, ctx: TaskContext, ds: Datastore, batch: string[], minAgeMs: number, prog: Progress): Promise<void> {
+async function collectBatch(
+  deps: OrphanBlobsDeps,
+  ctx: TaskContext,
+  ds: Datastore,
+  batch: string[],
+  minAgeMs: number,
+  prog: Progress,
+): Promise<void> {
   if (batch.length === 0) return;
   prog.scanned += batch.length;
   for (const location of await unreferencedLocations(deps.db, ds.id, batch)) {

@@ -18,7 +18,13 @@ export interface RecurringSettings {
 const MAX_LOOK_MS = 5 * 60_000;
 const MIN_LOOK_MS = 1000;
 
-export function scheduleRecurring(db: Db, runner: TaskRunner, log: Logger, name: string, settings: () => RecurringSettings): { stop(): Promise<void> } {
+export function scheduleRecurring(
+  db: Db,
+  runner: TaskRunner,
+  log: Logger,
+  name: string,
+  settings: () => RecurringSettings,
+): { stop(): Promise<void> } {
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let looking: Promise<void> = Promise.resolve();
@@ -35,7 +41,10 @@ export function scheduleRecurring(db: Db, runner: TaskRunner, log: Logger, name:
       .finally(() => {
         if (stopped) return;
         const interval = settings().intervalMs;
-        timer = setTimeout(lookThenWait, interval > 0 ? Math.min(MAX_LOOK_MS, Math.max(MIN_LOOK_MS, interval)) : MAX_LOOK_MS);
+        timer = setTimeout(
+          lookThenWait,
+          interval > 0 ? Math.min(MAX_LOOK_MS, Math.max(MIN_LOOK_MS, interval)) : MAX_LOOK_MS,
+        );
         timer.unref();
       });
   };

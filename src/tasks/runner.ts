@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/driver.js';
 import type { Logger } from '../logging/logger.js';
-import { claimTask, finishTask, heartbeatTask, insertTask, releaseTask, saveTaskProgress, type TaskRow } from '../db/tasks.js';
+import {
+  claimTask,
+  finishTask,
+  heartbeatTask,
+  insertTask,
+  releaseTask,
+  saveTaskProgress,
+  type TaskRow,
+} from '../db/tasks.js';
 import { MediaRepoError } from '../errors.js';
 
 // Runs background tasks (rows of background_tasks) so that each one runs on exactly one
@@ -51,7 +59,12 @@ export class TaskRunner {
   private polling: Promise<void> | null = null;
   private stopped = false;
 
-  constructor(private readonly db: Db, private readonly log: Logger, private readonly handlers: Map<string, TaskHandler>, opts: RunnerOptions = {}) {
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly handlers: Map<string, TaskHandler>,
+    opts: RunnerOptions = {},
+  ) {
     this.owner = opts.owner ?? `${process.env.MACHINE_ID ?? '0'}-${randomBytes(4).toString('hex')}`;
     this.pollMs = opts.pollMs ?? 10_000;
     this.heartbeatMs = opts.heartbeatMs ?? 10_000;
@@ -78,13 +91,17 @@ export class TaskRunner {
     if (this.stopped || this.polling) return;
     this.polling = this.poll()
       .catch((e) => this.log.warn('background task poll failed', { error: e as Error }))
-      .finally(() => { this.polling = null; });
+      .finally(() => {
+        this.polling = null;
+      });
   }
 
   private async poll(): Promise<void> {
     while (!this.stopped && this.running.size < this.maxRunning) {
       const now = Date.now();
-      const task = await this.db.tx((q) => claimTask(q, this.owner, [...this.handlers.keys()], now, now - this.staleMs));
+      const task = await this.db.tx((q) =>
+        claimTask(q, this.owner, [...this.handlers.keys()], now, now - this.staleMs),
+      );
       if (!task) return;
       if (this.stopped) {
         await releaseTask(this.db, task.id, this.owner);
@@ -97,15 +114,24 @@ export class TaskRunner {
   private launch(task: TaskRow): void {
     const abort = new AbortController();
     const log = this.log.child({ task: task.id, taskName: task.name });
-    log.info(task.progress ? 'resuming background task' : 'starting background task', { params: JSON.stringify(task.params) });
+    log.info(task.progress ? 'resuming background task' : 'starting background task', {
+      params: JSON.stringify(task.params),
+    });
     const beat = setInterval(() => {
-      heartbeatTask(this.db, task.id, this.owner, Date.now()).then((held) => {
-        if (!held) abort.abort(new LostClaimError(task.id));
-      }, (e) => log.warn('task heartbeat failed', { error: e as Error }));
+      heartbeatTask(this.db, task.id, this.owner, Date.now()).then(
+        (held) => {
+          if (!held) abort.abort(new LostClaimError(task.id));
+        },
+        (e) => log.warn('task heartbeat failed', { error: e as Error }),
+      );
     }, this.heartbeatMs);
     beat.unref();
     const ctx: TaskContext = {
-      task, db: this.db, log, owner: this.owner, signal: abort.signal,
+      task,
+      db: this.db,
+      log,
+      owner: this.owner,
+      signal: abort.signal,
       saveProgress: async (p) => {
         if (!(await saveTaskProgress(this.db, task.id, this.owner, p))) {
           abort.abort(new LostClaimError(task.id));
@@ -131,7 +157,8 @@ export class TaskRunner {
       await finishTask(this.db, task.id, this.owner, Date.now(), error);
       if (error) log.warn('background task failed', { error });
       else log.info('background task finished');
-    })().catch((e) => log.error('background task bookkeeping failed', { error: e as Error }))
+    })()
+      .catch((e) => log.error('background task bookkeeping failed', { error: e as Error }))
       .finally(() => {
         this.running.delete(task.id);
         this.wake();

@@ -53,7 +53,13 @@ export function storageMigration(deps: StorageMigrationDeps): TaskHandler {
     const dst = deps.datastores.get(p.target);
     if (!src) throw new Error(`source datastore ${p.source} is not configured`);
     if (!dst) throw new Error(`target datastore ${p.target} is not configured`);
-    const prog: Progress = { moved: 0, bytes: 0, failed: 0, pending_deletes: [], ...(ctx.task.progress as Partial<Progress> | null) };
+    const prog: Progress = {
+      moved: 0,
+      bytes: 0,
+      failed: 0,
+      pending_deletes: [],
+      ...(ctx.task.progress as Partial<Progress> | null),
+    };
     let cursor = '';
     for (;;) {
       const batch = await blobsBefore(deps.db, src.id, p.before_ts, cursor, BATCH);
@@ -68,7 +74,10 @@ export function storageMigration(deps: StorageMigrationDeps): TaskHandler {
           // One unreadable blob must not stop the rest; it stays where it is and is reported.
           prog.failed++;
           prog.last_error = (e as Error).message;
-          ctx.log.warn('could not move a blob; it stays in the source datastore', { location: blob.location, error: e as Error });
+          ctx.log.warn('could not move a blob; it stays in the source datastore', {
+            location: blob.location,
+            error: e as Error,
+          });
           await ctx.saveProgress({ ...prog });
         }
         await deleteDue(deps, ctx, src, prog, Date.now());
@@ -84,32 +93,56 @@ export function storageMigration(deps: StorageMigrationDeps): TaskHandler {
   };
 }
 
-async function moveBlob(deps: StorageMigrationDeps, ctx: TaskContext, src: Datastore, dst: Datastore, blob: BlobRef, prog: Progress): Promise<void> {
+async function moveBlob(
+  deps: StorageMigrationDeps,
+  ctx: TaskContext,
+  src: Datastore,
+  dst: Datastore,
+  blob: BlobRef,
+  prog: Progress,
+): Promise<void> {
   const newLocation = await copyBlob(src, dst, blob, ctx.signal);
-  const moved = await deps.db.tx(async (q) => {
-    await lockHash(q, blob.sha256);
-    const rows = await repointBlob(q, { datastoreId: src.id, location: blob.location }, { datastoreId: dst.id, location: newLocation });
-    // Under the hash lock no upload can start referencing the source copy any more: whoever
-    // deduplicates next finds the target copy.
-    if (!(await blobReferenced(q, src.id, blob.location))) {
-      prog.pending_deletes.push({ location: blob.location, sha256: blob.sha256, due_ts: Date.now() + deps.deleteGraceMs, size: blob.sizeBytes });
-    }
-    prog.moved++;
-    prog.bytes += blob.sizeBytes;
-    // The progress commits with the repoint, so a resumed task never forgets a pending delete.
-    if (!(await saveTaskProgress(q, ctx.task.id, ctx.owner, { ...prog }))) throw new LostClaimError(ctx.task.id);
-    return rows;
-  }).catch((e) => {
-    // The transaction rolled back: undo the in-memory bookkeeping too.
-    const i = prog.pending_deletes.findIndex((d) => d.location === blob.location);
-    if (i >= 0) prog.pending_deletes.splice(i, 1);
-    throw e;
-  });
+  const moved = await deps.db
+    .tx(async (q) => {
+      await lockHash(q, blob.sha256);
+      const rows = await repointBlob(
+        q,
+        { datastoreId: src.id, location: blob.location },
+        { datastoreId: dst.id, location: newLocation },
+      );
+      // Under the hash lock no upload can start referencing the source copy any more: whoever
+      // deduplicates next finds the target copy.
+      if (!(await blobReferenced(q, src.id, blob.location))) {
+        prog.pending_deletes.push({
+          location: blob.location,
+          sha256: blob.sha256,
+          due_ts: Date.now() + deps.deleteGraceMs,
+          size: blob.sizeBytes,
+        });
+      }
+      prog.moved++;
+      prog.bytes += blob.sizeBytes;
+      // The progress commits with the repoint, so a resumed task never forgets a pending delete.
+      if (!(await saveTaskProgress(q, ctx.task.id, ctx.owner, { ...prog }))) throw new LostClaimError(ctx.task.id);
+      return rows;
+    })
+    .catch((e) => {
+      // The transaction rolled back: undo the in-memory bookkeeping too.
+      const i = prog.pending_deletes.findIndex((d) => d.location === blob.location);
+      if (i >= 0) prog.pending_deletes.splice(i, 1);
+      throw e;
+    });
   deps.datastores.addBytes(dst.id, blob.sizeBytes);
   deps.forgetRows(moved);
 }
 
-async function deleteDue(deps: StorageMigrationDeps, ctx: TaskContext, src: Datastore, prog: Progress, now: number): Promise<void> {
+async function deleteDue(
+  deps: StorageMigrationDeps,
+  ctx: TaskContext,
+  src: Datastore,
+  prog: Progress,
+  now: number,
+): Promise<void> {
   const due = prog.pending_deletes.filter((d) => d.due_ts <= now);
   if (due.length === 0) return;
   for (const d of due) {
@@ -131,8 +164,14 @@ async function deleteDue(deps: StorageMigrationDeps, ctx: TaskContext, src: Data
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     signal.throwIfAborted();
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(t); reject(signal.reason); };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }

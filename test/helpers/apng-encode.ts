@@ -44,9 +44,12 @@ export interface RawChunk {
 /** Splits a (well-formed) PNG into chunks, without checks: for tests that edit chunks. */
 export function readChunks(png: Buffer): RawChunk[] {
   const out: RawChunk[] = [];
-  for (let off = 8; off + 12 <= png.length; ) {
+  for (let off = 8; off + 12 <= png.length;) {
     const len = png.readUInt32BE(off);
-    out.push({ type: png.toString('latin1', off + 4, off + 8), data: Buffer.from(png.subarray(off + 8, off + 8 + len)) });
+    out.push({
+      type: png.toString('latin1', off + 4, off + 8),
+      data: Buffer.from(png.subarray(off + 8, off + 8 + len)),
+    });
     off += 12 + len;
   }
   return out;
@@ -59,7 +62,8 @@ export function writeChunks(chunks: RawChunk[]): Buffer {
 
 /** zlib stream of the image: a filter-type byte (0, None) before each row. */
 function imageData(data: Buffer, width: number, height: number): Buffer {
-  if (data.length !== width * height * 4) throw new Error(`frame data is ${data.length} bytes, expected ${width * height * 4}`);
+  if (data.length !== width * height * 4)
+    throw new Error(`frame data is ${data.length} bytes, expected ${width * height * 4}`);
   const raw = Buffer.alloc(height * (1 + width * 4));
   for (let y = 0; y < height; y++) data.copy(raw, y * (1 + width * 4) + 1, y * width * 4, (y + 1) * width * 4);
   return deflateSync(raw);
@@ -75,7 +79,11 @@ function pieces(z: Buffer, size: number): Buffer[] {
 export function encodeApng(
   frames: EncodeFrame[],
   canvas: { width: number; height: number },
-  opts: { numPlays?: number; defaultImageIsFrame?: boolean; /** split image data into chunks of this size */ chunkSize?: number } = {},
+  opts: {
+    numPlays?: number;
+    defaultImageIsFrame?: boolean;
+    /** split image data into chunks of this size */ chunkSize?: number;
+  } = {},
 ): Buffer {
   const defaultIsFrame = opts.defaultImageIsFrame ?? true;
   const chunkSize = opts.chunkSize ?? 1 << 20;

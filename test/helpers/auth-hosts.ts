@@ -30,15 +30,23 @@ export function rawRequest(port: number, o: RawOptions): Promise<RawResponse> {
   if (o.token) headers.Authorization = `Bearer ${o.token}`;
   if (o.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(o.body));
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: o.method ?? 'GET', path: o.path, headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(parts);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body.toString('utf8')) as T });
-      });
-      res.on('error', reject);
-    });
+    const req = request(
+      { host: '127.0.0.1', port, method: o.method ?? 'GET', path: o.path, headers, agent: false },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(parts);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body,
+            json: <T>() => JSON.parse(body.toString('utf8')) as T,
+          });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(o.body);
   });
@@ -61,13 +69,20 @@ export async function requestRaw(repo: Pick<RunningRepo, 'request'>, o: RawOptio
  * A test repo whose homeservers (all of `names`) point at one fixture homeserver started
  * first, so their csApi is known when the config is written. r.hs is that fixture.
  */
-export async function startRepoWithHomeservers(driver: DriverName, names: string[], overrides: Record<string, unknown> = {}): Promise<TestRepo> {
+export async function startRepoWithHomeservers(
+  driver: DriverName,
+  names: string[],
+  overrides: Record<string, unknown> = {},
+): Promise<TestRepo> {
   const hs = await startFixtureHomeserver();
   hs.tokens.set(ALICE, { userId: '@alice:media.test' });
   hs.tokens.set(BOB, { userId: '@bob:media.test' });
   hs.tokens.set(GUEST, { userId: '@guest:media.test', isGuest: true });
   try {
-    const r = await startTestRepo(driver, { ...overrides, homeservers: names.map((name) => ({ name, csApi: hs.url })) });
+    const r = await startTestRepo(driver, {
+      ...overrides,
+      homeservers: names.map((name) => ({ name, csApi: hs.url })),
+    });
     return {
       ...r,
       hs,

@@ -50,10 +50,17 @@ export async function crashRepo(driver: DriverName): Promise<CrashRepo> {
   if (!pgdb) await seedPglite(join(dir, 'db'));
   const port = await freePort();
   const configFile = join(dir, 'media-repo.yaml');
-  writeFileSync(configFile, yaml.dump(testConfig(dir, hs.url, pgdb?.dsn ?? '', { repo: { bindAddress: '127.0.0.1', port, logLevel: 'info' } })));
+  writeFileSync(
+    configFile,
+    yaml.dump(testConfig(dir, hs.url, pgdb?.dsn ?? '', { repo: { bindAddress: '127.0.0.1', port, logLevel: 'info' } })),
+  );
   const outputs: (() => string)[] = [];
   const cr: CrashRepo = {
-    dir, mediaDir: join(dir, 'media'), port, url: `http://127.0.0.1:${port}`, child: null,
+    dir,
+    mediaDir: join(dir, 'media'),
+    port,
+    url: `http://127.0.0.1:${port}`,
+    child: null,
     output: () => outputs.map((o, i) => `--- run ${i + 1} ---\n${o()}`).join('\n'),
     async start() {
       const s = await spawnRepo(configFile);
@@ -112,11 +119,16 @@ export interface Uploaded {
 export async function tryUpload(cr: CrashRepo, body: Buffer): Promise<Uploaded | null> {
   try {
     const res = await fetch(`${cr.url}/_matrix/media/v3/upload`, {
-      method: 'POST', body: new Uint8Array(body),
-      headers: { 'X-Forwarded-Host': SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Content-Type': 'application/octet-stream' },
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: {
+        'X-Forwarded-Host': SERVER_NAME,
+        Authorization: `Bearer ${ALICE}`,
+        'Content-Type': 'application/octet-stream',
+      },
     });
     if (res.status !== 200) return null;
-    const { content_uri } = await res.json() as { content_uri: string };
+    const { content_uri } = (await res.json()) as { content_uri: string };
     return { mxc: content_uri, sha256: createHash('sha256').update(body).digest('hex'), body };
   } catch {
     return null; // the server died under us
@@ -135,7 +147,10 @@ export function rawUpload(cr: CrashRepo, body: Buffer): { sent: Promise<void>; r
     try {
       c = await RawConn.open(cr.port);
       await c.head('POST', '/_matrix/media/v3/upload', {
-        Host: SERVER_NAME, Authorization: `Bearer ${ALICE}`, 'Content-Type': 'application/octet-stream', 'Content-Length': body.length,
+        Host: SERVER_NAME,
+        Authorization: `Bearer ${ALICE}`,
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': body.length,
       });
       await c.write(body);
       markSent();
@@ -169,8 +184,13 @@ export interface BlobProblem {
 /** Every media row must point at a blob file whose size and SHA-256 match the row. */
 export async function checkRowsAgainstBlobs(cr: CrashRepo): Promise<{ rows: number; problems: BlobProblem[] }> {
   return cr.withDb(async (db) => {
-    const r = await db.query<{ media_id: string; sha256_hash: string; size_bytes: unknown; location: string; datastore_id: string }>(
-      'SELECT media_id, sha256_hash, size_bytes, location, datastore_id FROM media');
+    const r = await db.query<{
+      media_id: string;
+      sha256_hash: string;
+      size_bytes: unknown;
+      location: string;
+      datastore_id: string;
+    }>('SELECT media_id, sha256_hash, size_bytes, location, datastore_id FROM media');
     const problems: BlobProblem[] = [];
     for (const row of r.rows) {
       if (row.datastore_id !== 'files') {
@@ -184,9 +204,11 @@ export async function checkRowsAgainstBlobs(cr: CrashRepo): Promise<{ rows: numb
         problems.push({ mediaId: row.media_id, problem: `blob missing: ${(e as Error).message}` });
         continue;
       }
-      if (bytes.length !== Number(row.size_bytes)) problems.push({ mediaId: row.media_id, problem: `size ${bytes.length} != row ${row.size_bytes}` });
+      if (bytes.length !== Number(row.size_bytes))
+        problems.push({ mediaId: row.media_id, problem: `size ${bytes.length} != row ${row.size_bytes}` });
       const h = createHash('sha256').update(bytes).digest('hex');
-      if (h !== row.sha256_hash) problems.push({ mediaId: row.media_id, problem: `sha256 ${h} != row ${row.sha256_hash}` });
+      if (h !== row.sha256_hash)
+        problems.push({ mediaId: row.media_id, problem: `sha256 ${h} != row ${row.sha256_hash}` });
     }
     return { rows: r.rows.length, problems };
   });

@@ -20,24 +20,37 @@ export interface FederatingServer {
 }
 
 function keyDocument(name: string, key: SigningKey): object {
-  return signJson({
-    server_name: name,
-    valid_until_ts: Date.now() + 3600_000,
-    verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } },
-    old_verify_keys: {},
-  }, name, key);
+  return signJson(
+    {
+      server_name: name,
+      valid_until_ts: Date.now() + 3600_000,
+      verify_keys: { [key.keyId]: { key: key.publicKeyBase64 } },
+      old_verify_keys: {},
+    },
+    name,
+    key,
+  );
 }
 
 function forward(target: number, req: IncomingMessage, res: ServerResponse): void {
-  const up = request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, (r) => {
-    res.writeHead(r.statusCode ?? 502, r.headers);
-    r.pipe(res);
+  const up = request(
+    { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers },
+    (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    },
+  );
+  up.on('error', () => {
+    res.writeHead(502).end();
   });
-  up.on('error', () => { res.writeHead(502).end(); });
   req.pipe(up);
 }
 
-export async function startFederatingServer(driver: DriverName, overrides: Record<string, unknown> = {}, opts: { signingKey?: boolean } = {}): Promise<FederatingServer> {
+export async function startFederatingServer(
+  driver: DriverName,
+  overrides: Record<string, unknown> = {},
+  opts: { signingKey?: boolean } = {},
+): Promise<FederatingServer> {
   process.env.MEDIA_REPO_HTTP_ONLY_FEDERATION = 'true';
   let repoPort = 0;
   let name = '';
@@ -55,13 +68,23 @@ export async function startFederatingServer(driver: DriverName, overrides: Recor
   const keyFile = join(dir, 'signing.key');
   writeFileSync(keyFile, formatSigningKeys([key], 'synapse'), { mode: 0o600 });
   const signingKeyPath = opts.signingKey === false ? undefined : keyFile;
-  const repo = await startTestRepo(driver, { federation: { allowedNetworks: ['127.0.0.1/32'] }, ...overrides }, { name, signingKeyPath });
+  const repo = await startTestRepo(
+    driver,
+    { federation: { allowedNetworks: ['127.0.0.1/32'] }, ...overrides },
+    { name, signingKeyPath },
+  );
   repoPort = repo.port;
   return {
-    name, key, repo, front,
+    name,
+    key,
+    repo,
+    front,
     async close() {
       await repo.close();
-      await new Promise<void>((r) => { front.closeAllConnections(); front.close(() => r()); });
+      await new Promise<void>((r) => {
+        front.closeAllConnections();
+        front.close(() => r());
+      });
     },
   };
 }

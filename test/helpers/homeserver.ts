@@ -25,7 +25,12 @@ export interface FixtureHomeserver {
 
 export async function startFixtureHomeserver(): Promise<FixtureHomeserver> {
   const hs: FixtureHomeserver = {
-    url: '', tokens: new Map(), whoamiCalls: 0, delayMs: 0, failWith: null, lastHeaders: {},
+    url: '',
+    tokens: new Map(),
+    whoamiCalls: 0,
+    delayMs: 0,
+    failWith: null,
+    lastHeaders: {},
     close: async () => undefined,
   };
   const send = (res: ServerResponse, status: number, body: unknown) => {
@@ -38,7 +43,8 @@ export async function startFixtureHomeserver(): Promise<FixtureHomeserver> {
     const url = new URL(req.url ?? '/', 'http://x');
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const user = token ? hs.tokens.get(token) : undefined;
-    if (url.pathname === '/_matrix/client/versions') return send(res, 200, { versions: ['v1.1', 'v1.5'], unstable_features: { x: true } });
+    if (url.pathname === '/_matrix/client/versions')
+      return send(res, 200, { versions: ['v1.1', 'v1.5'], unstable_features: { x: true } });
     if (url.pathname === '/_matrix/client/v3/account/whoami') {
       hs.whoamiCalls++;
       if (!user) return send(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Unknown token' });
@@ -72,9 +78,10 @@ export async function startFixtureHomeserver(): Promise<FixtureHomeserver> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   hs.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  hs.close = () => new Promise((r) => {
-    server.closeAllConnections();
-    server.close(() => r());
-  });
+  hs.close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   return hs;
 }

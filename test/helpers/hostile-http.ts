@@ -137,7 +137,11 @@ export class RawConn {
       }
       const cl = headers['content-length']?.[0];
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0);
-      const bodyless = status === 304 || status === 204 || (status >= 100 && status < 200) || this.methods[this.responses.length] === 'HEAD';
+      const bodyless =
+        status === 304 ||
+        status === 204 ||
+        (status >= 100 && status < 200) ||
+        this.methods[this.responses.length] === 'HEAD';
       if (!bodyless && /chunked/i.test(headers['transfer-encoding']?.join(',') ?? '')) {
         const body = dechunk(this.buf.subarray(end + 4));
         if (!body) return; // the last chunk has not arrived yet
@@ -183,7 +187,13 @@ function dechunk(buf: Buffer): { body: Buffer; consumed: number } | null {
 }
 
 /** One request on a fresh connection: head, optional body, first response, close. */
-export async function rawRequest(port: number, method: string, path: string, headers: Record<string, string | number>, body?: Buffer | string): Promise<RawResponse> {
+export async function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string | number>,
+  body?: Buffer | string,
+): Promise<RawResponse> {
   const c = await RawConn.open(port);
   try {
     await c.head(method, path, headers);

@@ -55,7 +55,10 @@ export async function snapshot(db: Queryable, mediaDir: string): Promise<StoreSn
  */
 export async function assertNothingStored(
   t: Test,
-  db: Queryable, mediaDir: string, before: StoreSnapshot, what: string,
+  db: Queryable,
+  mediaDir: string,
+  before: StoreSnapshot,
+  what: string,
 ): Promise<void> {
   const drained = await waitFor(() => stagingFiles(mediaDir).length === 0, 3000);
   t.ok(drained, `${what}: no staging file left (${stagingFiles(mediaDir).join(', ')})`);

@@ -38,25 +38,37 @@ function strip(w: number, h: number, frames: number, variant: number): Sharp {
   return sharp(all, { raw: { width: w, height: h * frames, channels: 4, pageHeight: h } });
 }
 
-export const jpeg = (w: number, h: number, variant = 0): Promise<Buffer> => still(w, h, variant).jpeg({ quality: 85 }).toBuffer();
+export const jpeg = (w: number, h: number, variant = 0): Promise<Buffer> =>
+  still(w, h, variant).jpeg({ quality: 85 }).toBuffer();
 export const png = (w: number, h: number, variant = 0): Promise<Buffer> => still(w, h, variant).png().toBuffer();
-export const webp = (w: number, h: number, variant = 0): Promise<Buffer> => still(w, h, variant).webp({ quality: 80 }).toBuffer();
+export const webp = (w: number, h: number, variant = 0): Promise<Buffer> =>
+  still(w, h, variant).webp({ quality: 80 }).toBuffer();
 export const avif = (w: number, h: number, variant = 0): Promise<Buffer> =>
   still(w, h, variant).avif({ quality: 50, effort: 2 }).toBuffer();
-export const tiff = (w: number, h: number, variant = 0): Promise<Buffer> => still(w, h, variant).tiff({ compression: 'lzw' }).toBuffer();
+export const tiff = (w: number, h: number, variant = 0): Promise<Buffer> =>
+  still(w, h, variant).tiff({ compression: 'lzw' }).toBuffer();
 
 /** An animated GIF, looping forever, 100 ms a frame. */
 export const gif = (w: number, h: number, frames: number, variant = 0): Promise<Buffer> =>
-  strip(w, h, frames, variant).gif({ loop: 0, delay: Array(frames).fill(100), keepDuplicateFrames: true }).toBuffer();
+  strip(w, h, frames, variant)
+    .gif({ loop: 0, delay: Array(frames).fill(100), keepDuplicateFrames: true })
+    .toBuffer();
 
 /** An animated WebP, looping forever, 100 ms a frame. */
 export const animatedWebp = (w: number, h: number, frames: number, variant = 0): Promise<Buffer> =>
-  strip(w, h, frames, variant).webp({ loop: 0, delay: Array(frames).fill(100), quality: 80 }).toBuffer();
+  strip(w, h, frames, variant)
+    .webp({ loop: 0, delay: Array(frames).fill(100), quality: 80 })
+    .toBuffer();
 
 /** An APNG of `frames` full-canvas frames, 100 ms each. */
 export function apng(w: number, h: number, frames: number, variant = 0): Buffer {
   return encodeApng(
-    Array.from({ length: frames }, (_, f) => ({ data: pattern(w, h, 4, f + variant), width: w, height: h, delayMs: 100 })),
+    Array.from({ length: frames }, (_, f) => ({
+      data: pattern(w, h, 4, f + variant),
+      width: w,
+      height: h,
+      delayMs: 100,
+    })),
     { width: w, height: h },
   );
 }
@@ -97,12 +109,12 @@ export function bmp(w: number, h: number, variant = 0): Buffer {
 export function svg(w: number, h: number): Buffer {
   return Buffer.from(
     `<?xml version="1.0" encoding="UTF-8"?>\n` +
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">` +
-    `<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">` +
-    `<stop offset="0" stop-color="#d02020"/><stop offset="1" stop-color="#2040e0"/></linearGradient></defs>` +
-    `<rect width="${w}" height="${h}" fill="url(#g)"/>` +
-    `<circle cx="${w / 2}" cy="${h / 2}" r="${Math.min(w, h) / 3}" fill="#f0e040"/>` +
-    `</svg>\n`,
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">` +
+      `<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">` +
+      `<stop offset="0" stop-color="#d02020"/><stop offset="1" stop-color="#2040e0"/></linearGradient></defs>` +
+      `<rect width="${w}" height="${h}" fill="url(#g)"/>` +
+      `<circle cx="${w / 2}" cy="${h / 2}" r="${Math.min(w, h) / 3}" fill="#f0e040"/>` +
+      `</svg>\n`,
   );
 }
 
@@ -130,11 +142,25 @@ async function video(w: number, h: number, ext: string, codec: string[]): Promis
   const file = join(dir, `clip.${ext}`);
   try {
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(ffmpeg, [
-        '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-        '-f', 'lavfi', '-i', `testsrc=size=${w}x${h}:rate=10`, '-t', '1',
-        ...codec, file,
-      ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        ffmpeg,
+        [
+          '-hide_banner',
+          '-loglevel',
+          'error',
+          '-nostdin',
+          '-y',
+          '-f',
+          'lavfi',
+          '-i',
+          `testsrc=size=${w}x${h}:rate=10`,
+          '-t',
+          '1',
+          ...codec,
+          file,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       child.on('error', reject);
@@ -146,15 +172,20 @@ async function video(w: number, h: number, ext: string, codec: string[]): Promis
   }
 }
 
-export const videoMp4 = (w: number, h: number) => video(w, h, 'mp4', ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart']);
-export const videoWebm = (w: number, h: number) => video(w, h, 'webm', ['-c:v', 'libvpx-vp9', '-b:v', '200k', '-deadline', 'realtime']);
+export const videoMp4 = (w: number, h: number) =>
+  video(w, h, 'mp4', ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart']);
+export const videoWebm = (w: number, h: number) =>
+  video(w, h, 'webm', ['-c:v', 'libvpx-vp9', '-b:v', '200k', '-deadline', 'realtime']);
 export const videoMov = (w: number, h: number) => video(w, h, 'mov', ['-c:v', 'libx264', '-pix_fmt', 'yuv420p']);
 
 // ---- hostile inputs -------------------------------------------------------------------
 
 /** A 16000 x 16000 single-colour PNG: 256 megapixels (768 MB decoded) in well under 1 MB. */
 export function pngBomb(): Promise<Buffer> {
-  return sharp({ create: { width: 16000, height: 16000, channels: 3, background: { r: 0, g: 0, b: 0 } }, limitInputPixels: false })
+  return sharp({
+    create: { width: 16000, height: 16000, channels: 3, background: { r: 0, g: 0, b: 0 } },
+    limitInputPixels: false,
+  })
     .png({ compressionLevel: 9 })
     .toBuffer();
 }
@@ -234,17 +265,19 @@ export function head(buf: Buffer, n: number): Buffer {
 
 /** A file that looks like PostScript (what ImageMagick-style decoders would hand to Ghostscript). */
 export function postscript(): Buffer {
-  return Buffer.from([
-    '%!PS-Adobe-3.0 EPSF-3.0',
-    '%%BoundingBox: 0 0 300 200',
-    '%%Creator: media-repo tests',
-    '%%EndComments',
-    'newpath 10 10 moveto 290 190 lineto stroke',
-    '(/etc/passwd) (r) file',
-    'showpage',
-    '%%EOF',
-    '',
-  ].join('\n'));
+  return Buffer.from(
+    [
+      '%!PS-Adobe-3.0 EPSF-3.0',
+      '%%BoundingBox: 0 0 300 200',
+      '%%Creator: media-repo tests',
+      '%%EndComments',
+      'newpath 10 10 moveto 290 190 lineto stroke',
+      '(/etc/passwd) (r) file',
+      'showpage',
+      '%%EOF',
+      '',
+    ].join('\n'),
+  );
 }
 
 export interface Dims {

@@ -16,7 +16,11 @@ async function bodyBytes(body: RequestInit['body'] | Readable): Promise<Buffer |
   return Buffer.from(await new Response(body).arrayBuffer());
 }
 
-export async function requestInProcess(repo: Pick<RunningRepo, 'request'>, path: string, init: RequestInit = {}): Promise<Response> {
+export async function requestInProcess(
+  repo: Pick<RunningRepo, 'request'>,
+  path: string,
+  init: RequestInit = {},
+): Promise<Response> {
   const headers: Record<string, string> = {};
   new Headers(init.headers).forEach((v, k) => (headers[k] = v));
   const body = await bodyBytes(init.body);

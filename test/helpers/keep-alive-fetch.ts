@@ -41,7 +41,14 @@ async function responseOf(res: IncomingMessage, method: string): Promise<Respons
   return new Response(body, { status, statusText: res.statusMessage ?? '', headers });
 }
 
-function once(agent: Agent, url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, signal: AbortSignal | null | undefined): Promise<IncomingMessage> {
+function once(
+  agent: Agent,
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | Readable | undefined,
+  signal: AbortSignal | null | undefined,
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, headers, agent, signal: signal ?? undefined }, resolve);
     req.on('error', (e) => reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: e })));
@@ -63,9 +70,11 @@ export function keepAliveFetch(agent: Agent): TestFetch {
       if (url.protocol !== 'http:') return fetch(url, { ...init, method, headers, body: body as BodyInit | undefined });
       const res = await once(agent, url, method, headers, body, init.signal);
       const location = res.headers.location;
-      if (!REDIRECT_STATUS.has(res.statusCode ?? 0) || !location || init.redirect === 'manual') return responseOf(res, method);
+      if (!REDIRECT_STATUS.has(res.statusCode ?? 0) || !location || init.redirect === 'manual')
+        return responseOf(res, method);
       res.resume();
-      if (init.redirect === 'error') throw new TypeError('fetch failed', { cause: new Error(`redirect to ${location}`) });
+      if (init.redirect === 'error')
+        throw new TypeError('fetch failed', { cause: new Error(`redirect to ${location}`) });
       if (hops >= 20) throw new TypeError('fetch failed', { cause: new Error('too many redirects') });
       if (res.statusCode === 303 || ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')) {
         method = method === 'HEAD' ? 'HEAD' : 'GET';

@@ -26,5 +26,7 @@ export function preview(page: string | Uint8Array, options: PageOptions = {}): P
 
 /** Bytes from ASCII text and raw byte runs, for pages in legacy encodings. */
 export function bytesOf(...parts: (string | number[])[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p)))));
+  return new Uint8Array(
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p)))),
+  );
 }

@@ -49,12 +49,24 @@ export interface HomeserverOptions {
 }
 
 /** The YAML document a test repo runs with: one homeserver, one file datastore. */
-export function testConfig(dir: string, hsUrl: string, dsn: string, overrides: Overrides = {}, homeserver: HomeserverOptions = {}): Record<string, unknown> {
+export function testConfig(
+  dir: string,
+  hsUrl: string,
+  dsn: string,
+  overrides: Overrides = {},
+  homeserver: HomeserverOptions = {},
+): Record<string, unknown> {
   const base: Record<string, unknown> = {
     // No shutdown grace period: test servers stop at once (test/shutdown.test.ts sets one).
     repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug', shutdownGraceSeconds: 0 },
     database: { postgres: dsn, embeddedPath: join(dir, 'db') },
-    homeservers: [{ name: homeserver.name ?? SERVER_NAME, csApi: hsUrl, ...(homeserver.signingKeyPath ? { signingKeyPath: homeserver.signingKeyPath } : {}) }],
+    homeservers: [
+      {
+        name: homeserver.name ?? SERVER_NAME,
+        csApi: hsUrl,
+        ...(homeserver.signingKeyPath ? { signingKeyPath: homeserver.signingKeyPath } : {}),
+      },
+    ],
     admins: ['@admin:media.test'],
     sharedSecretAuth: { enabled: true, token: SECRET },
     accessTokens: { maxCacheTimeSeconds: 0 },
@@ -62,8 +74,15 @@ export function testConfig(dir: string, hsUrl: string, dsn: string, overrides: O
     uploads: { minBytes: 1 },
   };
   for (const [k, v] of Object.entries(overrides)) {
-    base[k] = v && typeof v === 'object' && !Array.isArray(v) && base[k] && typeof base[k] === 'object' && !Array.isArray(base[k])
-      ? { ...(base[k] as object), ...(v as object) } : v;
+    base[k] =
+      v &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      base[k] &&
+      typeof base[k] === 'object' &&
+      !Array.isArray(base[k])
+        ? { ...(base[k] as object), ...(v as object) }
+        : v;
   }
   return base;
 }
@@ -80,13 +99,20 @@ export interface SharedOptions {
 }
 
 /** Starts media-repo in this process on an ephemeral port against the chosen driver. */
-export async function startTestRepo(driver: DriverName, overrides: Overrides = {}, homeserver: HomeserverOptions = {},
-  shared: SharedOptions = {}): Promise<TestRepo> {
+export async function startTestRepo(
+  driver: DriverName,
+  overrides: Overrides = {},
+  homeserver: HomeserverOptions = {},
+  shared: SharedOptions = {},
+): Promise<TestRepo> {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-test-'));
   const hs = await startFixtureHomeserver();
   addUsers(hs);
-  const db = shared.postgresDsn ? { dsn: shared.postgresDsn, drop: async () => undefined }
-    : driver === 'postgres' ? await createTestDatabase() : null;
+  const db = shared.postgresDsn
+    ? { dsn: shared.postgresDsn, drop: async () => undefined }
+    : driver === 'postgres'
+      ? await createTestDatabase()
+      : null;
   if (!db) await seedPglite(join(dir, 'db'));
   const file = join(dir, 'media-repo.yaml');
   writeFileSync(file, yaml.dump(testConfig(dir, hs.url, db?.dsn ?? '', overrides, homeserver)));
@@ -106,7 +132,13 @@ export async function startTestRepo(driver: DriverName, overrides: Overrides = {
     return headers;
   };
   return {
-    url, port: repo.port, dir, mediaDir: join(dir, 'media'), hs, repo, logs,
+    url,
+    port: repo.port,
+    dir,
+    mediaDir: join(dir, 'media'),
+    hs,
+    repo,
+    logs,
     fetch(path, init = {}) {
       return send(url + path, { ...init, headers: headersFor(init) });
     },
@@ -134,9 +166,15 @@ export async function freePort(): Promise<number> {
 }
 
 /** Runs the built CLI as a child process (for kill -9 tests); resolves once it listens. */
-export async function spawnRepo(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
+export async function spawnRepo(
+  configFile: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; output: () => string }> {
   const cli = new URL('../../src/launcher.cjs', import.meta.url).pathname;
-  const child = spawn(process.execPath, [cli, '-config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, '-config', configFile], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -74,8 +74,17 @@ interface S3rverInstance {
   close(): Promise<void>;
   httpServer?: { closeAllConnections(): void };
   store: {
-    getObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ content: NodeJS.ReadableStream } | null>;
-    putPart(bucket: string, uploadId: string, partNumber: number, content: NodeJS.ReadableStream): Promise<{ md5: string }>;
+    getObject(
+      bucket: string,
+      key: string,
+      range?: { start: number; end: number },
+    ): Promise<{ content: NodeJS.ReadableStream } | null>;
+    putPart(
+      bucket: string,
+      uploadId: string,
+      partNumber: number,
+      content: NodeJS.ReadableStream,
+    ): Promise<{ md5: string }>;
   };
 }
 
@@ -95,16 +104,27 @@ export async function startTestS3(): Promise<TestS3> {
   let server: S3rverInstance | null = null;
 
   const s3: TestS3 = {
-    endpoint: `127.0.0.1:${port}`, port, dir, fault: null, onRequest: null,
+    endpoint: `127.0.0.1:${port}`,
+    port,
+    dir,
+    fault: null,
+    onRequest: null,
     opts: (over = {}) => ({
-      ...defaultS3Opts(), endpoint: `127.0.0.1:${port}`, bucketName: S3_BUCKET, ssl: false,
-      accessKeyId: 'S3RVER', accessSecret: 'S3RVER', ...over,
+      ...defaultS3Opts(),
+      endpoint: `127.0.0.1:${port}`,
+      bucketName: S3_BUCKET,
+      ssl: false,
+      accessKeyId: 'S3RVER',
+      accessSecret: 'S3RVER',
+      ...over,
     }),
     async keys(prefix = '') {
       const out: string[] = [];
       let token: string | undefined;
       do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: S3_BUCKET, Prefix: prefix, ContinuationToken: token }));
+        const page = await client.send(
+          new ListObjectsV2Command({ Bucket: S3_BUCKET, Prefix: prefix, ContinuationToken: token }),
+        );
         for (const o of page.Contents ?? []) out.push(o.Key!);
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -123,7 +143,11 @@ export async function startTestS3(): Promise<TestS3> {
     async start() {
       if (server) return;
       const s = new S3rver({
-        address: '127.0.0.1', port, silent: true, directory: dir, configureBuckets: [{ name: S3_BUCKET }],
+        address: '127.0.0.1',
+        port,
+        silent: true,
+        directory: dir,
+        configureBuckets: [{ name: S3_BUCKET }],
       }) as unknown as S3rverInstance;
       s.middleware.unshift(faults(s3), fillIns(s, uploadsDir));
       await s.run();
@@ -136,9 +160,12 @@ export async function startTestS3(): Promise<TestS3> {
     },
   };
   const client = new S3Client({
-    endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true,
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
   await s3.start();
   return s3;
@@ -174,7 +201,8 @@ function fillIns(server: S3rverInstance, uploadsDir: string) {
     const uploadId = ctx.query.uploadId;
     if (ctx.method === 'DELETE' && uploadId && key) {
       const upDir = join(uploadsDir, uploadId);
-      if (!(await stat(upDir).catch(() => null))) return xml(ctx, 404, `<Error><Code>NoSuchUpload</Code><Message>No such upload</Message></Error>`);
+      if (!(await stat(upDir).catch(() => null)))
+        return xml(ctx, 404, `<Error><Code>NoSuchUpload</Code><Message>No such upload</Message></Error>`);
       await rm(upDir, { recursive: true, force: true });
       ctx.status = 204;
       return;
@@ -186,9 +214,15 @@ function fillIns(server: S3rverInstance, uploadsDir: string) {
         const upKey = await readFile(join(uploadsDir, id, 'key'), 'utf8').catch(() => null);
         if (upKey === null || !upKey.startsWith(prefix)) continue;
         const initiated = (await stat(join(uploadsDir, id))).mtime.toISOString();
-        entries.push(`<Upload><Key>${esc(upKey)}</Key><UploadId>${id}</UploadId><Initiated>${initiated}</Initiated></Upload>`);
+        entries.push(
+          `<Upload><Key>${esc(upKey)}</Key><UploadId>${id}</UploadId><Initiated>${initiated}</Initiated></Upload>`,
+        );
       }
-      return xml(ctx, 200, `<ListMultipartUploadsResult><Bucket>${bucket}</Bucket><Prefix>${esc(prefix)}</Prefix><IsTruncated>false</IsTruncated>${entries.join('')}</ListMultipartUploadsResult>`);
+      return xml(
+        ctx,
+        200,
+        `<ListMultipartUploadsResult><Bucket>${bucket}</Bucket><Prefix>${esc(prefix)}</Prefix><IsTruncated>false</IsTruncated>${entries.join('')}</ListMultipartUploadsResult>`,
+      );
     }
     const copySource = ctx.headers['x-amz-copy-source'];
     if (ctx.method === 'PUT' && uploadId && copySource) {
@@ -199,7 +233,11 @@ function fillIns(server: S3rverInstance, uploadsDir: string) {
       if (!src) return xml(ctx, 404, `<Error><Code>NoSuchKey</Code><Message>No such key</Message></Error>`);
       const { md5 } = await server.store.putPart(bucket!, uploadId, Number(ctx.query.partNumber), src.content);
       const etag = `"${md5 || createHash('md5').digest('hex')}"`;
-      return xml(ctx, 200, `<CopyPartResult><ETag>${esc(etag)}</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyPartResult>`);
+      return xml(
+        ctx,
+        200,
+        `<CopyPartResult><ETag>${esc(etag)}</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyPartResult>`,
+      );
     }
     await next();
   };

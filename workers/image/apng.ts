@@ -7,12 +7,21 @@
 // RangeError from a read. (A RangeError does mean a caller bug: an `only` out of range.)
 
 export interface ApngFrame {
-  x: number; y: number; width: number; height: number; delayMs: number; disposeOp: 0 | 1 | 2; blendOp: 0 | 1;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  delayMs: number;
+  disposeOp: 0 | 1 | 2;
+  blendOp: 0 | 1;
   /** A standalone PNG of just this frame: what the caller's decoder (sharp) reads. */
   png: Buffer;
 }
 export interface ApngInfo {
-  width: number; height: number; numFrames: number; numPlays: number;
+  width: number;
+  height: number;
+  numFrames: number;
+  numPlays: number;
   /** true when the default image (IDAT) is the first frame */
   defaultIsFrame: boolean;
 }
@@ -21,7 +30,8 @@ const SIGNATURE = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
 const MAX_U31 = 0x7fffffff; // the PNG limit for lengths, sizes and counts
 // Chunks before IDAT that change how the image data reads; each frame's PNG needs them.
 const COPIED = new Set(['PLTE', 'tRNS', 'gAMA', 'cHRM', 'sRGB', 'iCCP', 'sBIT']);
-const DISPOSE_BACKGROUND = 1, DISPOSE_PREVIOUS = 2; // 0 is NONE: leave the canvas as drawn
+const DISPOSE_BACKGROUND = 1,
+  DISPOSE_PREVIOUS = 2; // 0 is NONE: leave the canvas as drawn
 
 const CRC_TABLE = new Int32Array(256).map((_, n) => {
   for (let k = 0; k < 8; k++) n = n & 1 ? 0xedb88320 ^ (n >>> 1) : n >>> 1;
@@ -38,11 +48,15 @@ const hasSignature = (buf: Uint8Array) => buf.length >= 8 && SIGNATURE.every((b,
 const dataView = (buf: Uint8Array) => new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 
 /** `start`: offset of the chunk's data; its type is the 4 bytes before, its CRC right after the data. */
-interface Chunk { type: string; start: number; length: number }
+interface Chunk {
+  type: string;
+  start: number;
+  length: number;
+}
 
 /** Walks the chunks after the signature. Each step advances at least 12 bytes, so it ends. */
 function* chunks(buf: Uint8Array, dv: DataView): Generator<Chunk> {
-  for (let off = 8; off < buf.length; ) {
+  for (let off = 8; off < buf.length;) {
     if (off + 12 > buf.length) throw corrupt(`truncated chunk header at ${off}`);
     const length = dv.getUint32(off);
     if (length > MAX_U31 || off + 12 + length > buf.length) throw corrupt(`chunk at ${off} runs past the end`);
@@ -56,7 +70,8 @@ function* chunks(buf: Uint8Array, dv: DataView): Generator<Chunk> {
 /** CRC check for the chunks we interpret (IHDR, acTL, fcTL): a damaged one would be misread. */
 function checked(buf: Uint8Array, dv: DataView, c: Chunk, length: number): Chunk {
   if (c.length !== length) throw corrupt(`${c.type} length ${c.length}`);
-  if (crc32(buf, c.start - 4, c.start + c.length) !== dv.getUint32(c.start + c.length)) throw corrupt(`${c.type} CRC mismatch`);
+  if (crc32(buf, c.start - 4, c.start + c.length) !== dv.getUint32(c.start + c.length))
+    throw corrupt(`${c.type} CRC mismatch`);
   return c;
 }
 
@@ -73,7 +88,10 @@ export function isAnimatedPng(buf: Uint8Array): boolean {
 export function readApngInfo(buf: Uint8Array): ApngInfo | null {
   if (!hasSignature(buf)) return null;
   const dv = dataView(buf);
-  let width = 0, height = 0, actl: Chunk | null = null, defaultIsFrame = false;
+  let width = 0,
+    height = 0,
+    actl: Chunk | null = null,
+    defaultIsFrame = false;
   for (const c of chunks(buf, dv)) {
     if (width === 0 && c.type !== 'IHDR') throw corrupt('IHDR is not the first chunk');
     if (c.type === 'IHDR') {
@@ -81,15 +99,18 @@ export function readApngInfo(buf: Uint8Array): ApngInfo | null {
       checked(buf, dv, c, 13);
       width = dv.getUint32(c.start);
       height = dv.getUint32(c.start + 4);
-      if (width === 0 || height === 0 || width > MAX_U31 || height > MAX_U31) throw corrupt(`bad size ${width}x${height}`);
+      if (width === 0 || height === 0 || width > MAX_U31 || height > MAX_U31)
+        throw corrupt(`bad size ${width}x${height}`);
     } else if (c.type === 'acTL') {
       actl = checked(buf, dv, c, 8);
     } else if (c.type === 'fcTL') {
       defaultIsFrame = true;
     } else if (c.type === 'IDAT') {
       if (!actl) return null;
-      const numFrames = dv.getUint32(actl.start), numPlays = dv.getUint32(actl.start + 4);
-      if (numFrames === 0 || numFrames > MAX_U31 || numPlays > MAX_U31) throw corrupt(`bad acTL ${numFrames}/${numPlays}`);
+      const numFrames = dv.getUint32(actl.start),
+        numPlays = dv.getUint32(actl.start + 4);
+      if (numFrames === 0 || numFrames > MAX_U31 || numPlays > MAX_U31)
+        throw corrupt(`bad acTL ${numFrames}/${numPlays}`);
       return { width, height, numFrames, numPlays, defaultIsFrame };
     }
   }
@@ -102,21 +123,40 @@ function readFcTL(buf: Uint8Array, dv: DataView, c: Chunk, info: ApngInfo, seq: 
   const o = checked(buf, dv, c, 26).start;
   if (dv.getUint32(o) !== seq) throw corrupt(`fcTL sequence ${dv.getUint32(o)}, expected ${seq}`);
   const [width, height, x, y] = [4, 8, 12, 16].map((p) => dv.getUint32(o + p));
-  const num = dv.getUint16(o + 20), den = dv.getUint16(o + 22) || 100; // den 0 means 1/100 s
-  const disposeOp = buf[o + 24], blendOp = buf[o + 25];
+  const num = dv.getUint16(o + 20),
+    den = dv.getUint16(o + 22) || 100; // den 0 means 1/100 s
+  const disposeOp = buf[o + 24],
+    blendOp = buf[o + 25];
   // Plain numbers: x + width cannot overflow the way it would in 32-bit C arithmetic.
   if (width === 0 || height === 0 || x + width > info.width || y + height > info.height) {
     throw corrupt(`frame ${width}x${height}+${x}+${y} empty or outside the ${info.width}x${info.height} canvas`);
   }
   if (disposeOp > 2 || blendOp > 1) throw corrupt(`bad dispose_op ${disposeOp} or blend_op ${blendOp}`);
-  return { x, y, width, height, delayMs: Math.round((num * 1000) / den), disposeOp: disposeOp as 0 | 1 | 2, blendOp: blendOp as 0 | 1 };
+  return {
+    x,
+    y,
+    width,
+    height,
+    delayMs: Math.round((num * 1000) / den),
+    disposeOp: disposeOp as 0 | 1 | 2,
+    blendOp: blendOp as 0 | 1,
+  };
 }
 
-interface Piece { type: string; data: Uint8Array; crc?: number }
+interface Piece {
+  type: string;
+  data: Uint8Array;
+  crc?: number;
+}
 
 /** One PNG: signature, IHDR with the frame's size, the copied chunks, one IDAT per data piece, IEND. One allocation. */
 function framePng(ihdr: Uint8Array, copied: Piece[], f: Control, data: Uint8Array[]): Buffer {
-  const all: Piece[] = [{ type: 'IHDR', data: ihdr }, ...copied, ...data.map((d) => ({ type: 'IDAT', data: d })), { type: 'IEND', data: new Uint8Array(0) }];
+  const all: Piece[] = [
+    { type: 'IHDR', data: ihdr },
+    ...copied,
+    ...data.map((d) => ({ type: 'IDAT', data: d })),
+    { type: 'IEND', data: new Uint8Array(0) },
+  ];
   const out = Buffer.allocUnsafe(8 + all.reduce((n, c) => n + 12 + c.data.length, 0));
   SIGNATURE.copy(out, 0);
   let off = 8;
@@ -150,20 +190,28 @@ export function splitApngFrames(buf: Uint8Array, maxFrames: number): { info: Apn
   const dv = dataView(buf);
   const copied: Piece[] = [];
   const frames: ApngFrame[] = [];
-  let ihdr: Uint8Array = new Uint8Array(0), seq = 0, ended = false;
+  let ihdr: Uint8Array = new Uint8Array(0),
+    seq = 0,
+    ended = false;
   let phase: 'before' | 'idat' | 'after' = 'before'; // relative to the (single, contiguous) IDAT run
   let pending: { control: Control; fromIdat: boolean; data: Uint8Array[] } | null = null;
   const finish = () => {
     if (!pending) return;
     if (pending.data.length === 0) throw corrupt(`frame ${frames.length} has no image data`);
     const { control, data } = pending;
-    frames.push(Object.defineProperty({ ...control }, 'png', { enumerable: true, get: () => framePng(ihdr, copied, control, data) }) as ApngFrame);
+    frames.push(
+      Object.defineProperty({ ...control }, 'png', {
+        enumerable: true,
+        get: () => framePng(ihdr, copied, control, data),
+      }) as ApngFrame,
+    );
     pending = null;
   };
   for (const c of chunks(buf, dv)) {
     const data = buf.subarray(c.start, c.start + c.length);
     if (phase === 'idat' && c.type !== 'IDAT') phase = 'after';
-    if (c.type === 'IHDR') ihdr = data; // validated by readApngInfo
+    if (c.type === 'IHDR')
+      ihdr = data; // validated by readApngInfo
     else if (c.type === 'IEND') {
       ended = true;
       break;
@@ -175,7 +223,10 @@ export function splitApngFrames(buf: Uint8Array, maxFrames: number): { info: Apn
       finish();
       if (frames.length >= info.numFrames) throw corrupt(`more fcTL chunks than num_frames ${info.numFrames}`);
       const control = readFcTL(buf, dv, c, info, seq++);
-      if (phase === 'before' && (control.x !== 0 || control.y !== 0 || control.width !== info.width || control.height !== info.height)) {
+      if (
+        phase === 'before' &&
+        (control.x !== 0 || control.y !== 0 || control.width !== info.width || control.height !== info.height)
+      ) {
         throw corrupt('the default image frame must cover the canvas');
       }
       pending = { control, fromIdat: phase === 'before', data: [] };
@@ -208,13 +259,16 @@ function region(canvas: Buffer, cw: number, f: Control, buf: Buffer, save: boole
 function draw(canvas: Buffer, cw: number, f: Control, src: Buffer): void {
   const rowBytes = f.width * 4;
   for (let r = 0; r < f.height; r++) {
-    const d0 = ((f.y + r) * cw + f.x) * 4, s0 = r * rowBytes;
+    const d0 = ((f.y + r) * cw + f.x) * 4,
+      s0 = r * rowBytes;
     if (f.blendOp === 0) {
       src.copy(canvas, d0, s0, s0 + rowBytes);
       continue;
     }
     for (let i = 0; i < rowBytes; i += 4) {
-      const s = s0 + i, d = d0 + i, sa = src[s + 3];
+      const s = s0 + i,
+        d = d0 + i,
+        sa = src[s + 3];
       if (sa === 0) continue; // fully transparent: the canvas shows through unchanged
       const da = canvas[d + 3];
       if (sa === 255 || da === 0) {
@@ -227,7 +281,9 @@ function draw(canvas: Buffer, cw: number, f: Control, src: Buffer): void {
       }
       // Weights scaled by 255²: out_a = sa + da(1 - sa); out_c = (c_s·sa + c_d·da(1 - sa)) / out_a.
       // (x + 0.5) | 0 rounds these non-negative values; one division per pixel, not per channel.
-      const inv = 1 / (sa * 255 + da * (255 - sa)), sw = sa * 255 * inv, dw = da * (255 - sa) * inv;
+      const inv = 1 / (sa * 255 + da * (255 - sa)),
+        sw = sa * 255 * inv,
+        dw = da * (255 - sa) * inv;
       canvas[d] = (src[s] * sw + canvas[d] * dw + 0.5) | 0;
       canvas[d + 1] = (src[s + 1] * sw + canvas[d + 1] * dw + 0.5) | 0;
       canvas[d + 2] = (src[s + 2] * sw + canvas[d + 2] * dw + 0.5) | 0;
@@ -247,16 +303,22 @@ export async function composeApng(
   decode: (png: Buffer) => Promise<{ data: Buffer; width: number; height: number }>,
   options: { only?: number } = {},
 ): Promise<{ data: Buffer; width: number; height: number; pages: number; delays: number[] }> {
-  const { info, frames } = split, { width, height } = info, only = options.only;
+  const { info, frames } = split,
+    { width, height } = info,
+    only = options.only;
   if (frames.length === 0) throw corrupt('no frames');
   if (only !== undefined && !(Number.isInteger(only) && only >= 0 && only < frames.length)) {
     throw new RangeError(`frame ${only} out of range 0..${frames.length - 1}`);
   }
-  const pages = only === undefined ? frames.length : 1, last = only ?? frames.length - 1, pageBytes = width * height * 4;
+  const pages = only === undefined ? frames.length : 1,
+    last = only ?? frames.length - 1,
+    pageBytes = width * height * 4;
   const data = Buffer.alloc(pageBytes * pages); // zeroed: the canvas starts transparent black
   // PREVIOUS needs the region under a frame saved; one buffer, sized once for the largest such
   // rectangle (the last frame's dispose_op is never applied, nor frame 0's PREVIOUS: see below).
-  const savedBytes = frames.slice(1, last).reduce((n, f) => (f.disposeOp === DISPOSE_PREVIOUS ? Math.max(n, f.width * f.height * 4) : n), 0);
+  const savedBytes = frames
+    .slice(1, last)
+    .reduce((n, f) => (f.disposeOp === DISPOSE_PREVIOUS ? Math.max(n, f.width * f.height * 4) : n), 0);
   const saved = Buffer.allocUnsafe(savedBytes);
   for (let i = 0; i <= last; i++) {
     const page = pages === 1 ? 0 : i;
@@ -268,7 +330,8 @@ export async function composeApng(
       const dispose = i - 1 === 0 && prev.disposeOp === DISPOSE_PREVIOUS ? DISPOSE_BACKGROUND : prev.disposeOp;
       if (dispose === DISPOSE_PREVIOUS) region(canvas, width, prev, saved, false);
       else if (dispose === DISPOSE_BACKGROUND) {
-        for (let r = 0, c = (prev.y * width + prev.x) * 4; r < prev.height; r++, c += width * 4) canvas.fill(0, c, c + prev.width * 4);
+        for (let r = 0, c = (prev.y * width + prev.x) * 4; r < prev.height; r++, c += width * 4)
+          canvas.fill(0, c, c + prev.width * 4);
       }
     }
     const f = frames[i];
@@ -281,9 +344,17 @@ export async function composeApng(
       throw new Error(`corrupt APNG: frame ${i} does not decode: ${(e as Error).message}`, { cause: e });
     }
     if (img.width !== f.width || img.height !== f.height || img.data.length !== f.width * f.height * 4) {
-      throw corrupt(`frame ${i} decoded to ${img.width}x${img.height} (${img.data.length} bytes), expected ${f.width}x${f.height} RGBA`);
+      throw corrupt(
+        `frame ${i} decoded to ${img.width}x${img.height} (${img.data.length} bytes), expected ${f.width}x${f.height} RGBA`,
+      );
     }
     draw(canvas, width, f, img.data);
   }
-  return { data, width, height, pages, delays: only === undefined ? frames.map((f) => f.delayMs) : [frames[only].delayMs] };
+  return {
+    data,
+    width,
+    height,
+    pages,
+    delays: only === undefined ? frames.map((f) => f.delayMs) : [frames[only].delayMs],
+  };
 }

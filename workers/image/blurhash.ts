@@ -53,25 +53,40 @@ function checkSize(width: number, height: number): void {
 }
 
 /** Encodes raw pixels (channels 3 or 4; alpha ignored) into a BlurHash string. xComponents/yComponents 1..9 (throw RangeError otherwise). */
-export function encodeBlurhash(pixels: Uint8Array, width: number, height: number, channels: 3 | 4, xComponents: number, yComponents: number): string {
+export function encodeBlurhash(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  channels: 3 | 4,
+  xComponents: number,
+  yComponents: number,
+): string {
   for (const c of [xComponents, yComponents]) {
     if (!Number.isInteger(c) || c < 1 || c > 9) throw new RangeError(`blurhash: components must be 1..9, got ${c}`);
   }
   checkSize(width, height);
   if (channels !== 3 && channels !== 4) throw new RangeError(`blurhash: channels must be 3 or 4, got ${channels}`);
-  if (pixels.length < width * height * channels) throw new RangeError('blurhash: pixel buffer is shorter than width*height*channels');
+  if (pixels.length < width * height * channels)
+    throw new RangeError('blurhash: pixel buffer is shorter than width*height*channels');
 
-  const nx = xComponents, ny = yComponents;
-  const cx = cosTable(nx, width), cy = cosTable(ny, height);
+  const nx = xComponents,
+    ny = yComponents;
+  const cx = cosTable(nx, width),
+    cy = cosTable(ny, height);
   // Pass 1: per row y, rows[(y*nx + i)*3 + c] = sum over x of cos_i(x) * linear(pixel).
   const rows = new Float64Array(height * nx * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const p = (y * width + x) * channels;
-      const r = SRGB_TO_LINEAR[pixels[p]!]!, g = SRGB_TO_LINEAR[pixels[p + 1]!]!, b = SRGB_TO_LINEAR[pixels[p + 2]!]!;
+      const r = SRGB_TO_LINEAR[pixels[p]!]!,
+        g = SRGB_TO_LINEAR[pixels[p + 1]!]!,
+        b = SRGB_TO_LINEAR[pixels[p + 2]!]!;
       for (let i = 0; i < nx; i++) {
-        const w = cx[i * width + x]!, o = (y * nx + i) * 3;
-        rows[o] += w * r; rows[o + 1] += w * g; rows[o + 2] += w * b;
+        const w = cx[i * width + x]!,
+          o = (y * nx + i) * 3;
+        rows[o] += w * r;
+        rows[o + 1] += w * g;
+        rows[o + 2] += w * b;
       }
     }
   }
@@ -80,13 +95,21 @@ export function encodeBlurhash(pixels: Uint8Array, width: number, height: number
   const factors = new Float64Array(nx * ny * 3);
   for (let j = 0; j < ny; j++) {
     for (let i = 0; i < nx; i++) {
-      const scale = (i === 0 && j === 0 ? 1 : 2) / (width * height), o = (j * nx + i) * 3;
-      let r = 0, g = 0, b = 0;
+      const scale = (i === 0 && j === 0 ? 1 : 2) / (width * height),
+        o = (j * nx + i) * 3;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let y = 0; y < height; y++) {
-        const w = cy[j * height + y]!, q = (y * nx + i) * 3;
-        r += w * rows[q]!; g += w * rows[q + 1]!; b += w * rows[q + 2]!;
+        const w = cy[j * height + y]!,
+          q = (y * nx + i) * 3;
+        r += w * rows[q]!;
+        g += w * rows[q + 1]!;
+        b += w * rows[q + 2]!;
       }
-      factors[o] = r * scale; factors[o + 1] = g * scale; factors[o + 2] = b * scale;
+      factors[o] = r * scale;
+      factors[o + 1] = g * scale;
+      factors[o + 2] = b * scale;
     }
   }
 
@@ -114,14 +137,18 @@ export function decodeBlurhash(hash: string, width: number, height: number, punc
   checkSize(width, height);
   if (typeof hash !== 'string' || hash.length < 6) throw new Error('invalid blurhash: too short');
   const sizeFlag = decode83(hash[0]!);
-  const nx = (sizeFlag % 9) + 1, ny = Math.floor(sizeFlag / 9) + 1;
-  if (hash.length !== 4 + 2 * nx * ny) throw new Error(`invalid blurhash: length ${hash.length}, expected ${4 + 2 * nx * ny} for ${nx}x${ny}`);
+  const nx = (sizeFlag % 9) + 1,
+    ny = Math.floor(sizeFlag / 9) + 1;
+  if (hash.length !== 4 + 2 * nx * ny)
+    throw new Error(`invalid blurhash: length ${hash.length}, expected ${4 + 2 * nx * ny} for ${nx}x${ny}`);
   const maxValue = ((decode83(hash[1]!) + 1) / 166) * punch;
 
   const colors = new Float64Array(nx * ny * 3);
   const dc = decode83(hash.slice(2, 6));
   if (dc > 0xffffff) throw new Error('invalid blurhash: DC component out of range');
-  colors[0] = SRGB_TO_LINEAR[dc >> 16]!; colors[1] = SRGB_TO_LINEAR[(dc >> 8) & 255]!; colors[2] = SRGB_TO_LINEAR[dc & 255]!;
+  colors[0] = SRGB_TO_LINEAR[dc >> 16]!;
+  colors[1] = SRGB_TO_LINEAR[(dc >> 8) & 255]!;
+  colors[2] = SRGB_TO_LINEAR[dc & 255]!;
   for (let k = 1; k < nx * ny; k++) {
     const v = decode83(hash.slice(4 + 2 * k, 6 + 2 * k));
     // Two base83 digits reach 6888, past 19^3 - 1: such a hash is corrupt, not just lossy.
@@ -130,7 +157,8 @@ export function decodeBlurhash(hash: string, width: number, height: number, punc
     for (let c = 0; c < 3; c++) colors[k * 3 + c] = signPow((q[c]! - 9) / 9, 2) * maxValue;
   }
 
-  const cx = cosTable(nx, width), cy = cosTable(ny, height);
+  const cx = cosTable(nx, width),
+    cy = cosTable(ny, height);
   const out = new Uint8ClampedArray(width * height * 4);
   const col = new Float64Array(nx * 3); // per row y: sum over j of cos_j(y) * colors, per i
   for (let y = 0; y < height; y++) {
@@ -140,13 +168,20 @@ export function decodeBlurhash(hash: string, width: number, height: number, punc
       for (let k = 0; k < nx * 3; k++) col[k] += w * colors[j * nx * 3 + k]!;
     }
     for (let x = 0; x < width; x++) {
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let i = 0; i < nx; i++) {
         const w = cx[i * width + x]!;
-        r += w * col[i * 3]!; g += w * col[i * 3 + 1]!; b += w * col[i * 3 + 2]!;
+        r += w * col[i * 3]!;
+        g += w * col[i * 3 + 1]!;
+        b += w * col[i * 3 + 2]!;
       }
       const p = (y * width + x) * 4;
-      out[p] = linearToSrgb(r); out[p + 1] = linearToSrgb(g); out[p + 2] = linearToSrgb(b); out[p + 3] = 255;
+      out[p] = linearToSrgb(r);
+      out[p + 1] = linearToSrgb(g);
+      out[p + 2] = linearToSrgb(b);
+      out[p + 3] = 255;
     }
   }
   return out;

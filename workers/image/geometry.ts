@@ -23,7 +23,7 @@ export function outputSize(source: Size, target: Size, method: Method): Size {
   if (Math.max(tw / sw, th / sh) <= 1) return { width: tw, height: th };
   if (sw * th > tw * sh) {
     // The source is wider than the target's aspect: full height, trimmed width.
-    return { width: Math.max(1, Math.min(sw, Math.round(sh * tw / th))), height: sh };
+    return { width: Math.max(1, Math.min(sw, Math.round((sh * tw) / th))), height: sh };
   }
-  return { width: sw, height: Math.max(1, Math.min(sh, Math.round(sw * th / tw))) };
+  return { width: sw, height: Math.max(1, Math.min(sh, Math.round((sw * th) / tw))) };
 }

@@ -11,10 +11,26 @@ import type sharpType from 'sharp';
 // VIPS_BLOCK_UNTRUSTED, set by the pools before the first worker loads libvips, blocks
 // whatever else libvips itself marks untrusted.
 export const BLOCKED_LOADERS = [
-  'VipsForeignLoadMagick', 'VipsForeignLoadMagick7', 'VipsForeignLoadPdf', 'VipsForeignLoadPdfium', 'VipsForeignLoadPoppler',
-  'VipsForeignLoadOpenslide', 'VipsForeignLoadFits', 'VipsForeignLoadMat', 'VipsForeignLoadMatrix', 'VipsForeignLoadCsv',
-  'VipsForeignLoadAnalyze', 'VipsForeignLoadRaw', 'VipsForeignLoadVips', 'VipsForeignLoadPpm', 'VipsForeignLoadRad',
-  'VipsForeignLoadJp2k', 'VipsForeignLoadJxl', 'VipsForeignLoadOpenexr', 'VipsForeignLoadDcraw', 'VipsForeignLoadUhdr',
+  'VipsForeignLoadMagick',
+  'VipsForeignLoadMagick7',
+  'VipsForeignLoadPdf',
+  'VipsForeignLoadPdfium',
+  'VipsForeignLoadPoppler',
+  'VipsForeignLoadOpenslide',
+  'VipsForeignLoadFits',
+  'VipsForeignLoadMat',
+  'VipsForeignLoadMatrix',
+  'VipsForeignLoadCsv',
+  'VipsForeignLoadAnalyze',
+  'VipsForeignLoadRaw',
+  'VipsForeignLoadVips',
+  'VipsForeignLoadPpm',
+  'VipsForeignLoadRad',
+  'VipsForeignLoadJp2k',
+  'VipsForeignLoadJxl',
+  'VipsForeignLoadOpenexr',
+  'VipsForeignLoadDcraw',
+  'VipsForeignLoadUhdr',
 ];
 
 export function restrictLoaders(sharp: typeof sharpType): void {

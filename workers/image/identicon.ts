@@ -19,7 +19,8 @@ function hslToRgb(h: number, s: number, l: number): [number, number, number] {
   const c = (1 - Math.abs(2 * l - 1)) * s;
   const hp = h / 60;
   const x = c * (1 - Math.abs((hp % 2) - 1));
-  const [r, g, b] = hp < 1 ? [c, x, 0] : hp < 2 ? [x, c, 0] : hp < 3 ? [0, c, x] : hp < 4 ? [0, x, c] : hp < 5 ? [x, 0, c] : [c, 0, x];
+  const [r, g, b] =
+    hp < 1 ? [c, x, 0] : hp < 2 ? [x, c, 0] : hp < 3 ? [0, c, x] : hp < 4 ? [0, x, c] : hp < 5 ? [x, 0, c] : [c, 0, x];
   const m = l - c / 2;
   return [Math.round((r + m) * 255), Math.round((g + m) * 255), Math.round((b + m) * 255)];
 }
@@ -60,9 +61,17 @@ function cellIndex(side: number): Int8Array {
   return out;
 }
 
-export function renderIdenticon(seed: string, width: number, height: number): { data: Buffer; width: number; height: number; channels: 4 } {
-  for (const [name, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isInteger(v) || v < 1 || v > MAX_SIDE) throw new RangeError(`identicon ${name} must be an integer 1..${MAX_SIDE}, got ${v}`);
+export function renderIdenticon(
+  seed: string,
+  width: number,
+  height: number,
+): { data: Buffer; width: number; height: number; channels: 4 } {
+  for (const [name, v] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > MAX_SIDE)
+      throw new RangeError(`identicon ${name} must be an integer 1..${MAX_SIDE}, got ${v}`);
   }
   const digest = createHash('sha256').update(seed, 'utf8').digest();
   const cells = gridFromHash(digest);
@@ -71,7 +80,8 @@ export function renderIdenticon(seed: string, width: number, height: number): { 
 
   const data = Buffer.alloc(width * height * 4, Buffer.from(BACKGROUND));
   const side = Math.min(width, height);
-  const ox = Math.floor((width - side) / 2), oy = Math.floor((height - side) / 2);
+  const ox = Math.floor((width - side) / 2),
+    oy = Math.floor((height - side) / 2);
   const index = cellIndex(side);
   for (let y = 0; y < side; y++) {
     const row = index[y]!;
@@ -80,7 +90,9 @@ export function renderIdenticon(seed: string, width: number, height: number): { 
       const col = index[x]!;
       if (col < 0 || !cells[row * GRID + col]) continue;
       const p = ((oy + y) * width + ox + x) * 4;
-      data[p] = fr; data[p + 1] = fg; data[p + 2] = fb; // alpha is already 255
+      data[p] = fr;
+      data[p + 1] = fg;
+      data[p + 2] = fb; // alpha is already 255
     }
   }
   return { data, width, height, channels: 4 };

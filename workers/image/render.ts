@@ -17,8 +17,13 @@ function oriented(src: OpenedSource) {
 
 /** Animate only what can be animated within the limits; otherwise the spec allows a still. */
 function shouldAnimate(src: OpenedSource, target: ThumbnailTarget, limits: ThumbnailLimits): boolean {
-  return target.animated && src.pages > 1 && isAnimatable(src.type)
-    && src.bytes <= limits.maxAnimateSizeBytes && src.width * src.height * src.pages <= limits.maxPixels;
+  return (
+    target.animated &&
+    src.pages > 1 &&
+    isAnimatable(src.type) &&
+    src.bytes <= limits.maxAnimateSizeBytes &&
+    src.width * src.height * src.pages <= limits.maxPixels
+  );
 }
 
 /** The page a still is taken from: stillFrame of the way through, first page for huge APNGs
@@ -46,17 +51,32 @@ async function encode(image: Sharp): Promise<{ data: Buffer; info: OutputInfo }>
   }
 }
 
-export async function renderTarget(src: OpenedSource, target: ThumbnailTarget, limits: ThumbnailLimits): Promise<ThumbnailOutput> {
+export async function renderTarget(
+  src: OpenedSource,
+  target: ThumbnailTarget,
+  limits: ThumbnailLimits,
+): Promise<ThumbnailOutput> {
   const fit = target.method === 'crop' ? 'cover' : 'fill';
   const animate = shouldAnimate(src, target, limits);
   const dims = oriented(src);
   const size = outputSize(dims, target, target.method);
   if (animate) {
     const { image, delay, loop } = await src.animated(size, fit);
-    const { data, info } = await encode(image.webp({ quality: 75, effort: 2, ...(delay ? { delay } : {}), ...(loop !== undefined ? { loop } : {}) }));
-    return { kind: 'thumbnail', ...transferable(data), contentType: 'image/webp', width: info.width, height: info.pageHeight ?? info.height, animated: true, frames: src.pages };
+    const { data, info } = await encode(
+      image.webp({ quality: 75, effort: 2, ...(delay ? { delay } : {}), ...(loop !== undefined ? { loop } : {}) }),
+    );
+    return {
+      kind: 'thumbnail',
+      ...transferable(data),
+      contentType: 'image/webp',
+      width: info.width,
+      height: info.pageHeight ?? info.height,
+      animated: true,
+      frames: src.pages,
+    };
   }
-  const staticOriginal = (src.type === 'image/jpeg' || src.type === 'image/png') && !src.derived && src.orientation <= 1;
+  const staticOriginal =
+    (src.type === 'image/jpeg' || src.type === 'image/png') && !src.derived && src.orientation <= 1;
   if (staticOriginal && size.width === dims.width && size.height === dims.height) {
     return { kind: 'original', contentType: src.type, width: dims.width, height: dims.height };
   }
@@ -64,5 +84,13 @@ export async function renderTarget(src: OpenedSource, target: ThumbnailTarget, l
   const jpeg = src.type === 'image/jpeg';
   image = jpeg ? image.jpeg({ quality: 80 }) : image.png({ compressionLevel: 6 });
   const { data, info } = await encode(image);
-  return { kind: 'thumbnail', ...transferable(data), contentType: jpeg ? 'image/jpeg' : 'image/png', width: info.width, height: info.height, animated: false, frames: 1 };
+  return {
+    kind: 'thumbnail',
+    ...transferable(data),
+    contentType: jpeg ? 'image/jpeg' : 'image/png',
+    width: info.width,
+    height: info.height,
+    animated: false,
+    frames: 1,
+  };
 }

@@ -3,18 +3,46 @@
 // decoded as what it really is, or refused.
 
 export type SniffedType =
-  | 'image/jpeg' | 'image/png' | 'image/gif' | 'image/webp' | 'image/avif' | 'image/heif'
-  | 'image/tiff' | 'image/bmp' | 'image/svg+xml' | 'video/mp4' | 'video/webm' | 'video/quicktime';
+  | 'image/jpeg'
+  | 'image/png'
+  | 'image/gif'
+  | 'image/webp'
+  | 'image/avif'
+  | 'image/heif'
+  | 'image/tiff'
+  | 'image/bmp'
+  | 'image/svg+xml'
+  | 'video/mp4'
+  | 'video/webm'
+  | 'video/quicktime';
 
 const ascii = (b: Uint8Array, start: number, end: number) => String.fromCharCode(...b.subarray(start, end));
 
 const HEIF_BRANDS = new Set(['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'hevm', 'hevs', 'mif1', 'msf1']);
-const MP4_BRANDS = new Set(['isom', 'iso2', 'iso4', 'iso5', 'iso6', 'mp41', 'mp42', 'avc1', 'M4V ', 'M4VH', 'M4VP', 'dash', 'mmp4', 'f4v ', '3gp4', '3gp5', '3g2a']);
+const MP4_BRANDS = new Set([
+  'isom',
+  'iso2',
+  'iso4',
+  'iso5',
+  'iso6',
+  'mp41',
+  'mp42',
+  'avc1',
+  'M4V ',
+  'M4VH',
+  'M4VP',
+  'dash',
+  'mmp4',
+  'f4v ',
+  '3gp4',
+  '3gp5',
+  '3g2a',
+]);
 
 /** ISO-BMFF (`ftyp` box): AVIF and HEIF images, MP4 and QuickTime video. */
 function sniffFtyp(b: Uint8Array): SniffedType | null {
   if (b.length < 16 || ascii(b, 4, 8) !== 'ftyp') return null;
-  const boxSize = Math.min(b.length, (b[0]! << 24 | b[1]! << 16 | b[2]! << 8 | b[3]!) >>> 0);
+  const boxSize = Math.min(b.length, ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0);
   const brands = [ascii(b, 8, 12)];
   for (let i = 16; i + 4 <= boxSize; i += 4) brands.push(ascii(b, i, i + 4));
   if (brands.includes('avif') || brands.includes('avis')) return 'image/avif';
@@ -27,7 +55,7 @@ function sniffFtyp(b: Uint8Array): SniffedType | null {
 /** BMP has a two-byte magic only, so the header must also look like a real BMP. */
 function looksLikeBmp(b: Uint8Array): boolean {
   if (b.length < 26 || b[0] !== 0x42 || b[1] !== 0x4d) return false;
-  const dib = b[14]! | b[15]! << 8 | b[16]! << 16 | b[17]! << 24;
+  const dib = b[14]! | (b[15]! << 8) | (b[16]! << 16) | (b[17]! << 24);
   return [12, 40, 52, 56, 64, 108, 124].includes(dib);
 }
 
@@ -38,7 +66,8 @@ function sniffEbml(b: Uint8Array): SniffedType | null {
 }
 
 // An SVG document: optional BOM, XML declaration, comments and doctype, then an <svg> root.
-const SVG_START = /^\uFEFF?\s*(?:<\?xml[^>]{0,512}\?>\s*)?(?:<!--[\s\S]{0,2048}?-->\s*)*(?:<!DOCTYPE\s+svg[^>]{0,1024}>\s*)?(?:<!--[\s\S]{0,2048}?-->\s*)*<svg[\s>]/i;
+const SVG_START =
+  /^\uFEFF?\s*(?:<\?xml[^>]{0,512}\?>\s*)?(?:<!--[\s\S]{0,2048}?-->\s*)*(?:<!DOCTYPE\s+svg[^>]{0,1024}>\s*)?(?:<!--[\s\S]{0,2048}?-->\s*)*<svg[\s>]/i;
 
 function looksLikeSvg(b: Uint8Array): boolean {
   const head = Buffer.from(b.buffer, b.byteOffset, Math.min(b.length, 4096)).toString('utf8');

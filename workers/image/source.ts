@@ -11,7 +11,10 @@ import type { ThumbnailLimits } from '../protocol.js';
 // Not in src/errors.ts's family: workers import nothing from src/. Its code crosses to src/ as
 // ImageFailure (workers/protocol.ts), and src/errors.ts (imageFailure) says what it means there.
 export class ImageError extends Error {
-  constructor(readonly code: 'too_large' | 'unsupported' | 'corrupt', message: string) {
+  constructor(
+    readonly code: 'too_large' | 'unsupported' | 'corrupt',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -31,7 +34,10 @@ export interface OpenedSource {
   still(page: number): Promise<Sharp>;
   /** Every page resized to `size` and stacked with pageHeight set (animated thumbnails); delays
    * and loop count where the pipeline cannot carry them itself (composited APNG frames). */
-  animated(size: { width: number; height: number }, fit: 'cover' | 'fill'): Promise<{ image: Sharp; delay?: number[]; loop?: number }>;
+  animated(
+    size: { width: number; height: number },
+    fit: 'cover' | 'fill',
+  ): Promise<{ image: Sharp; delay?: number[]; loop?: number }>;
 }
 
 const ANIMATABLE = new Set(['image/gif', 'image/webp', 'image/apng']);
@@ -42,21 +48,31 @@ export function isAnimatable(type: string): boolean {
 }
 
 function checkPixels(width: number, height: number, limits: ThumbnailLimits): void {
-  if (!(width > 0 && height > 0)) throw new ImageError('corrupt', `Image header gives no usable size (${width}x${height})`);
+  if (!(width > 0 && height > 0))
+    throw new ImageError('corrupt', `Image header gives no usable size (${width}x${height})`);
   if (width * height > limits.maxPixels) {
-    throw new ImageError('too_large', `Image is ${width}x${height} pixels; the limit is ${limits.maxPixels} (thumbnails.maxPixels)`);
+    throw new ImageError(
+      'too_large',
+      `Image is ${width}x${height} pixels; the limit is ${limits.maxPixels} (thumbnails.maxPixels)`,
+    );
   }
 }
 
 function checkFrames(pages: number, limits: ThumbnailLimits): void {
   if (pages > limits.maxFrames) {
-    throw new ImageError('too_large', `Image has ${pages} frames; the limit is ${limits.maxFrames} (thumbnails.maxFrames)`);
+    throw new ImageError(
+      'too_large',
+      `Image has ${pages} frames; the limit is ${limits.maxFrames} (thumbnails.maxFrames)`,
+    );
   }
 }
 
 async function decodeFramePng(png: Buffer) {
   // 8-bit sRGB RGBA whatever the frame's bit depth or colour type (grey, 16-bit, palette).
-  const { data, info } = await sharp(png, SHARP_OPTIONS).toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' })
+  const { data, info } = await sharp(png, SHARP_OPTIONS)
+    .toColourspace('srgb')
+    .ensureAlpha()
+    .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
 }
@@ -90,8 +106,13 @@ function openApng(source: Buffer, limits: ThumbnailLimits): OpenedSource {
     }
   };
   return {
-    type: 'image/apng', width: info.width, height: info.height, pages: info.numFrames, orientation: 1,
-    bytes: source.length, derived: false,
+    type: 'image/apng',
+    width: info.width,
+    height: info.height,
+    pages: info.numFrames,
+    orientation: 1,
+    bytes: source.length,
+    derived: false,
     async still(page) {
       const c = await compose(page);
       return rawImage(c.data, c.width, c.height);
@@ -105,7 +126,11 @@ function openApng(source: Buffer, limits: ThumbnailLimits): OpenedSource {
         const page = c.data.subarray(i * frameBytes, (i + 1) * frameBytes);
         pages.push(await rawImage(page, c.width, c.height).resize(size.width, size.height, { fit }).raw().toBuffer());
       }
-      return { image: rawImage(Buffer.concat(pages), size.width, size.height, c.pages), delay: c.delays, loop: info.numPlays };
+      return {
+        image: rawImage(Buffer.concat(pages), size.width, size.height, c.pages),
+        delay: c.delays,
+        loop: info.numPlays,
+      };
     },
   };
 }
@@ -117,7 +142,13 @@ function openBmp(source: Buffer, limits: ThumbnailLimits): OpenedSource {
   const { width, height } = size;
   checkPixels(width, height, limits);
   return {
-    type: 'image/bmp', width, height, pages: 1, orientation: 1, bytes: source.length, derived: false,
+    type: 'image/bmp',
+    width,
+    height,
+    pages: 1,
+    orientation: 1,
+    bytes: source.length,
+    derived: false,
     async still() {
       let raw: Buffer;
       try {
@@ -127,7 +158,8 @@ function openBmp(source: Buffer, limits: ThumbnailLimits): OpenedSource {
       }
       // RGB or RGBA, as the bitmap had it.
       const channels = raw.length / (width * height);
-      if (channels !== 3 && channels !== 4) throw new ImageError('corrupt', 'Could not decode the image: short pixel data');
+      if (channels !== 3 && channels !== 4)
+        throw new ImageError('corrupt', 'Could not decode the image: short pixel data');
       return sharp(raw, { raw: { width, height, channels } });
     },
     async animated(size, fit) {
@@ -136,7 +168,12 @@ function openBmp(source: Buffer, limits: ThumbnailLimits): OpenedSource {
   };
 }
 
-async function openWithSharp(source: Buffer, type: string, limits: ThumbnailLimits, derived: boolean): Promise<OpenedSource> {
+async function openWithSharp(
+  source: Buffer,
+  type: string,
+  limits: ThumbnailLimits,
+  derived: boolean,
+): Promise<OpenedSource> {
   let meta: Metadata;
   try {
     // Header only: libvips reads dimensions without decoding pixels.
@@ -150,7 +187,13 @@ async function openWithSharp(source: Buffer, type: string, limits: ThumbnailLimi
   const pages = isAnimatable(type) ? Math.max(1, meta.pages ?? 1) : 1;
   checkFrames(pages, limits);
   return {
-    type, width, height, pages, orientation: meta.orientation ?? 1, bytes: source.length, derived,
+    type,
+    width,
+    height,
+    pages,
+    orientation: meta.orientation ?? 1,
+    bytes: source.length,
+    derived,
     async still(page) {
       return sharp(source, { ...SHARP_OPTIONS, limitInputPixels: limits.maxPixels, ...(pages > 1 ? { page } : {}) });
     },
@@ -167,11 +210,13 @@ export async function openSource(source: Buffer, limits: ThumbnailLimits): Promi
   let type: string | null = sniffType(source);
   if (!type) throw new ImageError('unsupported', 'Cannot thumbnail this content: not a recognised image format');
   if (type === 'image/png' && isAnimatedPng(source) && typeAllowed('image/apng', limits.types)) type = 'image/apng';
-  if (!typeAllowed(type, limits.types)) throw new ImageError('unsupported', `Cannot thumbnail ${type} content (not in thumbnails.types)`);
+  if (!typeAllowed(type, limits.types))
+    throw new ImageError('unsupported', `Cannot thumbnail ${type} content (not in thumbnails.types)`);
   if (type === 'image/apng') return openApng(source, limits);
   if (type === 'image/bmp') return openBmp(source, limits);
   if (type.startsWith('video/')) {
-    if (!ffmpegAvailable()) throw new ImageError('unsupported', `Cannot thumbnail ${type} content: ffmpeg is not installed`);
+    if (!ffmpegAvailable())
+      throw new ImageError('unsupported', `Cannot thumbnail ${type} content: ffmpeg is not installed`);
     let still: Buffer;
     try {
       still = await videoStill(source, type);

@@ -33,8 +33,26 @@ export async function videoStill(source: Uint8Array, type: string, timeoutMs = 2
   await writeFile(file, source, { mode: 0o600 });
   try {
     return await new Promise<Buffer>((resolve, reject) => {
-      const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-protocol_whitelist', 'file',
-        '-f', demuxer, '-i', file, '-frames:v', '1', '-an', '-f', 'image2pipe', '-vcodec', 'png', 'pipe:1'];
+      const args = [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-nostdin',
+        '-protocol_whitelist',
+        'file',
+        '-f',
+        demuxer,
+        '-i',
+        file,
+        '-frames:v',
+        '1',
+        '-an',
+        '-f',
+        'image2pipe',
+        '-vcodec',
+        'png',
+        'pipe:1',
+      ];
       const child = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const chunks: Buffer[] = [];
       let size = 0;
@@ -45,12 +63,22 @@ export async function videoStill(source: Uint8Array, type: string, timeoutMs = 2
         if (size > MAX_OUTPUT) child.kill('SIGKILL');
         else chunks.push(c);
       });
-      child.stderr.on('data', (c: Buffer) => { if (err.length < 2000) err += c.toString(); });
-      child.on('error', (e) => { clearTimeout(timer); reject(new Error(`corrupt: ffmpeg failed to start (${e.message})`)); });
+      child.stderr.on('data', (c: Buffer) => {
+        if (err.length < 2000) err += c.toString();
+      });
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`corrupt: ffmpeg failed to start (${e.message})`));
+      });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         if (code === 0 && size > 0 && size <= MAX_OUTPUT) resolve(Buffer.concat(chunks));
-        else reject(new Error(`corrupt: ffmpeg could not extract a frame (${signal ?? `exit ${code}`}${err ? `: ${err.trim().split('\n')[0]}` : ''})`));
+        else
+          reject(
+            new Error(
+              `corrupt: ffmpeg could not extract a frame (${signal ?? `exit ${code}`}${err ? `: ${err.trim().split('\n')[0]}` : ''})`,
+            ),
+          );
       });
     });
   } finally {

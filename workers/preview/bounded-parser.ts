@@ -35,7 +35,10 @@ export class BoundedParser extends Parser {
   private closeSearch = 0;
   private flattenCurrentTag = false;
 
-  constructor(handler: ScanHandler, private readonly maxTags: number) {
+  constructor(
+    handler: ScanHandler,
+    private readonly maxTags: number,
+  ) {
     // The Parser tells the handler about every push (onopentag) and every pop (onclosetag, also
     // for implied closes); void and flattened elements get both at once. Counting them here
     // tracks the depth of the Parser's private stack.

@@ -13,7 +13,8 @@ export interface DecodedPage {
 }
 
 export function decodePage(bytes: Uint8Array, contentType: string | null): DecodedPage {
-  const declared = bomEncoding(bytes) ?? knownDecoder(charsetParam(contentType)) ?? knownDecoder(prescanMetaCharset(bytes));
+  const declared =
+    bomEncoding(bytes) ?? knownDecoder(charsetParam(contentType)) ?? knownDecoder(prescanMetaCharset(bytes));
   if (declared) return { charset: declared.encoding, text: decodeWith(declared, bytes) };
   return decodeUndeclared(bytes);
 }

@@ -24,7 +24,9 @@ export function pickFields(facts: PageFacts, limits: PreviewTextLimits): Fields 
   const { meta } = facts;
   const title = (text: string) => limitText(text, limits.numTitleWords, limits.maxTitleLength);
   const fields: Fields = {
-    title: title(meta.firstText(TITLE_KEYS) ?? (facts.title || facts.headings.h1 || facts.headings.h2 || facts.headings.h3)),
+    title: title(
+      meta.firstText(TITLE_KEYS) ?? (facts.title || facts.headings.h1 || facts.headings.h2 || facts.headings.h3),
+    ),
     description: limitText(meta.firstText(DESCRIPTION_KEYS) ?? facts.bodyText, limits.numWords, limits.maxLength),
     siteName: title(meta.text('og:site_name') ?? ''),
     type: shortToken(meta.text('og:type')),

@@ -25,11 +25,50 @@ export interface PageFacts {
 }
 
 // Text here never shows: code, styles, fallbacks for disabled features, inline graphics.
-const INVISIBLE = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'iframe', 'object', 'canvas', 'video', 'audio']);
+const INVISIBLE = new Set([
+  'script',
+  'style',
+  'noscript',
+  'template',
+  'svg',
+  'math',
+  'iframe',
+  'object',
+  'canvas',
+  'video',
+  'audio',
+]);
 // Page chrome: visible, but it describes the site rather than the page.
 const CHROME = new Set(['nav', 'header', 'footer', 'aside']);
 // Elements that run within a line: their edges do not separate words.
-const INLINE = new Set(['a', 'abbr', 'b', 'bdi', 'bdo', 'cite', 'code', 'data', 'dfn', 'em', 'font', 'i', 'kbd', 'mark', 'q', 's', 'samp', 'small', 'span', 'strong', 'sub', 'sup', 'time', 'u', 'var', 'wbr']);
+const INLINE = new Set([
+  'a',
+  'abbr',
+  'b',
+  'bdi',
+  'bdo',
+  'cite',
+  'code',
+  'data',
+  'dfn',
+  'em',
+  'font',
+  'i',
+  'kbd',
+  'mark',
+  'q',
+  's',
+  'samp',
+  'small',
+  'span',
+  'strong',
+  'sub',
+  'sup',
+  'time',
+  'u',
+  'var',
+  'wbr',
+]);
 type Heading = 'h1' | 'h2' | 'h3';
 
 class PageScanner implements ScanHandler {
@@ -51,7 +90,11 @@ class PageScanner implements ScanHandler {
   private readonly finished = new Set<TextCollector>();
 
   /** `onMetaComplete` is called when the head ends with nothing left for the body to supply. */
-  constructor(pageUrl: string, limits: PreviewTextLimits, private readonly onMetaComplete: () => void) {
+  constructor(
+    pageUrl: string,
+    limits: PreviewTextLimits,
+    private readonly onMetaComplete: () => void,
+  ) {
     this.base = pageUrl;
     const titleText = () => new TextCollector(limits.numTitleWords, limits.maxTitleLength);
     this.title = titleText();
@@ -61,17 +104,33 @@ class PageScanner implements ScanHandler {
 
   onopentag(name: string, attribs: Record<string, string>): void {
     switch (name) {
-      case 'meta': this.meta.add(attribs, this.base); break;
-      case 'link': this.link(attribs); break;
-      case 'base': this.baseElement(attribs); break;
-      case 'img': this.img(attribs); break;
-      case 'head': this.inHead += 1; break;
-      case 'body': this.endOfHead(); break;
+      case 'meta':
+        this.meta.add(attribs, this.base);
+        break;
+      case 'link':
+        this.link(attribs);
+        break;
+      case 'base':
+        this.baseElement(attribs);
+        break;
+      case 'img':
+        this.img(attribs);
+        break;
+      case 'head':
+        this.inHead += 1;
+        break;
+      case 'body':
+        this.endOfHead();
+        break;
       case 'title':
         this.inTitle = true;
         this.startCapture(name, this.title);
         break;
-      case 'h1': case 'h2': case 'h3': this.startCapture(name, this.headings[name]); break;
+      case 'h1':
+      case 'h2':
+      case 'h3':
+        this.startCapture(name, this.headings[name]);
+        break;
     }
     if (INVISIBLE.has(name)) this.invisible += 1;
     if (CHROME.has(name)) this.chrome += 1;

@@ -37,7 +37,11 @@ export function metaImage(meta: MetaTags): PreviewImage | undefined {
  * earlier one wins a tie) and has an http(s) source. Sizes are compared before the URL is parsed:
  * a page may hold 100k images and only the few that grow the best one are worth resolving.
  */
-export function largerImg(attribs: Record<string, string>, base: string, best: PreviewImage | undefined): PreviewImage | undefined {
+export function largerImg(
+  attribs: Record<string, string>,
+  base: string,
+  best: PreviewImage | undefined,
+): PreviewImage | undefined {
   const width = dimension(attribs.width);
   const height = dimension(attribs.height);
   if (!width || !height || width < MIN_SIDE || height < MIN_SIDE) return undefined;

@@ -4,9 +4,21 @@
 import { httpUrl } from './urls.js';
 
 const KEYS = new Set([
-  'og:title', 'og:description', 'og:site_name', 'og:type', 'og:url',
-  'og:image', 'og:image:url', 'og:image:secure_url', 'og:image:width', 'og:image:height', 'og:image:type',
-  'twitter:title', 'twitter:description', 'twitter:image', 'twitter:image:src',
+  'og:title',
+  'og:description',
+  'og:site_name',
+  'og:type',
+  'og:url',
+  'og:image',
+  'og:image:url',
+  'og:image:secure_url',
+  'og:image:width',
+  'og:image:height',
+  'og:image:type',
+  'twitter:title',
+  'twitter:description',
+  'twitter:image',
+  'twitter:image:src',
   'description',
 ]);
 

@@ -13,7 +13,8 @@ const MAX_HTML_TAGS = 10_000;
 
 type Json = Record<string, unknown>;
 
-const text = (o: Json, key: string): string | undefined => (typeof o[key] === 'string' ? (o[key] as string) : undefined);
+const text = (o: Json, key: string): string | undefined =>
+  typeof o[key] === 'string' ? (o[key] as string) : undefined;
 
 function size(o: Json, key: string): number | undefined {
   const n = typeof o[key] === 'string' ? Number(o[key]) : o[key];

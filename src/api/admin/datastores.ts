@@ -10,7 +10,8 @@ import type { Ctx } from '../services.js';
 /** `?before_ts=` in ms; absent means now (everything stored so far), as in MMR. */
 function beforeTsParam(v: string | null): number {
   if (v === null || v === '') return Date.now();
-  if (!/^\d{1,15}$/.test(v)) throw Errors.invalidParam(`before_ts: expected a timestamp in milliseconds, got '${v.slice(0, 32)}'`);
+  if (!/^\d{1,15}$/.test(v))
+    throw Errors.invalidParam(`before_ts: expected a timestamp in milliseconds, got '${v.slice(0, 32)}'`);
   return Number(v);
 }
 
@@ -20,12 +21,19 @@ export async function listDatastoresHandler(ctx: Ctx): Promise<Result> {
 
 export async function sizeEstimateHandler(ctx: Ctx): Promise<Result> {
   const datastoreId = ctx.params.datastoreId ?? '';
-  return json(await estimateDatastore(ctx.svc.admin, { datastoreId, beforeTs: beforeTsParam(ctx.req.query.get('before_ts')) }));
+  return json(
+    await estimateDatastore(ctx.svc.admin, { datastoreId, beforeTs: beforeTsParam(ctx.req.query.get('before_ts')) }),
+  );
 }
 
 export async function transferHandler(ctx: Ctx): Promise<Result> {
-  return json(await startTransfer(ctx.svc.admin, {
-    sourceId: ctx.params.sourceId ?? '', targetId: ctx.params.targetId ?? '',
-    beforeTs: beforeTsParam(ctx.req.query.get('before_ts')), by: ctx.user?.userId, log: ctx.log,
-  }));
+  return json(
+    await startTransfer(ctx.svc.admin, {
+      sourceId: ctx.params.sourceId ?? '',
+      targetId: ctx.params.targetId ?? '',
+      beforeTs: beforeTsParam(ctx.req.query.get('before_ts')),
+      by: ctx.user?.userId,
+      log: ctx.log,
+    }),
+  );
 }

@@ -8,7 +8,13 @@ export async function logoutHandler(ctx: Ctx, all: boolean): Promise<Result> {
   if (ctx.req.body) await readSmallBody(ctx.req.body, 64 * 1024).catch(() => undefined);
   const version = ctx.req.path.startsWith('/_matrix/client/r0/') ? 'r0' : 'v3';
   const r = await logout(ctx.svc.auth, {
-    user: ctx.user!, all, version, serverName: ctx.serverName, domain: ctx.domain, remoteAddress: ctx.req.remoteAddress, log: ctx.log,
+    user: ctx.user!,
+    all,
+    version,
+    serverName: ctx.serverName,
+    domain: ctx.domain,
+    remoteAddress: ctx.req.remoteAddress,
+    log: ctx.log,
   });
   return json(r.body, r.status);
 }

@@ -13,7 +13,9 @@ export async function versionsHandler(ctx: Ctx): Promise<Result> {
     log: ctx.log,
   });
   if (r.status !== 200) throw Errors.badGateway(`Homeserver answered /versions with HTTP ${r.status}`);
-  const versions = Array.isArray(r.body.versions) ? (r.body.versions as unknown[]).filter((v) => typeof v === 'string') : [];
+  const versions = Array.isArray(r.body.versions)
+    ? (r.body.versions as unknown[]).filter((v) => typeof v === 'string')
+    : [];
   if (!versions.includes('v1.11')) versions.push('v1.11');
   return json({ ...r.body, versions });
 }

@@ -12,7 +12,9 @@ import type { Ctx } from '../services.js';
 // Federation media (spec v1.11, MSC3916): our own media only, as multipart/mixed with a `{}`
 // JSON part and then the file, streamed from the datastore with backpressure.
 
-function multipart(file: { contentType: string; contentDisposition: string; body: Readable } | { location: string }): Result {
+function multipart(
+  file: { contentType: string; contentDisposition: string; body: Readable } | { location: string },
+): Result {
   const boundary = newBoundary();
   return {
     kind: 'stream',
@@ -29,13 +31,23 @@ export async function federationDownloadHandler(ctx: Ctx): Promise<Result> {
   const got = await federationDownload(ctx.svc.download, { origin: ctx.serverName, mediaId, timeoutMs });
   if (got.kind === 'location') return multipart({ location: got.url });
   const contentType = got.contentType ?? 'application/octet-stream';
-  return multipart({ contentType, contentDisposition: contentDisposition(contentType, got.uploadName), body: got.body });
+  return multipart({
+    contentType,
+    contentDisposition: contentDisposition(contentType, got.uploadName),
+    body: got.body,
+  });
 }
 
 /** GET /_matrix/federation/v1/media/thumbnail/{mediaId}: the same bytes as the client endpoint. */
 export async function federationThumbnailHandler(ctx: Ctx): Promise<Result> {
   const mediaId = mediaIdParam(ctx.params.mediaId);
   const q = parseThumbnailQuery(ctx.req);
-  const { contentType, body } = await federationThumbnail(ctx.svc.thumbnail, { ...q, origin: ctx.serverName, mediaId, domain: ctx.domain, log: ctx.log });
+  const { contentType, body } = await federationThumbnail(ctx.svc.thumbnail, {
+    ...q,
+    origin: ctx.serverName,
+    mediaId,
+    domain: ctx.domain,
+    log: ctx.log,
+  });
   return multipart({ contentType, contentDisposition: thumbnailHeaders(contentType)['Content-Disposition']!, body });
 }

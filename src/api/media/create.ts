@@ -7,6 +7,10 @@ import type { Ctx } from '../services.js';
 export async function createHandler(ctx: Ctx): Promise<Result> {
   // The body is empty or `{}`; read it (bounded) so the connection stays usable.
   if (ctx.req.body) await readSmallBody(ctx.req.body, 64 * 1024).catch(() => undefined);
-  const { mxc, expiresTs } = await reserveMediaId(ctx.svc.upload, { origin: ctx.serverName, userId: ctx.user!.userId, domain: ctx.domain });
+  const { mxc, expiresTs } = await reserveMediaId(ctx.svc.upload, {
+    origin: ctx.serverName,
+    userId: ctx.user!.userId,
+    domain: ctx.domain,
+  });
   return json({ content_uri: mxc, unused_expires_at: expiresTs });
 }

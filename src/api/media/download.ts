@@ -13,10 +13,19 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
     timeoutMs: timeoutMsParam(q.get('timeout_ms')),
     allowRemote: booleanParam('allow_remote', q.get('allow_remote')) ?? true,
     allowRedirect: q.get('allow_redirect') === 'true',
-    authenticated, method: ctx.req.method, domain: ctx.domain, log: ctx.log,
+    authenticated,
+    method: ctx.req.method,
+    domain: ctx.domain,
+    log: ctx.log,
   });
   const fileName = ctx.params.fileName;
   if (got.kind === 'redirect') return redirectResult(got.url);
-  if (got.kind === 'streaming') return { kind: 'stream', status: 200, body: got.body, headers: fileHeaders(got.contentType, fileName ?? got.uploadName) };
+  if (got.kind === 'streaming')
+    return {
+      kind: 'stream',
+      status: 200,
+      body: got.body,
+      headers: fileHeaders(got.contentType, fileName ?? got.uploadName),
+    };
   return { kind: 'media', status: 200, headers: downloadHeaders(got.row, fileName), media: got.media };
 }

@@ -25,7 +25,11 @@ export async function identiconHandler(ctx: Ctx): Promise<Result> {
   return {
     kind: 'bytes',
     status: 200,
-    headers: { 'Content-Type': 'image/png', 'Content-Disposition': 'inline; filename=identicon.png', 'Cache-Control': 'public, max-age=86400, immutable' },
+    headers: {
+      'Content-Type': 'image/png',
+      'Content-Disposition': 'inline; filename=identicon.png',
+      'Cache-Control': 'public, max-age=86400, immutable',
+    },
     body: png,
   };
 }

@@ -8,7 +8,12 @@ import type { MediaRow } from '../../pipelines/download.js';
 /** Media is immutable under its ID: clients and proxies may keep it (privately). */
 export const MEDIA_CACHE_CONTROL = 'private, max-age=259200, immutable';
 
-const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/gif': 'gif' };
+const EXTENSIONS: Record<string, string> = {
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+};
 
 const headersByRow = new WeakMap<MediaRow, { fileName: string | undefined; headers: Headers }>();
 
@@ -39,7 +44,11 @@ export function thumbnailHeaders(contentType: string): Headers {
   let h = headersByType.get(contentType);
   if (!h) {
     const ext = EXTENSIONS[contentType] ?? 'png';
-    h = Object.freeze({ 'Content-Type': contentType, 'Content-Disposition': `inline; filename=thumbnail.${ext}`, 'Cache-Control': MEDIA_CACHE_CONTROL });
+    h = Object.freeze({
+      'Content-Type': contentType,
+      'Content-Disposition': `inline; filename=thumbnail.${ext}`,
+      'Cache-Control': MEDIA_CACHE_CONTROL,
+    });
     // Types come from our own encoder output and stored rows; the bound is only a backstop.
     if (headersByType.size < 64) headersByType.set(contentType, h);
   }

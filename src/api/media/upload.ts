@@ -13,7 +13,9 @@ function uploadRequest(ctx: Ctx): UploadRequest {
     userId: ctx.user!.userId,
     uploadName: filenameParam(ctx.req.query.get('filename')),
     contentType: contentTypeHeader(ctx.req.headers['content-type']),
-    body, domain: ctx.domain, log: ctx.log,
+    body,
+    domain: ctx.domain,
+    log: ctx.log,
   };
 }
 
@@ -21,7 +23,10 @@ function uploadRequest(ctx: Ctx): UploadRequest {
 export async function uploadHandler(ctx: Ctx): Promise<Result> {
   const { row, blurhash } = await uploadMedia(ctx.svc.upload, uploadRequest(ctx));
   // MSC2448 (unstable prefix, as MMR and Element use it).
-  return json({ content_uri: `mxc://${row.origin}/${row.mediaId}`, ...(blurhash ? { 'xyz.amorgan.blurhash': blurhash } : {}) });
+  return json({
+    content_uri: `mxc://${row.origin}/${row.mediaId}`,
+    ...(blurhash ? { 'xyz.amorgan.blurhash': blurhash } : {}),
+  });
 }
 
 /** PUT /_matrix/media/v3/upload/{serverName}/{mediaId} (MSC2246). */
@@ -29,7 +34,12 @@ export async function uploadAsyncHandler(ctx: Ctx): Promise<Result> {
   const mxcServer = serverNameParam(ctx.params.serverName);
   const mediaId = mediaIdParam(ctx.params.mediaId);
   await uploadToReservation(ctx.svc.upload, {
-    origin: ctx.serverName, userId: ctx.user!.userId, domain: ctx.domain, log: ctx.log, mxcServer, mediaId,
+    origin: ctx.serverName,
+    userId: ctx.user!.userId,
+    domain: ctx.domain,
+    log: ctx.log,
+    mxcServer,
+    mediaId,
     upload: () => uploadRequest(ctx),
   });
   return json({});

@@ -9,7 +9,11 @@ export class S3OperationError extends MediaRepoError<'MR_ERR_S3_OPERATION'> {
   constructor(store: string, op: string, key: string, cause: unknown) {
     const meta = (cause as { $metadata?: { httpStatusCode?: number } })?.$metadata;
     const name = (cause as Error)?.name ?? 'Error';
-    super('MR_ERR_S3_OPERATION', `s3 datastore ${store}: ${op} ${key || '(bucket)'} failed: ${name}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super(
+      'MR_ERR_S3_OPERATION',
+      `s3 datastore ${store}: ${op} ${key || '(bucket)'} failed: ${name}: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    );
     this.name = 'S3OperationError';
     this.status = meta?.httpStatusCode;
   }
@@ -22,7 +26,11 @@ export function isNotFound(e: unknown): boolean {
 // One datastore's bucket: the client, the bucket's name and the datastore ID that error
 // messages carry, since an operator reading "NoSuchBucket" needs to know which config entry.
 export class S3Bucket {
-  constructor(readonly client: S3Client, readonly name: string, readonly storeId: string) {}
+  constructor(
+    readonly client: S3Client,
+    readonly name: string,
+    readonly storeId: string,
+  ) {}
 
   /** Told of every operation started (media_s3_operations_total); set by the metrics wiring. */
   onOperation: ((op: string) => void) | null = null;

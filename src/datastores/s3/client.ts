@@ -45,10 +45,13 @@ export function createS3Client(o: S3DatastoreOpts, unsignedPayload = o.ssl): S3C
     },
   });
   if (unsignedPayload) {
-    client.middlewareStack.add((next) => (args) => {
-      skipPayloadHash(args.request as { headers?: Record<string, string>; body?: unknown });
-      return next(args);
-    }, { step: 'build', name: 'mediaRepoUnsignedPayload' });
+    client.middlewareStack.add(
+      (next) => (args) => {
+        skipPayloadHash(args.request as { headers?: Record<string, string>; body?: unknown });
+        return next(args);
+      },
+      { step: 'build', name: 'mediaRepoUnsignedPayload' },
+    );
   }
   return client;
 }
@@ -61,5 +64,6 @@ export function createS3Client(o: S3DatastoreOpts, unsignedPayload = o.ssl): S3C
  * signature is the only integrity check.
  */
 function skipPayloadHash(request: { headers?: Record<string, string>; body?: unknown }): void {
-  if (request.headers && request.body instanceof Uint8Array) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  if (request.headers && request.body instanceof Uint8Array)
+    request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
 }

@@ -16,7 +16,9 @@ const MAX_ATTEMPTS = 70;
 export async function removeLeftover(bucket: S3Bucket, l: Leftover): Promise<void> {
   try {
     if (l.uploadId) {
-      await bucket.run('AbortMultipartUpload', l.key, (c, b) => c.send(new AbortMultipartUploadCommand({ Bucket: b, Key: l.key, UploadId: l.uploadId })));
+      await bucket.run('AbortMultipartUpload', l.key, (c, b) =>
+        c.send(new AbortMultipartUploadCommand({ Bucket: b, Key: l.key, UploadId: l.uploadId })),
+      );
     } else {
       await bucket.run('DeleteObject', l.key, (c, b) => c.send(new DeleteObjectCommand({ Bucket: b, Key: l.key })));
     }

@@ -1,5 +1,10 @@
 import {
-  CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type CompletedPart, type StorageClass,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type StorageClass,
 } from '@aws-sdk/client-s3';
 import type { S3Bucket } from './bucket.js';
 import type { Leftover, LeftoverCleaner } from './leftovers.js';
@@ -71,9 +76,18 @@ export class ObjectUpload {
       const body = this.held ?? last;
       this.held = null;
       this.objectSent = true;
-      await this.target.bucket.run('PutObject', this.target.key, (c, b) => c.send(new PutObjectCommand({
-        Bucket: b, Key: this.target.key, Body: body, ContentLength: body.length, StorageClass: this.storageClass(),
-      }), { abortSignal: this.stop.signal }));
+      await this.target.bucket.run('PutObject', this.target.key, (c, b) =>
+        c.send(
+          new PutObjectCommand({
+            Bucket: b,
+            Key: this.target.key,
+            Body: body,
+            ContentLength: body.length,
+            StorageClass: this.storageClass(),
+          }),
+          { abortSignal: this.stop.signal },
+        ),
+      );
       return;
     }
     this.startMultipart();
@@ -82,10 +96,17 @@ export class ObjectUpload {
     this.throwIfFailed();
     const uploadId = await this.uploadId!;
     this.objectSent = true;
-    await this.target.bucket.run('CompleteMultipartUpload', this.target.key, (c, b) => c.send(new CompleteMultipartUploadCommand({
-      Bucket: b, Key: this.target.key, UploadId: uploadId,
-      MultipartUpload: { Parts: [...this.parts].sort((x, y) => x.PartNumber! - y.PartNumber!) },
-    }), { abortSignal: this.stop.signal }));
+    await this.target.bucket.run('CompleteMultipartUpload', this.target.key, (c, b) =>
+      c.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: b,
+          Key: this.target.key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: [...this.parts].sort((x, y) => x.PartNumber! - y.PartNumber!) },
+        }),
+        { abortSignal: this.stop.signal },
+      ),
+    );
   }
 
   /** Stops the upload and removes whatever it stored (through the cleaner, which retries). */
@@ -106,13 +127,23 @@ export class ObjectUpload {
 
   private startMultipart(): void {
     if (this.uploadId) return;
-    this.uploadId = this.target.bucket.run('CreateMultipartUpload', this.target.key, (c, b) => c.send(new CreateMultipartUploadCommand({
-      Bucket: b, Key: this.target.key, StorageClass: this.storageClass(),
-    }), { abortSignal: this.stop.signal })).then((r) => {
-      if (!r.UploadId) throw new Error(`s3 datastore ${this.target.bucket.storeId}: CreateMultipartUpload returned no UploadId`);
-      this.createdId = r.UploadId;
-      return r.UploadId;
-    });
+    this.uploadId = this.target.bucket
+      .run('CreateMultipartUpload', this.target.key, (c, b) =>
+        c.send(
+          new CreateMultipartUploadCommand({
+            Bucket: b,
+            Key: this.target.key,
+            StorageClass: this.storageClass(),
+          }),
+          { abortSignal: this.stop.signal },
+        ),
+      )
+      .then((r) => {
+        if (!r.UploadId)
+          throw new Error(`s3 datastore ${this.target.bucket.storeId}: CreateMultipartUpload returned no UploadId`);
+        this.createdId = r.UploadId;
+        return r.UploadId;
+      });
     // Failures surface through the parts and finish(); this only keeps the rejection handled.
     this.uploadId.catch((e: Error) => this.fail(e));
     if (this.held) {
@@ -124,11 +155,23 @@ export class ObjectUpload {
   private startPart(n: number, body: Buffer): void {
     const p: Promise<void> = (async () => {
       const uploadId = await this.uploadId!;
-      const r = await this.target.bucket.run('UploadPart', this.target.key, (c, b) => c.send(new UploadPartCommand({
-        Bucket: b, Key: this.target.key, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length,
-      }), { abortSignal: this.stop.signal }));
+      const r = await this.target.bucket.run('UploadPart', this.target.key, (c, b) =>
+        c.send(
+          new UploadPartCommand({
+            Bucket: b,
+            Key: this.target.key,
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: body,
+            ContentLength: body.length,
+          }),
+          { abortSignal: this.stop.signal },
+        ),
+      );
       this.parts.push({ PartNumber: n, ETag: r.ETag });
-    })().catch((e: Error) => this.fail(e)).finally(() => this.running.delete(p));
+    })()
+      .catch((e: Error) => this.fail(e))
+      .finally(() => this.running.delete(p));
     this.running.add(p);
   }
 

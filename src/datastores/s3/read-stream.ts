@@ -4,14 +4,28 @@ import type { ByteRange } from '../datastore.js';
 import type { S3Bucket } from './bucket.js';
 
 /** Sends the GetObject (a Range GET when a range is given); the body and the offset it starts at. */
-export async function getObject(bucket: S3Bucket, key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<{ body: Readable; firstByte: number }> {
-  const r = await bucket.run('GetObject', key, (c, b) => c.send(new GetObjectCommand({
-    Bucket: b, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined,
-  }), { abortSignal: signal }));
-  if (!(r.Body instanceof Readable)) throw new Error(`s3 datastore ${bucket.storeId}: GetObject ${key} returned no stream`);
+export async function getObject(
+  bucket: S3Bucket,
+  key: string,
+  range: ByteRange | undefined,
+  signal?: AbortSignal,
+): Promise<{ body: Readable; firstByte: number }> {
+  const r = await bucket.run('GetObject', key, (c, b) =>
+    c.send(
+      new GetObjectCommand({
+        Bucket: b,
+        Key: key,
+        Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+      }),
+      { abortSignal: signal },
+    ),
+  );
+  if (!(r.Body instanceof Readable))
+    throw new Error(`s3 datastore ${bucket.storeId}: GetObject ${key} returned no stream`);
   // A server that ignored the Range answers 200 with the whole object, from byte 0.
   const firstByte = r.ContentRange ? Number(/^bytes (\d+)-/.exec(r.ContentRange)?.[1] ?? NaN) : 0;
-  if (!Number.isSafeInteger(firstByte)) throw new Error(`s3 datastore ${bucket.storeId}: GetObject ${key}: unreadable Content-Range ${r.ContentRange}`);
+  if (!Number.isSafeInteger(firstByte))
+    throw new Error(`s3 datastore ${bucket.storeId}: GetObject ${key}: unreadable Content-Range ${r.ContentRange}`);
   return { body: r.Body, firstByte };
 }
 
@@ -30,24 +44,32 @@ export class S3ReadStream extends Readable {
   private skip = 0;
   private remaining = Infinity;
 
-  constructor(private readonly bucket: S3Bucket, private readonly key: string, private readonly range?: ByteRange) {
+  constructor(
+    private readonly bucket: S3Bucket,
+    private readonly key: string,
+    private readonly range?: ByteRange,
+  ) {
     super({ highWaterMark: 256 * 1024 });
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    getObject(this.bucket, this.key, this.range, this.stop.signal).then(({ body, firstByte }) => {
-      if (this.destroyed) {
-        body.destroy();
-        return callback();
-      }
-      if (this.range) {
-        if (firstByte > this.range.start) return callback(this.failure(`range starts at ${firstByte}, not ${this.range.start}`));
-        this.skip = this.range.start - firstByte;
-        this.remaining = this.range.end - this.range.start + 1;
-      }
-      this.attach(body);
-      callback();
-    }, (e: Error) => callback(e));
+    getObject(this.bucket, this.key, this.range, this.stop.signal).then(
+      ({ body, firstByte }) => {
+        if (this.destroyed) {
+          body.destroy();
+          return callback();
+        }
+        if (this.range) {
+          if (firstByte > this.range.start)
+            return callback(this.failure(`range starts at ${firstByte}, not ${this.range.start}`));
+          this.skip = this.range.start - firstByte;
+          this.remaining = this.range.end - this.range.start + 1;
+        }
+        this.attach(body);
+        callback();
+      },
+      (e: Error) => callback(e),
+    );
   }
 
   private attach(body: Readable): void {
@@ -74,7 +96,8 @@ export class S3ReadStream extends Readable {
     });
     body.once('end', () => {
       if (ended) return;
-      if (this.remaining !== Infinity && this.remaining > 0) this.destroy(this.failure(`body ended ${this.remaining} bytes before the range did`));
+      if (this.remaining !== Infinity && this.remaining > 0)
+        this.destroy(this.failure(`body ended ${this.remaining} bytes before the range did`));
       else end();
     });
     body.once('error', (e) => {

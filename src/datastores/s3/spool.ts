@@ -14,15 +14,28 @@ import type { LeftoverCleaner } from './leftovers.js';
  * Sends a local file of `size` bytes to `target`: one PutObject when it fits in a part (or
  * multipart is off), else a multipart upload reading one part at a time.
  */
-export async function uploadFile(target: ObjectTarget, path: string, size: number, multipart: boolean, cleaner: LeftoverCleaner): Promise<void> {
+export async function uploadFile(
+  target: ObjectTarget,
+  path: string,
+  size: number,
+  multipart: boolean,
+  cleaner: LeftoverCleaner,
+): Promise<void> {
   if (!multipart || size <= partBytes(1)) {
     // A small file is read whole so the SDK can retry the request; a large single PUT (multipart
     // off) streams from disk and gets one try: a consumed stream cannot be sent again.
     const body = size <= partBytes(1) ? await readWhole(path, size) : createReadStream(path);
-    await target.bucket.run('PutObject', target.key, (c, b) => c.send(new PutObjectCommand({
-      Bucket: b, Key: target.key, Body: body, ContentLength: size,
-      StorageClass: (target.storageClass || undefined) as StorageClass | undefined,
-    })));
+    await target.bucket.run('PutObject', target.key, (c, b) =>
+      c.send(
+        new PutObjectCommand({
+          Bucket: b,
+          Key: target.key,
+          Body: body,
+          ContentLength: size,
+          StorageClass: (target.storageClass || undefined) as StorageClass | undefined,
+        }),
+      ),
+    );
     return;
   }
   const upload = new ObjectUpload(target);

@@ -35,7 +35,11 @@ export class S3StagingWriter implements StagingWriter {
   private state: 'open' | 'finished' | 'aborted' = 'open';
   private result: { sha256: string; size: number } | null = null;
 
-  constructor(readonly bucket: S3Bucket, readonly key: string, private readonly cleaner: LeftoverCleaner) {
+  constructor(
+    readonly bucket: S3Bucket,
+    readonly key: string,
+    private readonly cleaner: LeftoverCleaner,
+  ) {
     // Staging objects get the default storage class: classes like STANDARD_IA or GLACIER bill a
     // minimum storage time, and a staging object lives for seconds. The copy to the blob's
     // content address applies the configured class.

@@ -81,7 +81,8 @@ export class S3Datastore implements Datastore {
       await rm(staging.path, { force: true });
       return key;
     }
-    if (!(staging instanceof S3StagingWriter) || staging.bucket !== this.bucket) throw new Error('staging object belongs to another datastore');
+    if (!(staging instanceof S3StagingWriter) || staging.bucket !== this.bucket)
+      throw new Error('staging object belongs to another datastore');
     const { size } = await staging.finish();
     // Copying onto an existing blob of the same hash rewrites the same bytes: idempotent.
     await copyObject(this.bucket, staging.key, key, size, this.opts.storageClass, this.cleaner);
@@ -93,9 +94,17 @@ export class S3Datastore implements Datastore {
   async putBlob(bytes: Buffer, sha256: string): Promise<string> {
     const key = contentKey(sha256, this.opts.prefixLength);
     // A single PUT is atomic: the key shows the whole blob or nothing, no staging needed.
-    await this.bucket.run('PutObject', key, (c, b) => c.send(new PutObjectCommand({
-      Bucket: b, Key: key, Body: bytes, ContentLength: bytes.length, StorageClass: this.storageClass(),
-    })));
+    await this.bucket.run('PutObject', key, (c, b) =>
+      c.send(
+        new PutObjectCommand({
+          Bucket: b,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.length,
+          StorageClass: this.storageClass(),
+        }),
+      ),
+    );
     this.writeProbe.noteSuccess();
     return key;
   }
@@ -114,7 +123,9 @@ export class S3Datastore implements Datastore {
   async modifiedAt(location: string): Promise<number | null> {
     const key = checkedLocation(location);
     try {
-      const head = await this.bucket.run('HeadObject', key, (c, b) => c.send(new HeadObjectCommand({ Bucket: b, Key: key })));
+      const head = await this.bucket.run('HeadObject', key, (c, b) =>
+        c.send(new HeadObjectCommand({ Bucket: b, Key: key })),
+      );
       return head.LastModified?.getTime() ?? null;
     } catch (e) {
       if (isNotFound(e)) return null;
@@ -131,7 +142,8 @@ export class S3Datastore implements Datastore {
       chunks.push(chunk as Buffer);
       total += (chunk as Buffer).length;
     }
-    if (size !== undefined && total !== size) throw new Error(`blob ${location} is ${total} bytes, its row says ${size}`);
+    if (size !== undefined && total !== size)
+      throw new Error(`blob ${location} is ${total} bytes, its row says ${size}`);
     return Buffer.concat(chunks, total);
   }
 
@@ -151,7 +163,9 @@ export class S3Datastore implements Datastore {
   async *listObjects(): AsyncIterable<string> {
     let token: string | undefined;
     do {
-      const page = await this.bucket.run('ListObjectsV2', '', (c, b) => c.send(new ListObjectsV2Command({ Bucket: b, ContinuationToken: token })));
+      const page = await this.bucket.run('ListObjectsV2', '', (c, b) =>
+        c.send(new ListObjectsV2Command({ Bucket: b, ContinuationToken: token })),
+      );
       for (const o of page.Contents ?? []) if (!o.Key!.startsWith(STAGING_PREFIX)) yield o.Key!;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -171,7 +185,9 @@ export class S3Datastore implements Datastore {
     if (this.opts.tempPath) await probeLocalFile(join(this.opts.tempPath, stagingName(this.instanceTag)));
     // A staging key of ours: if the delete fails, the start-up sweep removes it.
     const key = newStagingKey(this.instanceTag);
-    await this.bucket.run('PutObject', key, (c, b) => c.send(new PutObjectCommand({ Bucket: b, Key: key, Body: PROBE_BODY, ContentLength: PROBE_BODY.length })));
+    await this.bucket.run('PutObject', key, (c, b) =>
+      c.send(new PutObjectCommand({ Bucket: b, Key: key, Body: PROBE_BODY, ContentLength: PROBE_BODY.length })),
+    );
     await this.cleaner.remove({ key });
   }
 

@@ -27,9 +27,15 @@ export async function sweepBucketStaging(bucket: S3Bucket, instanceTag: string):
 async function* stagingObjects(bucket: S3Bucket, instanceTag: string, now: number): AsyncGenerator<Leftover> {
   let token: string | undefined;
   do {
-    const page = await bucket.run('ListObjectsV2', STAGING_PREFIX, (c, b) => c.send(new ListObjectsV2Command({
-      Bucket: b, Prefix: STAGING_PREFIX, ContinuationToken: token,
-    })));
+    const page = await bucket.run('ListObjectsV2', STAGING_PREFIX, (c, b) =>
+      c.send(
+        new ListObjectsV2Command({
+          Bucket: b,
+          Prefix: STAGING_PREFIX,
+          ContinuationToken: token,
+        }),
+      ),
+    );
     for (const o of page.Contents ?? []) {
       const name = o.Key!.slice(STAGING_PREFIX.length);
       if (sweepable(name, instanceTag, o.LastModified?.getTime() ?? now, now)) yield { key: o.Key! };
@@ -49,9 +55,15 @@ async function* staleMultipartUploads(bucket: S3Bucket, instanceTag: string, now
   do {
     let page;
     try {
-      page = await bucket.run('ListMultipartUploads', '', (c, b) => c.send(new ListMultipartUploadsCommand({
-        Bucket: b, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker,
-      })));
+      page = await bucket.run('ListMultipartUploads', '', (c, b) =>
+        c.send(
+          new ListMultipartUploadsCommand({
+            Bucket: b,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        ),
+      );
     } catch (e) {
       if ((e as { status?: number }).status === 501) return; // NotImplemented
       throw e;
@@ -59,7 +71,8 @@ async function* staleMultipartUploads(bucket: S3Bucket, instanceTag: string, now
     for (const u of page.Uploads ?? []) {
       const key = u.Key!;
       const started = u.Initiated?.getTime() ?? now;
-      const staging = key.startsWith(STAGING_PREFIX) && sweepable(key.slice(STAGING_PREFIX.length), instanceTag, started, now);
+      const staging =
+        key.startsWith(STAGING_PREFIX) && sweepable(key.slice(STAGING_PREFIX.length), instanceTag, started, now);
       const abandoned = isContentKey(key) && now - started > FOREIGN_STAGING_MAX_AGE_MS;
       if (staging || abandoned) yield { key, uploadId: u.UploadId! };
     }

@@ -8,10 +8,15 @@ export interface StoredBlob {
 }
 
 /** A stored blob of this size among the hash's candidates that still exists, if any. */
-export async function findStoredBlob(datastores: DatastoreRegistry, size: number, candidates: StoredBlob[]): Promise<{ datastoreId: string; location: string } | null> {
+export async function findStoredBlob(
+  datastores: DatastoreRegistry,
+  size: number,
+  candidates: StoredBlob[],
+): Promise<{ datastoreId: string; location: string } | null> {
   for (const blob of candidates) {
     const store = datastores.get(blob.datastoreId);
-    if (blob.sizeBytes === size && store && (await store.exists(blob.location))) return { datastoreId: blob.datastoreId, location: blob.location };
+    if (blob.sizeBytes === size && store && (await store.exists(blob.location)))
+      return { datastoreId: blob.datastoreId, location: blob.location };
   }
   return null;
 }
@@ -31,7 +36,10 @@ export interface Placement {
   candidates: StoredBlob[];
 }
 
-export async function placeBlob(datastores: DatastoreRegistry, p: Placement): Promise<{ datastoreId: string; location: string }> {
+export async function placeBlob(
+  datastores: DatastoreRegistry,
+  p: Placement,
+): Promise<{ datastoreId: string; location: string }> {
   const { ds, staging, sha256, size, candidates } = p;
   const found = await findStoredBlob(datastores, size, candidates);
   if (found) {
@@ -44,7 +52,12 @@ export async function placeBlob(datastores: DatastoreRegistry, p: Placement): Pr
 }
 
 /** Stores bytes whose hash is known: putBlob where the store has it, else through staging. */
-export async function putKnownBlob(datastores: DatastoreRegistry, ds: Datastore, bytes: Buffer, sha256: string): Promise<{ datastoreId: string; location: string }> {
+export async function putKnownBlob(
+  datastores: DatastoreRegistry,
+  ds: Datastore,
+  bytes: Buffer,
+  sha256: string,
+): Promise<{ datastoreId: string; location: string }> {
   let location: string;
   if (ds.putBlob) {
     location = await ds.putBlob(bytes, sha256);

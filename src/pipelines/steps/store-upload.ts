@@ -63,7 +63,11 @@ export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise
   }
 }
 
-function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<{ size: number; head: Buffer }> {
+function streamToStaging(
+  body: BodySource,
+  staging: StagingWriter,
+  maxBytes: number,
+): Promise<{ size: number; head: Buffer }> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const head = Buffer.alloc(HEAD_BYTES);
@@ -106,8 +110,12 @@ function streamToStaging(body: BodySource, staging: StagingWriter, maxBytes: num
   });
 }
 
-async function commitUpload(q: Parameters<Parameters<Db['tx']>[0]>[0], deps: UploadDeps, input: UploadInput,
-  bytes: Omit<Placement, 'candidates'>): Promise<MediaRow> {
+async function commitUpload(
+  q: Parameters<Parameters<Db['tx']>[0]>[0],
+  deps: UploadDeps,
+  input: UploadInput,
+  bytes: Omit<Placement, 'candidates'>,
+): Promise<MediaRow> {
   const { ds, staging, sha256, size } = bytes;
   await lockHash(q, sha256);
   // A perfect match is a media row with this hash, so content never seen before (most
@@ -123,9 +131,18 @@ async function commitUpload(q: Parameters<Parameters<Db['tx']>[0]>[0], deps: Upl
   }
   const { datastoreId, location } = await placeBlob(deps.datastores, { ds, staging, sha256, size, candidates });
   const row: MediaRow = {
-    origin: input.origin, mediaId: input.reservedMediaId ?? '', uploadName: input.uploadName,
-    contentType: input.contentType, userId: input.userId, sha256, sizeBytes: size, datastoreId, location,
-    creationTs: Date.now(), quarantined: false, requiresAuth: input.requiresAuth,
+    origin: input.origin,
+    mediaId: input.reservedMediaId ?? '',
+    uploadName: input.uploadName,
+    contentType: input.contentType,
+    userId: input.userId,
+    sha256,
+    sizeBytes: size,
+    datastoreId,
+    location,
+    creationTs: Date.now(),
+    quarantined: false,
+    requiresAuth: input.requiresAuth,
   };
   if (input.reservedMediaId) {
     if (!(await insertMedia(q, row, { allowReserved: true }))) throw Errors.cannotOverwrite();
