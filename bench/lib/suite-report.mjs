@@ -128,6 +128,9 @@ export async function writeSuiteReport(results, meta, dir = getResultsDir()) {
   };
   writeFileSync(files.json, `${JSON.stringify(doc, null, 2)}\n`);
   writeFileSync(files.md, markdown(doc));
+  // The chart is our own SVG: let libvips load it even where VIPS_BLOCK_UNTRUSTED is set (npm test
+  // sets it for the server's sake, and the bench smoke test inherits it).
+  sharp.unblock({ operation: ['VipsForeignLoadSvgBuffer'] });
   await sharp(Buffer.from(chartSvg(scenarios)))
     .png()
     .toFile(files.png);

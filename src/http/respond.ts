@@ -37,7 +37,7 @@ function writeHead(
 /**
  * A media response's own headers (the handler's, plus ETag and Accept-Ranges) as one
  * writeHeader call, like COMMON_HEADER_BLOCK. Handlers that hand back the same frozen headers
- * object for the same media (download.ts keeps one per row) get the block built and checked
+ * object for the same media (api/media/media-headers.ts keeps one per row) get the block built and checked
  * once per ETag; any other headers object gets a block of its own, collected with it.
  */
 const mediaBlocks = new WeakMap<Headers, { etag: string; block: HeaderBlock }>();
