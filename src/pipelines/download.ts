@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { Errors } from '../errors.js';
 import type { DomainConfig, LoadedConfig } from '../config/schema.js';
 import type { MediaRow } from '../db/media.js';
 import type { Datastore } from '../datastores/datastore.js';
@@ -11,8 +10,10 @@ import type { MediaBody } from '../http/types.js';
 import type { Logger } from '../logging/logger.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 import { resolveLocalMedia, type ResolveDeps } from './local-media.js';
-import { getRemoteMedia, type RemoteDeps } from './remote.js';
+import type { RemoteDeps } from './remote.js';
 import { cachedBlobBody } from './steps/serve-blob.js';
+import { datastoreOf } from './steps/datastore-of.js';
+import { findMedia } from './steps/find-media.js';
 
 // A client download (legacy and authenticated endpoints): which media it is, where its bytes
 // come from, and whether the client is sent elsewhere for them.
@@ -68,46 +69,16 @@ export function publicRedirectUrl(
   return ds.publicUrl(location);
 }
 
-/** The datastore a row points at; a row naming an unconfigured one is an operator error. */
-export function datastoreOf(
-  datastores: DatastoreRegistry,
-  row: { datastoreId: string; mediaId: string },
-  log: Logger,
-  what: 'Media' | 'Thumbnail',
-): Datastore {
-  const ds = datastores.get(row.datastoreId);
-  if (!ds) {
-    log.error(`${what === 'Media' ? 'media' : 'thumbnail'} row points at an unknown datastore`, {
-      datastore: row.datastoreId,
-      mediaId: row.mediaId,
-    });
-    throw Errors.unknown(`${what} is stored in a datastore that is not configured`);
-  }
-  return ds;
-}
-
 // Step 1: the row: our own media (waiting for a pending async upload), or another server's
 //         (stored, or fetched now and streamed through while it is stored).
 // Step 2: the datastore; a redirect to its public address where allowed, unless the blob is
 //         hot enough for the in-process cache (MMR's redirectWhenCached false).
 // Step 3: the body: memory first, then Redis (by hash, small files), then the datastore.
 export async function downloadMedia(deps: DownloadDeps, r: DownloadRequest): Promise<Download> {
-  let row: MediaRow;
-  if (deps.config().domains.has(r.origin)) {
-    row = await resolveLocalMedia(deps, r);
-  } else {
-    if (!r.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
-    const remote = await getRemoteMedia(deps, {
-      origin: r.origin,
-      mediaId: r.mediaId,
-      domain: r.domain,
-      authenticated: r.authenticated,
-      wantStream: true,
-    });
-    if (remote.kind === 'streaming') return remote;
-    row = remote.row;
-  }
-  const ds = datastoreOf(deps.datastores, row, r.log, 'Media');
+  const found = await findMedia(deps, r, true);
+  if (found.kind === 'streaming') return found;
+  const row = found.row;
+  const ds = datastoreOf(deps.datastores, row, r.log, 'media');
   const cache = deps.blobCache;
   let counted: BlobLookup | undefined;
   const redirect = publicRedirectUrl(ds, row.location, r.authenticated, r.allowRedirect);
@@ -139,11 +110,10 @@ export type FederationDownload =
 /** Our own media for another homeserver (federation v1): the file streamed from its datastore. */
 export async function federationDownload(
   deps: DownloadDeps,
-  r: { origin: string; mediaId: string; timeoutMs: number },
+  r: { origin: string; mediaId: string; timeoutMs: number; log: Logger },
 ): Promise<FederationDownload> {
   const row = await resolveLocalMedia(deps, { ...r, authenticated: true });
-  const ds = deps.datastores.get(row.datastoreId);
-  if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
+  const ds = datastoreOf(deps.datastores, row, r.log, 'media');
   const publicUrl = ds.publicUrl?.(row.location) ?? null;
   if (publicUrl) return { kind: 'location', url: publicUrl };
   const body =

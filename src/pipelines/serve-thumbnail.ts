@@ -1,12 +1,11 @@
 import { Readable } from 'node:stream';
 import { Errors, hasCode } from '../errors.js';
 import type { DomainConfig, LoadedConfig } from '../config/schema.js';
-import type { MediaRow } from '../db/media.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { MediaBody } from '../http/types.js';
 import type { Logger } from '../logging/logger.js';
-import { resolveLocalMedia, type ResolveDeps } from './local-media.js';
-import { getRemoteMedia, type RemoteDeps } from './remote.js';
+import type { ResolveDeps } from './local-media.js';
+import type { RemoteDeps } from './remote.js';
 import {
   findOrCreateThumbnail,
   thumbnailKey,
@@ -14,7 +13,8 @@ import {
   type ThumbnailDeps,
   type ThumbnailRequest,
 } from './thumbnail.js';
-import { datastoreOf } from './download.js';
+import { datastoreOf } from './steps/datastore-of.js';
+import { findMedia } from './steps/find-media.js';
 import { cachedBlobBody } from './steps/serve-blob.js';
 
 // A thumbnail request (client, legacy and federation endpoints): the source media, then the
@@ -61,7 +61,7 @@ export async function serveThumbnail(deps: ServeThumbnailDeps, r: ThumbnailAsk):
     };
   }
   const row = thumb.row;
-  const ds = datastoreOf(deps.datastores, row, r.log, 'Thumbnail');
+  const ds = datastoreOf(deps.datastores, row, r.log, 'thumbnail');
   // Every field named (as downloads do), so cachedBlobBody sees one object shape.
   const media = cachedBlobBody({
     cache: deps.blobCache,
@@ -82,8 +82,7 @@ export async function federationThumbnail(
 ): Promise<{ contentType: string; body: Readable }> {
   const thumb = await thumbnailOf(deps, { ...r, allowRemote: false, httpMethod: 'GET', authenticated: true });
   if (thumb.kind === 'fresh') return { contentType: thumb.fresh.contentType, body: Readable.from([thumb.fresh.bytes]) };
-  const ds = deps.datastores.get(thumb.row.datastoreId);
-  if (!ds) throw Errors.unknown('Thumbnail is stored in a datastore that is not configured');
+  const ds = datastoreOf(deps.datastores, thumb.row, r.log, 'thumbnail');
   return {
     contentType: thumb.row.contentType,
     body: ds.openStream(thumb.row.location, { start: 0, end: thumb.row.sizeBytes - 1 }),
@@ -91,22 +90,7 @@ export async function federationThumbnail(
 }
 
 async function thumbnailOf(deps: ServeThumbnailDeps, r: ThumbnailAsk): Promise<Thumbnail> {
-  const local = deps.config().domains.has(r.origin);
-  let media: MediaRow;
-  if (local) {
-    media = await resolveLocalMedia(deps, r);
-  } else {
-    if (!r.allowRemote) throw Errors.notFound('Remote media was not requested (allow_remote=false)');
-    media = (
-      await getRemoteMedia(deps, {
-        origin: r.origin,
-        mediaId: r.mediaId,
-        domain: r.domain,
-        authenticated: r.authenticated,
-        wantStream: false,
-      })
-    ).row;
-  }
+  const { row: media, local } = await findMedia(deps, r, false);
   const cfg = r.domain.thumbnails;
   try {
     return await findOrCreateThumbnail(deps, {

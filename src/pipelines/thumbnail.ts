@@ -22,6 +22,7 @@ import type { ThumbnailPools } from '../pools/thumbnails.js';
 import type { ThumbnailLimits } from '../../workers/protocol.js';
 import { chooseSize } from './thumbnail-size.js';
 import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
+import { datastoreOf } from './steps/datastore-of.js';
 import { coordinate } from '../redis/locks.js';
 import type { RedisRing } from '../redis/ring.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
@@ -148,8 +149,7 @@ export async function generateThumbnails(
   job: ThumbnailJob & { keys: ThumbnailKey[] },
 ): Promise<{ results: Thumbnail[]; stored: Promise<unknown> }> {
   const { media, keys, cfg, datastoreIds } = job;
-  const ds = deps.datastores.get(media.datastoreId);
-  if (!ds) throw Errors.unknown('Media is stored in a datastore that is not configured');
+  const ds = datastoreOf(deps.datastores, media, deps.log, 'media');
   // Read only once the pool admits the task, so a long line holds no source bytes.
   const source = () => readOwned(ds, media.location, media.sizeBytes);
   const targets = keys.map((k) => ({ width: k.width, height: k.height, method: k.method, animated: k.animated }));

@@ -28,7 +28,7 @@ function multipart(
 export async function federationDownloadHandler(ctx: Ctx): Promise<Result> {
   const mediaId = mediaIdParam(ctx.params.mediaId);
   const timeoutMs = timeoutMsParam(ctx.req.query.get('timeout_ms'));
-  const got = await federationDownload(ctx.svc.download, { origin: ctx.serverName, mediaId, timeoutMs });
+  const got = await federationDownload(ctx.svc.download, { origin: ctx.serverName, mediaId, timeoutMs, log: ctx.log });
   if (got.kind === 'location') return multipart({ location: got.url });
   const contentType = got.contentType ?? 'application/octet-stream';
   return multipart({
