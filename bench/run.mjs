@@ -16,6 +16,7 @@ import { REMOTE_SCENARIOS, runRemote } from './remote.mjs';
 import { PREVIEW_SCENARIOS, runPreview } from './preview.mjs';
 import { MIXED_SCENARIOS, runMixed } from './mixed.mjs';
 import { MEMORY_SCENARIOS, runMemory } from './memory.mjs';
+import { PURGE_SCENARIOS, runPurge } from './purge.mjs';
 
 // Families in run order: a family name on the command line selects all of its scenarios.
 const FAMILIES = {
@@ -26,6 +27,7 @@ const FAMILIES = {
   preview: [PREVIEW_SCENARIOS, runPreview],
   mixed: [MIXED_SCENARIOS, runMixed],
   memory: [MEMORY_SCENARIOS, runMemory],
+  purge: [PURGE_SCENARIOS, runPurge],
 };
 const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 

@@ -148,6 +148,16 @@ export const ERROR_CODES = {
     status: 501,
     when: 'A request body in a transfer coding other than chunked (gzip, deflate, …): it is not decoded, so it is refused rather than stored encoded',
   },
+  MR_ERR_QUARANTINED: {
+    errcode: 'M_NOT_FOUND',
+    status: 404,
+    when: 'Quarantined media, on every download, thumbnail and federation endpoint (unless quarantine.replaceDownloads or replaceThumbnails serves the placeholder image instead)',
+  },
+  MR_ERR_CONTENT_BLOCKED: {
+    errcode: 'M_FORBIDDEN',
+    status: 403,
+    when: 'An upload of bytes that an admin quarantined: refused and not stored',
+  },
 } as const satisfies Record<string, WireError>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -229,6 +239,8 @@ export const Errors = {
     ),
   guestForbidden: () => new MatrixError('MR_ERR_GUEST_FORBIDDEN', 'Guests cannot use this endpoint'),
   notFound: (msg = 'Media not found') => new MatrixError('MR_ERR_NOT_FOUND', msg),
+  quarantined: () => new MatrixError('MR_ERR_QUARANTINED', 'Media not found'),
+  contentBlocked: () => new MatrixError('MR_ERR_CONTENT_BLOCKED', 'This content is not allowed on this server'),
   unrecognized: () => new MatrixError('MR_ERR_UNRECOGNIZED', 'Unrecognized request'),
   methodNotAllowed: () => new MatrixError('MR_ERR_METHOD_NOT_ALLOWED', 'Method not allowed on this endpoint'),
   cannotOverwrite: () => new MatrixError('MR_ERR_CANNOT_OVERWRITE', 'This media ID already has content'),

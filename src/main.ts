@@ -16,6 +16,7 @@ import { startPreviews } from './start/previews.js';
 import { handlerServices } from './start/services.js';
 import { startHousekeeping } from './start/housekeeping.js';
 import { startHttp } from './start/http.js';
+import { CacheInvalidator } from './cache/invalidation.js';
 
 export interface StartOptions {
   config: LoadedConfig;
@@ -45,6 +46,7 @@ export type Wiring = Omit<Storage, 'close'> &
     metrics: MediaMetrics;
     tasks: TaskRunner;
     state: { shuttingDown: boolean };
+    invalidator: CacheInvalidator;
   };
 
 export interface RunningRepo {
@@ -80,6 +82,19 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
     const previews = startPreviews(config, log, metrics, storage, images.thumbnails);
     watchPools(metrics, images.thumbnails, previews.pool, previews.gate);
     watchCaches(metrics, storage.blobCache, storage.redis.ring);
+    // Quarantine and purge make every cache here forget at once, and other instances soon after.
+    // Made before the task runner: the expiry task purges too.
+    const invalidator = new CacheInvalidator(
+      {
+        mediaRows: storage.mediaRows,
+        thumbnailRows: images.thumbnailRows,
+        blobCache: storage.blobCache,
+        redis: storage.redis,
+      },
+      storage.db,
+      log,
+    );
+    await invalidator.start();
     const tasks = createTaskRunner({
       db: storage.db,
       datastores: storage.datastores,
@@ -87,12 +102,13 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       thumbnailRows: images.thumbnailRows,
       log,
       metrics,
+      moderation: { config, db: storage.db, datastores: storage.datastores, invalidator, log },
     });
     const state = { shuttingDown: false };
-    const svc = handlerServices({ config, log, metrics, storage, images, remote, previews, tasks, state });
+    const svc = handlerServices({ config, log, metrics, storage, images, remote, previews, tasks, state, invalidator });
     const { close: _s, ...stores } = storage;
     const { close: _i, thumbnailDeps: _t, ...imageParts } = images;
-    const wiring: Wiring = { ...stores, ...imageParts, ...remote, config, log, metrics, tasks, state };
+    const wiring: Wiring = { ...stores, ...imageParts, ...remote, config, log, metrics, tasks, state, invalidator };
 
     const { http, metricsServer } = await startHttp(config, log, svc, opts.port, { set: metrics, registry });
     const housekeeping = startHousekeeping(config, log, storage.db, tasks);
@@ -117,6 +133,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       try {
         await storage.datastores.sync(allDatastores(next));
         remote.tokens.configure(next.global.accessTokens.maxCacheTimeSeconds);
+        remote.adminStatus.configure(next.global.accessTokens.maxCacheTimeSeconds);
         storage.redis.ring.configure(next.global.redis);
         log.setOptions({ level: next.global.repo.logLevel, json: next.global.repo.jsonLogs });
         loaded = next;
@@ -149,7 +166,6 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           // balancer's next probes see it and it moves traffic away before connects fail.
           state.shuttingDown = true;
           watcher?.close();
-          housekeeping.stopSweeps();
           if (graceMs > 0) {
             log.info('shutdown: grace period, /readyz answers 503', { graceSeconds: graceMs / 1000 });
             await sleep(graceMs);
@@ -165,8 +181,9 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
           while (http.inFlight() > 0 && Date.now() < deadline) await sleep(20);
           // Step 3: what still runs is cut off (each one logged) and everything else closes.
           http.closeAll();
-          await housekeeping.stopCollection();
+          await housekeeping.stopSchedules();
           await tasks.stop();
+          await invalidator.stop();
           await imagesStarted.close();
           await previews.close();
           await storage.close();

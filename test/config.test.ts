@@ -116,10 +116,7 @@ thumbnails:
     { ...defaultConfig().thumbnails, maxSourceBytes: 10485760, sizes: [{ width: 32, height: 32 }] },
     'given keys over the defaults',
   );
-  t.same(loaded.warnings, [
-    'downloads.cacheHitsPerMinute: unknown key, ignored',
-    'homeservers[].adminApiKind: an MMR setting media-repo does not build yet; accepted, it has no effect',
-  ]);
+  t.same(loaded.warnings, ['downloads.cacheHitsPerMinute: unknown key, ignored']);
   t.same([...loaded.domains.keys()], ['example.org', '[::1]:8448']);
   t.same(loaded.files, [join(dir, 'media-repo.yaml')]);
   t.same(validateConfigWithWarnings({ datastores: DS, foo: 1 }).warnings, [

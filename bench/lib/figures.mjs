@@ -203,7 +203,20 @@ const MAPPERS = {
       ),
     }),
   }),
+  // Rows purged per second (in the req/s column) and the process's peak RSS.
+  'purge-100k': (s) => purgeFigures(s),
+  'expiry-100k': (s) => purgeFigures(s),
 };
+
+function purgeFigures(s) {
+  return {
+    unit: 'rows/s',
+    baselineLabel: null,
+    ratio: null,
+    baseline: null,
+    ours: fig({ reqPerSec: s.rowsPerSec, errors: s.failures, peakRssMiB: round(s.idleRssMiB + s.peakGrowthMiB, 1) }),
+  };
+}
 
 /** The common figures of scenario `name`'s summary (a scenario unknown here gets ours only). */
 export function figuresOf(name, summary) {

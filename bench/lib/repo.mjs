@@ -33,7 +33,7 @@ export function ensureBuilt(force = false) {
 }
 
 /** A fresh database inside the Postgres server of `dsn`; drop() removes it. */
-async function freshPostgresDatabase(dsn) {
+export async function freshPostgresDatabase(dsn) {
   const name = `media_repo_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: dsn });
   await admin.connect();

@@ -1,6 +1,7 @@
 import { Errors, MatrixError } from '../errors.js';
 import type { AuthMode, AuthUser, Ctx } from './services.js';
 import { resolveAccessToken } from '../pipelines/access-token.js';
+import { isLocalAdmin } from '../pipelines/roles.js';
 import { parseXMatrix, verifyRequestSignature } from '../matrix/x-matrix.js';
 
 /** Bearer header first; the deprecated `access_token` query parameter still works (v1.11-v1.19). */
@@ -31,7 +32,29 @@ export async function authenticate(ctx: Ctx, mode: AuthMode): Promise<AuthUser |
   }
   if (user.isGuest && mode !== 'guest' && mode !== 'optional') throw Errors.guestForbidden();
   if (mode === 'admin' && !user.isRepoAdmin) throw Errors.forbidden('Only repository admins may use this endpoint');
+  if (mode === 'localadmin' && !user.isRepoAdmin && !(await askLocalAdmin(ctx, user))) {
+    throw Errors.forbidden(`Only repository admins and admins of ${ctx.serverName} may use this endpoint`);
+  }
   return user;
+}
+
+/**
+ * For handlers that also serve uploaders or plain users: is the caller an admin of the Host's
+ * homeserver? False without a user; asked once per request (remembered on the user).
+ */
+export async function callerIsLocalAdmin(ctx: Ctx): Promise<boolean> {
+  if (!ctx.user) return false;
+  return ctx.user.isLocalAdmin ?? askLocalAdmin(ctx, ctx.user);
+}
+
+function askLocalAdmin(ctx: Ctx, user: AuthUser): Promise<boolean> {
+  return isLocalAdmin(ctx.svc.roles, {
+    user,
+    serverName: ctx.serverName,
+    domain: ctx.domain,
+    remoteAddress: ctx.req.remoteAddress,
+    log: ctx.log,
+  });
 }
 
 function resolveToken(ctx: Ctx, token: string): Promise<AuthUser> {

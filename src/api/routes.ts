@@ -13,6 +13,9 @@ import { healthHandler, versionHandler } from './health.js';
 import { listDatastoresHandler, sizeEstimateHandler, transferHandler } from './admin/datastores.js';
 import { listTasksHandler, taskHandler } from './admin/tasks.js';
 import { readyHandler } from './ready.js';
+import { MODERATION_ROUTES } from './routes-moderation.js';
+import { ADMIN_INFO_ROUTES } from './routes-admin-info.js';
+import { SYNAPSE_ADMIN_ROUTES } from './routes-synapse.js';
 
 const LEGACY = '/_matrix/media/{r0,v1,v3}';
 const AUTHED = '/_matrix/client/v1/media';
@@ -163,6 +166,9 @@ export const ROUTES: Route[] = [
     handler: (c) => listTasksHandler(c, true),
   },
   { name: 'admin_task', methods: ['GET'], paths: [`${ADMIN}/tasks/:taskId`], auth: 'admin', handler: taskHandler },
+  ...ADMIN_INFO_ROUTES,
+  ...MODERATION_ROUTES,
+  ...SYNAPSE_ADMIN_ROUTES,
   {
     name: 'version',
     methods: ['GET'],

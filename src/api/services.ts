@@ -9,8 +9,11 @@ import type { DownloadDeps } from '../pipelines/download.js';
 import type { ServeThumbnailDeps } from '../pipelines/serve-thumbnail.js';
 import type { IdenticonDeps } from '../pipelines/identicon.js';
 import type { AdminDeps } from '../pipelines/admin-datastores.js';
+import type { ModerationDeps } from '../pipelines/admin/moderation-deps.js';
 import type { ReadinessDeps } from '../pipelines/readiness.js';
 import type { PreviewDeps } from '../preview/pipeline.js';
+import type { AdminInfoDeps } from '../pipelines/admin-info.js';
+import type { RoleDeps } from '../pipelines/roles.js';
 
 export type { AuthUser };
 
@@ -29,6 +32,8 @@ export interface Services {
   /** Proxied client-server calls (versions). */
   homeserver: HomeserverClient;
   auth: AccessTokenDeps;
+  /** Who is a local admin (the Host's homeserver's admin API, cached). */
+  roles: RoleDeps;
   upload: AsyncUploadDeps;
   download: DownloadDeps;
   thumbnail: ServeThumbnailDeps;
@@ -37,15 +42,21 @@ export interface Services {
   preview: PreviewDeps;
   /** Datastore and task admin (MMR's admin API). */
   admin: AdminDeps;
+  /** Quarantine, purge, attributes, audit. */
+  moderation: ModerationDeps;
   readiness: ReadinessDeps;
+  /** Media info, usage reports and the federation test (MMR's read-only admin API). */
+  adminInfo: AdminInfoDeps;
 }
 
 /**
  * none: no token looked at. optional: a token is used if valid, ignored otherwise.
  * user: a real (non-guest) user. guest: any user including guests (MSC4189 download and
- * thumbnail). admin: a repo admin. server: another homeserver, by X-Matrix signature.
+ * thumbnail). admin: a repo admin. localadmin: a repo admin, or an admin of the homeserver the
+ * request's Host names (asked through its adminApiKind); the handler still scopes what a local
+ * admin may touch to that homeserver. server: another homeserver, by X-Matrix signature.
  */
-export type AuthMode = 'none' | 'optional' | 'user' | 'guest' | 'admin' | 'server';
+export type AuthMode = 'none' | 'optional' | 'user' | 'guest' | 'admin' | 'localadmin' | 'server';
 
 export interface Ctx {
   req: HttpRequest;

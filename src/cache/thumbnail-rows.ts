@@ -18,6 +18,12 @@ export class ThumbnailRowCache {
     this.cache.set(thumbnailKeyString(row), row);
   }
 
+  /** Forgets every thumbnail of one media (`origin/mediaId`): a scan, for small changes. */
+  deleteMedia(mediaKey: string): void {
+    const prefix = mediaKey + '/';
+    for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k);
+  }
+
   /** Forgets everything (a datastore transfer moved thumbnail blobs; cheaper than a key scan). */
   clear(): void {
     this.cache.clear();

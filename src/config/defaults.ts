@@ -45,6 +45,7 @@ export function defaultConfig(): Config {
       failureCacheMinutes: 5,
       defaultRangeChunkSizeBytes: 10485760,
       smallFileBytes: 65536,
+      expireAfterDays: 0,
       cache: {
         // On, as in MMR: hot 1 MiB downloads measured 1.05x nginx with it against 0.65-0.70x
         // without (bench download-1mib on a quiet machine; see the README's cache section).
@@ -93,6 +94,7 @@ export function defaultConfig(): Config {
       maxQueue: 64,
     },
     identicons: { enabled: true },
+    quarantine: { replaceThumbnails: true, replaceDownloads: false, thumbnailPath: '', allowLocalAdmins: true },
     federation: {
       backoffAt: 20,
       ignoredHosts: [],
@@ -132,6 +134,8 @@ export function defaultConfig(): Config {
     },
     // Far beyond the longest commit (database.timeouts.transactionSeconds); a daily full scan.
     orphanBlobs: { minAgeSeconds: 3600, intervalSeconds: 86400 },
+    // MMR's schedule: hourly, each run up to 15 minutes late.
+    expiry: { intervalSeconds: 3600, jitterSeconds: 900 },
   };
 }
 

@@ -106,6 +106,8 @@ export interface DownloadsSection {
   defaultRangeChunkSizeBytes: number;
   /** Files up to this size are read in one call instead of a stream (small-file fast path). */
   smallFileBytes: number;
+  /** Remote media created more than this many days ago is purged hourly; 0 or less keeps it. Process-wide. */
+  expireAfterDays: number;
   /** The in-process cache of hot blobs (MMR's downloads.cache). */
   cache: DownloadCacheSection;
 }
@@ -148,6 +150,7 @@ export interface ThumbnailsSection {
   stillFrame: number;
   /** Source MIME types (sniffed from the bytes) that may be thumbnailed. */
   types: string[];
+  /** Thumbnails created more than this many days ago are deleted hourly; 0 or less keeps them. Process-wide. */
   expireAfterDays: number;
   /** Animations with more frames are refused (413) before decoding. Not an MMR key. */
   maxFrames: number;
@@ -159,6 +162,18 @@ export interface ThumbnailsSection {
 
 export interface IdenticonsSection {
   enabled: boolean;
+}
+
+/** MMR's quarantine section: what quarantined media answers, and who may quarantine. */
+export interface QuarantineSection {
+  /** Thumbnails of quarantined media answer a placeholder image instead of 404. */
+  replaceThumbnails: boolean;
+  /** Downloads of quarantined media answer the placeholder image instead of 404. */
+  replaceDownloads: boolean;
+  /** A PNG or JPEG served as the placeholder; empty: a built-in one. */
+  thumbnailPath: string;
+  /** Admins of a homeserver may quarantine that homeserver's media. */
+  allowLocalAdmins: boolean;
 }
 
 export interface FeatureSupportSection {
@@ -221,6 +236,14 @@ export interface OrphanBlobsSection {
   intervalSeconds: number;
 }
 
+/** Not MMR keys: when the expiry task runs (the expireAfterDays settings and the small-table sweeps). */
+export interface ExpirySection {
+  /** How often one instance of the fleet runs it (MMR: hourly); 0 turns it off. */
+  intervalSeconds: number;
+  /** Each run starts up to this many seconds after it is due, at random (MMR: 15 minutes). */
+  jitterSeconds: number;
+}
+
 export interface TimeoutsSection {
   urlPreviewTimeoutSeconds: number;
   federationTimeoutSeconds: number;
@@ -257,12 +280,14 @@ export interface Config {
   timeouts: TimeoutsSection;
   thumbnails: ThumbnailsSection;
   identicons: IdenticonsSection;
+  quarantine: QuarantineSection;
   featureSupport: FeatureSupportSection;
   federation: FederationSection;
   urlPreviews: UrlPreviewsSection;
   metrics: MetricsSection;
   redis: RedisSection;
   orphanBlobs: OrphanBlobsSection;
+  expiry: ExpirySection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */
   [section: string]: unknown;
 }
@@ -277,6 +302,7 @@ export interface DomainConfig {
   accessTokens: AccessTokensSection;
   thumbnails: ThumbnailsSection;
   identicons: IdenticonsSection;
+  quarantine: QuarantineSection;
   featureSupport: FeatureSupportSection;
   urlPreviews: UrlPreviewsSection;
   [section: string]: unknown;

@@ -8,16 +8,12 @@
 export const UNBUILT_KEYS: readonly string[] = [
   'archiving',
   'rateLimit',
-  'quarantine',
   'plugins',
   'sentry',
   'tasks',
   'pgo',
-  'homeservers[].adminApiKind',
   'uploads.quotas',
   'downloads.defaultRangeChunkSizeBytes',
-  'downloads.expireAfterDays',
-  'thumbnails.expireAfterDays',
   'urlPreviews.proxyUrl',
   'featureSupport.MSC2448.punch',
 ];

@@ -198,6 +198,8 @@ const SECTIONS: Record<string, Check> = {
     failureCacheMinutes: int(0),
     defaultRangeChunkSizeBytes: int(0),
     smallFileBytes: int(0),
+    // 0 or less keeps remote media (MMR).
+    expireAfterDays: int(),
     cache: section({
       enabled: bool,
       maxSizeBytes: int(0),
@@ -280,6 +282,12 @@ const SECTIONS: Record<string, Check> = {
     return u;
   },
   identicons: section({ enabled: bool }),
+  quarantine: section({
+    replaceThumbnails: bool,
+    replaceDownloads: bool,
+    thumbnailPath: str(),
+    allowLocalAdmins: bool,
+  }),
   metrics: section({ enabled: bool, bindAddress: str(true), port: int(0, 65535) }),
   redis: (v, p, w) => {
     const r = section({
@@ -303,6 +311,7 @@ const SECTIONS: Record<string, Check> = {
   }),
   // A bound shorter than a commit could take a blob whose row is on its way for an orphan.
   orphanBlobs: section({ minAgeSeconds: int(60), intervalSeconds: int(0) }),
+  expiry: section({ intervalSeconds: int(0), jitterSeconds: int(0) }),
 };
 
 /** Validates one section (already merged over its defaults); unknown sections pass through. */

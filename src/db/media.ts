@@ -49,7 +49,8 @@ export async function findBlobByHash(
   sha256: string,
 ): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
   const r = await q.query<Record<string, unknown>>(
-    'SELECT DISTINCT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1',
+    // Tombstones (quarantined rows whose blob was purged) have no blob: location ''.
+    "SELECT DISTINCT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1 AND location <> ''",
     [sha256],
   );
   return r.rows.map((x) => ({
@@ -78,13 +79,14 @@ export async function findExactUpload(
 }
 
 /**
- * Inserts a row unless the ID is taken, either by media or by an async-upload reservation
- * of someone else. Returns false on a collision so the caller can pick another ID.
+ * Inserts a row unless the ID is taken, either by media, by an async-upload reservation of
+ * someone else, or by a purge (reserved_media: a purged ID never comes back). Returns false on a collision so the caller can pick another ID.
  */
 export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserved: boolean }): Promise<boolean> {
   const reservedCheck = opts.allowReserved
     ? ''
-    : 'WHERE NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)';
+    : `WHERE NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)
+         AND NOT EXISTS (SELECT 1 FROM reserved_media WHERE origin = $1 AND media_id = $2)`;
   const r = await q.query(
     `INSERT INTO media (${COLUMNS})
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ${reservedCheck}
@@ -128,4 +130,17 @@ export async function allMediaForCheck(q: Queryable): Promise<MediaRow[]> {
  */
 export async function lockHash(q: Queryable, sha256: string): Promise<void> {
   await q.query(`SELECT pg_advisory_xact_lock(('x' || substr($1, 1, 16))::bit(64)::bigint)`, [sha256]);
+}
+
+/**
+ * Holds a media row (FOR SHARE) for the rest of the transaction: a thumbnail being stored keeps
+ * a purge of its media waiting, so the purge then sees (and deletes) the new thumbnail row.
+ * False when the media is gone (purged) or is a tombstone.
+ */
+export async function holdMediaRow(q: Queryable, origin: string, mediaId: string): Promise<boolean> {
+  const r = await q.query("SELECT 1 FROM media WHERE origin = $1 AND media_id = $2 AND location <> '' FOR SHARE", [
+    origin,
+    mediaId,
+  ]);
+  return r.rows.length > 0;
 }

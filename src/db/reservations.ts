@@ -49,6 +49,7 @@ export async function insertReservation(q: Queryable, res: Reservation): Promise
   const r = await q.query(
     `INSERT INTO media_reservations (origin, media_id, user_id, created_ts, expires_ts)
      SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM media WHERE origin = $1 AND media_id = $2)
+       AND NOT EXISTS (SELECT 1 FROM reserved_media WHERE origin = $1 AND media_id = $2)
      ON CONFLICT (origin, media_id) DO NOTHING`,
     [res.origin, res.mediaId, res.userId, res.createdTs, res.expiresTs],
   );

@@ -57,7 +57,8 @@ export async function listTasks(q: Queryable, unfinishedOnly: boolean): Promise<
 }
 
 /**
- * Claims one unfinished task that nobody holds or whose holder stopped heartbeating before
+ * Claims one unfinished, due task (start_ts not in the future: a recurring task's jittered
+ * start) that nobody holds or whose holder stopped heartbeating before
  * `staleBefore`. SKIP LOCKED makes two instances polling at once pick different rows (or
  * none) instead of both taking the same one; the claim itself is the committed UPDATE.
  */
@@ -70,9 +71,9 @@ export async function claimTask(
 ): Promise<TaskRow | null> {
   const r = await q.query(
     `SELECT ${COLUMNS} FROM background_tasks
-     WHERE end_ts IS NULL AND name = ANY($1) AND (claimed_by IS NULL OR heartbeat_ts < $2)
+     WHERE end_ts IS NULL AND name = ANY($1) AND (claimed_by IS NULL OR heartbeat_ts < $2) AND start_ts <= $3
      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`,
-    [names, staleBefore],
+    [names, staleBefore, now],
   );
   if (!r.rows[0]) return null;
   const row = toRow(r.rows[0]);

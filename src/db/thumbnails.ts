@@ -93,7 +93,7 @@ export async function findAnyBlobByHash(
 ): Promise<{ datastoreId: string; location: string; sizeBytes: number }[]> {
   const r = await q.query<Record<string, unknown>>(
     `SELECT datastore_id, location, size_bytes FROM thumbnails WHERE sha256_hash = $1
-     UNION SELECT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1`,
+     UNION SELECT datastore_id, location, size_bytes FROM media WHERE sha256_hash = $1 AND location <> ''`,
     [sha256],
   );
   return r.rows.map((x) => ({

@@ -53,9 +53,3 @@ export async function putPreview(q: Queryable, k: PreviewKey, p: StoredPreview):
     ],
   );
 }
-
-/** Deletes previews created before `beforeTs`; returns how many. */
-export async function purgePreviews(q: Queryable, beforeTs: number): Promise<number> {
-  const r = await q.query('DELETE FROM url_previews WHERE creation_ts < $1', [beforeTs]);
-  return r.rowCount ?? 0;
-}

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { IpRangeList } from '../net/ip-ranges.js';
 import { safeJson, safeRequest, type SafeResponse } from '../net/safe-request.js';
-import { createDiscovery } from './discovery.js';
+import { createDiscovery, type ResolvedServer } from './discovery.js';
 import { signRequest } from './x-matrix.js';
 import type { SigningKey } from './signing-keys.js';
 
@@ -78,6 +78,25 @@ export class FederationClient {
       maxRedirects: 5,
       headers: { 'User-Agent': 'media-repo' },
     });
+  }
+
+  /**
+   * Server discovery, then GET /_matrix/federation/v1/version at the address found (unsigned,
+   * small JSON, capped): MMR's admin federation test. Answers where discovery led, too.
+   */
+  async version(serverName: string, timeoutMs: number): Promise<{ target: ResolvedServer; json: unknown }> {
+    const { allow, deny, discovery } = this.current();
+    const target = await discovery.resolve(serverName);
+    const res = await safeJson(new URL('/_matrix/federation/v1/version', target.baseUrl), {
+      headers: { Host: target.hostHeader, 'User-Agent': 'media-repo' },
+      allow,
+      deny,
+      timeoutMs,
+      maxBytes: 64 * 1024,
+      connectTo: { host: target.host, port: target.port },
+      tlsServername: target.tlsServername,
+    });
+    return { target, json: res.json };
   }
 
   /** GET /_matrix/key/v2/server of a server (small JSON, capped). */

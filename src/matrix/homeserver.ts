@@ -36,10 +36,11 @@ function hostOf(url: string): string {
   }
 }
 
-// Calls to a homeserver's client-server API (whoami, logout, versions). Unreachable or slow
-// homeservers become 502/504 Matrix errors within the timeout, never a hanging request. Each
-// such failure is one the operator must see (every authenticated request fails with it), so it
-// is logged, once per homeserver per FAILURE_LOG_INTERVAL_MS so an outage is not a log flood.
+// Calls to a homeserver's client-server API (whoami, logout, versions) and admin API (is this
+// user an admin, a room's media, users' avatars). Unreachable or slow homeservers become
+// 502/504 Matrix errors within the timeout, never a hanging request. Each such failure is one
+// the operator must see (every authenticated request fails with it), so it is logged, once per
+// homeserver per FAILURE_LOG_INTERVAL_MS so an outage is not a log flood.
 export class HomeserverClient {
   private readonly failures = new Map<string, { count: number; openUntil: number }>();
   private readonly logged = new Map<string, { until: number; suppressed: number }>();
@@ -151,6 +152,106 @@ export class HomeserverClient {
     );
   }
 
+  /**
+   * Whether `userId` is an admin of this homeserver, asked with the caller's own token. A
+   * 5xx or an unreachable homeserver throws (502/504): an outage must neither demote nor promote.
+   */
+  async isUserAdmin(hs: HomeserverConfig, token: string, userId: string, opts: CallOptions): Promise<boolean> {
+    const synapse = hs.adminApiKind === 'synapse';
+    // Synapse's admin API answers {"admin": bool} about the named user, but only to an admin
+    // (403 M_FORBIDDEN otherwise). The spec's whois is different: Synapse and Dendrite let any
+    // user whois themselves, so asking about the caller proves nothing. Only a server admin may
+    // whois another user, and Synapse answers an admin 200 even for a local user that does not
+    // exist (400 for a user of another server), so a made-up local ID other than the caller's is
+    // a probe that is 200 exactly for admins.
+    const path = synapse
+      ? `_synapse/admin/v1/users/${encodeURIComponent(userId)}/admin`
+      : `_matrix/client/v3/admin/whois/${encodeURIComponent(whoisProbe(hs.name, userId))}`;
+    const what = synapse ? 'the admin status check' : 'the admin whois probe';
+    const res = await this.call(hs, 'GET', path, token, opts);
+    const body = await readJson(res);
+    if (res.status === 200) return synapse ? body.admin === true : true;
+    if (res.status === 401 || res.status === 403 || res.status === 404) return false;
+    this.unexpected(hs, opts, what, res.status, body);
+  }
+
+  /** Synapse's GET /_synapse/admin/v1/room/{roomId}/media: the mxc URIs used in a room. */
+  async roomMedia(
+    hs: HomeserverConfig,
+    token: string,
+    roomId: string,
+    opts: CallOptions,
+  ): Promise<{ local: string[]; remote: string[] }> {
+    if (hs.adminApiKind !== 'synapse') {
+      throw Errors.invalidParam("Listing a room's media needs homeservers[].adminApiKind: synapse");
+    }
+    const path = `_synapse/admin/v1/room/${encodeURIComponent(roomId)}/media`;
+    const res = await this.call(hs, 'GET', path, token, opts);
+    const body = await readJson(res, ADMIN_LIST_LIMIT);
+    if (res.status !== 200) this.adminRefusal(hs, opts, "the room's media list", res.status, body);
+    return { local: strings(body.local), remote: strings(body.remote) };
+  }
+
+  /**
+   * Every user's avatar mxc URI, from Synapse's GET /_synapse/admin/v2/users paged by
+   * next_token (deactivated users and guests included): the media Synapse's keep_profiles keeps.
+   */
+  async userAvatars(hs: HomeserverConfig, token: string, opts: CallOptions): Promise<Set<string>> {
+    if (hs.adminApiKind !== 'synapse') {
+      throw Errors.invalidParam("Listing users' avatars needs homeservers[].adminApiKind: synapse");
+    }
+    const avatars = new Set<string>();
+    let from = '0';
+    for (let page = 0; page < MAX_USER_PAGES; page++) {
+      const q = `from=${encodeURIComponent(from)}&limit=${USER_PAGE_SIZE}&guests=true&deactivated=true`;
+      const res = await this.call(hs, 'GET', `_synapse/admin/v2/users?${q}`, token, opts);
+      const body = await readJson(res, ADMIN_LIST_LIMIT);
+      if (res.status !== 200) this.adminRefusal(hs, opts, 'the user list', res.status, body);
+      for (const u of Array.isArray(body.users) ? body.users : []) {
+        const url = (u as { avatar_url?: unknown } | null)?.avatar_url;
+        if (typeof url === 'string' && url.startsWith('mxc://')) avatars.add(url);
+      }
+      const next = body.next_token;
+      if ((typeof next !== 'string' && typeof next !== 'number') || String(next) === '') return avatars;
+      from = String(next);
+    }
+    // A homeserver that never stops paging (or a broken proxy) must not keep us looping.
+    this.fail(
+      hs,
+      opts,
+      `the user list still had a next_token after ${MAX_USER_PAGES} pages`,
+      Errors.badGateway(`Homeserver ${hs.name} kept paging its user list past ${MAX_USER_PAGES} pages`),
+    );
+  }
+
+  /** An admin list call's non-200 answer as the client's error. */
+  private adminRefusal(
+    hs: HomeserverConfig,
+    opts: CallOptions,
+    what: string,
+    status: number,
+    body: Record<string, unknown>,
+  ): never {
+    const reason = typeof body.error === 'string' ? `: ${body.error}` : '';
+    if (status === 403) throw Errors.forbidden(`Homeserver ${hs.name} refused ${what}${reason}`);
+    if (status === 404) throw Errors.notFound(`Homeserver ${hs.name} found nothing for ${what}${reason}`);
+    this.unexpected(hs, opts, what, status, body);
+  }
+
+  /** An answer we cannot read as yes or no: 502, logged (a 5xx was logged by call() already). */
+  private unexpected(
+    hs: HomeserverConfig,
+    opts: CallOptions,
+    what: string,
+    status: number,
+    body: Record<string, unknown>,
+  ): never {
+    const error = Errors.badGateway(`Homeserver ${hs.name} answered ${what} with HTTP ${status}`);
+    if (status >= 500) throw error;
+    const errcode = typeof body.errcode === 'string' ? ` ${body.errcode}` : '';
+    this.fail(hs, opts, `${what} answered HTTP ${status}${errcode}`, error);
+  }
+
   /** Proxies a request and returns status and JSON body as the homeserver gave them. */
   async proxyJson(
     hs: HomeserverConfig,
@@ -163,6 +264,21 @@ export class HomeserverClient {
     const res = await this.call(hs, method, path, token, opts, body);
     return { status: res.status, body: await readJson(res) };
   }
+}
+
+/** Admin lists (a big room's media, a page of users) are larger than the usual answers. */
+const ADMIN_LIST_LIMIT = 16 * 1024 * 1024;
+const USER_PAGE_SIZE = 500;
+const MAX_USER_PAGES = 1000;
+
+/** A user of this server that is not the caller (see isUserAdmin); it need not exist. */
+function whoisProbe(serverName: string, caller: string): string {
+  const probe = `@media-repo-admin-probe:${serverName}`;
+  return probe === caller ? `@media-repo-admin-probe-2:${serverName}` : probe;
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /** Homeserver answers are small; cap them so a broken proxy cannot feed us megabytes. */

@@ -1,6 +1,7 @@
 import { Errors, rejectsToken } from '../errors.js';
 import type { AppserviceConfig, DomainConfig, LoadedConfig } from '../config/schema.js';
 import type { TokenCache } from '../cache/tokens.js';
+import type { AdminStatusCache } from '../cache/admin-status.js';
 import type { HomeserverClient } from '../matrix/homeserver.js';
 import type { ServerKeyFetcher } from '../matrix/server-keys.js';
 import type { Logger } from '../logging/logger.js';
@@ -14,6 +15,9 @@ export interface AuthUser {
   isGuest: boolean;
   /** Listed in `admins`, or the shared-secret token. */
   isRepoAdmin: boolean;
+  /** An admin of the Host's homeserver (its admin API said so); set on `localadmin` routes and
+   * by callerIsLocalAdmin, undefined where nobody asked. */
+  isLocalAdmin?: boolean;
   token: string;
   /** Federation requests: the server whose X-Matrix signature was verified. */
   server?: string;
@@ -22,6 +26,8 @@ export interface AuthUser {
 export interface AccessTokenDeps {
   config(): LoadedConfig;
   tokens: TokenCache;
+  /** Forgotten with the token at logout, so a logged-out token's admin answer goes too. */
+  adminStatus?: AdminStatusCache;
   homeserver: HomeserverClient;
   serverKeys: ServerKeyFetcher;
 }
@@ -108,8 +114,13 @@ export async function logout(
     '{}',
   );
   if (res.status === 200) {
-    if (r.all) deps.tokens.dropUser(r.serverName, r.user.userId);
-    else deps.tokens.dropToken(r.serverName, r.user.token);
+    if (r.all) {
+      deps.tokens.dropUser(r.serverName, r.user.userId);
+      deps.adminStatus?.dropUser(r.serverName, r.user.userId);
+    } else {
+      deps.tokens.dropToken(r.serverName, r.user.token);
+      deps.adminStatus?.dropToken(r.serverName, r.user.token);
+    }
   }
   return res;
 }

@@ -14,6 +14,8 @@ import type { RemoteDeps } from './remote.js';
 import { cachedBlobBody } from './steps/serve-blob.js';
 import { datastoreOf } from './steps/datastore-of.js';
 import { findMedia } from './steps/find-media.js';
+import { placeholderImage } from './steps/placeholder.js';
+import { hasCode } from '../errors.js';
 
 // A client download (legacy and authenticated endpoints): which media it is, where its bytes
 // come from, and whether the client is sent elsewhere for them.
@@ -50,7 +52,9 @@ export type Download =
   | { kind: 'redirect'; url: string }
   /** First request for a remote file: its bytes arrive while they are being stored. */
   | { kind: 'streaming'; contentType: string | null; uploadName: string | null; body: Readable }
-  | { kind: 'stored'; row: MediaRow; media: MediaBody };
+  | { kind: 'stored'; row: MediaRow; media: MediaBody }
+  /** Quarantined media with quarantine.replaceDownloads: the placeholder image. */
+  | { kind: 'placeholder'; contentType: string; media: MediaBody };
 
 /**
  * Where a download may send the client instead of proxying the bytes: the datastore's public
@@ -70,12 +74,21 @@ export function publicRedirectUrl(
 }
 
 // Step 1: the row: our own media (waiting for a pending async upload), or another server's
-//         (stored, or fetched now and streamed through while it is stored).
+//         (stored, or fetched now and streamed through while it is stored). Quarantined media
+//         is 404, or the placeholder image (quarantine.replaceDownloads).
 // Step 2: the datastore; a redirect to its public address where allowed, unless the blob is
 //         hot enough for the in-process cache (MMR's redirectWhenCached false).
 // Step 3: the body: memory first, then Redis (by hash, small files), then the datastore.
 export async function downloadMedia(deps: DownloadDeps, r: DownloadRequest): Promise<Download> {
-  const found = await findMedia(deps, r, true);
+  let found;
+  try {
+    found = await findMedia(deps, r, true);
+  } catch (e) {
+    if (hasCode(e, 'MR_ERR_QUARANTINED') && r.domain.quarantine.replaceDownloads) {
+      return { kind: 'placeholder', ...(await placeholderImage(r.domain.quarantine.thumbnailPath)) };
+    }
+    throw e;
+  }
   if (found.kind === 'streaming') return found;
   const row = found.row;
   const ds = datastoreOf(deps.datastores, row, r.log, 'media');

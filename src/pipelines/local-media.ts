@@ -54,5 +54,6 @@ export async function resolveLocalMedia(deps: ResolveDeps, input: ResolveInput):
 /** Quarantined media is hidden, and (MSC3916 freeze) media created or cached after the freeze
  * is served only on authenticated endpoints. Local and remote media alike. */
 export function assertVisible(row: MediaRow, authenticated: boolean): void {
-  if (row.quarantined || (row.requiresAuth && !authenticated)) throw Errors.notFound('Media not found');
+  if (row.quarantined) throw Errors.quarantined();
+  if (row.requiresAuth && !authenticated) throw Errors.notFound('Media not found');
 }

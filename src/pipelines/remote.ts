@@ -4,6 +4,7 @@ import type { DomainConfig, Config } from '../config/schema.js';
 import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import { findBlobByHash, getMedia, insertMedia, lockHash, type MediaRow } from '../db/media.js';
+import { isHashBlocked } from '../db/moderation.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { StagingWriter } from '../datastores/datastore.js';
 import type { MediaRowCache } from '../cache/media-rows.js';
@@ -170,13 +171,18 @@ async function fetchAndStore(
     const { sha256, size } = await staging.finish();
     const row = await deps.db.tx(async (q) => {
       await lockHash(q, sha256);
-      const blob = await placeBlob(deps.datastores, {
-        ds,
-        staging: staging!,
-        sha256,
-        size,
-        candidates: await findBlobByHash(q, sha256),
-      });
+      // Bytes an admin quarantined are not kept: the row is a tombstone (no blob) that answers 404.
+      const blocked = await isHashBlocked(q, sha256, r.origin);
+      if (blocked) await staging!.abort();
+      const blob = blocked
+        ? { datastoreId: ds.id, location: '' }
+        : await placeBlob(deps.datastores, {
+            ds,
+            staging: staging!,
+            sha256,
+            size,
+            candidates: await findBlobByHash(q, sha256),
+          });
       const fresh: MediaRow = {
         origin: r.origin,
         mediaId: r.mediaId,
@@ -187,7 +193,7 @@ async function fetchAndStore(
         sizeBytes: size,
         ...blob,
         creationTs: Date.now(),
-        quarantined: false,
+        quarantined: blocked,
         requiresAuth: g.repo.freezeUnauthenticatedMedia,
       };
       if (await insertMedia(q, fresh, { allowReserved: true })) return fresh;

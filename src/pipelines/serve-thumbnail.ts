@@ -16,6 +16,7 @@ import {
 import { datastoreOf } from './steps/datastore-of.js';
 import { findMedia } from './steps/find-media.js';
 import { cachedBlobBody } from './steps/serve-blob.js';
+import { placeholderImage } from './steps/placeholder.js';
 
 // A thumbnail request (client, legacy and federation endpoints): the source media, then the
 // stored or newly made thumbnail, as a body the responder can serve.
@@ -43,11 +44,20 @@ export interface ServedThumbnail {
   media: MediaBody;
 }
 
-// Step 1: the source: our own media, or another server's (fetched and stored first).
+// Step 1: the source: our own media, or another server's (fetched and stored first);
+//         quarantined media is 404, or the placeholder image (quarantine.replaceThumbnails).
 // Step 2: the thumbnail for its bucket: stored, or made now (one generation per key).
 // Step 3: its body: the new bytes, or the stored blob through the blob cache.
 export async function serveThumbnail(deps: ServeThumbnailDeps, r: ThumbnailAsk): Promise<ServedThumbnail> {
-  const thumb = await thumbnailOf(deps, r);
+  let thumb;
+  try {
+    thumb = await thumbnailOf(deps, r);
+  } catch (e) {
+    if (hasCode(e, 'MR_ERR_QUARANTINED') && r.domain.quarantine.replaceThumbnails) {
+      return placeholderImage(r.domain.quarantine.thumbnailPath);
+    }
+    throw e;
+  }
   if (thumb.kind === 'fresh') {
     const { bytes, sha256, contentType } = thumb.fresh;
     return {

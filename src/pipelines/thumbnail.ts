@@ -2,7 +2,7 @@ import { Errors, imageFailure } from '../errors.js';
 import type { ThumbnailsSection } from '../config/schema.js';
 import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
-import { lockHash, type MediaRow } from '../db/media.js';
+import { holdMediaRow, lockHash, type MediaRow } from '../db/media.js';
 import {
   findAnyBlobByHash,
   getThumbnail,
@@ -227,6 +227,8 @@ async function storeThumbnail(
   const { sha256, bytes } = fresh;
   return deps.db.tx(async (q) => {
     await lockHash(q, sha256);
+    // A media purged meanwhile gets no thumbnail row (nor a blob) that nothing would free.
+    if (!(await holdMediaRow(q, fresh.key.origin, fresh.key.mediaId))) throw Errors.notFound();
     const blob =
       (await findStoredBlob(deps.datastores, bytes.length, await findAnyBlobByHash(q, sha256))) ??
       (await putKnownBlob(deps.datastores, ds, bytes, sha256));

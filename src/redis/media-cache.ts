@@ -45,6 +45,12 @@ export class RedisMediaCache {
       .finally(() => this.writing--);
   }
 
+  /** Forgets a hash's bytes (quarantine, purge); a failure leaves them to their TTL. */
+  drop(sha256: string): void {
+    if (!this.ring.enabled) return;
+    void this.ring.call(`media:${sha256}`, (c, k) => c.del(k));
+  }
+
   /** A body whose one-call read (small files) tries Redis first and fills it after a miss. */
   wrap(body: MediaBody, sha256: string): MediaBody {
     const read = body.readAll;

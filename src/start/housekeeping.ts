@@ -1,58 +1,38 @@
 import type { LoadedConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Db } from '../db/driver.js';
-import { deleteExpiredReservations } from '../db/reservations.js';
-import { purgePreviews } from '../db/url-previews.js';
 import type { TaskRunner } from '../tasks/runner.js';
 import { scheduleRecurring } from '../tasks/recurring.js';
 import { ORPHAN_BLOBS } from '../tasks/orphan-blobs.js';
+import { MEDIA_EXPIRY } from '../tasks/expiry.js';
 
-// Start-up step 6, housekeeping: background tasks (resumed after a crash), the fleet-wide
-// orphan-blob collection, and the sweeps that keep small tables small.
+// Start-up step 6, housekeeping: background tasks (resumed after a crash), and the recurring
+// ones that one instance of the fleet runs per period: the orphan-blob collection, and expiry
+// (old remote media, thumbnails and previews; expired reservations, the invalidation log and
+// blobs an interrupted purge left, swept once per fleet instead of on every instance).
 
 export interface Housekeeping {
-  /** The periodic sweeps: stopped when shutdown begins. */
-  stopSweeps(): void;
-  /** The orphan collection: stopped once requests are done, before the task runner. */
-  stopCollection(): Promise<void>;
+  /** The recurring schedules: stopped once requests are done, before the task runner. */
+  stopSchedules(): Promise<void>;
 }
 
 export function startHousekeeping(config: () => LoadedConfig, log: Logger, db: Db, tasks: TaskRunner): Housekeeping {
   // Resumes tasks a stopped or crashed instance left unfinished, then polls for new ones.
   tasks.start();
-  // Blobs a crash left without a row: one instance of the fleet per period collects them.
+  // Blobs a crash left without a row.
   const orphanCollection = scheduleRecurring(db, tasks, log, ORPHAN_BLOBS, () => ({
     intervalMs: config().global.orphanBlobs.intervalSeconds * 1000,
     params: { min_age_seconds: config().global.orphanBlobs.minAgeSeconds },
   }));
-  // Expired async-upload reservations are swept so the table stays small.
-  const sweeper = setInterval(
-    () => {
-      deleteExpiredReservations(db, Date.now()).catch((e) =>
-        log.warn('reservation sweep failed', { error: e as Error }),
-      );
-    },
-    10 * 60 * 1000,
-  );
-  sweeper.unref();
-  // Cached previews expire after urlPreviews.expireAfterDays (0 keeps them). Running on every
-  // instance is harmless: the delete is idempotent.
-  const previewPurge = setInterval(
-    () => {
-      const days = config().global.urlPreviews.expireAfterDays;
-      if (days <= 0) return;
-      purgePreviews(db, Date.now() - days * 86_400_000)
-        .then((n) => n && log.info('purged expired URL previews', { rows: n }))
-        .catch((e) => log.warn('URL preview purge failed', { error: e as Error }));
-    },
-    60 * 60 * 1000,
-  );
-  previewPurge.unref();
+  // MMR's hourly expiry, each run up to 15 minutes late at random (expiry.* in the config).
+  const expiry = scheduleRecurring(db, tasks, log, MEDIA_EXPIRY, () => ({
+    intervalMs: config().global.expiry.intervalSeconds * 1000,
+    jitterMs: config().global.expiry.jitterSeconds * 1000,
+    params: {},
+  }));
   return {
-    stopSweeps() {
-      clearInterval(sweeper);
-      clearInterval(previewPurge);
+    async stopSchedules() {
+      await Promise.all([orphanCollection.stop(), expiry.stop()]);
     },
-    stopCollection: () => orphanCollection.stop(),
   };
 }

@@ -4,6 +4,7 @@ import { FederationClient } from '../matrix/federation-client.js';
 import { createServerKeyFetcher, type ServerKeyFetcher } from '../matrix/server-keys.js';
 import { HomeserverClient } from '../matrix/homeserver.js';
 import { TokenCache } from '../cache/tokens.js';
+import { AdminStatusCache } from '../cache/admin-status.js';
 import { RemoteFetchState } from '../cache/remote-state.js';
 import { SingleFlight } from '../cache/singleflight.js';
 import type { MediaRow } from '../db/media.js';
@@ -14,6 +15,8 @@ import type { MediaRow } from '../db/media.js';
 export interface Remote {
   homeserver: HomeserverClient;
   tokens: TokenCache;
+  /** Local admin answers, kept as long as tokens (accessTokens.maxCacheTimeSeconds). */
+  adminStatus: AdminStatusCache;
   federation: FederationClient;
   serverKeys: ServerKeyFetcher;
   remoteFlights: SingleFlight<MediaRow>;
@@ -24,6 +27,8 @@ export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
   const loaded = config();
   const tokens = new TokenCache();
   tokens.configure(loaded.global.accessTokens.maxCacheTimeSeconds);
+  const adminStatus = new AdminStatusCache();
+  adminStatus.configure(loaded.global.accessTokens.maxCacheTimeSeconds);
   const federation = new FederationClient(() => config().global);
   const serverKeys = createServerKeyFetcher({ fetchKeys: (name) => federation.serverKeys(name), log });
   for (const d of loaded.domains.values()) {
@@ -37,6 +42,7 @@ export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
   return {
     homeserver: new HomeserverClient(),
     tokens,
+    adminStatus,
     federation,
     serverKeys,
     remoteFlights: new SingleFlight<MediaRow>(),

@@ -7,6 +7,7 @@ import type { Storage } from './storage.js';
 import type { Images } from './images.js';
 import type { Remote } from './remote.js';
 import type { Previews } from './previews.js';
+import type { CacheInvalidator } from '../cache/invalidation.js';
 
 // Start-up step 5: what each pipeline is given, out of the parts the steps before started.
 // Each gets the few stores it uses; handlers see only these groups, never a store.
@@ -21,6 +22,7 @@ export interface Parts {
   previews: Previews;
   tasks: TaskRunner;
   state: { shuttingDown: boolean };
+  invalidator: CacheInvalidator;
 }
 
 export function handlerServices(p: Parts): Services {
@@ -45,7 +47,14 @@ export function handlerServices(p: Parts): Services {
     metrics,
     state: p.state,
     homeserver: remote.homeserver,
-    auth: { config, tokens: remote.tokens, homeserver: remote.homeserver, serverKeys: remote.serverKeys },
+    auth: {
+      config,
+      tokens: remote.tokens,
+      adminStatus: remote.adminStatus,
+      homeserver: remote.homeserver,
+      serverKeys: remote.serverKeys,
+    },
+    roles: { config, homeserver: remote.homeserver, adminStatus: remote.adminStatus },
     download: { ...remoteDeps, ...local, blobCache },
     thumbnail: { ...images.thumbnailDeps, ...remoteDeps, ...local, blobCache },
     upload: {
@@ -60,6 +69,16 @@ export function handlerServices(p: Parts): Services {
     identicon: { thumbnails: images.thumbnails, rendered: images.identicons },
     preview: p.previews.deps,
     admin: { db, datastores, tasks: p.tasks },
+    moderation: { config, db, datastores, invalidator: p.invalidator, log },
     readiness: { db, datastores },
+    adminInfo: {
+      config,
+      db,
+      datastores,
+      mediaRows,
+      waiters,
+      thumbnails: images.thumbnails,
+      federation: remote.federation,
+    },
   };
 }

@@ -7,6 +7,8 @@ import { TaskRunner, type TaskHandler } from './runner.js';
 import { STORAGE_MIGRATION, storageMigration } from './storage-migration.js';
 import { ORPHAN_BLOBS, orphanBlobs } from './orphan-blobs.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
+import type { ModerationDeps } from '../pipelines/admin/moderation-deps.js';
+import { MEDIA_EXPIRY, mediaExpiry } from './expiry.js';
 
 export interface TaskDeps {
   db: Db;
@@ -16,6 +18,8 @@ export interface TaskDeps {
   log: Logger;
   /** Counts what tasks did (orphan blobs removed); absent in tools and tests that need no metrics. */
   metrics?: MediaMetrics;
+  /** What purges need (caches to invalidate, blobs to delete); without it there is no expiry task. */
+  moderation?: ModerationDeps;
 }
 
 /** Row caches keep rows this long; another instance may serve a moved row's old location until then. */
@@ -48,5 +52,6 @@ export function createTaskRunner(deps: TaskDeps): TaskRunner {
       }),
     ],
   ]);
+  if (deps.moderation) handlers.set(MEDIA_EXPIRY, mediaExpiry(deps.moderation));
   return new TaskRunner(deps.db, deps.log.child({ component: 'tasks' }), handlers);
 }

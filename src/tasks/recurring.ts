@@ -7,11 +7,15 @@ import type { TaskRunner } from './runner.js';
 // each instance looks on its own timer, the database lets one insert the period's task row
 // (insertRecurringTask), and the runner hands the row to exactly one instance. Instances need
 // no agreement on who is in charge, and a crashed one is simply not the one that looks next.
+// A jittered task's row is inserted with a start a random delay ahead, and the runner claims it
+// only once that start has come: the delay holds no runner slot, and a restart keeps it.
 
 export interface RecurringSettings {
   /** 0 turns the task off. */
   intervalMs: number;
   params: Record<string, unknown>;
+  /** Each period's run starts up to this much later than due, at random (0: at once). */
+  jitterMs?: number;
 }
 
 /** How often to look: the interval itself when short, else a few minutes (so a due period starts promptly). */
@@ -32,7 +36,8 @@ export function scheduleRecurring(
     const s = settings(); // read each time: a live reload may change it
     if (s.intervalMs <= 0) return;
     const now = Date.now();
-    const id = await db.tx((q) => insertRecurringTask(q, name, s.params, now, now - s.intervalMs));
+    const start = now + Math.floor(Math.random() * Math.max(0, s.jitterMs ?? 0));
+    const id = await db.tx((q) => insertRecurringTask(q, name, s.params, start, now - s.intervalMs));
     if (id !== null) runner.wake();
   };
   const lookThenWait = () => {

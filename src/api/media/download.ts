@@ -2,7 +2,7 @@ import type { Result } from '../../http/types.js';
 import { downloadMedia } from '../../pipelines/download.js';
 import { booleanParam, mediaIdParam, serverNameParam, timeoutMsParam } from '../params.js';
 import type { Ctx } from '../services.js';
-import { downloadHeaders, fileHeaders, redirectResult } from './media-headers.js';
+import { downloadHeaders, fileHeaders, redirectResult, thumbnailHeaders } from './media-headers.js';
 
 /** GET/HEAD download, legacy (`authenticated` false) and /_matrix/client/v1/media. */
 export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise<Result> {
@@ -20,6 +20,8 @@ export async function downloadHandler(ctx: Ctx, authenticated: boolean): Promise
   });
   const fileName = ctx.params.fileName;
   if (got.kind === 'redirect') return redirectResult(got.url);
+  if (got.kind === 'placeholder')
+    return { kind: 'media', status: 200, headers: thumbnailHeaders(got.contentType), media: got.media };
   if (got.kind === 'streaming')
     return {
       kind: 'stream',

@@ -5,6 +5,7 @@ import type { DatastoreRegistry } from '../../datastores/registry.js';
 import type { Db } from '../../db/driver.js';
 import { findBlobByHash, findExactUpload, insertMedia, lockHash, type MediaRow } from '../../db/media.js';
 import { deleteReservation } from '../../db/reservations.js';
+import { isHashBlocked } from '../../db/moderation.js';
 import { withNewMediaId } from './media-id.js';
 import { placeBlob, type Placement } from './place-blob.js';
 
@@ -42,7 +43,8 @@ export const HEAD_BYTES = 512;
 // Step 2: stream into a staging object with socket backpressure; the staging writer hashes
 //         (SHA-256) on a sink worker as the bytes go to disk.
 // Step 3: check the size, make the staging bytes durable, take the digest.
-// Step 4: under a per-hash lock, dedup against stored blobs or commit ours, then insert the row.
+// Step 4: under a per-hash lock, refuse quarantined bytes, dedup against stored blobs or commit
+//         ours, then insert the row.
 export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise<StoredUpload> {
   const { body, maxBytes } = input;
   if (maxBytes > 0 && body.contentLength !== null && body.contentLength > maxBytes) throw Errors.tooLarge(maxBytes);
@@ -118,6 +120,8 @@ async function commitUpload(
 ): Promise<MediaRow> {
   const { ds, staging, sha256, size } = bytes;
   await lockHash(q, sha256);
+  // Quarantined bytes are refused (under the lock, so a quarantine that commits first wins).
+  if (await isHashBlocked(q, sha256, input.origin)) throw Errors.contentBlocked();
   // A perfect match is a media row with this hash, so content never seen before (most
   // uploads) needs no second query: one statement fewer inside the transaction, which with
   // PGlite holds the whole database.
