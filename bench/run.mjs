@@ -17,6 +17,8 @@ import { PREVIEW_SCENARIOS, runPreview } from './preview.mjs';
 import { MIXED_SCENARIOS, runMixed } from './mixed.mjs';
 import { MEMORY_SCENARIOS, runMemory } from './memory.mjs';
 import { PURGE_SCENARIOS, runPurge } from './purge.mjs';
+import { QUOTA_SCENARIOS, runUploadQuotas } from './upload-quotas.mjs';
+import { RATELIMIT_SCENARIOS, runDownloadRateLimit } from './download-ratelimit.mjs';
 
 // Families in run order: a family name on the command line selects all of its scenarios.
 const FAMILIES = {
@@ -28,6 +30,8 @@ const FAMILIES = {
   mixed: [MIXED_SCENARIOS, runMixed],
   memory: [MEMORY_SCENARIOS, runMemory],
   purge: [PURGE_SCENARIOS, runPurge],
+  quotas: [QUOTA_SCENARIOS, runUploadQuotas],
+  ratelimit: [RATELIMIT_SCENARIOS, runDownloadRateLimit],
 };
 const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 

@@ -66,6 +66,11 @@ export const ERROR_CODES = {
   },
   MR_ERR_UNRECOGNIZED: { errcode: 'M_UNRECOGNIZED', status: 404, when: 'Unknown endpoint under a Matrix prefix' },
   MR_ERR_METHOD_NOT_ALLOWED: { errcode: 'M_UNRECOGNIZED', status: 405, when: 'Known endpoint, wrong method' },
+  MR_ERR_USER_LIMIT_EXCEEDED: {
+    errcode: 'M_USER_LIMIT_EXCEEDED',
+    status: 403,
+    when: "Upload over the uploader's quota (uploads.quotas: maxBytes or maxFiles), declared or counted at commit; the body carries info_uri and can_upgrade",
+  },
   MR_ERR_CANNOT_OVERWRITE: {
     errcode: 'M_CANNOT_OVERWRITE_MEDIA',
     status: 409,
@@ -245,6 +250,11 @@ export const Errors = {
   methodNotAllowed: () => new MatrixError('MR_ERR_METHOD_NOT_ALLOWED', 'Method not allowed on this endpoint'),
   cannotOverwrite: () => new MatrixError('MR_ERR_CANNOT_OVERWRITE', 'This media ID already has content'),
   tooLarge: (max: number) => new MatrixError('MR_ERR_UPLOAD_TOO_LARGE', `Upload exceeds the maximum of ${max} bytes`),
+  /** Spec v1.18 (MSC4335): info_uri is required; can_upgrade only where configured. */
+  userLimitExceeded: (msg: string, infoUri: string, canUpgrade: boolean) =>
+    new MatrixError('MR_ERR_USER_LIMIT_EXCEEDED', msg, {
+      extra: canUpgrade ? { info_uri: infoUri, can_upgrade: true } : { info_uri: infoUri },
+    }),
   tooSmall: (min: number) =>
     new MatrixError('MR_ERR_UPLOAD_TOO_SMALL', `Upload is smaller than the minimum of ${min} bytes`),
   invalidParam: (msg: string) => new MatrixError('MR_ERR_INVALID_PARAM', msg),

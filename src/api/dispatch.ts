@@ -3,6 +3,8 @@ import { Errors } from '../errors.js';
 import type { HttpRequest, Result } from '../http/types.js';
 import { json } from '../http/types.js';
 import { authenticate } from './auth.js';
+import { limited } from './rate-limit.js';
+import { IpRangeList } from '../net/ip-ranges.js';
 import { resolveHost } from './hosts.js';
 import { Router } from './router.js';
 import { UNKNOWN_HOST } from '../metrics/media-metrics.js';
@@ -11,17 +13,63 @@ import type { Ctx, Route, Services } from './services.js';
 
 let requestCounter = 0;
 
+/** Probes and the version answer are never rate limited (load balancers, monitoring). */
+const NEVER_LIMITED = new Set(['healthz', 'readyz', 'version']);
+
 /**
- * The address we tell the homeserver the request came from (X-Forwarded-For on whoami,
- * logout, versions): the socket's peer, or with repo.trustAnyForwardedAddress the first hop
- * of the client's X-Forwarded-For when it is an IP address (MMR's trustAnyForward).
+ * The client's address: what rate limits key on and what we tell the homeserver the request
+ * came from (X-Forwarded-For on whoami, logout, versions). The socket's peer, unless the peer
+ * is a proxy we trust: with repo.trustAnyForwardedAddress, the first hop of X-Forwarded-For
+ * (MMR's trustAnyForward); from a peer in repo.trustedProxies, the last hop that is not itself
+ * a trusted proxy (hops further left were written by the client and prove nothing). From any
+ * other peer the header is ignored, so a client cannot pick its own rate-limit bucket.
  */
-export function clientAddress(req: HttpRequest, trustAny: boolean): string {
+export function clientAddress(req: HttpRequest, trustAny: boolean, proxies: IpRangeList | null = null): string {
+  const xff = req.headers['x-forwarded-for'];
+  if (xff === undefined) return req.remoteAddress;
   if (trustAny) {
-    const first = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
-    if (first && isIP(first)) return first;
+    const first = xff.split(',')[0]?.trim();
+    return first && isIP(first) ? first : req.remoteAddress;
+  }
+  if (proxies === null || !proxies.contains(req.remoteAddress)) return req.remoteAddress;
+  const hops = xff.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (!isIP(hop)) return req.remoteAddress; // a malformed chain: trust none of it
+    if (i === 0 || !proxies.contains(hop)) return hop;
   }
   return req.remoteAddress;
+}
+
+/** repo.trustedProxies parsed once per list (a reload hands over a new array). */
+let proxiesOf: readonly string[] | null = null;
+let proxies: IpRangeList | null = null;
+function trustedProxies(list: readonly string[]): IpRangeList | null {
+  if (list !== proxiesOf) {
+    proxiesOf = list;
+    proxies = list.length ? IpRangeList.parse(list) : null;
+  }
+  return proxies;
+}
+
+/** A copy of the request with another client address, every field named (no spread: that
+ * would parse the lazy query on the hot path and copy fields we never read). */
+function withAddress(req: HttpRequest, remoteAddress: string): HttpRequest {
+  return {
+    method: req.method,
+    path: req.path,
+    rawQuery: req.rawQuery,
+    get query() {
+      return req.query;
+    },
+    headers: req.headers,
+    remoteAddress,
+    body: req.body,
+    aborted: req.aborted,
+    onAbort: req.onAbort,
+    labels: req.labels,
+    requestId: req.requestId,
+  };
 }
 
 // Request flow before a handler runs: OPTIONS short-circuit, route match (404/405),
@@ -58,8 +106,9 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     }
     const [name, domain] = 'unknown' in host ? ['', cfg.domains.values().next().value!] : [host.name, host.domain];
     const log = svc.log.child({ requestId, host: name });
-    const addr = clientAddress(req, cfg.global.repo.trustAnyForwardedAddress);
-    const ctxReq = addr === req.remoteAddress ? req : { ...req, remoteAddress: addr };
+    const repo = cfg.global.repo;
+    const addr = clientAddress(req, repo.trustAnyForwardedAddress, trustedProxies(repo.trustedProxies));
+    const ctxReq = addr === req.remoteAddress ? req : withAddress(req, addr);
     const ctx: Ctx = { req: ctxReq, params: m.params, serverName: name, domain, user: null, svc, log };
     // Logged before authentication, so rejected requests have their line too. The query goes
     // through the logger's redaction (access_token values never reach a line).
@@ -73,6 +122,8 @@ export function createDispatcher(svc: Services, routes: Route[]) {
         userAgent: req.headers['user-agent'],
       });
     }
+    // The one check rate limiting costs when it is off.
+    if (cfg.global.rateLimit.enabled && !NEVER_LIMITED.has(m.route.name)) return limited(ctx, m.route, addr);
     // Authenticate before validating anything else: clients and Complement expect 401 first.
     ctx.user = await authenticate(ctx, m.route.auth);
     return m.route.handler(ctx);

@@ -16,6 +16,7 @@ import { readyHandler } from './ready.js';
 import { MODERATION_ROUTES } from './routes-moderation.js';
 import { ADMIN_INFO_ROUTES } from './routes-admin-info.js';
 import { SYNAPSE_ADMIN_ROUTES } from './routes-synapse.js';
+import { QUOTA_ROUTES } from './routes-quota.js';
 
 const LEGACY = '/_matrix/media/{r0,v1,v3}';
 const AUTHED = '/_matrix/client/v1/media';
@@ -169,6 +170,7 @@ export const ROUTES: Route[] = [
   ...ADMIN_INFO_ROUTES,
   ...MODERATION_ROUTES,
   ...SYNAPSE_ADMIN_ROUTES,
+  ...QUOTA_ROUTES,
   {
     name: 'version',
     methods: ['GET'],

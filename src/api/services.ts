@@ -14,6 +14,7 @@ import type { ReadinessDeps } from '../pipelines/readiness.js';
 import type { PreviewDeps } from '../preview/pipeline.js';
 import type { AdminInfoDeps } from '../pipelines/admin-info.js';
 import type { RoleDeps } from '../pipelines/roles.js';
+import type { RateLimiter } from '../ratelimit/limiter.js';
 
 export type { AuthUser };
 
@@ -47,6 +48,8 @@ export interface Services {
   readiness: ReadinessDeps;
   /** Media info, usage reports and the federation test (MMR's read-only admin API). */
   adminInfo: AdminInfoDeps;
+  /** Per-client request and byte buckets (rateLimit), shared through Redis where configured. */
+  rateLimit: RateLimiter;
 }
 
 /**

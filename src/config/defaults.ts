@@ -12,6 +12,7 @@ export function defaultConfig(): Config {
       jsonLogs: false,
       logLevel: 'info',
       trustAnyForwardedAddress: false,
+      trustedProxies: [],
       useForwardedHost: true,
       freezeUnauthenticatedMedia: true,
       // Load balancers probe every few seconds: 5 s of 503 from /readyz before the listener
@@ -38,6 +39,7 @@ export function defaultConfig(): Config {
       reportedMaxBytes: 0,
       maxPending: 5,
       maxAgeSeconds: 1800,
+      quotas: { enabled: false, users: [], infoUri: '', canUpgrade: false },
     },
     downloads: {
       maxBytes: 104857600,
@@ -131,6 +133,17 @@ export function defaultConfig(): Config {
       urlPreviewTimeoutSeconds: 10,
       federationTimeoutSeconds: 120,
       clientServerTimeoutSeconds: 30,
+    },
+    // Off, unlike MMR: its default (1 request/s, burst 10) limited ordinary clients loading a
+    // room's media (MMR #610). The bucket sizes are MMR's.
+    rateLimit: {
+      enabled: false,
+      requestsPerSecond: 1,
+      burst: 10,
+      buckets: {
+        downloads: { capacityBytes: 524288000, drainBytesPerMinute: 5242880, overflowLimitBytes: 104857600 },
+      },
+      exempt: { cidrs: [], users: [] },
     },
     // Far beyond the longest commit (database.timeouts.transactionSeconds); a daily full scan.
     orphanBlobs: { minAgeSeconds: 3600, intervalSeconds: 86400 },

@@ -53,6 +53,9 @@ export interface RepoSection {
   jsonLogs: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug' | 'trace';
   trustAnyForwardedAddress: boolean;
+  /** Not an MMR key: CIDRs of reverse proxies whose X-Forwarded-For names the client (rate
+   * limits key on it); from any other peer the header is ignored. */
+  trustedProxies: string[];
   useForwardedHost: boolean;
   freezeUnauthenticatedMedia: boolean;
   /** Not MMR keys. On SIGTERM: seconds /readyz answers 503 with the listener still open (so
@@ -82,6 +85,27 @@ export interface UploadsSection {
   reportedMaxBytes: number;
   maxPending: number;
   maxAgeSeconds: number;
+  quotas: QuotasSection;
+}
+
+/** One quota rule (MMR's uploads.quotas.users[]); each limit <= 0 means no limit. */
+export interface QuotaRule {
+  /** User ID pattern; `*` matches any run of characters. */
+  glob: string;
+  maxBytes: number;
+  maxFiles: number;
+  /** Overrides uploads.maxPending for matching users; null (not set) keeps it. */
+  maxPending: number | null;
+}
+
+export interface QuotasSection {
+  enabled: boolean;
+  /** The first rule whose glob matches the uploader applies; none matching: no quota. */
+  users: QuotaRule[];
+  /** Not MMR keys (spec v1.18 M_USER_LIMIT_EXCEEDED): where a refused user can read more
+   * (empty: https://<serverName>/), and whether they can raise their limit. */
+  infoUri: string;
+  canUpgrade: boolean;
 }
 
 export interface FederationSection {
@@ -228,6 +252,21 @@ export interface RedisSection {
   maxCacheObjectBytes: number;
 }
 
+/** MMR's rateLimit section (per client: the user, else the IP), plus `exempt` (not MMR). */
+export interface RateLimitSection {
+  enabled: boolean;
+  /** Request bucket refill per second (MMR: whole numbers; fractions accepted here). */
+  requestsPerSecond: number;
+  /** Request bucket capacity. */
+  burst: number;
+  buckets: {
+    /** Bytes of downloads and thumbnails: a leaky bucket that drains per minute. */
+    downloads: { capacityBytes: number; drainBytesPerMinute: number; overflowLimitBytes: number };
+  };
+  /** Never limited: peers in these CIDRs, and users matching these globs (bridges, appservices). */
+  exempt: { cidrs: string[]; users: string[] };
+}
+
 /** Not MMR keys: the collector of blobs no row references (left by a crash mid-commit). */
 export interface OrphanBlobsSection {
   /** Blobs written less than this long ago are kept (a commit may be on its way). */
@@ -286,6 +325,7 @@ export interface Config {
   urlPreviews: UrlPreviewsSection;
   metrics: MetricsSection;
   redis: RedisSection;
+  rateLimit: RateLimitSection;
   orphanBlobs: OrphanBlobsSection;
   expiry: ExpirySection;
   /** Sections later features implement (thumbnails, urlPreviews, redis, metrics...): kept as given. */

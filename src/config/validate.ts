@@ -131,6 +131,9 @@ const logLevel: Check = (v, p) => {
     : fail(p, 'one of panic, fatal, error, warn, info, debug, trace', v);
 };
 
+const positive: Check = (v, p) =>
+  typeof v === 'number' && v > 0 && Number.isFinite(v) ? v : fail(p, 'a positive number', v);
+
 const SECTIONS: Record<string, Check> = {
   repo: section({
     bindAddress: str(),
@@ -140,6 +143,7 @@ const SECTIONS: Record<string, Check> = {
     jsonLogs: bool,
     logLevel,
     trustAnyForwardedAddress: bool,
+    trustedProxies: listOf(cidr),
     useForwardedHost: bool,
     freezeUnauthenticatedMedia: bool,
     shutdownGraceSeconds: seconds(3600),
@@ -186,6 +190,24 @@ const SECTIONS: Record<string, Check> = {
       reportedMaxBytes: int(-1),
       maxPending: int(0),
       maxAgeSeconds: int(1),
+      quotas: section({
+        enabled: bool,
+        // Every limit <= 0 is "no limit" (MMR's docs; its code blocked all uploads at maxBytes 0).
+        users: listOf(
+          section(
+            // maxPending left out keeps uploads.maxPending (null), so a byte rule does not lift it.
+            {
+              glob: str(true),
+              maxBytes: int(),
+              maxFiles: int(),
+              maxPending: (v, p, w) => (v === undefined ? null : int()(v, p, w)),
+            },
+            { maxBytes: 0, maxFiles: 0 },
+          ),
+        ),
+        infoUri: emptyOrHttpUrl,
+        canUpgrade: bool,
+      }),
     })(v, p, w) as { maxBytes: number; minBytes: number };
     if (u.maxBytes > 0 && u.minBytes > u.maxBytes)
       fail(`${p}.minBytes`, `at most uploads.maxBytes (${u.maxBytes})`, u.minBytes);
@@ -308,6 +330,15 @@ const SECTIONS: Record<string, Check> = {
     urlPreviewTimeoutSeconds: int(1),
     federationTimeoutSeconds: int(1),
     clientServerTimeoutSeconds: int(1),
+  }),
+  rateLimit: section({
+    enabled: bool,
+    requestsPerSecond: positive,
+    burst: int(1),
+    buckets: section({
+      downloads: section({ capacityBytes: int(1), drainBytesPerMinute: int(0), overflowLimitBytes: int(0) }),
+    }),
+    exempt: section({ cidrs: listOf(cidr), users: listOf(str(true)) }),
   }),
   // A bound shorter than a commit could take a blob whose row is on its way for an orphan.
   orphanBlobs: section({ minAgeSeconds: int(60), intervalSeconds: int(0) }),

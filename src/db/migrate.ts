@@ -36,10 +36,21 @@ export async function migrate(db: Db, log: Logger, dir = MIGRATIONS_DIR): Promis
   return applied;
 }
 
-/** Splits on semicolons at line ends; our migrations keep one statement per `;\n`. */
-function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;\s*\n/)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter((s) => s.length > 0);
+/**
+ * Splits on semicolons at line ends; our migrations keep one statement per `;\n`. A `$$ … $$`
+ * body (a PL/pgSQL function, 0006) has such semicolons inside it: it is kept whole.
+ */
+export function splitStatements(sql: string): string[] {
+  // Odd-numbered pieces lie between a pair of `$$`: only the others are split.
+  const out: string[] = [''];
+  sql.split('$$').forEach((piece, i) => {
+    if (i % 2 === 1) {
+      out[out.length - 1] += `$$${piece}$$`;
+      return;
+    }
+    const [first, ...rest] = piece.split(/;\s*\n/);
+    out[out.length - 1] += first;
+    out.push(...rest);
+  });
+  return out.map((s) => s.replace(/^\s*--.*$/gm, '').trim()).filter((s) => s.length > 0);
 }

@@ -180,6 +180,29 @@ export function createMediaMetrics(registry: Registry) {
       labelNames: ['pool', 'phase', 'quantile'] as const,
       registers,
     }),
+    // Rate limits (issue 16). Created after poolQueue, whose collect() runs onScrape first.
+    rateLimitRejections: new Counter({
+      name: 'media_ratelimit_rejections_total',
+      help: 'Requests answered 429 by the rate limiter, by bucket (requests, bytes) and route',
+      labelNames: ['reason', 'action'] as const,
+      registers,
+    }),
+    rateLimitFallbacks: new Counter({
+      name: 'media_ratelimit_fallback_total',
+      help: 'Rate-limit decisions made by the per-instance buckets because Redis was down or slow',
+      registers,
+    }),
+    rateLimitClients: new Gauge({
+      name: 'media_ratelimit_clients',
+      help: 'Clients (users and IPs) whose buckets this instance holds (sampled at scrape)',
+      registers,
+    }),
+    rateLimitFill: new Gauge({
+      name: 'media_ratelimit_bucket_fill_ratio',
+      help: "Mean fill of the clients' per-instance buckets, 1 = full (sampled at scrape)",
+      labelNames: ['bucket'] as const,
+      registers,
+    }),
   };
 }
 

@@ -7,6 +7,7 @@ import { afterUpload } from './upload-images.js';
 import { storeInput, type UploadPipelineDeps, type UploadRequest } from './upload.js';
 import { storeUpload } from './steps/store-upload.js';
 import { withNewMediaId } from './steps/media-id.js';
+import { maxPendingFor } from './steps/quota.js';
 
 // Async uploads (MSC2246): POST /create reserves an mxc, a later PUT fills it, and downloads
 // that arrive in between wait for it.
@@ -18,12 +19,13 @@ export interface AsyncUploadDeps extends UploadPipelineDeps {
   putsInFlight: Set<string>;
 }
 
-/** Reserves a media ID for the user, within uploads.maxPending, for uploads.maxAgeSeconds. */
+/** Reserves a media ID for the user, within uploads.maxPending (or their quota rule's), for uploads.maxAgeSeconds. */
 export async function reserveMediaId(
   deps: AsyncUploadDeps,
   r: Pick<UploadRequest, 'origin' | 'userId' | 'domain'>,
 ): Promise<{ mxc: string; expiresTs: number }> {
-  const { maxPending, maxAgeSeconds } = r.domain.uploads;
+  const { maxAgeSeconds } = r.domain.uploads;
+  const maxPending = maxPendingFor(r.domain.uploads, r.userId);
   const now = Date.now();
   if (maxPending > 0) {
     const pending = await pendingForUser(deps.db, r.origin, r.userId, now);

@@ -5,6 +5,7 @@ import type { BodySource } from '../http/types.js';
 import type { Logger } from '../logging/logger.js';
 import { afterUpload, type ImageUploadDeps } from './upload-images.js';
 import { storeUpload, type UploadDeps } from './steps/store-upload.js';
+import { uploadQuotaFor } from './steps/quota.js';
 
 // POST …/upload: a new file under a new media ID.
 
@@ -24,7 +25,7 @@ export interface UploadRequest {
   log: Logger;
 }
 
-/** The homeserver's limits and datastores, and the freeze flag, for a store of this request. */
+/** The homeserver's limits, the uploader's quota, datastores and the freeze flag, for a store of this request. */
 export function storeInput(deps: { config(): LoadedConfig }, r: UploadRequest) {
   const u = r.domain.uploads;
   return {
@@ -37,6 +38,7 @@ export function storeInput(deps: { config(): LoadedConfig }, r: UploadRequest) {
     minBytes: u.minBytes,
     datastoreIds: r.domain.datastores.map((d) => d.id),
     requiresAuth: deps.config().global.repo.freezeUnauthenticatedMedia,
+    quota: uploadQuotaFor(u, r.userId, r.origin),
   };
 }
 

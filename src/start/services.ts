@@ -8,6 +8,7 @@ import type { Images } from './images.js';
 import type { Remote } from './remote.js';
 import type { Previews } from './previews.js';
 import type { CacheInvalidator } from '../cache/invalidation.js';
+import { RateLimiter } from '../ratelimit/limiter.js';
 
 // Start-up step 5: what each pipeline is given, out of the parts the steps before started.
 // Each gets the few stores it uses; handlers see only these groups, never a store.
@@ -80,5 +81,23 @@ export function handlerServices(p: Parts): Services {
       thumbnails: images.thumbnails,
       federation: remote.federation,
     },
+    rateLimit: rateLimiter(p),
   };
+}
+
+/** The limiter, its metrics and the scrape-time sample of its buckets. */
+function rateLimiter(p: Parts): RateLimiter {
+  const m = p.metrics;
+  const limiter = new RateLimiter(() => p.config().global.rateLimit, p.storage.redis.ring, {
+    rejected: (reason, action) => m.rateLimitRejections.inc({ reason, action }),
+    fallback: () => m.rateLimitFallbacks.inc(),
+  });
+  m.onScrape.push(() => {
+    if (!p.config().global.rateLimit.enabled) return;
+    const s = limiter.sample();
+    m.rateLimitClients.set(s.clients);
+    m.rateLimitFill.set({ bucket: 'requests' }, s.requestsFill);
+    m.rateLimitFill.set({ bucket: 'bytes' }, s.bytesFill);
+  });
+  return limiter;
 }

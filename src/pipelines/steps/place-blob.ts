@@ -39,16 +39,17 @@ export interface Placement {
 export async function placeBlob(
   datastores: DatastoreRegistry,
   p: Placement,
-): Promise<{ datastoreId: string; location: string }> {
+): Promise<{ datastoreId: string; location: string; created: boolean }> {
   const { ds, staging, sha256, size, candidates } = p;
   const found = await findStoredBlob(datastores, size, candidates);
   if (found) {
     await staging.abort();
-    return found;
+    return { ...found, created: false };
   }
   const location = await ds.commit(staging, sha256);
   datastores.addBytes(ds.id, size);
-  return { datastoreId: ds.id, location };
+  // created: ours is the only copy, so a caller that then refuses the upload removes it.
+  return { datastoreId: ds.id, location, created: true };
 }
 
 /** Stores bytes whose hash is known: putBlob where the store has it, else through staging. */
