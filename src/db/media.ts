@@ -18,7 +18,7 @@ export interface MediaRow {
   requiresAuth: boolean;
 }
 
-const COLUMNS =
+export const MEDIA_COLUMNS =
   'origin, media_id, upload_name, content_type, user_id, sha256_hash, size_bytes, datastore_id, location, creation_ts, quarantined, requires_auth';
 
 function toRow(r: Record<string, unknown>): MediaRow {
@@ -39,7 +39,7 @@ function toRow(r: Record<string, unknown>): MediaRow {
 }
 
 export async function getMedia(q: Queryable, origin: string, mediaId: string): Promise<MediaRow | null> {
-  const r = await q.query(`SELECT ${COLUMNS} FROM media WHERE origin = $1 AND media_id = $2`, [origin, mediaId]);
+  const r = await q.query(`SELECT ${MEDIA_COLUMNS} FROM media WHERE origin = $1 AND media_id = $2`, [origin, mediaId]);
   return r.rows[0] ? toRow(r.rows[0]) : null;
 }
 
@@ -70,7 +70,7 @@ export async function findExactUpload(
   contentType: string | null,
 ): Promise<MediaRow | null> {
   const r = await q.query(
-    `SELECT ${COLUMNS} FROM media WHERE origin = $1 AND user_id = $2 AND sha256_hash = $3
+    `SELECT ${MEDIA_COLUMNS} FROM media WHERE origin = $1 AND user_id = $2 AND sha256_hash = $3
        AND upload_name IS NOT DISTINCT FROM $4 AND content_type IS NOT DISTINCT FROM $5 AND NOT quarantined
      ORDER BY creation_ts LIMIT 1`,
     [origin, userId, sha256, uploadName, contentType],
@@ -83,30 +83,35 @@ export async function findExactUpload(
  * someone else, or by a purge (reserved_media: a purged ID never comes back). Returns false on a collision so the caller can pick another ID.
  */
 export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserved: boolean }): Promise<boolean> {
-  const reservedCheck = opts.allowReserved
-    ? ''
-    : `WHERE NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)
-         AND NOT EXISTS (SELECT 1 FROM reserved_media WHERE origin = $1 AND media_id = $2)`;
   const r = await q.query(
-    `INSERT INTO media (${COLUMNS})
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ${reservedCheck}
+    `INSERT INTO media (${MEDIA_COLUMNS})
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ${opts.allowReserved ? '' : `WHERE ${NOT_RESERVED}`}
      ON CONFLICT (origin, media_id) DO NOTHING`,
-    [
-      m.origin,
-      m.mediaId,
-      m.uploadName,
-      m.contentType,
-      m.userId,
-      m.sha256,
-      m.sizeBytes,
-      m.datastoreId,
-      m.location,
-      m.creationTs,
-      m.quarantined,
-      m.requiresAuth,
-    ],
+    mediaParams(m),
   );
   return r.rowCount === 1;
+}
+
+/** The condition that (origin $1, media ID $2) is not held by a reservation or a purge. */
+export const NOT_RESERVED = `NOT EXISTS (SELECT 1 FROM media_reservations WHERE origin = $1 AND media_id = $2)
+         AND NOT EXISTS (SELECT 1 FROM reserved_media WHERE origin = $1 AND media_id = $2)`;
+
+/** A row's values as $1..$12, in MEDIA_COLUMNS order. */
+export function mediaParams(m: MediaRow): unknown[] {
+  return [
+    m.origin,
+    m.mediaId,
+    m.uploadName,
+    m.contentType,
+    m.userId,
+    m.sha256,
+    m.sizeBytes,
+    m.datastoreId,
+    m.location,
+    m.creationTs,
+    m.quarantined,
+    m.requiresAuth,
+  ];
 }
 
 /** Bytes stored per datastore, each blob counted once however many media or thumbnail rows share it. */
@@ -120,7 +125,7 @@ export async function bytesPerDatastore(q: Queryable): Promise<Map<string, numbe
 }
 
 export async function allMediaForCheck(q: Queryable): Promise<MediaRow[]> {
-  const r = await q.query(`SELECT ${COLUMNS} FROM media`);
+  const r = await q.query(`SELECT ${MEDIA_COLUMNS} FROM media`);
   return r.rows.map(toRow);
 }
 

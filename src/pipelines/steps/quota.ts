@@ -1,13 +1,14 @@
 import { Errors } from '../../errors.js';
 import type { QuotaRule, UploadsSection } from '../../config/schema.js';
 import type { Db, Queryable } from '../../db/driver.js';
-import { getUserUsage, lockUserUsage, type UserUsage } from '../../db/usage-counters.js';
+import type { MediaRow } from '../../db/media.js';
+import { OverQuota, getUserUsage, insertMediaWithinQuota, type UserUsage } from '../../db/usage-counters.js';
 
 // Upload quotas (uploads.quotas, MMR's rules): bytes and files per uploader, counted by the
 // database (user_usage, kept by triggers on media). Checked twice: from the declared length
-// before the body is read (a refusal costs no body), and at commit with the user's counter
-// row locked, so concurrent uploads of one user are admitted one at a time and never end
-// above the limit. Every limit <= 0 is no limit (MMR's docs; its code blocked all at maxBytes 0).
+// before the body is read (a refusal costs no body), and at commit by the media insert itself,
+// which locks the user's counter row, so concurrent uploads of one user are admitted one at a
+// time and never end above the limit. Every limit <= 0 is no limit (MMR's docs; its code blocked all at maxBytes 0).
 
 /** What an upload is checked against: the matching rule's limits and the error's fields. */
 export interface UploadQuota {
@@ -108,20 +109,28 @@ export async function checkQuotaBeforeBody(
   if (!fits(quota, used, size)) throw refusal(quota, used, size);
 }
 
-/** At commit, inside the upload's transaction: locks the user's counter, then checks. */
-export async function checkQuotaAtCommit(
+/**
+ * At commit, inside the upload's transaction: inserts the row held to the quota (checked by the
+ * insert's own counter update, locked until commit). Returns false when the media ID is taken
+ * (the caller draws another); throws the refusal when over the limit.
+ */
+export async function insertWithinQuota(
   db: Db,
   q: Queryable,
-  input: { origin: string; userId: string },
+  row: MediaRow,
   quota: UploadQuota,
-  size: number,
-): Promise<void> {
-  const used = await lockUserUsage(q, input.origin, input.userId);
-  const key = `${input.origin}\0${input.userId}`;
-  if (!fits(quota, used, size)) {
-    remember(db, key, used);
-    throw refusal(quota, used, size);
+  opts: { allowReserved: boolean },
+): Promise<boolean> {
+  const key = `${row.origin}\0${row.userId}`;
+  try {
+    const inserted = await insertMediaWithinQuota(q, row, quota, opts);
+    // As it will be once this transaction commits (if it rolls back, the hint is high: harmless).
+    const hint = hintsOf(db).get(key);
+    if (inserted && hint) remember(db, key, { bytes: hint.bytes + row.sizeBytes, files: hint.files + 1 });
+    return inserted;
+  } catch (e) {
+    if (!(e instanceof OverQuota)) throw e;
+    remember(db, key, e.usage);
+    throw refusal(quota, e.usage, row.sizeBytes);
   }
-  // As it will be once this transaction commits (if it rolls back, the hint is high: harmless).
-  remember(db, key, { bytes: used.bytes + size, files: used.files + 1 });
 }
