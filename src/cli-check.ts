@@ -2,8 +2,7 @@ import type { LoadedConfig } from './config/schema.js';
 import type { Logger } from './logging/logger.js';
 import { openDatabase } from './db/open.js';
 import { blobReferenced, blobsIn, referencedDatastores } from './db/blobs.js';
-import { DatastoreRegistry } from './datastores/registry.js';
-import { UploadSinkPool } from './pools/upload-sink.js';
+import { openConfiguredStores } from './import/open-stores.js';
 import type { Datastore } from './datastores/datastore.js';
 
 // `media-repo check-datastores`: compares what the datastores hold with what the rows say.
@@ -69,18 +68,16 @@ export async function runCheckDatastores(
   print: (line: string) => void,
 ): Promise<number> {
   const db = await openDatabase(config.global, log);
-  const sinks = new UploadSinkPool();
   try {
-    // Its own staging tag: this process never sweeps, and never mistakes live staging for its own.
-    const registry = new DatastoreRegistry(`check${process.pid}`, sinks);
-    const byId = new Map(config.global.datastores.map((d) => [d.id, d]));
-    for (const d of config.domains.values()) for (const ds of d.datastores) if (!byId.has(ds.id)) byId.set(ds.id, ds);
-    await registry.sync([...byId.values()]);
-    const report = await checkDatastores(registry.all(), db);
-    for (const line of formatReport(report)) print(line);
-    return report.orphans.length + report.missing.length + report.problems.length === 0 ? 0 : 1;
+    const stores = await openConfiguredStores(config, 'check');
+    try {
+      const report = await checkDatastores(stores.registry.all(), db);
+      for (const line of formatReport(report)) print(line);
+      return report.orphans.length + report.missing.length + report.problems.length === 0 ? 0 : 1;
+    } finally {
+      await stores.close();
+    }
   } finally {
-    await sinks.close();
     await db.close();
   }
 }

@@ -8,6 +8,7 @@ import { startMediaRepo } from './main.js';
 import { VERSION } from './version.js';
 import { isKeyCommand, runKeyCommand } from './cli-keys.js';
 import { runCheckDatastores } from './cli-check.js';
+import { runMigrationCommand } from './cli-import.js';
 
 const USAGE = `media-repo ${VERSION}: a Matrix media repository
 
@@ -17,6 +18,11 @@ Usage:
   media-repo check-datastores [-config PATH]
                                        list orphaned objects and rows whose blob is missing
                                        (exit code 0 when there are none)
+  media-repo import mmr|synapse|archive [flags]
+                                       adopt an MMR deployment, import a Synapse media store,
+                                       or import export archives (--help for each one's flags)
+  media-repo export --user ID | --server NAME --out DIR [flags]
+                                       write a GDPR export archive (MMR's format v2)
   media-repo --version                 print the version
   media-repo generate-signing-key [-output FILE] [-format mmr|synapse|dendrite]
                                        make a federation signing key (default: mmr format, stdout)
@@ -30,6 +36,10 @@ async function main(): Promise<void> {
   const args = parseCliArgs(process.argv.slice(2));
   if (args.command === 'version') {
     console.log(`media-repo ${VERSION}`);
+    return;
+  }
+  if (args.command === 'import' || args.command === 'export') {
+    process.exitCode = await runMigrationCommand(args.command, args.rest ?? []);
     return;
   }
   if (isKeyCommand(args.command)) {

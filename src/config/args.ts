@@ -4,13 +4,16 @@
 
 import { isKeyCommand, parseKeyCommand, type KeyCommand, type KeyCommandArgs } from '../cli-keys.js';
 
-export type CliCommand = 'serve' | 'migrate' | 'check-datastores' | 'version' | 'help' | KeyCommand;
+export type CliCommand =
+  'serve' | 'migrate' | 'check-datastores' | 'version' | 'help' | 'import' | 'export' | KeyCommand;
 
 export interface CliArgs {
   command: CliCommand;
   configPath?: string;
   /** For generate-signing-key and combine-signing-keys (src/cli-keys.ts). */
   keys?: KeyCommandArgs;
+  /** For import and export: the arguments after the command word (src/cli-import.ts parses them). */
+  rest?: string[];
   /** Set when the arguments made no sense; command is then 'help' so the usage gets printed. */
   error?: string;
 }
@@ -59,6 +62,8 @@ export function resolveConfigPath(argv: string[], env: NodeJS.ProcessEnv): strin
 export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CliArgs {
   // The key utilities take their own flags (and no config), so they parse separately.
   if (isKeyCommand(argv[0])) return parseKeyCommand(argv[0], argv.slice(1));
+  // import and export have subcommands with flags of their own, -config among them.
+  if (argv[0] === 'import' || argv[0] === 'export') return { command: argv[0], rest: argv.slice(1) };
   const s = scan(argv);
   const configPath = resolveConfigPath(argv, env);
   const withPath = (command: CliCommand, error?: string): CliArgs => ({

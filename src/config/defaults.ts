@@ -22,6 +22,7 @@ export function defaultConfig(): Config {
     },
     database: {
       postgres: '',
+      schema: '',
       embeddedPath: 'data/db',
       pool: { maxConnections: 25, maxIdleConnections: 5 },
       timeouts: { connectSeconds: 10, querySeconds: 30, transactionSeconds: 60 },

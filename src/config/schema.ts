@@ -67,6 +67,12 @@ export interface RepoSection {
 export interface DatabaseSection {
   /** Postgres DSN; empty means the embedded PGlite database at embeddedPath. */
   postgres: string;
+  /**
+   * Not an MMR key: the Postgres schema media-repo's tables live in ('' = the DSN's default,
+   * normally public). Lets media-repo share MMR's database without touching MMR's tables
+   * (both name a table `media`). Created when missing.
+   */
+  schema: string;
   embeddedPath: string;
   pool: { maxConnections: number; maxIdleConnections: number };
   /** Not MMR keys: bounds on every wait for the database; past one the request gets 503. */

@@ -151,6 +151,12 @@ const SECTIONS: Record<string, Check> = {
   }),
   database: section({
     postgres: str(),
+    schema: (v, p) => {
+      const s = str()(v, p, []) as string;
+      if (s !== '' && !/^[a-z_][a-z0-9_]{0,62}$/.test(s))
+        fail(p, 'a lower-case SQL identifier (letters, digits, _)', s);
+      return s;
+    },
     embeddedPath: str(true),
     pool: section({ maxConnections: int(1), maxIdleConnections: int(0) }),
     timeouts: section({ connectSeconds: int(1, 3600), querySeconds: int(1, 86400), transactionSeconds: int(1, 86400) }),

@@ -2,13 +2,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from './driver.js';
 import type { Logger } from '../logging/logger.js';
+import { ConfigError } from '../config/checks.js';
 
 export const MIGRATIONS_DIR = new URL('../../../migrations/', import.meta.url).pathname;
 
 // Applies migrations/NNNN_name.up.sql in order, each in its own transaction. An advisory
 // lock keeps two instances starting at once from running the same migration twice.
 export async function migrate(db: Db, log: Logger, dir = MIGRATIONS_DIR): Promise<number> {
-  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+  await refuseForeignTables(db);
+  // Asked first: IF NOT EXISTS alone has Postgres print a NOTICE on every start (libpq: stderr).
+  const has = await db.query<{ ours: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS ours");
+  if (!has.rows[0]?.ours)
+    await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)`);
   const files = readdirSync(dir)
     .filter((f) => /^\d{4}_.+\.up\.sql$/.test(f))
@@ -53,4 +58,23 @@ export function splitStatements(sql: string): string[] {
     out.push(...rest);
   });
   return out.map((s) => s.replace(/^\s*--.*$/gm, '').trim()).filter((s) => s.length > 0);
+}
+
+/**
+ * A `media` table without our schema_migrations is another program's: MMR's, when an operator
+ * points media-repo at MMR's database. Creating ours beside it would fail half-way ("relation
+ * media already exists"); say what to do instead.
+ */
+async function refuseForeignTables(db: Db): Promise<void> {
+  const r = await db.query<{ media: boolean; ours: boolean }>(
+    "SELECT to_regclass('media') IS NOT NULL AS media, to_regclass('schema_migrations') IS NOT NULL AS ours",
+  );
+  const row = r.rows[0];
+  if (row?.media && !row.ours) {
+    throw new ConfigError(
+      "database: this database already holds a `media` table that is not media-repo's (MMR's?). " +
+        'Set database.schema (e.g. media_repo) to give media-repo a schema of its own in it, or point ' +
+        "database.postgres at a new database; then adopt MMR's media with `media-repo import mmr`.",
+    );
+  }
 }

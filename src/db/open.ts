@@ -13,6 +13,7 @@ export async function openDatabase(cfg: Config, log: Logger, cwd = process.cwd()
     return openPostgres(
       {
         dsn,
+        schema: cfg.database.schema,
         maxConnections: cfg.database.pool.maxConnections,
         maxIdleConnections: cfg.database.pool.maxIdleConnections,
         timeouts: cfg.database.timeouts,
@@ -22,6 +23,7 @@ export async function openDatabase(cfg: Config, log: Logger, cwd = process.cwd()
       throw postgresOpenError(dsn, e);
     }); // one line naming the key, not a pg stack
   }
+  if (cfg.database.schema) log.warn('database.schema applies to Postgres only; the embedded database ignores it');
   const path = cfg.database.embeddedPath;
   const dir = path === 'memory://' || isAbsolute(path) ? path : resolve(cwd, path);
   log.info('using the embedded PGlite database', { path: dir });

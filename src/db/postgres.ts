@@ -6,6 +6,10 @@ import { Errors } from '../errors.js';
 
 export interface PostgresOptions {
   dsn: string;
+  /** database.schema: every connection's search_path is this schema alone ('' = the default). */
+  schema?: string;
+  /** Every transaction read-only (default_transaction_read_only): reading another program's database. */
+  readOnly?: boolean;
   maxConnections: number;
   maxIdleConnections: number;
   /** database.timeouts; the defaults when left out. */
@@ -33,8 +37,12 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
   const limits = opts.timeouts ?? DEFAULT_DATABASE_TIMEOUTS;
   const report = timeoutReporter((msg, fields) => log.warn(msg, fields));
   const Pool = (native ?? pg).Pool;
+  const schema = opts.schema ?? '';
   const pool = new Pool({
     connectionString: opts.dsn,
+    // The schema alone, not "schema, public": an unqualified name never reaches another
+    // program's table of the same name in public (MMR's media).
+    ...(schema || opts.readOnly ? { options: connectionOptions(schema, opts.readOnly ?? false) } : {}),
     max: opts.maxConnections,
     // Idle connections above maxIdleConnections are closed after this long.
     idleTimeoutMillis: opts.maxIdleConnections > 0 ? 30_000 : 1_000,
@@ -43,6 +51,7 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
     // libuv thread (shared with file I/O and sharp) until libpq gives up.
     connectionTimeoutMillis: limits.connectSeconds * 1000,
   });
+  if (schema) await createSchema(native ?? pg, opts.dsn, schema, limits.connectSeconds);
   pool.on('error', (err: Error) => log.warn('idle Postgres connection failed', { error: err.message }));
 
   const timedOut = (what: 'connect' | 'query' | 'transaction', seconds: number) => {
@@ -161,4 +170,25 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
     },
     close: () => pool.end(),
   };
+}
+
+/** CREATE SCHEMA IF NOT EXISTS on a one-off connection (the pool's connections need it to exist). */
+async function createSchema(driver: typeof pg, dsn: string, schema: string, connectSeconds: number): Promise<void> {
+  const c = new driver.Client({ connectionString: dsn, connectionTimeoutMillis: connectSeconds * 1000 });
+  await c.connect();
+  try {
+    // The name is checked as an identifier by the config (database.schema); quoted anyway.
+    const found = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (found.rowCount === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The server settings every connection starts with (libpq's options parameter). */
+function connectionOptions(schema: string, readOnly: boolean): string {
+  const o: string[] = [];
+  if (schema) o.push(`-c search_path=${schema}`);
+  if (readOnly) o.push('-c default_transaction_read_only=on');
+  return o.join(' ');
 }
