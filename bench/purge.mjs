@@ -24,9 +24,9 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import yaml from 'js-yaml';
-import { ROOT, ensureBuilt, freshPostgresDatabase } from './lib/repo.mjs';
+import { ROOT, ensureBuilt } from './lib/repo.mjs';
 import { startRssSampler, idleRss } from './lib/rss.mjs';
+import { startInProcessRepo } from './lib/in-process.mjs';
 import { printTable, round, writeResult } from './lib/report.mjs';
 
 export const PURGE_SCENARIOS = ['purge-100k', 'expiry-100k'];
@@ -44,36 +44,12 @@ const gc = vm.runInNewContext('gc');
 
 /** Starts our server in-process over a fresh database; returns { repo, mediaDir, stop }. */
 async function startInProcess(dir, postgres) {
-  const { startMediaRepo } = await dist('main.js');
-  const { loadConfig } = await dist('config/load.js');
-  const { createLogger } = await dist('logging/logger.js');
-  mkdirSync(dir, { recursive: true });
-  const db = postgres ? await freshPostgresDatabase(postgres) : null;
   const mediaDir = join(dir, 'media');
-  const config = {
-    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'warn', shutdownGraceSeconds: 0 },
-    database: { postgres: db?.dsn ?? '', embeddedPath: join(dir, 'db') },
-    homeservers: [{ name: HOST, csApi: 'http://127.0.0.1:9/' }],
-    sharedSecretAuth: { enabled: true, token: randomBytes(16).toString('hex') },
+  const server = await startInProcessRepo(dir, postgres, HOST, {
     datastores: [{ id: 'bench', type: 'file', forKinds: ['all'], opts: { path: mediaDir } }],
     downloads: { expireAfterDays: 30 },
-    // Runs only when the bench enqueues it.
-    expiry: { intervalSeconds: 0, jitterSeconds: 0 },
-    orphanBlobs: { intervalSeconds: 0 },
-  };
-  const file = join(dir, 'media-repo.yaml');
-  writeFileSync(file, yaml.dump(config));
-  const log = createLogger({ level: 'error', json: false, sink: (l) => console.error(`  server: ${l}`) });
-  const repo = await startMediaRepo({ config: await loadConfig(file), log, port: 0 });
-  return {
-    repo,
-    mediaDir,
-    database: db ? 'postgres' : 'pglite',
-    async stop() {
-      await repo.stop(1000);
-      await db?.drop().catch((e) => console.error(`could not drop the bench database: ${e.message}`));
-    },
-  };
+  });
+  return { ...server, mediaDir };
 }
 
 /**

@@ -19,6 +19,9 @@ import { MEMORY_SCENARIOS, runMemory } from './memory.mjs';
 import { PURGE_SCENARIOS, runPurge } from './purge.mjs';
 import { QUOTA_SCENARIOS, runUploadQuotas } from './upload-quotas.mjs';
 import { RATELIMIT_SCENARIOS, runDownloadRateLimit } from './download-ratelimit.mjs';
+import { MMR_ADOPT_SCENARIOS, runMmrAdopt } from './mmr-adopt.mjs';
+import { SYNAPSE_IMPORT_SCENARIOS, runSynapseImport } from './synapse-import.mjs';
+import { EXPORT_ARCHIVE_SCENARIOS, runExportArchive } from './export-archive.mjs';
 
 // Families in run order: a family name on the command line selects all of its scenarios.
 const FAMILIES = {
@@ -32,6 +35,9 @@ const FAMILIES = {
   purge: [PURGE_SCENARIOS, runPurge],
   quotas: [QUOTA_SCENARIOS, runUploadQuotas],
   ratelimit: [RATELIMIT_SCENARIOS, runDownloadRateLimit],
+  'mmr-adopt': [MMR_ADOPT_SCENARIOS, runMmrAdopt],
+  'synapse-import': [SYNAPSE_IMPORT_SCENARIOS, runSynapseImport],
+  'export-archive': [EXPORT_ARCHIVE_SCENARIOS, runExportArchive],
 };
 const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 

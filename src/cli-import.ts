@@ -61,7 +61,13 @@ export async function runMigrationCommand(command: 'import' | 'export', argv: st
   const abort = new AbortController();
   const stop = (signal: string) => {
     if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: now
-    log.warn('stopping at the next batch; run the same command again to resume', { signal });
+    // An export is not resumable (the part in progress is removed); imports pick up where they stopped.
+    log.warn(
+      cmd === exportCommand
+        ? 'stopping; the part in progress is removed: run the export again into an empty --out directory'
+        : 'stopping at the next batch; run the same command again to resume',
+      { signal },
+    );
     abort.abort();
   };
   process.on('SIGINT', () => stop('SIGINT'));

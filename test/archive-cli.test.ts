@@ -51,7 +51,11 @@ async function upload(r: TestRepo, body: Buffer, token: string, name: string, ty
   return j.content_uri.split('/').pop()!;
 }
 
-for (const d of drivers()) {
+// One driver, not both: the CLI runs here are several full process starts each, and CI time is
+// tight. Postgres where it is configured (the SQL of the export and import runs on it, while
+// test/archive-api.test.ts covers PGlite), else PGlite.
+const chosen = [drivers().find((x) => x.name === 'postgres' && !x.skip) ?? drivers().find((x) => x.name === 'pglite')!];
+for (const d of chosen) {
   t.test(`export, import into a fresh repo, download (${d.name})`, { skip: d.skip }, async (t) => {
     const a = await startTestRepo(d.name);
     t.teardown(() => a.close());
@@ -118,11 +122,11 @@ for (const d of drivers()) {
     }
     const bad = await run(['import', 'archive', '--config', bConfig, ...serverParts.map((p) => join(broken, p))]);
     t.equal(bad.status, 1, 'a truncated part fails the import');
-    // (Postgres's NOTICE lines from the migration check come from the driver, not from us.)
+    // stderr also carries the log (opening the database); the command's own words are one line.
     const errLines = bad.stderr
       .trim()
       .split('\n')
-      .filter((l) => !/^\s*NOTICE:/.test(l));
+      .filter((l) => l.startsWith('media-repo'));
     t.equal(errLines.length, 1, `one line: ${bad.stderr}`);
     t.match(errLines[0], /^media-repo import archive: export-part-1\.tgz: truncated gzip stream/);
 

@@ -36,7 +36,6 @@ const DS = [{ type: 'file', id: 'local', opts: { path: '/tmp/m' } }];
 
 // The unbuilt entries MMR's sample sets, in UNBUILT_KEYS order.
 const SAMPLE_UNBUILT = [
-  'archiving',
   'plugins',
   'sentry',
   'tasks',
@@ -177,14 +176,18 @@ t.test('an unbuilt key is named once, also when per-domain files set it again', 
       adminApiKind: 'dendrite',
       quarantine: { replaceThumbnails: false },
       archiving: { selfService: true },
+      urlPreviews: { proxyUrl: 'http://proxy.invalid:3128' },
     }),
   );
-  const { warnings } = await loadConfig(dir);
-  // quarantine and adminApiKind are built (issue 15): only archiving is named.
+  const { warnings, domains, global } = await loadConfig(dir);
+  // quarantine and adminApiKind are built (issue 15), archiving too (issue 17): only the proxy is named.
   t.same(warnings, [
-    `${join(dir, 'b-domain.yaml')}: archiving: MMR settings media-repo does not build yet; accepted, they have no effect (selfService)`,
+    `${join(dir, 'b-domain.yaml')}: urlPreviews.proxyUrl: an MMR setting media-repo does not build yet; accepted, it has no effect`,
   ]);
-  t.ok(UNBUILT_KEYS.includes('archiving'));
+  t.notOk(UNBUILT_KEYS.includes('archiving'));
+  t.equal(domains.get('b.org')!.archiving.selfService, true, "b.org's own archiving override applies");
+  t.equal(domains.get('a.org')!.archiving.selfService, false);
+  t.equal(global.archiving.targetBytesPerPart, 209715200, "MMR's default part size");
 });
 
 t.test('0 means no limit where MMR documents "0 to disable", in the code that reads the key', async (t) => {

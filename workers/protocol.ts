@@ -8,8 +8,11 @@ export type SinkRequest =
   | { op: 'open'; id: number; path: string }
   /** `buf` (transferred) holds the next chunk in its first `len` bytes; the ack hands it back. */
   | { op: 'write'; id: number; buf: ArrayBuffer; len: number }
-  | { op: 'finish'; id: number }
-  | { op: 'abort'; id: number; path: string };
+  /** `durable: false` skips the fsync: the caller flushes a whole batch at once (imports). */
+  | { op: 'finish'; id: number; durable?: boolean }
+  | { op: 'abort'; id: number; path: string }
+  /** Appends a whole local file (imports; opened O_NOFOLLOW): no bytes cross the threads. */
+  | { op: 'append'; id: number; source: string };
 
 export type SinkReply =
   | { op: 'opened'; id: number }
@@ -17,6 +20,7 @@ export type SinkReply =
   | { op: 'ack'; id: number; len: number; buf: ArrayBuffer }
   | { op: 'done'; id: number; sha256: string; size: number }
   | { op: 'aborted'; id: number }
+  | { op: 'appended'; id: number; len: number }
   | { op: 'error'; id: number; message: string; code?: string };
 
 /** One thumbnail wanted from a source: a bucket size, a method and whether to animate. */

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import type { SinkReply, SinkRequest } from './protocol.js';
 
 // Hashes (SHA-256) and writes upload bytes on a worker thread, so the event loop only copies
@@ -16,6 +16,8 @@ interface Session {
 }
 
 const sessions = new Map<number, Session>();
+/** The one buffer appended files are read through (one message at a time on this thread). */
+const copyBuf = Buffer.allocUnsafe(1 << 20);
 const port = parentPort!;
 const reply = (m: SinkReply) => port.postMessage(m);
 /** The buffer goes back to the main thread for reuse: no allocation (or garbage) per chunk. */
@@ -47,11 +49,28 @@ port.on('message', (m: SinkRequest) => {
       }
       case 'finish': {
         if (!s || s.failed) throw new Error('upload sink session failed earlier');
-        // Durable before anyone may rename it into place (crash safety: blob before row).
-        fsyncSync(s.fd);
+        // Durable before anyone may rename it into place (crash safety: blob before row),
+        // unless the caller makes a whole batch durable itself before renaming (imports).
+        if (m.durable !== false) fsyncSync(s.fd);
         closeSync(s.fd);
         sessions.delete(m.id);
         return reply({ op: 'done', id: m.id, sha256: s.hash.digest('hex'), size: s.size });
+      }
+      case 'append': {
+        if (!s || s.failed) throw new Error('upload sink session failed earlier');
+        const src = openSync(m.source, constants.O_RDONLY | constants.O_NOFOLLOW);
+        let len = 0;
+        try {
+          for (let n; (n = readSync(src, copyBuf, 0, copyBuf.length, null)) > 0; len += n) {
+            const chunk = copyBuf.subarray(0, n);
+            s.hash.update(chunk);
+            for (let off = 0; off < n;) off += writeSync(s.fd, chunk, off, n - off);
+          }
+        } finally {
+          closeSync(src);
+        }
+        s.size += len;
+        return reply({ op: 'appended', id: m.id, len });
       }
       case 'abort':
         if (s) {

@@ -17,6 +17,7 @@ import { MODERATION_ROUTES } from './routes-moderation.js';
 import { ADMIN_INFO_ROUTES } from './routes-admin-info.js';
 import { SYNAPSE_ADMIN_ROUTES } from './routes-synapse.js';
 import { QUOTA_ROUTES } from './routes-quota.js';
+import { ARCHIVE_ROUTES } from './routes-archives.js';
 
 const LEGACY = '/_matrix/media/{r0,v1,v3}';
 const AUTHED = '/_matrix/client/v1/media';
@@ -171,6 +172,7 @@ export const ROUTES: Route[] = [
   ...MODERATION_ROUTES,
   ...SYNAPSE_ADMIN_ROUTES,
   ...QUOTA_ROUTES,
+  ...ARCHIVE_ROUTES,
   {
     name: 'version',
     methods: ['GET'],

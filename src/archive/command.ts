@@ -3,7 +3,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { CONFIG_FLAG, type CommandContext, type ParsedFlags, type Subcommand } from '../import/command.js';
 import { openCliStores } from './cli-stores.js';
-import { exportCount, exportRows, type ExportEntity } from './db-queries.js';
+import { exportCount, exportRows, type ExportEntity } from '../db/archive-export.js';
 import { DirPartSink } from './dir-sink.js';
 import { writeExport, type ExportItem } from './export-archive.js';
 import { importArchive } from './import-archive.js';
@@ -22,11 +22,9 @@ function fail(cmd: string, msg: string, code: number): number {
   return code;
 }
 
-/** archiving.targetBytesPerPart when the config sets a positive number (the section is kept as given). */
+/** archiving.targetBytesPerPart (validated; MMR's 200 MiB by default). */
 function configuredPartSize(ctx: CommandContext): number {
-  const a = ctx.config.global.archiving as { targetBytesPerPart?: unknown } | undefined;
-  const v = a?.targetBytesPerPart;
-  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : DEFAULT_PART_BYTES;
+  return ctx.config.global.archiving?.targetBytesPerPart ?? DEFAULT_PART_BYTES;
 }
 
 function parseEntity(flags: ParsedFlags): ExportEntity | string {

@@ -98,6 +98,7 @@ export function defaultConfig(): Config {
     },
     identicons: { enabled: true },
     quarantine: { replaceThumbnails: true, replaceDownloads: false, thumbnailPath: '', allowLocalAdmins: true },
+    archiving: { enabled: true, selfService: false, targetBytesPerPart: 209715200 },
     federation: {
       backoffAt: 20,
       ignoredHosts: [],

@@ -206,6 +206,16 @@ export interface QuarantineSection {
   allowLocalAdmins: boolean;
 }
 
+/** MMR's archiving section: GDPR exports and imports of archives (admin API). */
+export interface ArchivingSection {
+  /** The export and import endpoints work at all. */
+  enabled: boolean;
+  /** Users may export their own media, and local admins their own server's. */
+  selfService: boolean;
+  /** A new part starts once the current one holds this many bytes (a part never splits a file). */
+  targetBytesPerPart: number;
+}
+
 export interface FeatureSupportSection {
   MSC2448: { enabled: boolean; xComponents: number; yComponents: number; punch: number };
 }
@@ -326,6 +336,7 @@ export interface Config {
   thumbnails: ThumbnailsSection;
   identicons: IdenticonsSection;
   quarantine: QuarantineSection;
+  archiving: ArchivingSection;
   featureSupport: FeatureSupportSection;
   federation: FederationSection;
   urlPreviews: UrlPreviewsSection;
@@ -349,6 +360,7 @@ export interface DomainConfig {
   thumbnails: ThumbnailsSection;
   identicons: IdenticonsSection;
   quarantine: QuarantineSection;
+  archiving: ArchivingSection;
   featureSupport: FeatureSupportSection;
   urlPreviews: UrlPreviewsSection;
   [section: string]: unknown;

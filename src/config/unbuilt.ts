@@ -1,12 +1,11 @@
 // MMR keys that load here (so an MMR config works unchanged) but that media-repo does not act on
 // yet. Each entry an operator's file sets is named in one start-up warning, so nobody believes a
 // rate limit or a quarantine placeholder is in force when it is not. The rule is "warn whenever
-// set", whatever the value: even MMR's default (archiving.enabled: true)
-// promises behaviour this server does not have.
+// set", whatever the value: even MMR's default for a key promises behaviour this server does
+// not have.
 //
 // A path names a key or a whole section (every key below it); `[]` stands for any list index.
 export const UNBUILT_KEYS: readonly string[] = [
-  'archiving',
   'plugins',
   'sentry',
   'tasks',

@@ -9,8 +9,17 @@ export interface StagingWriter {
   /** Queues a chunk; false means "buffer full, pause the producer until onDrain". */
   write(chunk: Buffer): boolean;
   onDrain(cb: () => void): void;
-  /** Flushes, makes the bytes durable (fsync for files) and returns their SHA-256 and size. */
-  finish(): Promise<{ sha256: string; size: number }>;
+  /**
+   * Appends the whole of a local file (opened without following a symlink), where the store
+   * can read it off this thread itself (file staging: on the sink worker). Imports only.
+   */
+  appendFile?(path: string): Promise<void>;
+  /**
+   * Flushes, makes the bytes durable (fsync for files) and returns their SHA-256 and size.
+   * `durable: false` (imports) skips the fsync where a store has one: such a staging object may
+   * then only be committed through commitMany, which makes the whole batch durable first.
+   */
+  finish(opts?: { durable?: boolean }): Promise<{ sha256: string; size: number }>;
   /** Drops the staging object; safe to call more than once and after finish(). */
   abort(): Promise<void>;
   readonly bytesWritten: number;
@@ -30,6 +39,13 @@ export interface Datastore {
   createStaging(): Promise<StagingWriter>;
   /** Moves a finished staging object to the blob's address and returns its location. */
   commit(staging: StagingWriter, sha256: string): Promise<string>;
+  /**
+   * Commits many finished staging objects at once (imports): makes all their bytes durable,
+   * moves each to its address, then makes the new directory entries durable, with one flush
+   * per step instead of one per blob. Accepts staging finished with `durable: false`. Returns
+   * the locations in order. Stores without it commit one at a time.
+   */
+  commitMany?(items: readonly { staging: StagingWriter; sha256: string }[]): Promise<string[]>;
   /**
    * Stores a small blob whose SHA-256 is already known, in one call, as durably as commit
    * (generated thumbnails: no streaming, no second hash). Stores without it use staging.

@@ -29,9 +29,14 @@ export class FileStagingWriter implements StagingWriter {
     this.session.onDrain(cb);
   }
 
-  async finish(): Promise<{ sha256: string; size: number }> {
+  /** The whole of a local file, read and hashed on the sink worker: no bytes on this thread. */
+  appendFile(source: string): Promise<void> {
+    return this.pool.append(this.session, source);
+  }
+
+  async finish(opts?: { durable?: boolean }): Promise<{ sha256: string; size: number }> {
     if (this.result) return this.result;
-    this.result = await this.pool.finish(this.session);
+    this.result = await this.pool.finish(this.session, opts?.durable !== false);
     this.state = 'finished';
     return this.result;
   }

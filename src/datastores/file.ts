@@ -1,6 +1,8 @@
 import { createReadStream, read, readSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { DatastoreKind } from '../config/schema.js';
 import type { ByteRange, Datastore, StagingWriter } from './datastore.js';
@@ -73,6 +75,36 @@ export class FileDatastore implements Datastore {
   async commit(staging: StagingWriter, sha256: string): Promise<string> {
     if (!(staging instanceof FileStagingWriter)) throw new Error('staging object belongs to another datastore');
     return this.place(staging.path, sha256);
+  }
+
+  /**
+   * A batch of staging files (finished with or without fsync) into place: one filesystem flush
+   * makes every file's bytes durable before any is renamed (a blob is never visible torn),
+   * then the renames, then a second flush makes the new entries and directories durable.
+   */
+  async commitMany(items: readonly { staging: StagingWriter; sha256: string }[]): Promise<string[]> {
+    const moves = items.map(({ staging, sha256 }) => {
+      if (!(staging instanceof FileStagingWriter)) throw new Error('staging object belongs to another datastore');
+      if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
+      const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
+      return { from: staging.path, location, target: this.pathOf(location) };
+    });
+    if (moves.length === 0) return [];
+    await flushAll(
+      this.root,
+      moves.map((m) => m.from),
+    );
+    const dirs = new Set<string>();
+    await Promise.all(
+      moves.map(async (m) => {
+        const first = await mkdir(dirname(m.target), { recursive: true });
+        dirs.add(dirname(m.target));
+        if (first) for (let d = dirname(m.target); d !== dirname(first); d = dirname(d)) dirs.add(dirname(d));
+        await rename(m.from, m.target);
+      }),
+    );
+    await flushAll(this.root, [...dirs]);
+    return moves.map((m) => m.location);
   }
 
   /** Renames a durable staging file to its content address and makes the rename durable. */
@@ -191,6 +223,81 @@ export class FileDatastore implements Datastore {
 
   pathOf(location: string): string {
     return join(this.root, checkedLocation(location));
+  }
+}
+
+/**
+ * Makes `paths` (files or directories under `root`) durable: one syncfs(2) of root's
+ * filesystem (`sync -f`, coreutils and busybox) flushes everything dirty there in one go; where
+ * that is not available, one fsync per path, all at once. Measured on a 2,000-file Synapse
+ * import (bench/synapse-import.mjs): syncfs 8.8 s, an fsync per file and directory 10.9 s.
+ */
+async function flushAll(root: string, paths: readonly string[]): Promise<void> {
+  if (await syncfs(root)) return;
+  await Promise.all(paths.map((p) => syncDir(p)));
+}
+
+/**
+ * `sync -f` runs from one long-lived shell per root, asked a line at a time: forking this
+ * process per flush cost about 9 ms of main-thread CPU each (the profile's top item). False
+ * when it cannot flush (no sh or sync, no -f, an error): the caller fsyncs instead.
+ */
+const helpers = new Map<string, SyncfsHelper | null>();
+
+async function syncfs(root: string): Promise<boolean> {
+  let h = helpers.get(root);
+  if (h === null) return false;
+  if (!h) helpers.set(root, (h = new SyncfsHelper(root)));
+  const ok = await h.flush();
+  if (!ok) helpers.set(root, null);
+  return ok;
+}
+
+class SyncfsHelper {
+  private readonly child: ChildProcess;
+  private readonly waiting: ((ok: boolean) => void)[] = [];
+  private buffered = '';
+  private dead = false;
+
+  constructor(root: string) {
+    const loop = 'while read -r _; do if sync -f "$1" 2>/dev/null; then echo ok; else echo fail; fi; done';
+    this.child = spawn('sh', ['-c', loop, 'sh', root], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const die = () => {
+      this.dead = true;
+      for (const w of this.waiting.splice(0)) w(false);
+    };
+    this.child.on('error', die);
+    this.child.on('exit', die);
+    this.child.stdin!.on('error', die);
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (d: string) => {
+      this.buffered += d;
+      let nl;
+      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+        const line = this.buffered.slice(0, nl);
+        this.buffered = this.buffered.slice(nl + 1);
+        this.waiting.shift()?.(line === 'ok');
+      }
+      if (this.waiting.length === 0) this.idle();
+    });
+    this.child.unref();
+    this.idle();
+  }
+
+  /** Resolves once a syncfs that began after this call has finished (true) or failed (false). */
+  flush(): Promise<boolean> {
+    if (this.dead) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      (this.child.stdout as Socket).ref();
+      this.child.stdin!.write('\n');
+    });
+  }
+
+  /** Nothing asked: the helper must not keep the process alive (it ends at our stdin's EOF). */
+  private idle(): void {
+    (this.child.stdin as Socket).unref();
+    (this.child.stdout as Socket).unref();
   }
 }
 

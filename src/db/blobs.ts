@@ -5,6 +5,18 @@ import { num } from './driver.js';
 // transfers and consistency checks. A blob is one (datastore_id, location); many rows of either
 // table may share it.
 
+/**
+ * The condition that no row keeps the object (datastore `ds`, location `loc`, SQL expressions):
+ * media and thumbnail rows, and the GDPR archive parts (export_parts, archive_import_parts),
+ * which live in the same datastores under the same content addresses. Every reference check
+ * that frees an object uses it, so none of them forgets a kind of row.
+ */
+export function noReference(ds: string, loc: string): string {
+  return ['media', 'thumbnails', 'export_parts', 'archive_import_parts']
+    .map((t) => `NOT EXISTS (SELECT 1 FROM ${t} WHERE datastore_id = ${ds} AND location = ${loc})`)
+    .join(' AND ');
+}
+
 const BOTH = `(SELECT datastore_id, location, sha256_hash, size_bytes, creation_ts, 'media' AS kind FROM media
   UNION ALL SELECT datastore_id, location, sha256_hash, size_bytes, creation_ts, 'thumbnail' AS kind FROM thumbnails) b`;
 
@@ -104,12 +116,8 @@ export async function repointBlob(
 }
 
 export async function blobReferenced(q: Queryable, datastoreId: string, location: string): Promise<boolean> {
-  const r = await q.query(
-    `SELECT 1 FROM media WHERE datastore_id = $1 AND location = $2
-     UNION ALL SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = $2 LIMIT 1`,
-    [datastoreId, location],
-  );
-  return r.rows.length > 0;
+  const r = await q.query(`SELECT NOT (${noReference('$1', '$2')}) AS referenced`, [datastoreId, location]);
+  return Boolean((r.rows[0] as { referenced: boolean }).referenced);
 }
 
 /** Every blob any row keeps in the datastore, with one row naming it (for reports). */
@@ -117,7 +125,8 @@ export async function blobsIn(q: Queryable, datastoreId: string): Promise<(BlobR
   const r = await q.query<Record<string, unknown>>(
     `SELECT location, MIN(sha256_hash) AS sha256_hash, MIN(size_bytes) AS size_bytes, MIN(example) AS example FROM
        (SELECT location, sha256_hash, size_bytes, 'mxc://' || origin || '/' || media_id AS example FROM media WHERE datastore_id = $1
-        UNION ALL SELECT location, sha256_hash, size_bytes, 'thumbnail of mxc://' || origin || '/' || media_id FROM thumbnails WHERE datastore_id = $1) b
+        UNION ALL SELECT location, sha256_hash, size_bytes, 'thumbnail of mxc://' || origin || '/' || media_id FROM thumbnails WHERE datastore_id = $1
+        UNION ALL SELECT location, sha256, size_bytes, 'part ' || part_index || ' of export ' || export_id FROM export_parts WHERE datastore_id = $1) b
      GROUP BY location ORDER BY location`,
     [datastoreId],
   );
@@ -137,13 +146,11 @@ export async function referencedDatastores(q: Queryable): Promise<string[]> {
   return r.rows.map((x) => x.datastore_id);
 }
 
-/** Those of `locations` (in one datastore) that no media or thumbnail row references. */
+/** Those of `locations` (in one datastore) that no row references (see noReference). */
 export async function unreferencedLocations(q: Queryable, datastoreId: string, locations: string[]): Promise<string[]> {
   if (locations.length === 0) return [];
   const r = await q.query<{ location: string }>(
-    `SELECT l AS location FROM unnest($2::text[]) AS l
-     WHERE NOT EXISTS (SELECT 1 FROM media WHERE datastore_id = $1 AND location = l)
-       AND NOT EXISTS (SELECT 1 FROM thumbnails WHERE datastore_id = $1 AND location = l)`,
+    `SELECT l AS location FROM unnest($2::text[]) AS l WHERE ${noReference('$1', 'l')}`,
     [datastoreId, locations],
   );
   return r.rows.map((x) => x.location);

@@ -21,7 +21,7 @@ export interface MediaRow {
 export const MEDIA_COLUMNS =
   'origin, media_id, upload_name, content_type, user_id, sha256_hash, size_bytes, datastore_id, location, creation_ts, quarantined, requires_auth';
 
-function toRow(r: Record<string, unknown>): MediaRow {
+export function toRow(r: Record<string, unknown>): MediaRow {
   return {
     origin: r.origin as string,
     mediaId: r.media_id as string,
@@ -41,6 +41,54 @@ function toRow(r: Record<string, unknown>): MediaRow {
 export async function getMedia(q: Queryable, origin: string, mediaId: string): Promise<MediaRow | null> {
   const r = await q.query(`SELECT ${MEDIA_COLUMNS} FROM media WHERE origin = $1 AND media_id = $2`, [origin, mediaId]);
   return r.rows[0] ? toRow(r.rows[0]) : null;
+}
+
+/**
+ * Which of these media IDs of one origin the media table has, in one query: importers check
+ * a whole batch of source rows at once (a re-run opens no file for rows it imported before).
+ */
+export async function existingMediaIds(q: Queryable, origin: string, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const r = await q.query<{ media_id: string }>(
+    'SELECT media_id FROM media WHERE origin = $1 AND media_id = ANY($2::text[])',
+    [origin, ids],
+  );
+  return new Set(r.rows.map((x) => x.media_id));
+}
+
+/**
+ * lockHash for many hashes at once (importers' batches), always in ascending hash order: two
+ * batches sharing hashes then wait for each other instead of deadlocking. (Volatile functions
+ * in the select list are evaluated after the ORDER BY sort.)
+ */
+export async function lockHashes(q: Queryable, hashes: readonly string[]): Promise<void> {
+  if (hashes.length === 0) return;
+  await q.query(
+    `SELECT pg_advisory_xact_lock(('x' || substr(h, 1, 16))::bit(64)::bigint)
+     FROM unnest($1::text[]) WITH ORDINALITY AS u(h, n) ORDER BY n`,
+    [[...new Set(hashes)].sort()],
+  );
+}
+
+/** findBlobByHash for many hashes in one query: hash → its stored blobs. */
+export async function findBlobsByHashes(
+  q: Queryable,
+  hashes: readonly string[],
+): Promise<Map<string, { datastoreId: string; location: string; sizeBytes: number }[]>> {
+  const out = new Map<string, { datastoreId: string; location: string; sizeBytes: number }[]>();
+  if (hashes.length === 0) return out;
+  const r = await q.query<Record<string, unknown>>(
+    `SELECT DISTINCT sha256_hash, datastore_id, location, size_bytes FROM media
+     WHERE sha256_hash = ANY($1::text[]) AND location <> ''`,
+    [[...new Set(hashes)]],
+  );
+  for (const x of r.rows) {
+    const h = x.sha256_hash as string;
+    const list = out.get(h) ?? [];
+    list.push({ datastoreId: x.datastore_id as string, location: x.location as string, sizeBytes: num(x.size_bytes) });
+    out.set(h, list);
+  }
+  return out;
 }
 
 /** Any stored blob with this hash, preferring one in an allowed datastore. */
@@ -90,6 +138,23 @@ export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserv
     mediaParams(m),
   );
   return r.rowCount === 1;
+}
+
+/**
+ * insertMedia for many rows in one statement, reserved IDs allowed (importers keep the IDs
+ * they had); returns `origin\0mediaId` of the rows inserted (a taken ID is skipped).
+ */
+export async function insertMediaMany(q: Queryable, rows: readonly MediaRow[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const cols = rows.map((m) => mediaParams(m));
+  const r = await q.query<{ origin: string; media_id: string }>(
+    `INSERT INTO media (${MEDIA_COLUMNS})
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                          $8::text[], $9::text[], $10::bigint[], $11::boolean[], $12::boolean[])
+     ON CONFLICT (origin, media_id) DO NOTHING RETURNING origin, media_id`,
+    Array.from({ length: 12 }, (_, k) => cols.map((c) => c[k])),
+  );
+  return new Set(r.rows.map((x) => `${x.origin}\0${x.media_id}`));
 }
 
 /** The condition that (origin $1, media ID $2) is not held by a reservation or a purge. */

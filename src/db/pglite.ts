@@ -5,6 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './driver.js';
 import { DEFAULT_DATABASE_TIMEOUTS } from './deadline.js';
 import { Errors } from '../errors.js';
+import { lockDataDir } from './pglite-lock.js';
 
 // Embedded Postgres (WASM) for zero-config installs. It is single-connection: PGlite
 // serialises queries itself and its transaction() holds the instance until done.
@@ -35,6 +36,21 @@ export async function openPglite(
 ): Promise<Db> {
   const onDisk = dataDir !== 'memory://';
   if (onDisk) mkdirSync(dataDir, { recursive: true });
+  const lock = onDisk ? lockDataDir(dataDir) : null;
+  try {
+    return await openLocked(dataDir, onDisk, transactionSeconds, () => lock?.release());
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
+}
+
+async function openLocked(
+  dataDir: string,
+  onDisk: boolean,
+  transactionSeconds: number,
+  unlock: () => void,
+): Promise<Db> {
   const open = () => PGlite.create(onDisk ? dataDir : undefined, { postgresqlconf: EMBEDDED_SETTINGS });
   // initdb runs on a throwaway thread: in-process, the first start kept ~715 MiB of RSS
   // until a restart; this way a fresh server idles at ~345 MiB (measured by bench/).
@@ -64,6 +80,12 @@ export async function openPglite(
     exec: async (sql) => {
       await pg.exec(sql);
     },
-    close: () => pg.close(),
+    close: async () => {
+      try {
+        await pg.close();
+      } finally {
+        unlock();
+      }
+    },
   };
 }

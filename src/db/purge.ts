@@ -1,4 +1,5 @@
 import type { Queryable } from './driver.js';
+import { noReference } from './blobs.js';
 import { num } from './driver.js';
 
 // Named SQL for purges. Rows go first (one transaction per batch); a blob goes only after, under
@@ -118,13 +119,12 @@ export async function lockHashes(q: Queryable, hashes: string[]): Promise<void> 
   );
 }
 
-/** Of these blobs, those no media or thumbnail row points at (run under their hash locks). */
+/** Of these blobs, those no row points at (noReference; run under their hash locks). */
 export async function unreferenced(q: Queryable, candidates: FreedBlob[]): Promise<FreedBlob[]> {
   if (candidates.length === 0) return [];
   const r = await q.query<Record<string, unknown>>(
     `SELECT DISTINCT b.ds AS datastore_id, b.loc AS location FROM unnest($1::text[], $2::text[]) AS b(ds, loc)
-     WHERE NOT EXISTS (SELECT 1 FROM media WHERE datastore_id = b.ds AND location = b.loc)
-       AND NOT EXISTS (SELECT 1 FROM thumbnails WHERE datastore_id = b.ds AND location = b.loc)`,
+     WHERE ${noReference('b.ds', 'b.loc')}`,
     [candidates.map((c) => c.datastoreId), candidates.map((c) => c.location)],
   );
   const free = new Set(r.rows.map((x) => `${x.datastore_id as string}\n${x.location as string}`));

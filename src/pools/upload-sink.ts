@@ -236,13 +236,23 @@ export class UploadSinkPool {
     return s;
   }
 
-  async finish(s: SinkSession): Promise<{ sha256: string; size: number }> {
+  /** `durable: false`: no fsync; the caller must make the file durable before committing it. */
+  async finish(s: SinkSession, durable = true): Promise<{ sha256: string; size: number }> {
     await s.flushed();
     if (s.error) throw s.error;
-    const r = await s.request({ op: 'finish', id: s.id });
+    const r = await s.request(durable ? { op: 'finish', id: s.id } : { op: 'finish', id: s.id, durable: false });
     if (r.op !== 'done') throw new Error(`unexpected sink reply ${r.op}`);
     this.release(s);
     return { sha256: r.sha256, size: r.size };
+  }
+
+  /** Appends a whole local file, read and hashed on the worker (imports). */
+  async append(s: SinkSession, source: string): Promise<void> {
+    await s.flushed();
+    if (s.error) throw s.error;
+    const r = await s.request({ op: 'append', id: s.id, source });
+    if (r.op !== 'appended') throw new Error(`unexpected sink reply ${r.op}`);
+    s.bytesWritten += r.len;
   }
 
   /** Drops the staging file; from this thread if the worker cannot (it died). */

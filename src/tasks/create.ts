@@ -9,6 +9,8 @@ import { ORPHAN_BLOBS, orphanBlobs } from './orphan-blobs.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 import type { ModerationDeps } from '../pipelines/admin/moderation-deps.js';
 import { MEDIA_EXPIRY, mediaExpiry } from './expiry.js';
+import { EXPORT_DATA, exportData } from './export-data.js';
+import { IMPORT_DATA, importData } from './import-data.js';
 
 export interface TaskDeps {
   db: Db;
@@ -51,6 +53,8 @@ export function createTaskRunner(deps: TaskDeps): TaskRunner {
         countRemoved: (datastoreId) => deps.metrics?.orphanBlobsRemoved.inc({ datastore: datastoreId }),
       }),
     ],
+    [EXPORT_DATA, exportData({ db: deps.db, datastores: deps.datastores })],
+    [IMPORT_DATA, importData({ db: deps.db, datastores: deps.datastores })],
   ]);
   if (deps.moderation) handlers.set(MEDIA_EXPIRY, mediaExpiry(deps.moderation));
   return new TaskRunner(deps.db, deps.log.child({ component: 'tasks' }), handlers);

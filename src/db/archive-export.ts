@@ -1,29 +1,11 @@
-import { num, type Queryable } from '../db/driver.js';
-import { MEDIA_COLUMNS, type MediaRow } from '../db/media.js';
+import { num, type Queryable } from './driver.js';
+import { MEDIA_COLUMNS, toRow, type MediaRow } from './media.js';
 
 // The SQL an export needs: one entity's media in keyset batches (origin, media_id order, the
 // primary key), so a server with millions of rows is read a batch at a time. Quarantined rows
 // and tombstones (no blob) are left out: their bytes are not served, so not exported either.
-// (SQL belongs in src/db/: the lead may move this file to src/db/media-export.ts.)
 
 export type ExportEntity = { user: string; origin: string } | { server: string };
-
-function toRow(r: Record<string, unknown>): MediaRow {
-  return {
-    origin: r.origin as string,
-    mediaId: r.media_id as string,
-    uploadName: (r.upload_name as string | null) ?? null,
-    contentType: (r.content_type as string | null) ?? null,
-    userId: r.user_id as string,
-    sha256: r.sha256_hash as string,
-    sizeBytes: num(r.size_bytes),
-    datastoreId: r.datastore_id as string,
-    location: r.location as string,
-    creationTs: num(r.creation_ts),
-    quarantined: Boolean(r.quarantined),
-    requiresAuth: Boolean(r.requires_auth),
-  };
-}
 
 /** The next batch after `afterMediaId` ('' for the first). */
 export async function exportBatch(
