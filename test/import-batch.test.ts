@@ -23,7 +23,8 @@ import type { Db } from '../src/db/driver.js';
 import { getMedia } from '../src/db/media.js';
 import { DatastoreRegistry } from '../src/datastores/registry.js';
 import { UploadSinkPool } from '../src/pools/upload-sink.js';
-import { importMediaBatch, type BatchItem, type ImportedMedia } from '../src/import/store-imported.js';
+import type { ImportedMedia } from '../src/import/store-imported.js';
+import { importMediaBatch, type BatchItem } from '../src/import/store-imported-batch.js';
 
 // importMediaBatch (the Synapse importer's store step): one durability flush and one
 // transaction per batch. Duplicate bytes, within the batch and against blobs stored before,

@@ -4,7 +4,8 @@ import type { Queryable } from '../../db/driver.js';
 import type { Logger } from '../../logging/logger.js';
 import type { ProgressSink } from '../progress.js';
 import { existingMediaIds } from '../../db/media.js';
-import { importMediaBatch, type ImportDeps } from '../store-imported.js';
+import type { ImportDeps } from '../store-imported.js';
+import { importMediaBatch } from '../store-imported-batch.js';
 import { planLocal, planRemote, type Planned, type PlannedItem } from './map.js';
 import { locate, type MediaStore } from './paths.js';
 import type { SynapseSource } from './source.js';
@@ -12,7 +13,7 @@ import type { SynapseSource } from './source.js';
 // The import loop: read a batch of Synapse rows (keyset order), drop what needs no file (URL
 // preview cache, unsafe rows) and what we already have (one query per batch), then copy the
 // rest with at most `concurrency` files open at once per store batch. Each store batch is
-// atomic per item (see importMediaBatch in store-imported.ts): a crash or Ctrl-C at any point
+// atomic per item (see importMediaBatch in store-imported-batch.ts): a crash or Ctrl-C at any point
 // leaves a state the next run completes; Ctrl-C stops taking new batches and lets the ones in
 // flight finish.
 
@@ -142,7 +143,7 @@ export async function runSynapseImport(
     return { item, mxc, size: found.size, path: found.path };
   };
 
-  // One store batch: its bytes made durable and its rows committed together (store-imported.ts).
+  // One store batch: its bytes made durable and its rows committed together (store-imported-batch.ts).
   const store = async (ready: Ready[]) => {
     const outcomes = await importMediaBatch(
       deps!,
