@@ -169,6 +169,13 @@ async function buildMmr(t: Test, s3: TestS3) {
   return { fx, db, dir, media, photo, thumb, bad };
 }
 
+/** An s3rver and an MMR deployment on it and on disk, both removed after the test. */
+async function mmrDeployment(t: Test) {
+  const s3 = await startTestS3();
+  t.teardown(() => s3.close());
+  return { s3, m: await buildMmr(t, s3) };
+}
+
 function datastores(fx: MmrFixture, s3: TestS3) {
   return [
     { id: FILE_DS, type: 'file', forKinds: ['all'], opts: { path: fx.filesDir } },
@@ -253,9 +260,7 @@ t.test('usage errors exit 2 with the usage of what was asked', { skip: false }, 
 });
 
 t.test('adopt into a fresh embedded database', { skip }, async (t) => {
-  const s3 = await startTestS3();
-  t.teardown(() => s3.close());
-  const m = await buildMmr(t, s3);
+  const { s3, m } = await mmrDeployment(t);
   const before = await m.fx.tablesDigest();
   const target = join(m.dir, 'target-db');
   const doc = testConfig(m.dir, 'http://127.0.0.1:9', '', {
@@ -292,9 +297,7 @@ t.test('adopt into a fresh embedded database', { skip }, async (t) => {
 });
 
 t.test("adopt into a schema of its own in MMR's database; killed mid-way, resumed", { skip }, async (t) => {
-  const s3 = await startTestS3();
-  t.teardown(() => s3.close());
-  const m = await buildMmr(t, s3);
+  const { s3, m } = await mmrDeployment(t);
   const before = await m.fx.tablesDigest();
   const plain = writeConfig(
     m.dir,
@@ -351,9 +354,7 @@ t.test("adopt into a schema of its own in MMR's database; killed mid-way, resume
 });
 
 t.test('--verify reports missing and damaged objects; an unconfigured datastore stops the run', { skip }, async (t) => {
-  const s3 = await startTestS3();
-  t.teardown(() => s3.close());
-  const m = await buildMmr(t, s3);
+  const { s3, m } = await mmrDeployment(t);
   const gone = m.fx.objects.find((o) => o.datastoreId === FILE_DS && o.bytes.toString() === 'filler 3')!;
   unlinkSync(join(m.fx.filesDir, gone.location));
   const damaged = m.fx.objects.find((o) => o.datastoreId === FILE_DS && o.bytes.toString() === 'filler 4')!;

@@ -7,6 +7,7 @@ import type { Datastore, StagingWriter } from '../datastores/datastore.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { BodySource } from '../http/types.js';
 import { Errors } from '../errors.js';
+import { streamToStaging } from '../pipelines/steps/store-upload.js';
 
 // Archive parts kept in a datastore: written through staging and committed under their SHA-256
 // like any blob (so two identical parts share one object), and deleted only once no row of any
@@ -56,40 +57,9 @@ export async function dropPartObjects(db: Db, datastores: DatastoreRegistry, par
 }
 
 /** Streams a request body into a staging object, cut off at `maxBytes`; the caller commits or aborts. */
-export function bodyToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let size = 0;
-    let failed = false;
-    const fail = (e: Error) => {
-      if (failed) return;
-      failed = true;
-      body.pause();
-      reject(e);
-    };
-    if (body.contentLength !== null && body.contentLength > maxBytes) return fail(Errors.tooLarge(maxBytes));
-    staging.onDrain(function again() {
-      body.resume();
-      staging.onDrain(again);
-    });
-    body.start({
-      onChunk(chunk) {
-        if (failed) return;
-        size += chunk.length;
-        if (size > maxBytes) return fail(Errors.tooLarge(maxBytes));
-        try {
-          if (!staging.write(chunk)) body.pause();
-        } catch (e) {
-          fail(e as Error);
-        }
-      },
-      onEnd() {
-        if (failed) return;
-        if (body.contentLength !== null && size !== body.contentLength)
-          return fail(Errors.invalidParam(`Body was ${size} bytes but Content-Length said ${body.contentLength}`));
-        if (size === 0) return fail(Errors.missingParam('The body must be an archive part (.tgz)'));
-        resolve(size);
-      },
-      onError: fail,
-    });
-  });
+export async function bodyToStaging(body: BodySource, staging: StagingWriter, maxBytes: number): Promise<number> {
+  if (body.contentLength !== null && body.contentLength > maxBytes) throw Errors.tooLarge(maxBytes);
+  const { size } = await streamToStaging(body, staging, maxBytes);
+  if (size === 0) throw Errors.missingParam('The body must be an archive part (.tgz)');
+  return size;
 }

@@ -1,26 +1,14 @@
 import type { Queryable } from './driver.js';
 import { num } from './driver.js';
+import type { MediaRow } from './media.js';
 
 // Named SQL that reads an MMR database (its schema: shared/reference/mmr-feature-inventory.md
 // §3), for `media-repo import mmr`. Read-only: the connection is opened with
 // default_transaction_read_only, and nothing here writes. Every table is read in keyset order
 // along one of MMR's unique indexes, a batch at a time, so neither side holds a whole table.
 
-export interface MmrMedia {
-  origin: string;
-  mediaId: string;
-  uploadName: string | null;
-  contentType: string | null;
-  userId: string;
-  sha256: string;
-  sizeBytes: number;
-  datastoreId: string;
-  location: string;
-  creationTs: number;
-  quarantined: boolean;
-  /** restricted_media io.t2bot.requires_authentication = "true": MMR's freeze flag. */
-  requiresAuth: boolean;
-}
+/** MMR's media row carries exactly our fields (its freeze flag from restricted_media). */
+export type MmrMedia = MediaRow;
 
 export interface MmrThumbnail {
   origin: string;

@@ -73,7 +73,8 @@ export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise
   }
 }
 
-function streamToStaging(
+/** A request body into staging with socket backpressure, cut off past maxBytes (<= 0: no limit). */
+export function streamToStaging(
   body: BodySource,
   staging: StagingWriter,
   maxBytes: number,
