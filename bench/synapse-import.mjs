@@ -5,13 +5,14 @@
 // least: `cp -r` of the media store plus `sha256sum` of every copied file. The tree is read
 // once before both (a warm page cache for each side). Reported: seconds, files/s and MiB/s for
 // both, the ratio baseline/import (goal >= 0.8), and the import process's peak RSS growth over
-// its RSS when the import phase starts (goal < 64 MiB).
+// its RSS when the import phase starts (goal < 64 MiB). Baseline and import alternate --reps
+// times (3 by default) and the medians are compared.
 //
 // The Synapse database needs a Postgres server (a database is created there and dropped):
 // --synapse-postgres DSN, else --postgres DSN, else MEDIA_REPO_TEST_POSTGRES; without any the
 // scenario is skipped. Our side runs on PGlite unless --postgres is given (as in bench/run.mjs).
 //
-// Standalone: node bench/synapse-import.mjs [--files N] [--concurrency C] [--batch-files B]
+// Standalone: node bench/synapse-import.mjs [--files N] [--reps R] [--concurrency C] [--batch-files B]
 //   [--postgres DSN] [--synapse-postgres DSN] [--smoke]; or through bench/run.mjs: npm run bench -- synapse-import
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -137,6 +138,11 @@ function runImport(args) {
   });
 }
 
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 export async function runSynapseImport(ctx) {
   const serverDsn = ctx.synapsePostgres || ctx.postgres || process.env.MEDIA_REPO_TEST_POSTGRES || '';
   if (!serverDsn) {
@@ -148,44 +154,69 @@ export async function runSynapseImport(ctx) {
   const dir = join(ctx.workDir, 'synapse-import');
   const store = join(dir, 'media_store');
   mkdirSync(store, { recursive: true });
+  const reps = Math.max(1, ctx.reps ?? (ctx.smoke ? 1 : 3));
   const synapse = await freshPostgresDatabase(serverDsn);
-  const ours = ctx.postgres ? await freshPostgresDatabase(ctx.postgres) : null;
+  const ours = [];
   try {
     console.log(`  seeding ${files} files …`);
     const bytes = await seed(synapse.dsn, store, files);
-    const config = join(dir, 'media-repo.yaml');
-    writeFileSync(
-      config,
-      yaml.dump({
-        repo: { logLevel: 'warn' },
-        database: { postgres: ours?.dsn ?? '', embeddedPath: join(dir, 'db') },
-        homeservers: [{ name: HOST, csApi: 'http://127.0.0.1:9/' }],
-        datastores: [{ id: 'bench', type: 'file', forKinds: ['all'], opts: { path: join(dir, 'media') } }],
-      }),
-    );
-    timed(`find '${store}' -type f -print0 | xargs -0 cat > /dev/null`); // warm the page cache
-    const copy = join(dir, 'copy');
-    const baseline = timed(
-      `cp -r '${store}' '${copy}' && find '${copy}' -type f -print0 | xargs -0 sha256sum > /dev/null && sync`,
-    );
-    rmSync(copy, { recursive: true, force: true });
-    const source = ['--synapse-db', synapse.dsn, '--media-store', store, '--server-name', HOST, '--config', config];
-    const imp = await runImport([
-      ...source,
-      '--concurrency',
-      String(concurrency),
-      ...(ctx.batchFiles ? ['--batch-files', String(ctx.batchFiles)] : []),
-    ]);
-    if (!imp.summary.startsWith(`imported ${files} file(s)`)) throw new Error(`unexpected summary: ${imp.summary}`);
-    const again = await runImport(source);
+    // Warm the page cache, and flush what seeding left dirty so that neither side pays for it.
+    timed(`find '${store}' -type f -print0 | xargs -0 cat > /dev/null && sync`);
+    const source = ['--synapse-db', synapse.dsn, '--media-store', store, '--server-name', HOST];
+    // Baseline and import alternate, `reps` times (a fresh database and datastore for each
+    // import; the disk's write-back makes single runs vary by a third); medians are reported.
+    const baselines = [];
+    const imports = [];
+    let config = '';
+    for (let r = 0; r < reps; r++) {
+      const copy = join(dir, 'copy');
+      baselines.push(
+        timed(`cp -r '${store}' '${copy}' && find '${copy}' -type f -print0 | xargs -0 sha256sum > /dev/null && sync`),
+      );
+      rmSync(copy, { recursive: true, force: true });
+      if (r > 0) rmSync(join(dir, `media-${r - 1}`), { recursive: true, force: true });
+      timed('sync');
+      const db = ctx.postgres ? await freshPostgresDatabase(ctx.postgres) : null;
+      if (db) ours.push(db);
+      config = join(dir, `media-repo-${r}.yaml`);
+      writeFileSync(
+        config,
+        yaml.dump({
+          repo: { logLevel: 'warn' },
+          database: { postgres: db?.dsn ?? '', embeddedPath: join(dir, `db-${r}`) },
+          homeservers: [{ name: HOST, csApi: 'http://127.0.0.1:9/' }],
+          datastores: [{ id: 'bench', type: 'file', forKinds: ['all'], opts: { path: join(dir, `media-${r}`) } }],
+        }),
+      );
+      const imp = await runImport([
+        ...source,
+        '--config',
+        config,
+        '--concurrency',
+        String(concurrency),
+        ...(ctx.batchFiles ? ['--batch-files', String(ctx.batchFiles)] : []),
+      ]);
+      if (!imp.summary.startsWith(`imported ${files} file(s)`)) throw new Error(`unexpected summary: ${imp.summary}`);
+      imports.push(imp);
+      console.log(`  rep ${r + 1}: baseline ${round(baselines[r], 2)} s, import ${round(imp.seconds, 2)} s`);
+    }
+    const again = await runImport([...source, '--config', config]);
     if (!again.summary.startsWith('imported 0 file(s)')) throw new Error(`the re-run imported again: ${again.summary}`);
+    const baseline = median(baselines);
+    const imp = {
+      seconds: median(imports.map((i) => i.seconds)),
+      peakGrowthMiB: Math.max(...imports.map((i) => i.peakGrowthMiB)),
+    };
     const mib = bytes / MiB;
     const record = {
       files,
       mib: round(mib, 1),
       concurrency,
       batchFiles: ctx.batchFiles || 256,
-      database: ours ? 'postgres' : 'pglite',
+      database: ctx.postgres ? 'postgres' : 'pglite',
+      reps,
+      baselineRuns: baselines.map((b) => round(b, 2)),
+      importRuns: imports.map((i) => round(i.seconds, 2)),
       baselineSeconds: round(baseline, 2),
       importSeconds: round(imp.seconds, 2),
       ratio: ratio(baseline, imp.seconds),
@@ -215,7 +246,7 @@ export async function runSynapseImport(ctx) {
     return { 'synapse-import-10k': record };
   } finally {
     await synapse.drop().catch(() => undefined);
-    await ours?.drop().catch(() => undefined);
+    for (const db of ours) await db.drop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -225,6 +256,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     options: {
       files: { type: 'string' },
       concurrency: { type: 'string' },
+      reps: { type: 'string' },
       'batch-files': { type: 'string' },
       postgres: { type: 'string', default: '' },
       'synapse-postgres': { type: 'string', default: '' },
@@ -246,6 +278,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
       smoke: opt.smoke,
       files: opt.files ? Number(opt.files) : undefined,
       concurrency: Number(opt.concurrency) || 0,
+      reps: opt.reps ? Number(opt.reps) : undefined,
       batchFiles: Number(opt['batch-files']) || 0,
       suffix: [opt.postgres && 'postgres', opt.smoke && 'smoke'].filter(Boolean).join('-'),
     });

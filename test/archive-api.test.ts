@@ -11,6 +11,7 @@ import { ArchiveReader } from '../src/archive/read-archive.js';
 import { insertExport, insertExportPart } from '../src/db/exports.js';
 import { EXPORT_DATA, type ExportDataParams } from '../src/tasks/export-data.js';
 import { startFixtureHomeserver } from './helpers/homeserver.js';
+import { waitTask } from './helpers/tasks.js';
 import { ALICE, BOB, SECRET, startTestRepo, testConfig, type TestRepo } from './helpers/repo.js';
 import { blobReferenced, unreferencedLocations } from '../src/db/blobs.js';
 
@@ -76,20 +77,6 @@ async function upload(r: TestRepo, body: Buffer, token: string, name: string): P
 
 async function post(r: TestRepo, path: string, token: string | null, body?: Buffer): Promise<Response> {
   return r.fetch(ADMIN + path, { method: 'POST', token, ...(body ? { body: new Uint8Array(body) } : {}) });
-}
-
-async function waitTask(r: TestRepo, id: number): Promise<{ error_message: string; progress: Record<string, number> }> {
-  for (let i = 0; i < 600; i++) {
-    const res = await r.fetch(`${ADMIN}/tasks/${id}`, { token: SECRET });
-    const task = (await res.json()) as {
-      is_finished: boolean;
-      error_message: string;
-      progress: Record<string, number>;
-    };
-    if (task.is_finished) return task;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`task ${id} did not finish`);
 }
 
 /** Content-addressed files under a file datastore (its staging directory left out). */
@@ -229,6 +216,15 @@ t.test('the view page escapes what it shows and is not cached or referred', asyn
   t.equal(view.headers.get('content-type'), 'text/html; charset=utf-8');
   t.equal(view.headers.get('referrer-policy'), 'no-referrer');
   t.equal(view.headers.get('cache-control'), 'no-store');
+  // Sandboxed and script-free, but allowed to download: its links are the parts (attachments).
+  const csp = view.headers.get('content-security-policy') ?? '';
+  t.match(csp, /^sandbox allow-downloads; default-src 'none';/);
+  t.notMatch(csp, /script-src 'self'|allow-scripts|allow-same-origin/);
+  t.match(csp, /frame-ancestors 'none'/);
+  t.equal(view.headers.get('access-control-allow-origin'), '*', 'the rest of the common headers are kept');
+  t.equal(view.headers.get('x-content-type-options'), 'nosniff');
+  const meta = await a.fetch(`${ADMIN}/export/${out.export_id}/metadata`);
+  t.match(meta.headers.get('content-security-policy'), /^sandbox; /, 'every other answer keeps the plain sandbox');
   const html = await view.text();
   t.notMatch(html, /<i>/, 'no markup from the entity');
   t.match(html, '@&lt;i&gt;&quot;x&quot;&amp;&#39;:media.test');

@@ -25,6 +25,7 @@ import { DatastoreRegistry } from '../src/datastores/registry.js';
 import { UploadSinkPool } from '../src/pools/upload-sink.js';
 import type { ImportedMedia } from '../src/import/store-imported.js';
 import { importMediaBatch, type BatchItem } from '../src/import/store-imported-batch.js';
+import { startTestS3 } from './helpers/s3.js';
 
 // importMediaBatch (the Synapse importer's store step): one durability flush and one
 // transaction per batch. Duplicate bytes, within the batch and against blobs stored before,
@@ -201,4 +202,67 @@ for (const d of drivers()) {
       t.same(readdirSync(join(mediaDir, '.staging')), [], 'no staging file is left behind');
     },
   );
+}
+
+// Stores without commitMany (S3): each staging object is finished durable and committed on its
+// own, inside the batch's transaction; dedup and failing alone hold the same. With tempPath,
+// staging is a local spool that reads path items itself (appendFile) and is uploaded on commit.
+for (const tempPath of [false, true]) {
+  t.test(`import batch into an S3 datastore${tempPath ? ' (tempPath spool)' : ''}`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'import-batch-s3-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const s3 = await startTestS3();
+    t.teardown(() => s3.close());
+    const db = await openDb('pglite', t);
+    await migrate(db, log);
+    const sinks = new UploadSinkPool(2);
+    t.teardown(() => sinks.close());
+    const datastores = new DatastoreRegistry('batchtest', sinks);
+    await datastores.sync([
+      {
+        id: 's3',
+        type: 's3',
+        enabled: true,
+        forKinds: ['all'],
+        opts: { ...s3.opts(tempPath ? { tempPath: join(dir, 'spool') } : {}) },
+      },
+    ]);
+    const deps = { db, datastores };
+    const a = randomBytes(6000);
+    const b = randomBytes(90_000);
+    const first = await importMediaBatch(deps, [item('storedA', a)]);
+    t.equal(first[0]!.outcome, 'imported');
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'b'), b);
+    const batch: BatchItem[] = [
+      item('dupA', a),
+      item('b1', b, { path: join(src, 'b'), open: () => Readable.from([readFileSync(join(src, 'b'))]) }),
+      item('b2', b),
+      item('gone', b, { path: join(src, 'gone'), open: () => Readable.from(readFileSync(join(src, 'gone'))) }),
+      item('wrongHash', b, { expectSha256: sha(a) }),
+    ];
+    const out = await importMediaBatch(deps, batch, { concurrency: 2 });
+    t.same(
+      out.map((o) => o.outcome),
+      ['imported', 'imported', 'imported', 'failed', 'mismatch'],
+    );
+    for (const [id, bytes] of [
+      ['storedA', a],
+      ['dupA', a],
+      ['b1', b],
+      ['b2', b],
+    ] as const) {
+      const row = await getMedia(db, ORIGIN, id);
+      t.equal(row?.sha256, sha(bytes), `${id}: its row`);
+      t.ok((await datastores.get('s3')!.readAll(row!.location)).equals(bytes), `${id}: its bytes in the bucket`);
+    }
+    t.same(
+      (await s3.keys()).filter((k) => !k.startsWith('staging/')).sort(),
+      [sha(a), sha(b)].sort(),
+      'one object per distinct blob',
+    );
+    t.same(await s3.keys('staging/'), [], 'no staging object left behind');
+    if (tempPath) t.same(readdirSync(join(dir, 'spool')), [], 'no spool file left behind');
+  });
 }

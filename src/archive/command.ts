@@ -3,9 +3,10 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { CONFIG_FLAG, type CommandContext, type ParsedFlags, type Subcommand } from '../import/command.js';
 import { openCliStores } from './cli-stores.js';
-import { exportCount, exportRows, type ExportEntity } from '../db/archive-export.js';
+import { exportCount, type ExportEntity } from '../db/archive-export.js';
+import { exportItems } from './export-items.js';
 import { DirPartSink } from './dir-sink.js';
-import { writeExport, type ExportItem } from './export-archive.js';
+import { writeExport } from './export-archive.js';
 import { importArchive } from './import-archive.js';
 import { ManifestError } from './manifest.js';
 import { ArchiveReader } from './read-archive.js';
@@ -74,24 +75,8 @@ export const exportCommand: Subcommand = {
     const stores = await openCliStores(ctx.config, ctx.log, { migrate: false, tag: 'export' });
     try {
       ctx.progress.phase('export', await exportCount(stores.db, entity));
-      const signal = ctx.signal;
-      const items = async function* (): AsyncGenerator<ExportItem> {
-        for await (const row of exportRows(stores.db, entity)) {
-          if (signal.aborted)
-            throw new Error('interrupted; the part in progress was removed (run again with an empty --out)');
-          const ds = stores.datastores.get(row.datastoreId);
-          yield {
-            ...row,
-            uploader: row.userId,
-            s3Url: ds?.publicUrl?.(row.location) ?? null,
-            open: () => {
-              if (!ds) throw new Error(`datastore '${row.datastoreId}' is not configured`);
-              return ds.openStream(row.location);
-            },
-          };
-        }
-      };
-      const result = await writeExport(items(), {
+      const items = exportItems(stores.db, stores.datastores, entity, { s3Urls: true, signal: ctx.signal });
+      const result = await writeExport(items, {
         entityId,
         targetBytesPerPart: partSize,
         sink: new DirPartSink(out),
@@ -113,6 +98,8 @@ export const exportCommand: Subcommand = {
       });
       return 0;
     } catch (e) {
+      if (ctx.signal.aborted)
+        return fail('export', 'interrupted; the part in progress was removed (run again with an empty --out)', 1);
       return fail('export', (e as Error).message, 1);
     } finally {
       await stores.close();

@@ -1,7 +1,8 @@
 import { checkEntryName } from './entry-name.js';
 
 // manifest.json of MMR's archive v2, field for field as MMR writes it (archival/v2archive),
-// so an archive from either project imports into the other. `name` is the uploaded file name,
+// so an archive from either project imports into the other; version 1 manifests (older MMR)
+// are read too, upgraded to version 2 on parsing. `name` is the uploaded file name,
 // `file_name` the entry in the tar; `uploader` is '' for remote media MMR knew no uploader of.
 
 export const MANIFEST_NAME = 'manifest.json';
@@ -56,9 +57,25 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/**
+ * A version 1 record (MMR before v1.3, user exports only) with what it may lack filled in as
+ * MMR's own reader does (Go's zero values), and its origin and media ID taken from its key.
+ */
+function upgradeV1Record(key: string, v: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...v };
+  for (const f of STRING_FIELDS) if (out[f] === undefined) out[f] = '';
+  for (const f of INT_FIELDS) if (out[f] === undefined) out[f] = 0;
+  const m = /^mxc:\/\/([^/]+)\/([^/]+)$/.exec(key);
+  if (m && out.origin === '') out.origin = m[1];
+  if (m && out.media_id === '') out.media_id = m[2];
+  return out;
+}
+
 /** Validates one record; returns it typed or throws naming the mxc key and the field. */
-function parseRecord(key: string, v: unknown): ManifestRecord {
+function parseRecord(key: string, v: unknown, version: 1 | 2): ManifestRecord {
   const bad = (msg: string) => new ManifestError(`manifest.json: media ${JSON.stringify(key)}: ${msg}`);
+  if (!isObject(v)) throw bad('expected an object');
+  if (version === 1) v = upgradeV1Record(key, v);
   if (!isObject(v)) throw bad('expected an object');
   for (const f of STRING_FIELDS)
     if (typeof v[f] !== 'string') throw bad(`${f}: expected a string, got ${JSON.stringify(v[f]) ?? 'nothing'}`);
@@ -90,16 +107,22 @@ export function parseManifest(text: string): Manifest {
     throw new ManifestError(`manifest.json: not JSON (${(e as Error).message})`);
   }
   if (!isObject(v)) throw new ManifestError('manifest.json: expected an object');
-  if (v.version !== 2)
-    throw new ManifestError(`manifest.json: unsupported version ${JSON.stringify(v.version)} (only 2 is read)`);
-  if (typeof v.entity_id !== 'string' || v.entity_id === '')
-    throw new ManifestError('manifest.json: entity_id: expected a non-empty string');
-  if (!isCount(v.created_ts)) throw new ManifestError('manifest.json: created_ts: expected an integer >= 0');
+  if (v.version !== 1 && v.version !== 2)
+    throw new ManifestError(`manifest.json: unsupported version ${JSON.stringify(v.version)} (1 and 2 are read)`);
+  const version = v.version;
+  // Version 1 named the exported user `user_id`; it is read as version 2 (as MMR does).
+  const entityId = version === 1 && (v.entity_id === undefined || v.entity_id === '') ? v.user_id : v.entity_id;
+  if (typeof entityId !== 'string' || entityId === '')
+    throw new ManifestError(
+      `manifest.json: ${version === 1 ? 'user_id (version 1)' : 'entity_id'}: expected a non-empty string`,
+    );
+  const createdTs = version === 1 && v.created_ts === undefined ? 0 : v.created_ts;
+  if (!isCount(createdTs)) throw new ManifestError('manifest.json: created_ts: expected an integer >= 0');
   if (!isObject(v.media)) throw new ManifestError('manifest.json: media: expected an object');
   const media: Record<string, ManifestRecord> = Object.create(null) as Record<string, ManifestRecord>;
   const fileNames = new Set<string>();
   for (const [key, rec] of Object.entries(v.media)) {
-    const r = parseRecord(key, rec);
+    const r = parseRecord(key, rec, version);
     if (fileNames.has(r.file_name))
       throw new ManifestError(
         `manifest.json: media ${JSON.stringify(key)}: file_name ${JSON.stringify(r.file_name)} is listed twice`,
@@ -107,7 +130,7 @@ export function parseManifest(text: string): Manifest {
     fileNames.add(r.file_name);
     media[key] = r;
   }
-  return { version: 2, entity_id: v.entity_id, created_ts: v.created_ts, media };
+  return { version: 2, entity_id: entityId, created_ts: createdTs, media };
 }
 
 /** One media item as an export knows it (a row plus what the archive recorded). */

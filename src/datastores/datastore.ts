@@ -86,6 +86,10 @@ export interface Datastore {
   publicUrl?(location: string): string | null;
   /** Redirect to publicUrl even when the bytes are cached here (MMR's redirectWhenCached). */
   readonly redirectWhenCached?: boolean;
+  /** The object's own address in its store (S3: endpoint, bucket, key): an export's `s3_url`. */
+  objectUrl?(location: string): string;
+  /** The location in this store that an objectUrl (of this store) names, else null. */
+  locationOfObjectUrl?(url: string): string | null;
 }
 
 /**

@@ -59,9 +59,21 @@ export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<
     return Errors.databaseTimeout(what, seconds);
   };
 
+  // pg-pool listens for a connection's errors only while it is idle: one that fails while
+  // checked out (the server restarted, pg_terminate_backend, DROP DATABASE … FORCE) emits
+  // 'error' with no listener, which would end the process. Its statement fails on its own; the
+  // event is only logged, and the pool drops the connection when it is released.
+  const guarded = new WeakSet<Client>();
+  const onCheckedOutError = (err: Error) => log.warn('Postgres connection failed', { error: err.message });
+
   async function acquire(): Promise<Client> {
     try {
-      return (await pool.connect()) as Client;
+      const c = (await pool.connect()) as Client;
+      if (!guarded.has(c)) {
+        guarded.add(c);
+        c.on('error', onCheckedOutError);
+      }
+      return c;
     } catch (e) {
       // pg-pool's own bound (connectionTimeoutMillis) passed: no client was handed out.
       if (/timeout/i.test((e as Error).message)) throw timedOut('connect', limits.connectSeconds);

@@ -22,10 +22,30 @@ export const COMMON_HEADERS: ReadonlyArray<readonly [string, string]> = [
  * ten (measured: about 10% of the 1 KiB download path). Only for this constant block; every
  * value from outside goes through safeHeaderValue.
  */
-export const COMMON_HEADER_BLOCK: readonly [string, string] = [
-  COMMON_HEADERS[0]![0],
-  [COMMON_HEADERS[0]![1], ...COMMON_HEADERS.slice(1).map(([k, v]) => `${k}: ${v}`)].join('\r\n'),
-];
+export const COMMON_HEADER_BLOCK: readonly [string, string] = constantBlock(COMMON_HEADERS);
+
+/**
+ * The block for our own HTML pages (the GDPR export view) in place of the common one: still
+ * sandboxed, with no script and nothing loaded, but `allow-downloads`, because its links are
+ * attachments (the parts) and a browser refuses downloads from a document sandboxed without it.
+ * Two CSP headers would not do: a browser enforces every policy it is sent.
+ */
+export const PAGE_HEADER_BLOCK: readonly [string, string] = constantBlock(
+  COMMON_HEADERS.map(([k, v]): readonly [string, string] =>
+    k === 'Content-Security-Policy'
+      ? [
+          k,
+          "sandbox allow-downloads; default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none';",
+        ]
+      : k === 'X-Content-Security-Policy'
+        ? [k, 'sandbox allow-downloads;']
+        : [k, v],
+  ),
+);
+
+function constantBlock(headers: ReadonlyArray<readonly [string, string]>): readonly [string, string] {
+  return [headers[0]![0], [headers[0]![1], ...headers.slice(1).map(([k, v]) => `${k}: ${v}`)].join('\r\n')];
+}
 
 /** Several headers as one writeHeader call: `[first name, first value + "\r\n" + "name: value" lines]`. */
 export type HeaderBlock = readonly [string, string];

@@ -2,7 +2,14 @@ import type { HttpResponse } from 'uWebSockets.js';
 import type { Readable } from 'node:stream';
 import { MatrixError } from '../errors.js';
 import type { Headers, HttpRequest, MediaBody, Result } from './types.js';
-import { COMMON_HEADER_BLOCK, headerBlock, safeHeaderValue, statusLine, type HeaderBlock } from './headers.js';
+import {
+  COMMON_HEADER_BLOCK,
+  PAGE_HEADER_BLOCK,
+  headerBlock,
+  safeHeaderValue,
+  statusLine,
+  type HeaderBlock,
+} from './headers.js';
 import { BufferPool } from './buffer-pool.js';
 import { parseRange } from './range.js';
 
@@ -26,10 +33,11 @@ function writeHead(
   status: number,
   headers: Headers | undefined,
   block?: HeaderBlock,
+  common: HeaderBlock = COMMON_HEADER_BLOCK,
 ): void {
   st.status = status;
   res.writeStatus(statusLine(status));
-  res.writeHeader(COMMON_HEADER_BLOCK[0], COMMON_HEADER_BLOCK[1]);
+  res.writeHeader(common[0], common[1]);
   if (block) res.writeHeader(block[0], block[1]);
   if (headers) for (const k in headers) res.writeHeader(k, safeHeaderValue(headers[k]!));
 }
@@ -77,11 +85,12 @@ function endWith(
   headers: Headers | undefined,
   body?: Buffer | string,
   block?: HeaderBlock,
+  common?: HeaderBlock,
 ): void {
   if (st.aborted || st.done) return;
   st.done = true;
   res.cork(() => {
-    writeHead(res, st, status, headers, block);
+    writeHead(res, st, status, headers, block, common);
     if (status === 304) endBodiless(res, st, undefined);
     else if (req.method === 'HEAD') endBodiless(res, st, body === undefined ? 0 : Buffer.byteLength(body));
     else res.end(body ?? '', st.closeAfter);
@@ -110,6 +119,8 @@ export async function sendResult(
       );
     case 'bytes':
       return endWith(res, st, req, result.status, result.headers, result.body);
+    case 'page':
+      return endWith(res, st, req, result.status, result.headers, result.body, undefined, PAGE_HEADER_BLOCK);
     case 'empty':
       return endWith(res, st, req, result.status, result.headers);
     case 'media':

@@ -50,6 +50,8 @@ export interface MediaBody {
 export type Result =
   | { kind: 'json'; status: number; body: unknown; headers?: Headers }
   | { kind: 'bytes'; status: number; body: Buffer; headers?: Headers }
+  /** An HTML page of ours: sent like bytes, under PAGE_HEADER_BLOCK instead of the common block. */
+  | { kind: 'page'; status: number; body: Buffer; headers?: Headers }
   | { kind: 'media'; status: 200; media: MediaBody; headers: Headers }
   | { kind: 'empty'; status: number; headers?: Headers }
   /** A body of unknown length (federation multipart, remote media streamed through): sent

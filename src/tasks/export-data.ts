@@ -1,8 +1,9 @@
 import type { Db } from '../db/driver.js';
-import { exportRows, type ExportEntity } from '../db/archive-export.js';
+import type { ExportEntity } from '../db/archive-export.js';
 import { clearExportParts, finishExport, getExport } from '../db/exports.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
-import { writeExport, type ExportItem } from '../archive/export-archive.js';
+import { writeExport } from '../archive/export-archive.js';
+import { exportItems } from '../archive/export-items.js';
 import { DatastorePartSink, ExportDeletedError } from '../archive/datastore-sink.js';
 import { dropPartObjects } from '../archive/stored-parts.js';
 import type { TaskContext, TaskHandler } from './runner.js';
@@ -40,26 +41,12 @@ export function exportData(deps: ExportDataDeps): TaskHandler {
       if (!ds) throw new Error('no datastore accepts archives for this homeserver');
       const progress = { media: 0, bytes: 0, skipped: 0, parts: 0 };
       const { db, datastores } = deps;
-      const items = async function* (): AsyncGenerator<ExportItem> {
-        for await (const row of exportRows(db, p.entity)) {
-          ctx.signal.throwIfAborted();
-          const src = datastores.get(row.datastoreId);
-          yield {
-            ...row,
-            uploader: row.userId,
-            s3Url: p.s3_urls ? (src?.publicUrl?.(row.location) ?? null) : null,
-            open: () => {
-              if (!src) throw new Error(`datastore '${row.datastoreId}' is not configured`);
-              return src.openStream(row.location);
-            },
-          };
-        }
-      };
+      const items = exportItems(db, datastores, p.entity, { s3Urls: p.s3_urls, signal: ctx.signal });
       const sink = new DatastorePartSink(deps.db, ds, p.export_id, async () => {
         progress.parts++;
         await ctx.saveProgress(progress);
       });
-      await writeExport(items(), {
+      await writeExport(items, {
         entityId: p.entity_id,
         targetBytesPerPart: p.part_bytes,
         sink,

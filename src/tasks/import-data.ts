@@ -63,7 +63,11 @@ export function importData(deps: ImportDataDeps): TaskHandler {
         onEvent(e) {
           if (e.kind === 'refused') ctx.log.warn('archive entry refused', { mxc: e.mxc, reason: e.reason });
           else if (e.kind === 'mismatch') ctx.log.warn('archive entry does not match its manifest', { mxc: e.mxc });
-          else if (e.kind === 'missing') ctx.log.warn('archive entry missing from the parts', { mxc: e.mxc });
+          else if (e.kind === 'missing')
+            ctx.log.warn('archive entry missing from the parts', {
+              mxc: e.mxc,
+              ...(e.detail ? { detail: e.detail } : {}),
+            });
           else if (++n % 100 === 0) ctx.log.info('archive import progress', { done: n });
         },
       });

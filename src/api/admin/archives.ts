@@ -70,7 +70,7 @@ const NO_STORE = { 'Cache-Control': 'no-store' };
 export async function exportViewHandler(ctx: Ctx): Promise<Result> {
   const html = await exportView(ctx.svc.admin, ctx.params.exportId ?? '');
   return {
-    kind: 'bytes',
+    kind: 'page',
     status: 200,
     body: Buffer.from(html, 'utf8'),
     headers: { 'Content-Type': 'text/html; charset=utf-8', ...NO_STORE },

@@ -29,3 +29,45 @@ export function publicUrlFor(publicBaseUrl: string, location: string): string | 
   const base = publicBaseUrl.endsWith('/') ? publicBaseUrl : `${publicBaseUrl}/`;
   return base + checkedLocation(location).split('/').map(encodeURIComponent).join('/');
 }
+
+/**
+ * The object's address at the S3 endpoint, path style (`scheme://endpoint/bucket/location`):
+ * what MMR writes as `s3_url` in an export manifest, and what an import reads back.
+ */
+export function objectUrlFor(ssl: boolean, endpoint: string, bucket: string, location: string): string {
+  const path = checkedLocation(location).split('/').map(encodeURIComponent).join('/');
+  return `${ssl ? 'https' : 'http'}://${endpoint}/${encodeURIComponent(bucket)}/${path}`;
+}
+
+/**
+ * The location an `s3_url` names in this bucket, or null when it names another endpoint or
+ * bucket (or is no URL). Either scheme is accepted: MMR's manifests follow the endpoint's,
+ * and an operator may have switched TLS on since. The object is then read with our own
+ * credentials, never fetched from the URL: a manifest cannot point an import anywhere else.
+ */
+export function locationOfObjectUrl(url: string, endpoint: string, bucket: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return null;
+  if (u.username || u.password || u.search || u.hash) return null;
+  if (u.host.toLowerCase() !== endpoint.toLowerCase()) return null;
+  const segments = u.pathname.split('/').slice(1);
+  if (segments.length < 2) return null;
+  let decoded: string[];
+  try {
+    decoded = segments.map(decodeURIComponent);
+  } catch {
+    return null;
+  }
+  if (decoded[0] !== bucket) return null;
+  const location = decoded.slice(1).join('/');
+  try {
+    return checkedLocation(location);
+  } catch {
+    return null;
+  }
+}

@@ -6,7 +6,7 @@ import type { DatastoreKind, S3DatastoreOpts } from '../../config/schema.js';
 import type { ByteRange, Datastore, StagingWriter } from '../datastore.js';
 import { createS3Client } from './client.js';
 import { isNotFound, S3Bucket } from './bucket.js';
-import { contentKey, newStagingKey, publicUrlFor, STAGING_PREFIX } from './keys.js';
+import { contentKey, locationOfObjectUrl, newStagingKey, objectUrlFor, publicUrlFor, STAGING_PREFIX } from './keys.js';
 import { LeftoverCleaner, removeLeftover } from './leftovers.js';
 import { S3StagingWriter } from './staging.js';
 import { uploadFile } from './spool.js';
@@ -193,6 +193,14 @@ export class S3Datastore implements Datastore {
 
   publicUrl(location: string): string | null {
     return publicUrlFor(this.opts.publicBaseUrl, location);
+  }
+
+  objectUrl(location: string): string {
+    return objectUrlFor(this.opts.ssl, this.opts.endpoint, this.opts.bucketName, location);
+  }
+
+  locationOfObjectUrl(url: string): string | null {
+    return locationOfObjectUrl(url, this.opts.endpoint, this.opts.bucketName);
   }
 
   private target(key: string) {
