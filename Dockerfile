@@ -14,13 +14,15 @@ COPY workers ./workers
 RUN npm ci --no-audit --no-fund && npx tsc -p tsconfig.json && npm prune --omit=dev
 
 # Runtime stage: libpq for pg-native, jemalloc for sharp's allocation pattern, tini as PID 1,
-# no toolchain. --build-arg WITH_FFMPEG=true adds ffmpeg for video stills (list video/* in
-# thumbnails.types).
+# no toolchain; the external decoders: libheif's heif-convert (HEVC-coded HEIC), libjxl's djxl
+# (JPEG XL), bubblewrap (their fence) and ffmpeg (video and audio; list video/* and audio/* in
+# thumbnails.types). --build-arg WITH_FFMPEG=false leaves ffmpeg out (about 150 MB).
 FROM node:20-bookworm-slim
-ARG WITH_FFMPEG=false
+ARG WITH_FFMPEG=true
 # The jemalloc link gives LD_PRELOAD one path on amd64 and arm64 alike.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 libjemalloc2 tini $([ "$WITH_FFMPEG" = true ] && echo ffmpeg) \
+ && apt-get install -y --no-install-recommends libpq5 libjemalloc2 tini \
+      libheif-examples libjxl-tools bubblewrap $([ "$WITH_FFMPEG" = true ] && echo ffmpeg) \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\.so\.2$')" /usr/local/lib/libjemalloc.so.2 \
  && test -e /usr/local/lib/libjemalloc.so.2 \

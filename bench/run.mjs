@@ -21,6 +21,7 @@ import { QUOTA_SCENARIOS, runUploadQuotas } from './upload-quotas.mjs';
 import { RATELIMIT_SCENARIOS, runDownloadRateLimit } from './download-ratelimit.mjs';
 import { MMR_ADOPT_SCENARIOS, runMmrAdopt } from './mmr-adopt.mjs';
 import { SYNAPSE_IMPORT_SCENARIOS, runSynapseImport } from './synapse-import.mjs';
+import { HEIC_SCENARIOS, runHeicThumbnails } from './heic-thumbnails.mjs';
 import { EXPORT_ARCHIVE_SCENARIOS, runExportArchive } from './export-archive.mjs';
 
 // Families in run order: a family name on the command line selects all of its scenarios.
@@ -38,6 +39,7 @@ const FAMILIES = {
   'mmr-adopt': [MMR_ADOPT_SCENARIOS, runMmrAdopt],
   'synapse-import': [SYNAPSE_IMPORT_SCENARIOS, runSynapseImport],
   'export-archive': [EXPORT_ARCHIVE_SCENARIOS, runExportArchive],
+  heic: [HEIC_SCENARIOS, runHeicThumbnails],
 };
 const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 

@@ -56,7 +56,7 @@ async function poolChild(t, input, seconds) {
   const { ThumbnailPools } = await import(pathToFileURL(join(ROOT, 'dist', 'src', 'pools', 'thumbnails.js')).href);
   const threads = { static: t, animated: Math.max(1, Math.ceil(t / 2)), blurhash: Math.max(1, Math.ceil(t / 4)) };
   const pools = new ThumbnailPools(threads, 1024);
-  const vips = await pools.probe();
+  const { vips } = await pools.probe();
   const src = readFileSync(input);
   const limits = {
     maxPixels: 32_000_000,

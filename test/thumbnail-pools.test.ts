@@ -43,7 +43,10 @@ t.test('thread counts follow thumbnails.numWorkers, and libuv gets one thread pe
 t.test('the source buffer is transferred to the worker, not copied, and the output comes back', async (t) => {
   const pools = new ThumbnailPools(poolThreads(1), 8);
   t.teardown(() => pools.close());
-  t.match(await pools.probe(), /^\d+\.\d+/, 'the probe reports the libvips version');
+  const probe = await pools.probe();
+  t.match(probe.vips, /^\d+\.\d+/, 'the probe reports the libvips version');
+  t.match(probe.decoders.sandbox, /^(bwrap|unshare|none)$/, 'and the decoder fence');
+  t.type(probe.decoders.tools.ffmpeg, 'boolean');
   const source = await jpegBytes(400, 300);
   const size = source.byteLength;
   t.ok(size > 1000);

@@ -179,6 +179,7 @@ t.test('OpenGraph page with a relative og:image', async (t) => {
   t.equal(body['og:image:width'], 64);
   t.equal(body['og:image:height'], 48);
   t.equal(body['matrix:image:size'], IMG.length);
+  t.equal(body['matrix:image:blurhash'], undefined, 'MSC2448 off (the default): no BlurHash');
   t.ok((await download(body['og:image'] as string)).equals(IMG), 'the stored image is the fetched bytes');
   t.equal(hits.get('/img/cat.png'), 1);
 });

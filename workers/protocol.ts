@@ -98,6 +98,32 @@ export interface LoaderSwitches {
   svgLoader?: boolean;
 }
 
+/** An audio file's facts for media info (MMR's audio fields); `source` is transferred. */
+export interface AudioInfoTask {
+  op: 'audio-info';
+  source: Uint8Array;
+  limits: ThumbnailLimits;
+}
+
+/** `durationMs` is the decoded length (a header may lie); `keySamples` has 768 peaks in 0..1. */
+export type AudioInfoReply =
+  | {
+      ok: true;
+      type: string;
+      durationMs: number;
+      channels: number;
+      sampleRate: number;
+      totalSamples: number;
+      keySamples: number[];
+    }
+  | ImageFailure;
+
+/** What the start-up probe found: the external decoders present and the fence they run in. */
+export interface DecoderReport {
+  sandbox: 'bwrap' | 'unshare' | 'none';
+  tools: Record<'ffmpeg' | 'ffprobe' | 'heif-convert' | 'djxl', boolean>;
+}
+
 /** `width`/`height` as a viewer shows them (EXIF quarter turns applied). */
 export type IdentifyReply = { ok: true; type: string; width: number; height: number } | ImageFailure;
 

@@ -5,7 +5,12 @@ import { renderTarget } from './image/render.js';
 import { allowSvgLoader, restrictLoaders } from './image/harden.js';
 import { renderIdenticon } from './image/identicon.js';
 import { encodeBlurhash } from './image/blurhash.js';
+import { audioFacts } from './image/audio-info.js';
+import { sandboxKind, toolAvailable, TOOLS } from './image/external.js';
 import type {
+  AudioInfoReply,
+  AudioInfoTask,
+  DecoderReport,
   BlurhashReply,
   BlurhashTask,
   IdenticonReply,
@@ -34,7 +39,7 @@ export interface ProbeTask {
   op: 'probe';
 }
 
-type Task = (ThumbnailTask | IdenticonTask | BlurhashTask | IdentifyTask | ProbeTask) & LoaderSwitches;
+type Task = (ThumbnailTask | IdenticonTask | BlurhashTask | IdentifyTask | AudioInfoTask | ProbeTask) & LoaderSwitches;
 
 function failure(e: unknown): ImageFailure {
   if (e instanceof ImageError) return { ok: false, code: e.code, message: e.message };
@@ -102,12 +107,22 @@ async function identify(task: IdentifyTask): Promise<IdentifyReply> {
   }
 }
 
-/** The start-up probe: proves sharp loaded in a worker thread and can encode. */
-async function probe(): Promise<{ ok: true; vips: string }> {
+async function audioInfo(task: AudioInfoTask): Promise<AudioInfoReply> {
+  try {
+    return { ok: true, ...(await audioFacts(asBuffer(task.source), task.limits)) };
+  } catch (e) {
+    return failure(e);
+  }
+}
+
+/** The start-up probe: proves sharp loaded in a worker thread and can encode, and reports the
+ * external decoders this machine has and the fence they run in. */
+async function probe(): Promise<{ ok: true; vips: string; decoders: DecoderReport }> {
   await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } })
     .png()
     .toBuffer();
-  return { ok: true, vips: sharp.versions.vips };
+  const tools = Object.fromEntries(TOOLS.map((t) => [t, toolAvailable(t)])) as DecoderReport['tools'];
+  return { ok: true, vips: sharp.versions.vips, decoders: { sandbox: sandboxKind(), tools } };
 }
 
 export default function run(task: Task): Promise<unknown> {
@@ -121,6 +136,8 @@ export default function run(task: Task): Promise<unknown> {
       return blurhash(task);
     case 'identify':
       return identify(task);
+    case 'audio-info':
+      return audioInfo(task);
     case 'probe':
       return probe();
   }

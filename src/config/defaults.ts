@@ -77,8 +77,9 @@ export function defaultConfig(): Config {
       defaultAnimated: false,
       maxAnimateSizeBytes: 10485760,
       stillFrame: 0.5,
-      // Decoders we trust on hostile input (CVE-2024-56515, CVE-2024-53863): no SVG or video
-      // unless the operator lists them.
+      // Decoders we trust on hostile input (CVE-2024-56515, CVE-2024-53863): no SVG, video or
+      // audio unless the operator lists them. HEIC and JPEG XL go to their reference decoders,
+      // each run fenced (workers/image/external.ts); without them they answer "cannot thumbnail".
       types: [
         'image/jpeg',
         'image/jpg',
@@ -88,6 +89,8 @@ export function defaultConfig(): Config {
         'image/webp',
         'image/avif',
         'image/heif',
+        'image/heic',
+        'image/jxl',
         'image/tiff',
         'image/bmp',
       ],

@@ -25,6 +25,8 @@ import type { ThumbnailPools } from '../pools/thumbnails.js';
 import { assertVisible, resolveLocalMedia } from './local-media.js';
 import { datastoreOf } from './steps/datastore-of.js';
 import { thumbnailLimits } from './thumbnail.js';
+import { byteLimit } from '../config/limits.js';
+import { readOwned } from '../datastores/read-owned.js';
 
 // MMR's read-only information endpoints: media info (any user), and the admin usage reports
 // and federation test. Nothing here writes; every list is bounded (the caps below are part of
@@ -62,10 +64,19 @@ export interface MediaInfoRequest {
   log: Logger;
 }
 
+export interface AudioFacts {
+  durationMs: number;
+  channels: number;
+  totalSamples: number;
+  /** 768 peaks in 0..1 (MMR's key_samples). */
+  keySamples: number[];
+}
+
 export interface MediaInfo {
   row: MediaRow;
   width?: number;
   height?: number;
+  audio?: AudioFacts;
   thumbnails: { width: number; height: number; contentType: string; sizeBytes: number }[];
 }
 
@@ -73,10 +84,13 @@ export interface MediaInfo {
 //         as stored here; never fetched. Quarantined media is not found (frozen is fine:
 //         this endpoint is authenticated).
 // Step 2: an image's dimensions, from the start of its blob, on the thumbnail pool.
+//         Audio instead: duration, channels and waveform from the whole file (ffmpeg, on the
+//         thumbnail pool), as MMR computes them on request.
 // Step 3: the thumbnails already stored, by output size.
 export async function mediaInfo(deps: AdminInfoDeps, r: MediaInfoRequest): Promise<MediaInfo> {
   const row = await step1Row(deps, r);
-  const dims = await step2Dimensions(deps, row, r);
+  const isAudio = row.contentType?.toLowerCase().startsWith('audio/') ?? false;
+  const dims = isAudio ? await step2Audio(deps, row, r) : await step2Dimensions(deps, row, r);
   const thumbs = await listThumbnails(deps.db, row.origin, row.mediaId);
   const thumbnails = thumbs
     .map((t) => ({ width: t.outWidth, height: t.outHeight, contentType: t.contentType, sizeBytes: t.sizeBytes }))
@@ -115,6 +129,24 @@ async function step2Dimensions(
   } catch (e) {
     // A full image pool (429) or an unreadable blob costs the dimensions, not the answer.
     r.log.debug('media info: dimensions not read', { mediaId: row.mediaId, error: (e as Error).message });
+    return {};
+  }
+}
+
+async function step2Audio(deps: AdminInfoDeps, row: MediaRow, r: MediaInfoRequest): Promise<{ audio?: AudioFacts }> {
+  const cfg = r.thumbnailsCfg;
+  if (row.sizeBytes === 0 || row.sizeBytes > byteLimit(cfg.maxSourceBytes)) return {};
+  const ds = datastoreOf(deps.datastores, row, r.log, 'media');
+  try {
+    const got = await deps.thumbnails.audioInfo(() => readOwned(ds, row.location, row.sizeBytes), thumbnailLimits(cfg));
+    if (!got.ok) {
+      r.log.debug('media info: audio not read', { mediaId: row.mediaId, reason: got.message });
+      return {};
+    }
+    const { durationMs, channels, totalSamples, keySamples } = got;
+    return { audio: { durationMs, channels, totalSamples, keySamples } };
+  } catch (e) {
+    r.log.debug('media info: audio not read', { mediaId: row.mediaId, error: (e as Error).message });
     return {};
   }
 }

@@ -47,7 +47,7 @@ export async function reserveMediaId(
 //         unknown → other user → already uploaded → expired; then one PUT at a time per ID.
 // Step 2: store the body under the reserved ID.
 // Step 3: wake the downloads waiting for it, here and (through Redis) on other instances.
-// Step 4: thumbnails in the background (the PUT answers {}: no place for a blurhash).
+// Step 4: the BlurHash for the answer (MSC2448, as on POST) and thumbnails in the background.
 export interface ReservedUploadRequest extends Pick<UploadRequest, 'origin' | 'userId' | 'domain' | 'log'> {
   /** The mxc's server and ID, from the path. */
   mxcServer: string;
@@ -56,7 +56,10 @@ export interface ReservedUploadRequest extends Pick<UploadRequest, 'origin' | 'u
   upload: () => UploadRequest;
 }
 
-export async function uploadToReservation(deps: AsyncUploadDeps, r: ReservedUploadRequest): Promise<void> {
+export async function uploadToReservation(
+  deps: AsyncUploadDeps,
+  r: ReservedUploadRequest,
+): Promise<{ blurhash?: string }> {
   const { origin, mediaId } = r;
   if (r.mxcServer !== origin) throw Errors.notFound('This media ID was not created on this homeserver');
   const [reservation, media] = await Promise.all([
@@ -80,6 +83,6 @@ export async function uploadToReservation(deps: AsyncUploadDeps, r: ReservedUplo
   deps.mediaRows.set(stored.row);
   deps.waiters.notify(key);
   deps.redis.announceUpload(key);
-  void afterUpload(deps, { ...stored, domain: r.domain, blurhash: false });
   r.log.info('async upload stored', { mediaId, user: r.userId });
+  return afterUpload(deps, { ...stored, domain: r.domain, blurhash: true });
 }

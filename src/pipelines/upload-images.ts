@@ -8,15 +8,16 @@ import { thumbnailLimits } from './thumbnail.js';
 import type { Pregenerator } from './thumbnail-pregenerate.js';
 import { sniffType, typeAllowed } from '../../workers/protocol.js';
 
-// What happens to an upload that turns out to be an image (by its bytes): a BlurHash for the
-// upload response (MSC2448) and thumbnail pre-generation in the background.
+// What happens to an upload that turns out to be thumbnailable (by its bytes: an image, and a
+// video or audio file where thumbnails.types lists them): a BlurHash for the upload response
+// (MSC2448) and thumbnail pre-generation in the background.
 
 export interface ImageUploadDeps extends ThumbnailDeps {
   pregenerator: Pregenerator;
   log: Logger;
 }
 
-/** Returns the BlurHash when MSC2448 is on and the upload is a thumbnailable image. */
+/** Returns the BlurHash when MSC2448 is on and the upload is thumbnailable. */
 export async function afterUpload(
   deps: ImageUploadDeps,
   r: { row: MediaRow; head: Buffer; domain: DomainConfig; blurhash: boolean },
@@ -24,13 +25,7 @@ export async function afterUpload(
   const { row, head, domain } = r;
   const cfg = domain.thumbnails;
   const type = sniffType(head);
-  if (
-    !type ||
-    !type.startsWith('image/') ||
-    !typeAllowed(type, cfg.types) ||
-    row.sizeBytes > byteLimit(cfg.maxSourceBytes)
-  )
-    return {};
+  if (!type || !typeAllowed(type, cfg.types) || row.sizeBytes > byteLimit(cfg.maxSourceBytes)) return {};
   deps.pregenerator.enqueue(
     row,
     cfg,

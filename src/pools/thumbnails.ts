@@ -1,7 +1,9 @@
 import { Piscina } from 'piscina';
 import { Admission } from './admission.js';
 import type {
+  AudioInfoReply,
   BlurhashReply,
+  DecoderReport,
   IdenticonReply,
   IdentifyReply,
   ThumbnailLimits,
@@ -91,13 +93,16 @@ export class ThumbnailPools {
   }
 
   /** Start-up probe: sharp must load and encode inside a worker thread, or we refuse to start. */
-  async probe(): Promise<string> {
+  async probe(): Promise<{ vips: string; decoders: DecoderReport }> {
     try {
       if (this.workerError) throw this.workerError;
       // A worker that cannot start fails the probe through the pool's 'error' event.
       const failed = new Promise<never>((_, reject) => this.pools.static.once('error', reject));
-      const r = await Promise.race([this.pools.static.run({ op: 'probe' }) as Promise<{ vips: string }>, failed]);
-      return r.vips;
+      const r = await Promise.race([
+        this.pools.static.run({ op: 'probe' }) as Promise<{ vips: string; decoders: DecoderReport }>,
+        failed,
+      ]);
+      return { vips: r.vips, decoders: r.decoders };
     } catch (e) {
       throw new Error(
         `sharp cannot run in a worker thread (${(e as Error).message}). Reinstall with \`npm ci\` on this machine ` +
@@ -149,6 +154,14 @@ export class ThumbnailPools {
         task: { op: 'blurhash', source: bytes, xComponents, yComponents, limits },
         transferList: [bytes.buffer as ArrayBuffer],
       };
+    });
+  }
+
+  /** An audio file's duration, channels and waveform (media info); `source` is transferred. */
+  audioInfo(source: Source, limits: ThumbnailLimits): Promise<AudioInfoReply> {
+    return this.run('static', async () => {
+      const bytes = await loadSource(source);
+      return { task: { op: 'audio-info', source: bytes, limits }, transferList: [bytes.buffer as ArrayBuffer] };
     });
   }
 

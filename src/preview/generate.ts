@@ -11,6 +11,7 @@ import { bufferBody } from '../http/buffer-body.js';
 import { globMatch, oEmbedRequestUrl, type OEmbedProviders } from './oembed-providers.js';
 import { readPrefix } from './page-reader.js';
 import { fetchPreviewImage, type IdentifyImage, type PreviewImage } from './preview-image.js';
+import type { BlurhashImage } from './identify.js';
 import { storeUpload } from '../pipelines/steps/store-upload.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 
@@ -30,6 +31,8 @@ export interface GenerateDeps {
   /** Null when oEmbed is off. */
   providers: OEmbedProviders | null;
   identifyImage: IdentifyImage;
+  /** The preview image's BlurHash; absent, none is computed. */
+  blurhashImage?: BlurhashImage;
   metrics?: MediaMetrics;
 }
 
@@ -195,6 +198,10 @@ export async function generatePreview(deps: GenerateDeps, input: GenerateInput):
     put('og:image:width', image.width);
     put('og:image:height', image.height);
     put('matrix:image:size', row.sizeBytes);
+    // MSC2448: a client can show the blur while it fetches the image. Best effort: a preview
+    // without it is still a preview.
+    const blurhash = await deps.blurhashImage?.(image.bytes, input.domain).catch(() => null);
+    if (blurhash) put('matrix:image:blurhash', blurhash);
   }
   return out;
 }

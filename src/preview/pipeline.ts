@@ -9,6 +9,7 @@ import type { PreviewPool } from './pool.js';
 import type { Admission } from '../pools/admission.js';
 import type { OEmbedProviders } from './oembed-providers.js';
 import type { IdentifyImage } from './preview-image.js';
+import type { BlurhashImage } from './identify.js';
 import type { Logger } from '../logging/logger.js';
 import { IpRangeList } from '../net/ip-ranges.js';
 import { generatePreview, type PreviewFetchOptions } from './generate.js';
@@ -29,6 +30,7 @@ export interface PreviewDeps {
   results: PreviewResults;
   providers(): OEmbedProviders | null;
   identifyImage: IdentifyImage;
+  blurhashImage?: BlurhashImage;
   log: Logger;
   config(): { global: Config };
   metrics?: MediaMetrics;

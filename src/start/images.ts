@@ -11,6 +11,7 @@ import { Pregenerator } from '../pipelines/thumbnail-pregenerate.js';
 import { identiconCache } from '../pipelines/identicon.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 import type { Storage } from './storage.js';
+import type { DecoderReport } from '../../workers/protocol.js';
 
 // Start-up step 2, images: the thumbnail, animation and blurhash pools (probed: a broken sharp
 // or libvips stops the start with one message), the thumbnail caches and the pre-generator.
@@ -28,6 +29,32 @@ export interface Images {
   close(): Promise<void>;
 }
 
+/** Which listed types lack their decoder, per decoder (they then answer "cannot thumbnail"). */
+const NEEDS: readonly [keyof DecoderReport['tools'], (type: string) => boolean][] = [
+  ['heif-convert', (t) => t === 'image/heic' || t === 'image/heif' || t.endsWith('-sequence')],
+  ['djxl', (t) => t === 'image/jxl'],
+  ['ffmpeg', (t) => t.startsWith('video/') || t.startsWith('audio/')],
+  ['ffprobe', (t) => t.startsWith('audio/')],
+];
+
+/** One line for what the external decoders can do here, and a warning per missing one that a listed type needs. */
+function logDecoders(log: Logger, d: DecoderReport, types: readonly string[]): void {
+  log.info('external decoders', { sandbox: d.sandbox, ...d.tools });
+  for (const [tool, needs] of NEEDS) {
+    const wanted = types.filter(needs);
+    if (!d.tools[tool] && wanted.length > 0)
+      log.warn(`${tool} is not installed: these thumbnails.types are answered as "cannot thumbnail"`, {
+        types: wanted.join(', '),
+      });
+  }
+  if (d.sandbox !== 'bwrap')
+    log.warn(
+      d.sandbox === 'unshare'
+        ? 'external decoders run without network but with the filesystem visible (bubblewrap unavailable)'
+        : 'external decoders run without a sandbox (neither bubblewrap nor unshare works here); time and memory limits still apply',
+    );
+}
+
 export async function startImages(
   config: () => LoadedConfig,
   log: Logger,
@@ -38,9 +65,10 @@ export async function startImages(
   const threads = poolThreads(g.thumbnails.numWorkers);
   const thumbnails = new ThumbnailPools(threads, g.thumbnails.maxQueue, { svgLoader: () => svgConfigured(config()) });
   try {
-    const vips = await thumbnails.probe();
+    const { vips, decoders } = await thumbnails.probe();
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
     const wantUv = libuvThreadsFor(threads);
+    logDecoders(log, decoders, config().global.thumbnails.types);
     log.info('image pools ready', {
       vips,
       static: threads.static,

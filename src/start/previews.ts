@@ -8,7 +8,7 @@ import type { MediaMetrics } from '../metrics/media-metrics.js';
 import { PreviewPool } from '../preview/pool.js';
 import { PreviewResults } from '../preview/results-cache.js';
 import { providersLoader } from '../preview/providers-loader.js';
-import { poolIdentify } from '../preview/identify.js';
+import { poolIdentify, poolBlurhash } from '../preview/identify.js';
 import type { PreviewDeps } from '../preview/pipeline.js';
 import type { Storage } from './storage.js';
 
@@ -52,6 +52,7 @@ export function startPreviews(
     results: new PreviewResults(),
     providers,
     identifyImage: poolIdentify(thumbnails, () => config().global.thumbnails),
+    blurhashImage: poolBlurhash(thumbnails),
   };
   return { deps, pool, gate, close: () => pool.close() };
 }

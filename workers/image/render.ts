@@ -17,13 +17,11 @@ function oriented(src: OpenedSource) {
 
 /** Animate only what can be animated within the limits; otherwise the spec allows a still. */
 function shouldAnimate(src: OpenedSource, target: ThumbnailTarget, limits: ThumbnailLimits): boolean {
-  return (
-    target.animated &&
-    src.pages > 1 &&
-    isAnimatable(src.type) &&
-    src.bytes <= limits.maxAnimateSizeBytes &&
-    src.width * src.height * src.pages <= limits.maxPixels
-  );
+  if (!target.animated || src.pages <= 1 || !isAnimatable(src.type)) return false;
+  // A video's animation is its first seconds decoded at the output size: neither the file's
+  // size nor its frame size says what it costs.
+  if (src.type.startsWith('video/')) return true;
+  return src.bytes <= limits.maxAnimateSizeBytes && src.width * src.height * src.pages <= limits.maxPixels;
 }
 
 /** The page a still is taken from: stillFrame of the way through, first page for huge APNGs
@@ -61,7 +59,7 @@ export async function renderTarget(
   const dims = oriented(src);
   const size = outputSize(dims, target, target.method);
   if (animate) {
-    const { image, delay, loop } = await src.animated(size, fit);
+    const { image, delay, loop, frames } = await src.animated(size, fit);
     const { data, info } = await encode(
       image.webp({ quality: 75, effort: 2, ...(delay ? { delay } : {}), ...(loop !== undefined ? { loop } : {}) }),
     );
@@ -72,7 +70,7 @@ export async function renderTarget(
       width: info.width,
       height: info.pageHeight ?? info.height,
       animated: true,
-      frames: src.pages,
+      frames: frames ?? src.pages,
     };
   }
   const staticOriginal =

@@ -1,70 +1,22 @@
-import sharp, { type Sharp, type Metadata } from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { Transformer } from '@napi-rs/image';
 import { bmpSize, sniffType, typeAllowed } from './sniff.js';
 import { isAnimatedPng, readApngInfo, splitApngFrames, composeApng } from './apng.js';
-import { ffmpegAvailable, videoStill } from './video.js';
 import type { ThumbnailLimits } from '../protocol.js';
+import { checkFrames, checkPixels, ImageError, type OpenedSource } from './image-error.js';
+import { openAudio, openHeif, openJxl, openVideo } from './external-sources.js';
+
+export { ImageError, type OpenedSource };
 
 // Opens a source for thumbnailing: identify it from its bytes, read its header, check every
 // limit, and only then hand out decoders. Nothing here decodes pixels before the checks.
 
-// Not in src/errors.ts's family: workers import nothing from src/. Its code crosses to src/ as
-// ImageFailure (workers/protocol.ts), and src/errors.ts (imageFailure) says what it means there.
-export class ImageError extends Error {
-  constructor(
-    readonly code: 'too_large' | 'unsupported' | 'corrupt',
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface OpenedSource {
-  /** The sniffed type; image/apng for animated PNGs. */
-  type: string;
-  /** Per page, as stored (before EXIF orientation). */
-  width: number;
-  height: number;
-  pages: number;
-  orientation: number;
-  bytes: number;
-  /** True when the pixels came from another container (a video still): never "the original". */
-  derived: boolean;
-  /** One page as a sharp pipeline (still thumbnails). */
-  still(page: number): Promise<Sharp>;
-  /** Every page resized to `size` and stacked with pageHeight set (animated thumbnails); delays
-   * and loop count where the pipeline cannot carry them itself (composited APNG frames). */
-  animated(
-    size: { width: number; height: number },
-    fit: 'cover' | 'fill',
-  ): Promise<{ image: Sharp; delay?: number[]; loop?: number }>;
-}
-
-const ANIMATABLE = new Set(['image/gif', 'image/webp', 'image/apng']);
+// Video animates too: its first seconds, decoded at the output size (external-sources.ts).
+const ANIMATABLE = new Set(['image/gif', 'image/webp', 'image/apng', 'video/mp4', 'video/webm', 'video/quicktime']);
 const SHARP_OPTIONS = { failOn: 'warning' as const, sequentialRead: true };
 
 export function isAnimatable(type: string): boolean {
   return ANIMATABLE.has(type);
-}
-
-function checkPixels(width: number, height: number, limits: ThumbnailLimits): void {
-  if (!(width > 0 && height > 0))
-    throw new ImageError('corrupt', `Image header gives no usable size (${width}x${height})`);
-  if (width * height > limits.maxPixels) {
-    throw new ImageError(
-      'too_large',
-      `Image is ${width}x${height} pixels; the limit is ${limits.maxPixels} (thumbnails.maxPixels)`,
-    );
-  }
-}
-
-function checkFrames(pages: number, limits: ThumbnailLimits): void {
-  if (pages > limits.maxFrames) {
-    throw new ImageError(
-      'too_large',
-      `Image has ${pages} frames; the limit is ${limits.maxFrames} (thumbnails.maxFrames)`,
-    );
-  }
 }
 
 async function decodeFramePng(png: Buffer) {
@@ -214,16 +166,10 @@ export async function openSource(source: Buffer, limits: ThumbnailLimits): Promi
     throw new ImageError('unsupported', `Cannot thumbnail ${type} content (not in thumbnails.types)`);
   if (type === 'image/apng') return openApng(source, limits);
   if (type === 'image/bmp') return openBmp(source, limits);
-  if (type.startsWith('video/')) {
-    if (!ffmpegAvailable())
-      throw new ImageError('unsupported', `Cannot thumbnail ${type} content: ffmpeg is not installed`);
-    let still: Buffer;
-    try {
-      still = await videoStill(source, type);
-    } catch (e) {
-      throw new ImageError('corrupt', `Could not decode the video: ${(e as Error).message.replace(/^corrupt: /, '')}`);
-    }
-    return openWithSharp(still, 'image/png', limits, true);
-  }
+  if (type.startsWith('video/')) return openVideo(source, type, limits);
+  if (type.startsWith('audio/')) return openAudio(source, type, limits);
+  if (type === 'image/jxl') return openJxl(source, limits);
+  // HEIF other than AVIF: sharp's libheif decodes AV1 only, and sequences need their own path.
+  if (type.startsWith('image/hei')) return openHeif(source, type, limits);
   return openWithSharp(source, type, limits, false);
 }

@@ -6,7 +6,8 @@ import type { Ctx } from '../services.js';
 
 // MMR's media info (`/_matrix/media/unstable/info/{server}/{mediaId}`, any user): what the
 // repo knows about one media item. MMR's field names; `width`/`height` only for images whose
-// header could be read, `thumbnails` only when some are stored (MMR omitted both otherwise).
+// header could be read, `thumbnails` only when some are stored (MMR omitted both otherwise),
+// the audio fields only for audio that could be decoded.
 
 export async function mediaInfoHandler(ctx: Ctx): Promise<Result> {
   const origin = serverNameParam(ctx.params.serverName);
@@ -28,6 +29,15 @@ export async function mediaInfoHandler(ctx: Ctx): Promise<Result> {
     ...(info.width !== undefined && info.height !== undefined ? { width: info.width, height: info.height } : {}),
     size: row.sizeBytes,
     hashes: { sha256: row.sha256 },
+    // MMR's audio fields; duration in seconds, key_samples as 768 peaks in 0..1.
+    ...(info.audio
+      ? {
+          duration: info.audio.durationMs / 1000,
+          num_channels: info.audio.channels,
+          num_total_samples: info.audio.totalSamples,
+          key_samples: info.audio.keySamples,
+        }
+      : {}),
     ...(info.thumbnails.length > 0
       ? {
           thumbnails: info.thumbnails.map((t) => ({

@@ -33,7 +33,7 @@ export async function uploadHandler(ctx: Ctx): Promise<Result> {
 export async function uploadAsyncHandler(ctx: Ctx): Promise<Result> {
   const mxcServer = serverNameParam(ctx.params.serverName);
   const mediaId = mediaIdParam(ctx.params.mediaId);
-  await uploadToReservation(ctx.svc.upload, {
+  const { blurhash } = await uploadToReservation(ctx.svc.upload, {
     origin: ctx.serverName,
     userId: ctx.user!.userId,
     domain: ctx.domain,
@@ -42,5 +42,6 @@ export async function uploadAsyncHandler(ctx: Ctx): Promise<Result> {
     mediaId,
     upload: () => uploadRequest(ctx),
   });
-  return json({});
+  // The spec's answer is {}; MSC2448's key is added as on POST (clients ignore what they do not know).
+  return json(blurhash ? { 'xyz.amorgan.blurhash': blurhash } : {});
 }
