@@ -135,8 +135,11 @@ export function audioFile(ext: 'mp3' | 'ogg' | 'flac' | 'm4a' | 'wav', seconds: 
   });
 }
 
-/** An H.264 mp4 of `seconds` at `fps` frames per second, w x h (ffmpeg's test pattern). */
-export function videoFile(w: number, h: number, seconds: number, fps: number): Buffer {
+/**
+ * An H.264 mp4 of `seconds` at `fps` frames per second, w x h: ffmpeg's test pattern, or a plain
+ * colour (`flat`: a hundred thousand frames of it encode in well under a second).
+ */
+export function videoFile(w: number, h: number, seconds: number, fps: number, flat = false): Buffer {
   return inTemp((dir) => {
     execFileSync(
       'ffmpeg',
@@ -145,7 +148,7 @@ export function videoFile(w: number, h: number, seconds: number, fps: number): B
         '-f',
         'lavfi',
         '-i',
-        `testsrc=size=${w}x${h}:rate=${fps}`,
+        flat ? `color=c=red:size=${w}x${h}:rate=${fps}` : `testsrc=size=${w}x${h}:rate=${fps}`,
         '-t',
         String(seconds),
         '-c:v',
