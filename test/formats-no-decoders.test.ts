@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALICE, SERVER_NAME, startTestRepo } from './helpers/repo.js';
@@ -24,7 +24,10 @@ const files: [string, Buffer, string][] = [
   ['audio/mpeg', audioFile('mp3', 1), 'ffmpeg'],
   ['video/mp4', videoFile(64, 48, 1, 10), 'ffmpeg'],
 ];
+// prlimit (and the `true` its check runs) stay: util-linux and coreutils are on every Debian
+// system. Only the decoders are missing.
 const emptyBin = mkdtempSync(join(tmpdir(), 'no-decoders-'));
+for (const keep of ['prlimit', 'true']) symlinkSync(`/usr/bin/${keep}`, join(emptyBin, keep));
 t.teardown(() => rmSync(emptyBin, { recursive: true, force: true }));
 const savedPath = process.env.PATH;
 process.env.PATH = emptyBin;
@@ -63,4 +66,27 @@ t.test('those types answer "cannot thumbnail", and uploads still work', async (t
     t.equal(dl.status, 200, `${type}: downloads as usual`);
     await dl.arrayBuffer();
   }
+});
+
+t.test('without prlimit no decoder is run at all, and the answer says why', async (t) => {
+  const bare = mkdtempSync(join(tmpdir(), 'no-prlimit-'));
+  t.teardown(() => rmSync(bare, { recursive: true, force: true }));
+  const saved = process.env.PATH;
+  process.env.PATH = bare;
+  const r = await startTestRepo('pglite', { thumbnails: { types: ['image/heic'], pregenerate: false } });
+  process.env.PATH = saved;
+  t.teardown(() => r.close());
+  t.match(r.logs.join('\n'), /prlimit \(util-linux\) does not work here: no external decoder is run/);
+  const up = await r.fetch('/_matrix/media/v3/upload', {
+    method: 'POST',
+    body: new Uint8Array(files[0]![1]),
+    headers: { 'Content-Type': 'image/heic' },
+    token: ALICE,
+  });
+  const id = ((await up.json()) as { content_uri: string }).content_uri.split('/').pop()!;
+  const res = await r.fetch(`/_matrix/client/v1/media/thumbnail/${SERVER_NAME}/${id}?width=32&height=32`, {
+    token: ALICE,
+  });
+  t.equal(res.status, 400);
+  t.match(((await res.json()) as { error: string }).error, /prlimit \(util-linux\) is not installed/);
 });

@@ -121,6 +121,8 @@ export type AudioInfoReply =
 /** What the start-up probe found: the external decoders present and the fence they run in. */
 export interface DecoderReport {
   sandbox: 'bwrap' | 'unshare' | 'none';
+  /** prlimit (util-linux) works: without it no external decoder is run (no memory limit). */
+  limits: boolean;
   tools: Record<'ffmpeg' | 'ffprobe' | 'heif-convert' | 'djxl', boolean>;
 }
 

@@ -6,7 +6,7 @@ import { allowSvgLoader, restrictLoaders } from './image/harden.js';
 import { renderIdenticon } from './image/identicon.js';
 import { encodeBlurhash } from './image/blurhash.js';
 import { audioFacts } from './image/audio-info.js';
-import { sandboxKind, toolAvailable, TOOLS } from './image/external.js';
+import { prlimitAvailable, sandboxKind, toolAvailable, TOOLS } from './image/external.js';
 import type {
   AudioInfoReply,
   AudioInfoTask,
@@ -122,7 +122,11 @@ async function probe(): Promise<{ ok: true; vips: string; decoders: DecoderRepor
     .png()
     .toBuffer();
   const tools = Object.fromEntries(TOOLS.map((t) => [t, toolAvailable(t)])) as DecoderReport['tools'];
-  return { ok: true, vips: sharp.versions.vips, decoders: { sandbox: sandboxKind(), tools } };
+  return {
+    ok: true,
+    vips: sharp.versions.vips,
+    decoders: { sandbox: sandboxKind(), limits: prlimitAvailable(), tools },
+  };
 }
 
 export default function run(task: Task): Promise<unknown> {

@@ -39,7 +39,11 @@ const NEEDS: readonly [keyof DecoderReport['tools'], (type: string) => boolean][
 
 /** One line for what the external decoders can do here, and a warning per missing one that a listed type needs. */
 function logDecoders(log: Logger, d: DecoderReport, types: readonly string[]): void {
-  log.info('external decoders', { sandbox: d.sandbox, ...d.tools });
+  log.info('external decoders', { sandbox: d.sandbox, limits: d.limits, ...d.tools });
+  if (!d.limits) {
+    log.warn('prlimit (util-linux) does not work here: no external decoder is run (HEIC, JPEG XL, video, audio)');
+    return;
+  }
   for (const [tool, needs] of NEEDS) {
     const wanted = types.filter(needs);
     if (!d.tools[tool] && wanted.length > 0)

@@ -3,7 +3,7 @@ import type { ThumbnailLimits } from '../protocol.js';
 import { readHeifHeader } from './heif-header.js';
 import { readJxlHeader } from './jxl-header.js';
 import { decodeHeif, decodeJxl } from './decoders.js';
-import { DecoderError, placeSource, toolAvailable, withWorkDir, type Tool } from './external.js';
+import { DecoderError, placeSource, prlimitAvailable, toolAvailable, withWorkDir, type Tool } from './external.js';
 import { ANIMATION, ffmpegAvailable, videoFrames, videoStill } from './video.js';
 import { audioWaveform, coverArt, drawWaveform, probeAudio } from './audio.js';
 import { sniffType } from './sniff.js';
@@ -17,8 +17,9 @@ import { ImageError, checkPixels, type OpenedSource } from './image-error.js';
 const SHARP_OPTIONS = { failOn: 'warning' as const, sequentialRead: true };
 
 function needTool(tool: Tool, type: string): void {
-  if (!toolAvailable(tool))
-    throw new ImageError('unsupported', `Cannot thumbnail ${type} content: ${tool} is not installed`);
+  if (toolAvailable(tool)) return;
+  const missing = prlimitAvailable() ? tool : 'prlimit (util-linux)';
+  throw new ImageError('unsupported', `Cannot thumbnail ${type} content: ${missing} is not installed`);
 }
 
 function decodeFailure(what: string, e: unknown): ImageError {
@@ -131,8 +132,7 @@ async function openStillFrom(
 }
 
 export async function openVideo(source: Buffer, type: string, limits: ThumbnailLimits): Promise<OpenedSource> {
-  if (!ffmpegAvailable())
-    throw new ImageError('unsupported', `Cannot thumbnail ${type} content: ffmpeg is not installed`);
+  needTool('ffmpeg', type);
   const still = await openStillFrom(source, type, limits, () => videoStill(source, type), 'video');
   return {
     ...still,

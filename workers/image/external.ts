@@ -39,8 +39,24 @@ export class DecoderError extends Error {
 const present = new Map<Tool, boolean>();
 let sandbox: SandboxKind | undefined;
 
-/** Whether `tool` runs here (found and answering its version flag). */
+let limitsWork: boolean | undefined;
+
+/** prlimit (util-linux) applies the memory and CPU limits; without it no decoder is run. */
+export function prlimitAvailable(): boolean {
+  if (limitsWork === undefined) {
+    try {
+      limitsWork =
+        spawnSync('prlimit', ['--as=1073741824', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    } catch {
+      limitsWork = false;
+    }
+  }
+  return limitsWork;
+}
+
+/** Whether `tool` runs here (found and answering its version flag) under prlimit's limits. */
 export function toolAvailable(tool: Tool): boolean {
+  if (!prlimitAvailable()) return false;
   let ok = present.get(tool);
   if (ok === undefined) {
     const args = tool === 'heif-convert' ? ['--help'] : tool === 'djxl' ? ['--version'] : ['-version'];
