@@ -1,6 +1,6 @@
 import type { ThumbnailLimits } from '../protocol.js';
-import { audioWaveform, probeAudio } from './audio.js';
-import { DecoderError, placeSource, toolAvailable, withWorkDir } from './external.js';
+import { audioWaveform, onAudioCopy, probeAudio } from './audio.js';
+import { toolAvailable } from './external.js';
 import { ImageError } from './image-error.js';
 import { isAudioType, sniffType, typeAllowed } from './sniff.js';
 
@@ -14,22 +14,16 @@ export async function audioFacts(source: Buffer, limits: ThumbnailLimits) {
     throw new ImageError('unsupported', `Cannot read ${type} content (not in thumbnails.types)`);
   if (!toolAvailable('ffprobe') || !toolAvailable('ffmpeg'))
     throw new ImageError('unsupported', `Cannot read ${type} content: ffmpeg is not installed`);
-  return withWorkDir(async (dir) => {
-    const file = await placeSource(dir, 'in', source);
-    try {
-      const facts = await probeAudio(file, type, dir);
-      const wave = await audioWaveform(file, type, dir, facts.headerDurationMs);
-      return {
-        type,
-        durationMs: wave.durationMs,
-        channels: facts.channels,
-        sampleRate: facts.sampleRate,
-        totalSamples: Math.round((wave.durationMs / 1000) * facts.sampleRate),
-        keySamples: wave.peaks,
-      };
-    } catch (e) {
-      if (e instanceof DecoderError) throw new ImageError('corrupt', `Could not decode the audio: ${e.message}`);
-      throw e;
-    }
+  return onAudioCopy(source, async (file, dir) => {
+    const facts = await probeAudio(file, type, dir);
+    const wave = await audioWaveform(file, type, dir, facts.headerDurationMs);
+    return {
+      type,
+      durationMs: wave.durationMs,
+      channels: facts.channels,
+      sampleRate: facts.sampleRate,
+      totalSamples: Math.round((wave.durationMs / 1000) * facts.sampleRate),
+      keySamples: wave.peaks,
+    };
   });
 }

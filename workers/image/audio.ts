@@ -1,5 +1,6 @@
-import { DecoderError, runTool, type RunLimits } from './external.js';
-import { DEMUXER } from './video.js';
+import { DecoderError, placeSource, runTool, withWorkDir, type RunLimits } from './external.js';
+import { ImageError } from './image-error.js';
+import { DEMUXER, inputArgs } from './video.js';
 
 // Audio through ffprobe and ffmpeg (fenced: external.ts), on a copy of the file already placed
 // in the fence's directory: the stream facts, the embedded cover art, and a waveform of
@@ -16,6 +17,22 @@ export const MAX_COVER_BYTES = 16 * 1024 * 1024;
 
 const PROBE_LIMITS: RunLimits = { timeoutMs: 10_000, memoryBytes: 1024 ** 3, maxOutputBytes: 1024 * 1024 };
 const DECODE_LIMITS: RunLimits = { timeoutMs: 30_000, memoryBytes: 1024 ** 3, maxOutputBytes: MAX_SECONDS * RATE * 2 };
+
+/**
+ * Runs `fn` on a copy of the audio file in a fence directory of its own (one copy for every
+ * ffprobe and ffmpeg run on it); a decoder's failure comes out as the audio's ImageError.
+ */
+export function onAudioCopy<T>(source: Uint8Array, fn: (file: string, dir: string) => Promise<T>): Promise<T> {
+  return withWorkDir(async (dir) => {
+    const file = await placeSource(dir, 'in', source);
+    try {
+      return await fn(file, dir);
+    } catch (e) {
+      if (e instanceof DecoderError) throw new ImageError('corrupt', `Could not decode the audio: ${e.message}`);
+      throw e;
+    }
+  });
+}
 
 export interface AudioFacts {
   channels: number;
@@ -70,11 +87,8 @@ export async function probeAudio(file: string, type: string, dir: string): Promi
 
 /** The attached cover picture's bytes as stored (JPEG or PNG, not re-encoded), or null. */
 export async function coverArt(file: string, type: string, dir: string): Promise<Buffer | null> {
-  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-protocol_whitelist', 'file'].concat([
-    '-f',
-    demuxer(type),
-    '-i',
-    file,
+  const args = [
+    ...inputArgs(type, file),
     '-map',
     '0:v:0',
     '-frames:v',
@@ -84,7 +98,7 @@ export async function coverArt(file: string, type: string, dir: string): Promise
     '-f',
     'image2pipe',
     'pipe:1',
-  ]);
+  ];
   try {
     const out = await runTool('ffmpeg', args, dir, { ...PROBE_LIMITS, maxOutputBytes: MAX_COVER_BYTES });
     return out.length > 0 ? out : null;
@@ -166,19 +180,13 @@ export async function audioWaveform(
 ): Promise<{ peaks: number[]; durationMs: number }> {
   const expected = ((headerDurationMs ?? 60_000) / 1000) * RATE;
   const folder = new PeakFolder(expected / WAVEFORM_SAMPLES);
-  const args = [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-nostdin',
-    '-threads',
-    '1',
-    '-protocol_whitelist',
-    'file',
-  ].concat(
-    ['-f', demuxer(type), '-i', file, '-t', String(MAX_SECONDS), '-map', '0:a:0', '-vn', '-ac', '1'],
-    ['-ar', String(RATE), '-f', 's16le', 'pipe:1'],
-  );
+  const args = [...inputArgs(type, file), '-t', String(MAX_SECONDS), '-map', '0:a:0', '-vn', '-ac', '1'].concat([
+    '-ar',
+    String(RATE),
+    '-f',
+    's16le',
+    'pipe:1',
+  ]);
   await runTool('ffmpeg', args, dir, DECODE_LIMITS, (c) => folder.push(c));
   return { peaks: folder.peaks(), durationMs: Math.round((folder.total / RATE) * 1000) };
 }

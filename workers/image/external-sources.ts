@@ -3,9 +3,9 @@ import type { ThumbnailLimits } from '../protocol.js';
 import { readHeifHeader } from './heif-header.js';
 import { readJxlHeader } from './jxl-header.js';
 import { decodeHeif, decodeJxl } from './decoders.js';
-import { DecoderError, placeSource, prlimitAvailable, toolAvailable, withWorkDir, type Tool } from './external.js';
+import { prlimitAvailable, toolAvailable, type Tool } from './external.js';
 import { ANIMATION, ffmpegAvailable, videoFrames, videoStill } from './video.js';
-import { audioWaveform, coverArt, drawWaveform, probeAudio } from './audio.js';
+import { audioWaveform, coverArt, drawWaveform, onAudioCopy, probeAudio } from './audio.js';
 import { sniffType } from './sniff.js';
 import { ImageError, checkPixels, type OpenedSource } from './image-error.js';
 
@@ -164,23 +164,17 @@ const WAVEFORM_SIZE = { width: 1536, height: 480 };
 export async function openAudio(source: Buffer, type: string, limits: ThumbnailLimits): Promise<OpenedSource> {
   needTool('ffmpeg', type);
   needTool('ffprobe', type);
-  const picture = await withWorkDir(async (dir) => {
-    const file = await placeSource(dir, 'in', source);
-    try {
-      const facts = await probeAudio(file, type, dir);
-      const cover = facts.hasCover ? await coverArt(file, type, dir) : null;
-      if (cover && sniffType(cover)?.startsWith('image/')) {
-        const meta = await sharp(cover, { limitInputPixels: false })
-          .metadata()
-          .catch(() => null);
-        if (meta?.width && meta.height && meta.width * meta.height <= limits.maxPixels) return { cover, peaks: [] };
-      }
-      const { peaks } = await audioWaveform(file, type, dir, facts.headerDurationMs);
-      return { cover: null, peaks };
-    } catch (e) {
-      if (e instanceof DecoderError) throw new ImageError('corrupt', `Could not decode the audio: ${e.message}`);
-      throw e;
+  const picture = await onAudioCopy(source, async (file, dir) => {
+    const facts = await probeAudio(file, type, dir);
+    const cover = facts.hasCover ? await coverArt(file, type, dir) : null;
+    if (cover && sniffType(cover)?.startsWith('image/')) {
+      const meta = await sharp(cover, { limitInputPixels: false })
+        .metadata()
+        .catch(() => null);
+      if (meta?.width && meta.height && meta.width * meta.height <= limits.maxPixels) return { cover, peaks: [] };
     }
+    const { peaks } = await audioWaveform(file, type, dir, facts.headerDurationMs);
+    return { cover: null, peaks };
   });
   if (picture.cover) {
     const cover = picture.cover;
