@@ -1,7 +1,7 @@
 // memory-sizing: what each kind of load adds to the server's RSS, measured on a fresh server of
 // its own, so the README's sizing rule comes from figures rather than MMR's formula. Steps, each
 // after the last (RSS sampled every 20 ms from a worker thread):
-// 1. idle, after start and one request;
+// 1. idle, after start and one request, and again 35 s later (pool threads timed out);
 // 2. the blob cache filled with F files of 1 MiB (each downloaded minDownloads times), growth
 //    per cached MiB (the cache's size from its own gauge on the metrics listener);
 // 3. D slow downloads in flight at once (distinct 8 MiB files not in the cache; each client
@@ -106,6 +106,14 @@ export async function runMemory(ctx) {
     await sleep(500);
     const idle = await idleRss([pid]);
     console.log(`  idle RSS ${mib(idle)} MiB`);
+    // 1b. Idle once the image and preview pools' threads have timed out (30 s idle; they start
+    // on demand), which is what a quiet server holds. Skipped by --smoke.
+    let settled = null;
+    if (!smoke) {
+      await sleep(35_000);
+      settled = await idleRss([pid]);
+      console.log(`  idle RSS after the pools' idle timeout ${mib(settled)} MiB`);
+    }
 
     // 2. Cache fill.
     const files = [];
@@ -189,6 +197,7 @@ export async function runMemory(ctx) {
 
     const summary = {
       idleRssMiB: mib(idle),
+      idleSettledRssMiB: settled === null ? null : mib(settled),
       cache: {
         cachedMiB: mib(cacheBytes),
         rssGrowthMiB: mib(cacheGrowth),
@@ -222,6 +231,7 @@ export async function runMemory(ctx) {
       ['load', 'peak growth MiB', 'per unit MiB'],
       [
         ['idle (after start)', summary.idleRssMiB, null],
+        ['idle (35 s later, pool threads ended)', summary.idleSettledRssMiB, null],
         [
           `cache holding ${summary.cache.cachedMiB} MiB`,
           summary.cache.rssGrowthMiB,

@@ -64,6 +64,7 @@ options:
   --max-requests N   mixed: stop after N requests even before --duration
   --files N          mixed: files uploaded before the load (default 300)
   --size-mib M       remote-cold: file size (default 50)
+  --sizes LIST       upload-sizes: only these sizes, e.g. 1KiB or 1KiB,1MiB
   --smoke            tiny bounds for a quick check that everything runs: 1 rep of 1 s,
                      mixed with 30 files and at most 2000 requests, remote-cold 2 MiB,
                      upload-1gib-rss 64 MiB
@@ -98,6 +99,7 @@ const { values: opt, positionals } = parseArgs({
     'max-requests': { type: 'string' },
     files: { type: 'string' },
     'size-mib': { type: 'string' },
+    sizes: { type: 'string' },
     results: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -183,6 +185,7 @@ try {
     mixedFiles,
     maxRequests,
     sizeMiB,
+    uploadSizes: opt.sizes ? opt.sizes.split(',').map((x) => x.trim().replace(/\s+/g, '')) : null,
     bigUploadBytes,
     suffix: opt.target
       ? 'target'

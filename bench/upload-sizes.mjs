@@ -72,7 +72,8 @@ export async function runUploadSizes(ctx) {
   const pids = () => (target.pid ? [target.pid] : []);
   const summary = { sizes: {} };
   try {
-    for (const size of SIZES) {
+    const wanted = ctx.uploadSizes;
+    for (const size of SIZES.filter((x) => !wanted || wanted.includes(x.label.replace(/\s+/g, '')))) {
       const count = size.count ? (ctx.smoke ? 2 : size.count) : 0;
       console.log(
         `\n== upload-sizes ${size.label}: ${size.concurrency} at a time, ${count ? `${count} uploads` : `${durationS} s`}, ${reps} runs`,

@@ -334,6 +334,7 @@ t.test('quarantined then purged: the blob goes, the mxc stays blocked (tombstone
   });
   t.equal(again.status, 403, 'the bytes stay refused');
   await again.arrayBuffer();
+  t.notOk(existsSync(path), 'the refused upload left no blob at the address (its early link is removed)');
   const q = await r.repo.services.db.query<{ location: string; quarantined: boolean }>(
     'SELECT location, quarantined FROM media WHERE origin = $1 AND media_id = $2',
     [HS, id],

@@ -3,11 +3,13 @@
 // taken over.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openPglite } from '../src/db/pglite.js';
 import { seedPglite } from './helpers/pglite-template.js';
+import { migrate, MIGRATIONS_DIR } from '../src/db/migrate.js';
+import { createLogger } from '../src/logging/logger.js';
 
 const pgliteModule = new URL('../src/db/pglite.js', import.meta.url).href;
 
@@ -45,4 +47,29 @@ t.test("a crashed owner's lock is taken over", async (t) => {
   const db = await openPglite(join(dir, 'db'));
   t.equal(readFileSync(join(dir, 'db', 'media-repo.pid'), 'utf8').trim(), String(process.pid), 'taken over');
   await db.close();
+});
+
+t.test('a new database is made (initdb and migrations) in a child process, logged here', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'media-repo-initdb-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  const log = createLogger({ level: 'info', json: true, sink: (l) => lines.push(l) });
+  const migrations = readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d{4}_.+\.up\.sql$/.test(f))
+    .sort();
+  const db = await openPglite(join(dir, 'db'), 30, log);
+  const applied = lines.map((l) => JSON.parse(l) as { msg: string; migration?: string });
+  t.same(
+    applied.filter((l) => l.msg === 'applied migration').map((l) => l.migration),
+    migrations,
+    'every migration, applied by the child, is in this process log',
+  );
+  t.equal(await migrate(db, log), 0, 'nothing left for this process to apply');
+  const versions = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM schema_migrations');
+  t.equal(versions.rows[0]!.n, migrations.length);
+  await db.close();
+  lines.length = 0;
+  const again = await openPglite(join(dir, 'db'), 30, log);
+  t.same(lines, [], 'reopened: no child, nothing applied');
+  await again.close();
 });

@@ -9,7 +9,8 @@ export type SinkRequest =
   /** `buf` (transferred) holds the next chunk in its first `len` bytes; the ack hands it back. */
   | { op: 'write'; id: number; buf: ArrayBuffer; len: number }
   /** `durable: false` skips the fsync: the caller flushes a whole batch at once (imports). */
-  | { op: 'finish'; id: number; durable?: boolean }
+  /** linkRoot: also link the file at its content address under that datastore root (prestage). */
+  | { op: 'finish'; id: number; durable?: boolean; linkRoot?: string }
   | { op: 'abort'; id: number; path: string }
   /** Appends a whole local file (imports; opened O_NOFOLLOW): no bytes cross the threads. */
   | { op: 'append'; id: number; source: string };
@@ -18,7 +19,8 @@ export type SinkReply =
   | { op: 'opened'; id: number }
   /** `buf` is the write's buffer, transferred back for reuse. */
   | { op: 'ack'; id: number; len: number; buf: ArrayBuffer }
-  | { op: 'done'; id: number; sha256: string; size: number }
+  /** linked: where linkRoot's link went, and whether that address was empty before. */
+  | { op: 'done'; id: number; sha256: string; size: number; linked?: { location: string; created: boolean } }
   | { op: 'aborted'; id: number }
   | { op: 'appended'; id: number; len: number }
   | { op: 'error'; id: number; message: string; code?: string };

@@ -5,6 +5,12 @@ import type { DatastoreKind } from '../config/schema.js';
 // object first and only become visible under their content address on commit, so a crash
 // at any instant leaves either nothing or a complete blob, never a partial one.
 
+export interface FinishedStaging {
+  sha256: string;
+  size: number;
+  prestaged?: { location: string; created: boolean };
+}
+
 export interface StagingWriter {
   /** Queues a chunk; false means "buffer full, pause the producer until onDrain". */
   write(chunk: Buffer): boolean;
@@ -18,8 +24,17 @@ export interface StagingWriter {
    * Flushes, makes the bytes durable (fsync for files) and returns their SHA-256 and size.
    * `durable: false` (imports) skips the fsync where a store has one: such a staging object may
    * then only be committed through commitMany, which makes the whole batch durable first.
+   *
+   * `prestage: true` asks the store to also put the bytes at their content address now, while
+   * keeping the staging object (file stores: a hard link, made and flushed on the sink thread),
+   * and `prestaged` says where and whether that address was empty before. Uploads do this so
+   * the flush is not spent inside their transaction (with PGlite, every transaction holds the
+   * whole database); inside it, under the hash lock, `exists` confirms the blob is still there
+   * (a purge or the orphan collector may remove an unreferenced one meanwhile) and `commit`
+   * puts it back if not. The caller aborts the staging object afterwards. Stores that cannot
+   * leave `prestaged` out, and the caller commits in the transaction.
    */
-  finish(opts?: { durable?: boolean }): Promise<{ sha256: string; size: number }>;
+  finish(opts?: { durable?: boolean; prestage?: boolean }): Promise<FinishedStaging>;
   /** Drops the staging object; safe to call more than once and after finish(). */
   abort(): Promise<void>;
   readonly bytesWritten: number;

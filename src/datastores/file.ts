@@ -50,7 +50,7 @@ export class FileDatastore implements Datastore {
   }
 
   async createStaging(): Promise<StagingWriter> {
-    return FileStagingWriter.create(this.stagingPath(), this.sinks);
+    return FileStagingWriter.create(this.stagingPath(), this.sinks, this.root);
   }
 
   private stagingPath(): string {
@@ -109,6 +109,15 @@ export class FileDatastore implements Datastore {
 
   /** Renames a durable staging file to its content address and makes the rename durable. */
   private async place(stagingPath: string, sha256: string): Promise<string> {
+    const { location, target } = await this.prepareTarget(sha256);
+    await rename(stagingPath, target);
+    // The rename is only durable once the directory entry is flushed too.
+    await syncDir(dirname(target));
+    return location;
+  }
+
+  /** The blob's address and path, its directories made (and made durable) where new. */
+  private async prepareTarget(sha256: string): Promise<{ location: string; target: string }> {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
     const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
     const target = this.pathOf(location);
@@ -121,10 +130,7 @@ export class FileDatastore implements Datastore {
         if (d === first) break;
       }
     }
-    await rename(stagingPath, target);
-    // The rename is only durable once the directory entry is flushed too.
-    await syncDir(dirname(target));
-    return location;
+    return { location, target };
   }
 
   async exists(location: string): Promise<boolean> {

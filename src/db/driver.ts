@@ -7,6 +7,11 @@ export interface QueryResult<R> {
 }
 
 export interface Queryable {
+  /**
+   * True inside a transaction of a database that runs its transactions one at a time, in one
+   * process (PGlite): such a transaction excludes every other, so advisory locks are implied.
+   */
+  readonly serialised?: boolean;
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
 }
 

@@ -62,7 +62,7 @@ export async function existingMediaIds(q: Queryable, origin: string, ids: readon
  * in the select list are evaluated after the ORDER BY sort.)
  */
 export async function lockHashes(q: Queryable, hashes: readonly string[]): Promise<void> {
-  if (hashes.length === 0) return;
+  if (hashes.length === 0 || q.serialised) return;
   await q.query(
     `SELECT pg_advisory_xact_lock(('x' || substr(h, 1, 16))::bit(64)::bigint)
      FROM unnest($1::text[]) WITH ORDINALITY AS u(h, n) ORDER BY n`,
@@ -196,9 +196,12 @@ export async function allMediaForCheck(q: Queryable): Promise<MediaRow[]> {
 
 /**
  * Serialises work on one hash across connections and instances (dedup vs. a concurrent
- * identical upload, and later vs. purge). Held until the surrounding transaction ends.
+ * identical upload, and later vs. purge). Held until the surrounding transaction ends. A
+ * database whose transactions run one at a time (PGlite: one connection, one process by its
+ * data-directory lock) holds every hash already: no statement is spent on it.
  */
 export async function lockHash(q: Queryable, sha256: string): Promise<void> {
+  if (q.serialised) return;
   await q.query(`SELECT pg_advisory_xact_lock(('x' || substr($1, 1, 16))::bit(64)::bigint)`, [sha256]);
 }
 

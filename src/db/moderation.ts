@@ -43,6 +43,35 @@ export async function isHashBlocked(q: Queryable, sha256: string, origin: string
   return r.rows.length > 0;
 }
 
+/**
+ * isHashBlocked and findBlobByHash in one statement (an upload's transaction: with PGlite each
+ * statement is a round trip through the one connection that every request shares).
+ */
+export async function uploadHashState(
+  q: Queryable,
+  sha256: string,
+  origin: string,
+): Promise<{ blocked: boolean; candidates: { datastoreId: string; location: string; sizeBytes: number }[] }> {
+  const r = await q.query<Record<string, unknown>>(
+    `SELECT EXISTS (SELECT 1 FROM quarantined_hashes WHERE sha256_hash = $1 AND scope IN ($2, $3)) AS blocked,
+            b.datastore_id, b.location, b.size_bytes
+     FROM (SELECT 1) AS one
+     LEFT JOIN (SELECT DISTINCT datastore_id, location, size_bytes FROM media
+                WHERE sha256_hash = $1 AND location <> '') AS b ON true`,
+    [sha256, FLEET_SCOPE, origin],
+  );
+  return {
+    blocked: r.rows.some((x) => x.blocked === true),
+    candidates: r.rows
+      .filter((x) => x.location !== null && x.location !== undefined)
+      .map((x) => ({
+        datastoreId: x.datastore_id as string,
+        location: x.location as string,
+        sizeBytes: num(x.size_bytes),
+      })),
+  };
+}
+
 export async function blockScopes(q: Queryable, sha256: string): Promise<string[]> {
   const r = await q.query<{ scope: string }>('SELECT scope FROM quarantined_hashes WHERE sha256_hash = $1', [sha256]);
   return r.rows.map((x) => x.scope);

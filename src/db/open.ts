@@ -27,5 +27,5 @@ export async function openDatabase(cfg: Config, log: Logger, cwd = process.cwd()
   const path = cfg.database.embeddedPath;
   const dir = path === 'memory://' || isAbsolute(path) ? path : resolve(cwd, path);
   log.info('using the embedded PGlite database', { path: dir });
-  return openPglite(dir, cfg.database.timeouts.transactionSeconds);
+  return openPglite(dir, cfg.database.timeouts.transactionSeconds, log);
 }

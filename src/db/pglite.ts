@@ -1,6 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../logging/logger.js';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './driver.js';
 import { DEFAULT_DATABASE_TIMEOUTS } from './deadline.js';
@@ -13,14 +16,29 @@ import { lockDataDir } from './pglite-lock.js';
 // database fell from 328 MiB to 205-221 MiB; media metadata rows are small and the OS page
 // cache still holds the data files.
 const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=1MB'];
-function initInWorker(dir: string): Promise<void> {
+/** The child's stdout carries one JSON line per applied migration, logged here as if applied here. */
+function initInChild(dir: string, log: Logger | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./pglite-init-worker.js', import.meta.url), {
-      workerData: { dir, settings: EMBEDDED_SETTINGS },
+    const script = fileURLToPath(new URL('./pglite-initdb.js', import.meta.url));
+    const child = spawn(process.execPath, [script, dir, JSON.stringify(EMBEDDED_SETTINGS)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    w.once('message', () => void w.terminate().then(() => resolve()));
-    w.once('error', reject);
-    w.once('exit', (code) => code !== 0 && code !== 1 && reject(new Error(`PGlite initdb thread exited with ${code}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      try {
+        const { migration } = JSON.parse(line) as { migration?: unknown };
+        if (typeof migration === 'string') log?.info('applied migration', { migration });
+      } catch {
+        // not one of ours
+      }
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-2000)));
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`PGlite initdb process failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`)),
+    );
   });
 }
 
@@ -33,12 +51,13 @@ function initInWorker(dir: string): Promise<void> {
 export async function openPglite(
   dataDir: string,
   transactionSeconds = DEFAULT_DATABASE_TIMEOUTS.transactionSeconds,
+  log?: Logger,
 ): Promise<Db> {
   const onDisk = dataDir !== 'memory://';
   if (onDisk) mkdirSync(dataDir, { recursive: true });
   const lock = onDisk ? lockDataDir(dataDir) : null;
   try {
-    return await openLocked(dataDir, onDisk, transactionSeconds, () => lock?.release());
+    return await openLocked(dataDir, onDisk, transactionSeconds, () => lock?.release(), log);
   } catch (e) {
     lock?.release();
     throw e;
@@ -50,12 +69,16 @@ async function openLocked(
   onDisk: boolean,
   transactionSeconds: number,
   unlock: () => void,
+  log: Logger | undefined,
 ): Promise<Db> {
-  const open = () => PGlite.create(onDisk ? dataDir : undefined, { postgresqlconf: EMBEDDED_SETTINGS });
-  // initdb runs on a throwaway thread: in-process, the first start kept ~715 MiB of RSS
-  // until a restart; this way a fresh server idles at ~345 MiB (measured by bench/).
-  if (onDisk && !existsSync(join(dataDir, 'PG_VERSION'))) await initInWorker(dataDir);
-  const pg = await open();
+  // initdb and the migrations of a new database run in a throwaway process (see pglite-initdb.ts).
+  if (onDisk && !existsSync(join(dataDir, 'PG_VERSION'))) await initInChild(dataDir, log);
+  const pg = await PGlite.create(onDisk ? dataDir : undefined, { postgresqlconf: EMBEDDED_SETTINGS });
+  return pgliteDb(pg, transactionSeconds, unlock);
+}
+
+/** A Db over one PGlite instance; `onClosed` runs after it closes (the data directory's lock). */
+export function pgliteDb(pg: PGlite, transactionSeconds: number, onClosed: () => void): Db {
   const wrap = (q: { query: PGlite['query'] }): Queryable => ({
     async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
       const r = await q.query<R>(sql, params as unknown[] | undefined);
@@ -71,6 +94,7 @@ async function openLocked(
         const inner = wrap(tx);
         const deadline = Date.now() + transactionSeconds * 1000;
         return fn({
+          serialised: true,
           query: <R>(sql: string, params?: unknown[]) =>
             Date.now() > deadline
               ? Promise.reject(Errors.databaseTimeout('transaction', transactionSeconds))
@@ -84,7 +108,7 @@ async function openLocked(
       try {
         await pg.close();
       } finally {
-        unlock();
+        onClosed();
       }
     },
   };

@@ -108,16 +108,8 @@ export async function purgeThumbnailsBefore(
   return { media: [...media.values()], freed: blobs(r.rows) };
 }
 
-/** Takes the hash locks of a batch, in sorted order (two purges never wait on each other in a cycle). */
-export async function lockHashes(q: Queryable, hashes: string[]): Promise<void> {
-  const sorted = [...new Set(hashes)].sort();
-  if (sorted.length === 0) return;
-  await q.query(
-    `SELECT pg_advisory_xact_lock(('x' || substr(h, 1, 16))::bit(64)::bigint)
-     FROM unnest($1::text[]) WITH ORDINALITY AS u(h, n) ORDER BY n`,
-    [sorted],
-  );
-}
+/** The hash locks of a batch, in sorted order (two purges never wait on each other in a cycle). */
+export { lockHashes } from './media.js';
 
 /** Of these blobs, those no row points at (noReference; run under their hash locks). */
 export async function unreferenced(q: Queryable, candidates: FreedBlob[]): Promise<FreedBlob[]> {

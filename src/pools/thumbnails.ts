@@ -37,7 +37,7 @@ const SLOTS_PER_THREAD = 2;
 function createPool(threads: number, worker: URL): Piscina {
   return new Piscina({
     filename: worker.href,
-    minThreads: 1,
+    minThreads: 0,
     maxThreads: threads,
     // The admission gate keeps piscina's own queue at most `threads` deep.
     maxQueue: threads * SLOTS_PER_THREAD,

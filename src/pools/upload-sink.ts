@@ -236,14 +236,24 @@ export class UploadSinkPool {
     return s;
   }
 
-  /** `durable: false`: no fsync; the caller must make the file durable before committing it. */
-  async finish(s: SinkSession, durable = true): Promise<{ sha256: string; size: number }> {
+  /**
+   * `durable: false`: no fsync; the caller must make the file durable before committing it.
+   * `linkRoot`: the file is also linked at its content address under that root (see linked).
+   */
+  async finish(
+    s: SinkSession,
+    durable = true,
+    linkRoot?: string,
+  ): Promise<{ sha256: string; size: number; linked?: { location: string; created: boolean } }> {
     await s.flushed();
     if (s.error) throw s.error;
-    const r = await s.request(durable ? { op: 'finish', id: s.id } : { op: 'finish', id: s.id, durable: false });
+    const req: SinkRequest = { op: 'finish', id: s.id };
+    if (!durable) req.durable = false;
+    if (linkRoot && durable) req.linkRoot = linkRoot;
+    const r = await s.request(req);
     if (r.op !== 'done') throw new Error(`unexpected sink reply ${r.op}`);
     this.release(s);
-    return { sha256: r.sha256, size: r.size };
+    return { sha256: r.sha256, size: r.size, linked: r.linked };
   }
 
   /** Appends a whole local file, read and hashed on the worker (imports). */

@@ -19,7 +19,7 @@ export class PreviewPool {
     this.threads = Math.max(1, Math.min(numWorkers, availableParallelism()));
     this.pool = new Piscina({
       filename: WORKER.href,
-      minThreads: 1,
+      minThreads: 0,
       maxThreads: this.threads,
       idleTimeout: 30_000,
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },

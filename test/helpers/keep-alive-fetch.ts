@@ -1,4 +1,5 @@
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 
 // fetch() for tests, over node:http with a keep-alive Agent. Node's own fetch (undici) quietly
@@ -8,6 +9,33 @@ import { Readable } from 'node:stream';
 // keepalive. Every test going through TestRepo.fetch therefore also tests connection reuse.
 
 export type TestFetch = (url: string, init?: RequestInit) => Promise<Response>;
+
+/** How long an idle connection stays in the pool: under the server's idle close (uWS closes an
+ * HTTP connection after about 10 s without a request), as a proxy's upstream keepalive_timeout
+ * must be. A longer one races the server's close: when a test's event loop is busy (a second
+ * server starting in-process) the FIN waits unread while the next request is written onto the
+ * closed connection, and it fails with ECONNRESET, which is the client's doing, not the server's. */
+const POOL_IDLE_MS = 4000;
+
+/** A keep-alive Agent whose idle connections close after POOL_IDLE_MS; a connection in use
+ * has no timeout (slow-reader tests hold one for longer). */
+export class PoolAgent extends Agent {
+  constructor() {
+    super({ keepAlive: true });
+  }
+
+  // @types/node declares this void; Node's Agent returns whether the socket may be kept.
+  override keepSocketAlive(socket: Socket): void {
+    const keep = super.keepSocketAlive(socket) as unknown as boolean;
+    socket.setTimeout(POOL_IDLE_MS);
+    return keep as unknown as void;
+  }
+
+  override reuseSocket(socket: Socket, req: ClientRequest): void {
+    socket.setTimeout(0);
+    super.reuseSocket(socket, req);
+  }
+}
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);

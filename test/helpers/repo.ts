@@ -10,8 +10,7 @@ import { createLogger } from '../../src/logging/logger.js';
 import { createTestDatabase, type DriverName } from './databases.js';
 import { startFixtureHomeserver, type FixtureHomeserver } from './homeserver.js';
 import { seedPglite } from './pglite-template.js';
-import { Agent } from 'node:http';
-import { keepAliveFetch } from './keep-alive-fetch.js';
+import { keepAliveFetch, PoolAgent } from './keep-alive-fetch.js';
 import { requestInProcess } from './in-process.js';
 
 export const SERVER_NAME = 'media.test';
@@ -121,7 +120,7 @@ export async function startTestRepo(
   const repo = await startMediaRepo({ config: await loadConfig(file), configPath: file, log, port: 0 });
   const url = `http://127.0.0.1:${repo.port}`;
   // Connections are kept alive and reused, as a reverse proxy's upstream pool does (see keep-alive-fetch.ts).
-  const agent = new Agent({ keepAlive: true });
+  const agent = new PoolAgent();
   const send = keepAliveFetch(agent);
   const headersFor = (init: TestRequestInit) => {
     const headers = new Headers(init.headers);

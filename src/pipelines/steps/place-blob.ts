@@ -34,13 +34,32 @@ export interface Placement {
   size: number;
   /** The blobs already stored under this hash (from the database, under the lock). */
   candidates: StoredBlob[];
+  /** Where ds.prestage linked the bytes before the transaction, and whether it made that address. */
+  prestaged?: { location: string; created: boolean };
+}
+
+/**
+ * An upload refused, or served by a blob stored elsewhere, after prestaging: the address it
+ * made is removed again (under the hash lock) unless a row points at it. One it did not make is
+ * another upload's or a stored blob, and stays.
+ */
+export async function dropPrestaged(
+  datastores: DatastoreRegistry,
+  p: Pick<Placement, 'ds' | 'prestaged' | 'size'>,
+  candidates: StoredBlob[],
+): Promise<void> {
+  const made = p.prestaged;
+  if (!made?.created) return;
+  if (candidates.some((b) => b.datastoreId === p.ds.id && b.location === made.location)) return;
+  await p.ds.delete(made.location);
 }
 
 export async function placeBlob(
   datastores: DatastoreRegistry,
   p: Placement,
 ): Promise<{ datastoreId: string; location: string; created: boolean }> {
-  const { ds, staging, sha256, size, candidates } = p;
+  const { ds, staging, sha256, size, candidates, prestaged } = p;
+  if (prestaged) return placePrestaged(datastores, p, prestaged);
   const found = await findStoredBlob(datastores, size, candidates);
   if (found) {
     await staging.abort();
@@ -50,6 +69,31 @@ export async function placeBlob(
   datastores.addBytes(ds.id, size);
   // created: ours is the only copy, so a caller that then refuses the upload removes it.
   return { datastoreId: ds.id, location, created: true };
+}
+
+/**
+ * placeBlob for bytes already linked at their address in ds: that copy is used when a row
+ * already points there or no other stored copy exists (put back from staging if a purge or
+ * the orphan collector removed it meanwhile); a copy stored elsewhere wins otherwise, as it
+ * does without prestaging, so each hash stays stored once.
+ */
+async function placePrestaged(
+  datastores: DatastoreRegistry,
+  p: Placement,
+  prestaged: { location: string; created: boolean },
+): Promise<{ datastoreId: string; location: string; created: boolean }> {
+  const { ds, staging, sha256, size, candidates } = p;
+  const ours = candidates.some((b) => b.datastoreId === ds.id && b.location === prestaged.location);
+  const elsewhere = ours ? null : await findStoredBlob(datastores, size, candidates);
+  if (elsewhere) {
+    await dropPrestaged(datastores, p, candidates);
+    return { ...elsewhere, created: false };
+  }
+  if (!(await ds.exists(prestaged.location))) await ds.commit(staging, sha256);
+  // New to the rows (and to the tally) unless a row points there already; a refused upload's
+  // discard removes it and counts it back out.
+  if (!ours) datastores.addBytes(ds.id, size);
+  return { datastoreId: ds.id, location: prestaged.location, created: !ours };
 }
 
 /** Stores bytes whose hash is known: putBlob where the store has it, else through staging. */

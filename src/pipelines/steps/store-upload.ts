@@ -3,11 +3,11 @@ import type { BodySource } from '../../http/types.js';
 import type { Datastore, StagingWriter } from '../../datastores/datastore.js';
 import type { DatastoreRegistry } from '../../datastores/registry.js';
 import type { Db } from '../../db/driver.js';
-import { findBlobByHash, findExactUpload, insertMedia, lockHash, type MediaRow } from '../../db/media.js';
+import { findExactUpload, insertMedia, lockHash, type MediaRow } from '../../db/media.js';
 import { deleteReservation } from '../../db/reservations.js';
-import { isHashBlocked } from '../../db/moderation.js';
+import { uploadHashState } from '../../db/moderation.js';
 import { withNewMediaId } from './media-id.js';
-import { placeBlob, type Placement } from './place-blob.js';
+import { dropPrestaged, placeBlob, type Placement } from './place-blob.js';
 import { checkQuotaBeforeBody, insertWithinQuota, type UploadQuota } from './quota.js';
 
 export interface UploadDeps {
@@ -45,7 +45,9 @@ export const HEAD_BYTES = 512;
 // Step 1: refuse a declared size over the limit, or over the uploader's quota, before reading a byte.
 // Step 2: stream into a staging object with socket backpressure; the staging writer hashes
 //         (SHA-256) on a sink worker as the bytes go to disk.
-// Step 3: check the size, make the staging bytes durable, take the digest.
+// Step 3: check the size, make the staging bytes durable, take the digest; where the store can,
+//         link them to their content address now (prestage), so that flush is not spent
+//         holding the database (with PGlite, every transaction holds all of it).
 // Step 4: under a per-hash lock, refuse quarantined bytes, dedup against stored blobs, check
 //         the quota with the user's counter locked, commit ours, then insert the row (whose
 //         trigger counts it in the same transaction).
@@ -63,9 +65,12 @@ export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise
   try {
     const { size, head } = await streamToStaging(body, staging, maxBytes);
     if (size < input.minBytes) throw Errors.tooSmall(input.minBytes);
-    const { sha256, size: written } = await staging.finish();
+    const { sha256, size: written, prestaged } = await staging.finish({ prestage: true });
     if (written !== size) throw new Error(`staging wrote ${written} bytes of ${size}`);
-    const row = await deps.db.tx((q) => commitUpload(q, deps, input, { ds, staging, sha256, size }));
+    const row = await deps.db.tx((q) => commitUpload(q, deps, input, { ds, staging, sha256, size, prestaged }));
+    // The staging name of a prestaged blob is only a second link to it now: dropped without
+    // waiting (a crash first leaves it to the staging sweep at the next start).
+    if (prestaged) void staging.abort().catch(() => undefined);
     return { row, head };
   } catch (e) {
     await staging.abort();
@@ -133,22 +138,26 @@ async function commitUpload(
   input: UploadInput,
   bytes: Omit<Placement, 'candidates'>,
 ): Promise<MediaRow> {
-  const { ds, staging, sha256, size } = bytes;
+  const { ds, staging, sha256, size, prestaged } = bytes;
   await lockHash(q, sha256);
   // Quarantined bytes are refused (under the lock, so a quarantine that commits first wins).
-  if (await isHashBlocked(q, sha256, input.origin)) throw Errors.contentBlocked();
+  const { blocked, candidates } = await uploadHashState(q, sha256, input.origin);
+  if (blocked) {
+    if (prestaged) await dropPrestaged(deps.datastores, bytes, candidates);
+    throw Errors.contentBlocked();
+  }
   // A perfect match is a media row with this hash, so content never seen before (most
   // uploads) needs no second query: one statement fewer inside the transaction, which with
   // PGlite holds the whole database.
-  const candidates = await findBlobByHash(q, sha256);
   if (!input.reservedMediaId && candidates.length > 0) {
     const same = await findExactUpload(q, input.origin, input.userId, sha256, input.uploadName, input.contentType);
     if (same) {
-      await staging.abort();
+      if (prestaged) await dropPrestaged(deps.datastores, bytes, candidates);
+      else await staging.abort();
       return same;
     }
   }
-  const placed = await placeBlob(deps.datastores, { ds, staging, sha256, size, candidates });
+  const placed = await placeBlob(deps.datastores, { ds, staging, sha256, size, candidates, prestaged });
   const { datastoreId, location } = placed;
   const row: MediaRow = {
     origin: input.origin,
