@@ -219,6 +219,12 @@ export class MatrixError extends MediaRepoError<ErrorCode> {
   }
 }
 
+/** A MatrixError made again from its code and message on the far side of a thread boundary
+ * (src/threads/db-channel.ts): structured clone keeps neither its class nor its fields. */
+export function revivedMatrixError(code: ErrorCode, message: string): MatrixError {
+  return new MatrixError(code, message);
+}
+
 /** The README's table as rows of errcode, status and when (one per code). */
 export const ERROR_TABLE: ReadonlyArray<readonly [errcode: string, status: number, when: string]> = Object.values(
   ERROR_CODES,

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { drivers } from './helpers/databases.js';
 import { ALICE, BOB, GUEST, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 
@@ -103,7 +105,10 @@ for (const d of drivers()) {
       const first = await put(r, id, bytes);
       t.equal(first.status, 200);
       t.same(await first.json(), {});
-      await expectError(t, await put(r, id, randomBytes(10)), 409, 'M_CANNOT_OVERWRITE_MEDIA', 'second PUT');
+      const refused = randomBytes(10);
+      await expectError(t, await put(r, id, refused), 409, 'M_CANNOT_OVERWRITE_MEDIA', 'second PUT');
+      const h = createHash('sha256').update(refused).digest('hex');
+      t.notOk(existsSync(join(r.mediaDir, h.slice(0, 2), h.slice(2, 4), h)), 'the refused bytes left no blob');
       await expectError(t, await put(r, id, null), 409, 'M_CANNOT_OVERWRITE_MEDIA', 'second PUT without a body');
       const dl = await r.fetch(authed(id), { token: ALICE });
       t.ok(Buffer.from(await dl.arrayBuffer()).equals(bytes), 'the first upload is kept');

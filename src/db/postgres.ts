@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isMainThread } from 'node:worker_threads';
 import type { Db, Queryable, QueryResult } from './driver.js';
 import type { Logger } from '../logging/logger.js';
 import { DEFAULT_DATABASE_TIMEOUTS, timeoutReporter, within, type DatabaseTimeouts } from './deadline.js';
@@ -28,12 +29,22 @@ type Client = pg.PoolClient & { connection?: { stream?: { destroy(): void } } };
 // arrive for the abandoned statement) and its socket may be dead.
 export async function openPostgres(opts: PostgresOptions, log: Logger): Promise<Db> {
   let native: typeof pg | null = null;
-  try {
-    native = (pg as unknown as { native: typeof pg | null }).native;
-  } catch {
-    native = null;
+  // pg-native's libpq binding is not context-aware: used from a worker thread it aborts the
+  // whole process (V8 "Cannot create a handle without a HandleScope"; checked with a worker
+  // that connects and runs one query). Off the main thread the pure JavaScript driver is used.
+  if (isMainThread) {
+    try {
+      native = (pg as unknown as { native: typeof pg | null }).native;
+    } catch {
+      native = null;
+    }
   }
-  if (!native) log.info('pg-native is not available; using the pure JavaScript Postgres driver');
+  if (!native)
+    log.info(
+      isMainThread
+        ? 'pg-native is not available; using the pure JavaScript Postgres driver'
+        : 'using the pure JavaScript Postgres driver on this worker thread (pg-native is main-thread only)',
+    );
   const limits = opts.timeouts ?? DEFAULT_DATABASE_TIMEOUTS;
   const report = timeoutReporter((msg, fields) => log.warn(msg, fields));
   const Pool = (native ?? pg).Pool;

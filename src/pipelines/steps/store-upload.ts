@@ -1,4 +1,4 @@
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { BodySource } from '../../http/types.js';
 import type { Datastore, StagingWriter } from '../../datastores/datastore.js';
 import type { DatastoreRegistry } from '../../datastores/registry.js';
@@ -68,9 +68,10 @@ export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise
     const { sha256, size: written, prestaged } = await staging.finish({ prestage: true });
     if (written !== size) throw new Error(`staging wrote ${written} bytes of ${size}`);
     const row = await deps.db.tx((q) => commitUpload(q, deps, input, { ds, staging, sha256, size, prestaged }));
-    // The staging name of a prestaged blob is only a second link to it now: dropped without
-    // waiting (a crash first leaves it to the staging sweep at the next start).
-    if (prestaged) void staging.abort().catch(() => undefined);
+    // The staging name of a prestaged blob is only a second link to it now: dropped before the
+    // answer, so an answered upload leaves exactly its blob (a failure, or a crash first, leaves
+    // the name to the staging sweep at the next start).
+    if (prestaged) await staging.abort().catch(() => undefined);
     return { row, head };
   } catch (e) {
     await staging.abort();
@@ -178,7 +179,7 @@ async function commitUpload(
   // insert's trigger locks it then anyway). Locked before placeBlob, each user's uploads queued
   // behind one another's blob commits (bench upload-quotas, Postgres, 1 KiB: 0.68 of quotas
   // off); as a separate statement before the insert, 0.88-0.94. A refused upload's new blob is
-  // removed here, still under the hash lock, so no upload of the same bytes can be using it.
+  // removed below, still under the hash lock, so no upload of the same bytes can be using it.
   const quota = input.quota;
   const insert = (opts: { allowReserved: boolean }) =>
     quota ? insertWithinQuota(deps.db, q, row, quota, opts) : insertMedia(q, row, opts);
@@ -194,9 +195,10 @@ async function commitUpload(
       return insert({ allowReserved: false });
     });
   } catch (e) {
-    if (placed.created && e instanceof MatrixError && e.code === 'MR_ERR_USER_LIMIT_EXCEEDED') {
-      await discardBlob(deps.datastores, ds, location, size);
-    }
+    // Any refusal (over quota, an async PUT onto a filled ID, IDs exhausted) or a failed insert:
+    // a blob this upload made is no row's, and we still hold its hash, so it goes now rather
+    // than waiting for the orphan collector (a client repeating a refused PUT would pile them up).
+    if (placed.created) await discardBlob(deps.datastores, ds, location, size);
     throw e;
   }
   return row;
