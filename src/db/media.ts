@@ -141,16 +141,25 @@ export async function insertMedia(q: Queryable, m: MediaRow, opts: { allowReserv
 }
 
 /**
- * insertMedia for many rows in one statement, reserved IDs allowed (importers keep the IDs
- * they had); returns `origin\0mediaId` of the rows inserted (a taken ID is skipped).
+ * insertMedia for many rows in one statement; returns `origin\0mediaId` of the rows inserted (a
+ * taken ID is skipped). Importers keep the IDs they had, reserved ones included; a group of new
+ * uploads (allowReserved false) skips an ID held by a reservation or a purge too, as insertMedia
+ * does, and draws again for the rows left out.
  */
-export async function insertMediaMany(q: Queryable, rows: readonly MediaRow[]): Promise<Set<string>> {
+export async function insertMediaMany(
+  q: Queryable,
+  rows: readonly MediaRow[],
+  opts: { allowReserved: boolean } = { allowReserved: true },
+): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
   const cols = rows.map((m) => mediaParams(m));
+  const notReserved = `WHERE NOT EXISTS (SELECT 1 FROM media_reservations x WHERE x.origin = u.origin AND x.media_id = u.media_id)
+       AND NOT EXISTS (SELECT 1 FROM reserved_media x WHERE x.origin = u.origin AND x.media_id = u.media_id)`;
   const r = await q.query<{ origin: string; media_id: string }>(
     `INSERT INTO media (${MEDIA_COLUMNS})
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-                          $8::text[], $9::text[], $10::bigint[], $11::boolean[], $12::boolean[])
+                          $8::text[], $9::text[], $10::bigint[], $11::boolean[], $12::boolean[]) AS u(${MEDIA_COLUMNS})
+     ${opts.allowReserved ? '' : notReserved}
      ON CONFLICT (origin, media_id) DO NOTHING RETURNING origin, media_id`,
     Array.from({ length: 12 }, (_, k) => cols.map((c) => c[k])),
   );

@@ -43,33 +43,49 @@ export async function isHashBlocked(q: Queryable, sha256: string, origin: string
   return r.rows.length > 0;
 }
 
+/** A hash as an upload's transaction sees it: who blocked it, and where it is stored. */
+export interface UploadHashState {
+  /** quarantined_hashes scopes: FLEET_SCOPE (every homeserver) or an origin. */
+  scopes: string[];
+  candidates: { datastoreId: string; location: string; sizeBytes: number }[];
+}
+
+/** Whether a hash's block scopes refuse an upload to `origin`. */
+export const blockedFor = (st: UploadHashState, origin: string): boolean =>
+  st.scopes.includes(FLEET_SCOPE) || st.scopes.includes(origin);
+
 /**
- * isHashBlocked and findBlobByHash in one statement (an upload's transaction: with PGlite each
- * statement is a round trip through the one connection that every request shares).
+ * isHashBlocked and findBlobByHash for many hashes in one statement (an upload's transaction, or
+ * a group of them: with PGlite each statement is a round trip through the one connection every
+ * request shares, with Postgres one through libpq). Every hash asked for is in the map.
  */
+export async function uploadHashStates(q: Queryable, hashes: readonly string[]): Promise<Map<string, UploadHashState>> {
+  const out = new Map<string, UploadHashState>(hashes.map((h) => [h, { scopes: [], candidates: [] }]));
+  const r = await q.query<Record<string, unknown>>(
+    `SELECT 'b' AS kind, sha256_hash, scope AS a, NULL AS b, NULL::bigint AS c
+       FROM quarantined_hashes WHERE sha256_hash = ANY($1::text[])
+     UNION ALL
+     SELECT DISTINCT 'c', sha256_hash, datastore_id, location, size_bytes
+       FROM media WHERE sha256_hash = ANY($1::text[]) AND location <> ''`,
+    [[...new Set(hashes)]],
+  );
+  for (const x of r.rows) {
+    const st = out.get(x.sha256_hash as string);
+    if (!st) continue;
+    if (x.kind === 'b') st.scopes.push(x.a as string);
+    else st.candidates.push({ datastoreId: x.a as string, location: x.b as string, sizeBytes: num(x.c) });
+  }
+  return out;
+}
+
+/** uploadHashStates for one upload's hash: blocked for its origin, and the stored blobs. */
 export async function uploadHashState(
   q: Queryable,
   sha256: string,
   origin: string,
-): Promise<{ blocked: boolean; candidates: { datastoreId: string; location: string; sizeBytes: number }[] }> {
-  const r = await q.query<Record<string, unknown>>(
-    `SELECT EXISTS (SELECT 1 FROM quarantined_hashes WHERE sha256_hash = $1 AND scope IN ($2, $3)) AS blocked,
-            b.datastore_id, b.location, b.size_bytes
-     FROM (SELECT 1) AS one
-     LEFT JOIN (SELECT DISTINCT datastore_id, location, size_bytes FROM media
-                WHERE sha256_hash = $1 AND location <> '') AS b ON true`,
-    [sha256, FLEET_SCOPE, origin],
-  );
-  return {
-    blocked: r.rows.some((x) => x.blocked === true),
-    candidates: r.rows
-      .filter((x) => x.location !== null && x.location !== undefined)
-      .map((x) => ({
-        datastoreId: x.datastore_id as string,
-        location: x.location as string,
-        sizeBytes: num(x.size_bytes),
-      })),
-  };
+): Promise<{ blocked: boolean; candidates: UploadHashState['candidates'] }> {
+  const st = (await uploadHashStates(q, [sha256])).get(sha256)!;
+  return { blocked: blockedFor(st, origin), candidates: st.candidates };
 }
 
 export async function blockScopes(q: Queryable, sha256: string): Promise<string[]> {

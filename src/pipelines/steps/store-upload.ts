@@ -7,6 +7,7 @@ import { findExactUpload, insertMedia, lockHash, type MediaRow } from '../../db/
 import { deleteReservation } from '../../db/reservations.js';
 import { uploadHashState } from '../../db/moderation.js';
 import { withNewMediaId } from './media-id.js';
+import { UploadCommitGroup } from './commit-group.js';
 import { dropPrestaged, placeBlob, type Placement } from './place-blob.js';
 import { checkQuotaBeforeBody, insertWithinQuota, type UploadQuota } from './quota.js';
 
@@ -50,7 +51,8 @@ export const HEAD_BYTES = 512;
 //         holding the database (with PGlite, every transaction holds all of it).
 // Step 4: under a per-hash lock, refuse quarantined bytes, dedup against stored blobs, check
 //         the quota with the user's counter locked, commit ours, then insert the row (whose
-//         trigger counts it in the same transaction).
+//         trigger counts it in the same transaction). On Postgres, prestaged uploads without a
+//         quota or a reserved ID do this together with the others waiting (commit-group.ts).
 export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise<StoredUpload> {
   const { body, maxBytes } = input;
   if (maxBytes > 0 && body.contentLength !== null && body.contentLength > maxBytes) throw Errors.tooLarge(maxBytes);
@@ -67,7 +69,11 @@ export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise
     if (size < input.minBytes) throw Errors.tooSmall(input.minBytes);
     const { sha256, size: written, prestaged } = await staging.finish({ prestage: true });
     if (written !== size) throw new Error(`staging wrote ${written} bytes of ${size}`);
-    const row = await deps.db.tx((q) => commitUpload(q, deps, input, { ds, staging, sha256, size, prestaged }));
+    const bytes = { ds, staging, sha256, size, prestaged };
+    const row =
+      prestaged && !input.reservedMediaId && !input.quota && deps.db.kind !== 'pglite'
+        ? await groupOf(deps).commit({ ...input, bytes: { ...bytes, prestaged } })
+        : await deps.db.tx((q) => commitUpload(q, deps, input, bytes));
     // The staging name of a prestaged blob is only a second link to it now: dropped before the
     // answer, so an answered upload leaves exactly its blob (a failure, or a crash first, leaves
     // the name to the staging sweep at the next start).
@@ -77,6 +83,14 @@ export async function storeUpload(deps: UploadDeps, input: UploadInput): Promise
     await staging.abort();
     throw e;
   }
+}
+
+/** One commit group per database (src/pipelines/steps/commit-group.ts). */
+const groups = new WeakMap<Db, UploadCommitGroup>();
+function groupOf(deps: UploadDeps): UploadCommitGroup {
+  let g = groups.get(deps.db);
+  if (!g) groups.set(deps.db, (g = new UploadCommitGroup(deps.db, deps.datastores)));
+  return g;
 }
 
 /** A request body into staging with socket backpressure, cut off past maxBytes (<= 0: no limit). */
