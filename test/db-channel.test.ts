@@ -36,9 +36,19 @@ function thread(db: Db, t: Test): Thread {
   };
 }
 
+// One database for the tests that need no short transaction bound (a PGlite start is seconds);
+// each test starts from an empty table.
+let shared: Db | null = null;
+t.teardown(() => shared?.close());
+
 async function database(t: Test, transactionSeconds = 30): Promise<Db> {
+  if (transactionSeconds === 30 && shared) {
+    await shared.exec('TRUNCATE t');
+    return shared;
+  }
   const db = await openPglite('memory://', transactionSeconds);
-  t.teardown(() => db.close());
+  if (transactionSeconds === 30) shared = db;
+  else t.teardown(() => db.close());
   await db.exec('CREATE TABLE t (v TEXT PRIMARY KEY)');
   return db;
 }
