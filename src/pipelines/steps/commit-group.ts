@@ -4,7 +4,7 @@ import type { DatastoreRegistry } from '../../datastores/registry.js';
 import { findExactUpload, insertMediaMany, lockHashes, type MediaRow } from '../../db/media.js';
 import { blockedFor, uploadHashStates } from '../../db/moderation.js';
 import { newMediaId } from '../../matrix/ids.js';
-import { dropPrestaged, placeBlob, type Placement } from './place-blob.js';
+import { discardBlob, dropPrestaged, placeBlob, type Placement } from './place-blob.js';
 
 // Group commit for uploads on Postgres: the uploads whose bytes are already linked at their
 // address (prestaged) and that need no quota and no reserved ID are committed together, one
@@ -162,10 +162,7 @@ async function commitGroup(
   }
   for (const f of left) {
     // Five draws all taken: a broken random source. Its new blob is no row's: removed now.
-    if (f.created) {
-      await f.u.bytes.ds.delete(f.row.location);
-      datastores.addBytes(f.u.bytes.ds.id, -f.u.bytes.size);
-    }
+    if (f.created) await discardBlob(datastores, f.u.bytes.ds, f.row.location, f.u.bytes.size);
     outcomes[f.i] = Errors.mediaIdExhausted();
   }
   return outcomes;

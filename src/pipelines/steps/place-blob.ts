@@ -34,7 +34,7 @@ export interface Placement {
   size: number;
   /** The blobs already stored under this hash (from the database, under the lock). */
   candidates: StoredBlob[];
-  /** Where ds.prestage linked the bytes before the transaction, and whether it made that address. */
+  /** Where finish({ prestage }) linked the bytes before the transaction, and whether that address was new. */
   prestaged?: { location: string; created: boolean };
 }
 
@@ -52,6 +52,12 @@ export async function dropPrestaged(
   if (!made?.created) return;
   if (candidates.some((b) => b.datastoreId === p.ds.id && b.location === made.location)) return;
   await p.ds.delete(made.location);
+}
+
+/** Removes a blob an upload placed and then was refused (under the hash lock), and counts it out. */
+export async function discardBlob(datastores: DatastoreRegistry, ds: Datastore, location: string, size: number) {
+  await ds.delete(location);
+  datastores.addBytes(ds.id, -size);
 }
 
 export async function placeBlob(

@@ -1,6 +1,6 @@
 import { Errors } from '../../errors.js';
 import type { BodySource } from '../../http/types.js';
-import type { Datastore, StagingWriter } from '../../datastores/datastore.js';
+import type { StagingWriter } from '../../datastores/datastore.js';
 import type { DatastoreRegistry } from '../../datastores/registry.js';
 import type { Db } from '../../db/driver.js';
 import { findExactUpload, insertMedia, lockHash, type MediaRow } from '../../db/media.js';
@@ -8,7 +8,7 @@ import { deleteReservation } from '../../db/reservations.js';
 import { uploadHashState } from '../../db/moderation.js';
 import { withNewMediaId } from './media-id.js';
 import { UploadCommitGroup } from './commit-group.js';
-import { dropPrestaged, placeBlob, type Placement } from './place-blob.js';
+import { discardBlob, dropPrestaged, placeBlob, type Placement } from './place-blob.js';
 import { checkQuotaBeforeBody, insertWithinQuota, type UploadQuota } from './quota.js';
 
 export interface UploadDeps {
@@ -139,12 +139,6 @@ export function streamToStaging(
       onError: fail,
     });
   });
-}
-
-/** Removes a blob this upload committed and then refused (under the hash lock). */
-async function discardBlob(datastores: DatastoreRegistry, ds: Datastore, location: string, size: number) {
-  await ds.delete(location);
-  datastores.addBytes(ds.id, -size);
 }
 
 async function commitUpload(
