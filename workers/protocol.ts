@@ -2,6 +2,7 @@
 // from src/, and src/ imports only this file from workers/: these types, and the pure byte
 // sniffing below (no native code, no I/O), which the upload path shares with the workers.
 export { sniffType, typeAllowed, type SniffedType } from './image/sniff.js';
+export { contentAddress } from './content-address.js';
 
 /** Messages to the upload sink: hash and write one upload's bytes into a staging file. */
 export type SinkRequest =

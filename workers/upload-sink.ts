@@ -3,6 +3,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { SinkReply, SinkRequest } from './protocol.js';
+import { contentAddress } from './content-address.js';
 
 // Hashes (SHA-256) and writes upload bytes on a worker thread, so the event loop only copies
 // chunks off the socket: on one thread SHA-256 runs at about 1.25 GiB/s here, which alone is
@@ -50,7 +51,7 @@ function syncDir(path: string): void {
  * than on the event loop, where these five calls cost more than the whole transaction.
  */
 function linkAtAddress(staging: string, root: string, sha256: string): { location: string; created: boolean } {
-  const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
+  const location = contentAddress(sha256);
   const target = join(root, location);
   const dir = dirname(target);
   const first = mkdirSync(dir, { recursive: true });

@@ -12,6 +12,7 @@ import { FdCache } from './fd-cache.js';
 import { probeLocalFile } from './write-probe.js';
 import { checkedLocation } from './location.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
+import { contentAddress } from '../../workers/protocol.js';
 
 const STAGING_DIR = '.staging';
 /** Reads up to this size of recently read blobs happen inline (see readAt). */
@@ -85,8 +86,7 @@ export class FileDatastore implements Datastore {
   async commitMany(items: readonly { staging: StagingWriter; sha256: string }[]): Promise<string[]> {
     const moves = items.map(({ staging, sha256 }) => {
       if (!(staging instanceof FileStagingWriter)) throw new Error('staging object belongs to another datastore');
-      if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
-      const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
+      const location = contentAddress(sha256);
       return { from: staging.path, location, target: this.pathOf(location) };
     });
     if (moves.length === 0) return [];
@@ -118,8 +118,7 @@ export class FileDatastore implements Datastore {
 
   /** The blob's address and path, its directories made (and made durable) where new. */
   private async prepareTarget(sha256: string): Promise<{ location: string; target: string }> {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('commit: not a sha256 hex digest');
-    const location = `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
+    const location = contentAddress(sha256);
     const target = this.pathOf(location);
     const first = await mkdir(dirname(target), { recursive: true });
     // Directories made just now are durable only once their parents' entries are flushed:

@@ -47,6 +47,8 @@ function fromWire(w: WireFailure): Error {
 export function serveDb(db: Db, port: MessagePort): { close(): void } {
   /** Open transactions of this port: their queryable, and how to end them. */
   const open = new Map<number, { q: Queryable; end(commit: boolean): void }>();
+  /** The owner-side promise of each open transaction: settles once it committed or rolled back. */
+  const ends = new Map<number, Promise<void>>();
   let nextTx = 0;
   const reply = (r: Reply) => port.postMessage(r);
   const answer = (id: number, p: Promise<unknown>) =>
@@ -57,10 +59,8 @@ export function serveDb(db: Db, port: MessagePort): { close(): void } {
   const rollbackAll = () => {
     for (const t of open.values()) t.end(false);
     open.clear();
+    ends.clear();
   };
-
-  /** The owner-side promise of each open transaction: settles once it committed or rolled back. */
-  const ends = new Map<number, Promise<void>>();
 
   function begin(id: number): void {
     const tx = ++nextTx;
