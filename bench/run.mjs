@@ -23,6 +23,7 @@ import { MMR_ADOPT_SCENARIOS, runMmrAdopt } from './mmr-adopt.mjs';
 import { SYNAPSE_IMPORT_SCENARIOS, runSynapseImport } from './synapse-import.mjs';
 import { HEIC_SCENARIOS, runHeicThumbnails } from './heic-thumbnails.mjs';
 import { EXPORT_ARCHIVE_SCENARIOS, runExportArchive } from './export-archive.mjs';
+import { THREAD_SCALING_SCENARIOS, runThreadScaling } from './thread-scaling.mjs';
 
 // Families in run order: a family name on the command line selects all of its scenarios.
 const FAMILIES = {
@@ -40,6 +41,7 @@ const FAMILIES = {
   'synapse-import': [SYNAPSE_IMPORT_SCENARIOS, runSynapseImport],
   'export-archive': [EXPORT_ARCHIVE_SCENARIOS, runExportArchive],
   heic: [HEIC_SCENARIOS, runHeicThumbnails],
+  threads: [THREAD_SCALING_SCENARIOS, runThreadScaling],
 };
 const ALL = Object.values(FAMILIES).flatMap(([names]) => names);
 
@@ -65,6 +67,7 @@ options:
   --files N          mixed: files uploaded before the load (default 300)
   --size-mib M       remote-cold: file size (default 50)
   --sizes LIST       upload-sizes: only these sizes, e.g. 1KiB or 1KiB,1MiB
+  --threads LIST     thread-scaling: HTTP thread counts (default 1,2,4,8,16)
   --smoke            tiny bounds for a quick check that everything runs: 1 rep of 1 s,
                      mixed with 30 files and at most 2000 requests, remote-cold 2 MiB,
                      upload-1gib-rss 64 MiB
@@ -100,6 +103,7 @@ const { values: opt, positionals } = parseArgs({
     files: { type: 'string' },
     'size-mib': { type: 'string' },
     sizes: { type: 'string' },
+    threads: { type: 'string' },
     results: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -185,6 +189,7 @@ try {
     mixedFiles,
     maxRequests,
     sizeMiB,
+    threadCounts: opt.threads ? opt.threads.split(',').map(Number) : null,
     uploadSizes: opt.sizes ? opt.sizes.split(',').map((x) => x.trim().replace(/\s+/g, '')) : null,
     bigUploadBytes,
     suffix: opt.target

@@ -71,7 +71,8 @@ let uploadCounter = 0;
 /** Uploads `bytes` as `contentType` with a filename never used before: the same user uploading
  * the same bytes under the same name gets the earlier media back, so the name makes each upload
  * a new media ID (the blob itself is deduplicated by hash and stored once). */
-function uploadImage(target, bytes, contentType) {
+/** Uploads image bytes through the spec endpoint; resolves { server, mediaId }. */
+export function uploadImage(target, bytes, contentType) {
   const url = `${target.url}/_matrix/media/v3/upload?filename=bench-${process.pid}-${++uploadCounter}.${contentType.split('/')[1]}`;
   return new Promise((resolve, reject) => {
     const req = http.request(

@@ -94,6 +94,16 @@ async function main(): Promise<void> {
         },
       );
   };
+  // An HTTP thread died: stop the rest and exit non-zero, so the supervisor restarts the process.
+  void repo.failed.then((e) => {
+    if (stopping) return;
+    stopping = true;
+    log.error('stopping after an HTTP thread failed', { error: e });
+    void repo
+      .stop({ graceMs: 0 })
+      .then(() => log.closeFile())
+      .finally(() => process.exit(1));
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   // systemctl reload (ExecReload=kill -HUP): the same reload a saved edit triggers.

@@ -221,8 +221,12 @@ export class MatrixError extends MediaRepoError<ErrorCode> {
 
 /** A MatrixError made again from its code and message on the far side of a thread boundary
  * (src/threads/db-channel.ts): structured clone keeps neither its class nor its fields. */
-export function revivedMatrixError(code: ErrorCode, message: string): MatrixError {
-  return new MatrixError(code, message);
+export function revivedMatrixError(
+  code: ErrorCode,
+  message: string,
+  more: { extra?: Record<string, unknown>; headers?: Record<string, string>; passedErrcode?: string } = {},
+): MatrixError {
+  return new MatrixError(code, message, more);
 }
 
 /** The README's table as rows of errcode, status and when (one per code). */

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // The `media-repo` executable. sharp runs on libuv's thread pool, whose size (UV_THREADPOOL_SIZE)
 // is read once when libuv first uses it; ES module loading already uses it, so this file is
-// CommonJS (synchronous loading), sizes the pool from thumbnails.numWorkers, then starts the CLI.
-// It reads only that one key, with the CLI's rules for finding the config; anything it cannot
+// CommonJS (synchronous loading), sizes the pool from thumbnails.numWorkers and repo.httpThreads,
+// then starts the CLI. It reads only those two keys, with the CLI's rules for finding the config; anything it cannot
 // read leaves the decision to the defaults and the CLI reports the real error.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
+import { httpThreadCount, libuvThreadsFor, poolThreads } from './pools/thumbnail-threads.cjs';
 
 function configPath(argv: string[]): string | undefined {
   let found: string | undefined;
@@ -19,8 +19,8 @@ function configPath(argv: string[]): string | undefined {
   return found ?? (process.env.REPO_CONFIG || undefined);
 }
 
-/** thumbnails.numWorkers from the main (non per-domain) documents; 0 when not set. */
-function configuredWorkers(path: string | undefined): number {
+/** section.key (a count) from the main (non per-domain) documents; 0 when not set. */
+function configuredCount(path: string | undefined, section: 'thumbnails' | 'repo', key: string): number {
   if (!path) return 0;
   try {
     const files = statSync(path).isDirectory()
@@ -31,9 +31,8 @@ function configuredWorkers(path: string | undefined): number {
       : [path];
     let n = 0;
     for (const f of files) {
-      const doc = yaml.load(readFileSync(f, 'utf8')) as
-        { homeserver?: unknown; thumbnails?: { numWorkers?: unknown } } | undefined;
-      const v = doc && !('homeserver' in doc) ? doc.thumbnails?.numWorkers : undefined;
+      const doc = yaml.load(readFileSync(f, 'utf8')) as Record<string, Record<string, unknown> | undefined> | undefined;
+      const v = doc && !('homeserver' in doc) ? doc[section]?.[key] : undefined;
       if (typeof v === 'number' && Number.isInteger(v) && v >= 0) n = v;
     }
     return n;
@@ -43,8 +42,12 @@ function configuredWorkers(path: string | undefined): number {
 }
 
 if (!process.env.UV_THREADPOOL_SIZE) {
+  const path = configPath(process.argv.slice(2));
   process.env.UV_THREADPOOL_SIZE = String(
-    libuvThreadsFor(poolThreads(configuredWorkers(configPath(process.argv.slice(2))))),
+    libuvThreadsFor(
+      poolThreads(configuredCount(path, 'thumbnails', 'numWorkers')),
+      httpThreadCount(configuredCount(path, 'repo', 'httpThreads')),
+    ),
   );
 }
 void import('./cli.js');

@@ -329,7 +329,8 @@ t.test('information endpoints (pglite)', async (t) => {
 
     const q = await upload(r, ALICE, randomBytes(64), 'application/octet-stream', 'q.bin');
     await db.query('UPDATE media SET quarantined = TRUE WHERE media_id = $1', [q]);
-    svc.mediaRows.delete(SERVER_NAME, q);
+    // As a quarantine does: every HTTP thread's caches forget the row.
+    svc.invalidator.announce({ media: [`${SERVER_NAME}/${q}`], hashes: [] });
     await expectError(t, r, `${INFO}/${SERVER_NAME}/${q}`, ALICE, 404, 'M_NOT_FOUND');
     // Leave the local numbers below as the seed made them (plus this one quarantined row).
     uploads.push({ id: q, body: Buffer.alloc(64), user: '@alice:media.test', contentType: '', name: 'q.bin' });

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { drivers } from './helpers/databases.js';
-import { ALICE, BOB, GUEST, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
+import { ALICE, BOB, GUEST, ONE_THREAD, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 
 // MSC2246 asynchronous uploads: POST /create reserves an mxc, PUT fills it, and downloads
 // of a pending ID wait (up to timeout_ms) for the PUT.
@@ -47,7 +47,11 @@ const legacy = (id: string, q = '') => `/_matrix/media/v3/download/${SERVER_NAME
 
 for (const d of drivers()) {
   t.test(`async upload (${d.name})`, { skip: d.skip }, async (t) => {
-    const r = await startTestRepo(d.name, { uploads: { minBytes: 1, maxPending: 0, maxAgeSeconds: 600 } });
+    // One thread: a test below counts the waiters parked on the reservation.
+    const r = await startTestRepo(d.name, {
+      repo: ONE_THREAD,
+      uploads: { minBytes: 1, maxPending: 0, maxAgeSeconds: 600 },
+    });
     t.teardown(() => r.close());
 
     t.test('create returns an mxc and an expiry of now + maxAgeSeconds', async (t) => {

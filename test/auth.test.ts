@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { drivers } from './helpers/databases.js';
-import { ALICE, BOB, GUEST, SECRET, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
+import { ALICE, BOB, GUEST, ONE_THREAD, SECRET, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 
 // Authentication: token transport, the whoami cache, appservices (via the homeserver and
 // the local shortcut), the shared secret, homeserver outages, logout and guests.
@@ -147,7 +147,8 @@ for (const d of drivers()) {
   // Token cache on, forwarded addresses trusted, the local appservice shortcut on.
   t.test(`auth with a token cache (${d.name})`, { skip: d.skip }, async (t) => {
     const r = await startTestRepo(d.name, {
-      repo: { trustAnyForwardedAddress: true },
+      // One thread: whoami calls per token are counted (each HTTP thread has its token cache).
+      repo: { trustAnyForwardedAddress: true, ...ONE_THREAD },
       accessTokens: { maxCacheTimeSeconds: 60, useLocalAppserviceConfig: true, appservices: [APPSERVICE] },
     });
     t.teardown(() => r.close());

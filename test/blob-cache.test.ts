@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlobCache, type BlobCacheOptions } from '../src/cache/blob-cache.js';
-import { ALICE, SERVER_NAME, startTestRepo } from './helpers/repo.js';
+import { ALICE, ONE_THREAD, SERVER_NAME, startTestRepo } from './helpers/repo.js';
 
 // A cache on a clock the test moves by hand.
 function cacheWith(over: Partial<BlobCacheOptions> = {}) {
@@ -162,6 +162,7 @@ t.test('two mxcs with the same content share one entry', async (t) => {
 
 t.test('HTTP: a hot download comes from memory, with Range and ETag, and no database query', async (t) => {
   const r = await startTestRepo('pglite', {
+    repo: ONE_THREAD, // the cache's own counters are read (each HTTP thread has its share)
     downloads: { smallFileBytes: 4096, cache: { enabled: true, minDownloads: 2 } },
   });
   t.teardown(() => r.close());

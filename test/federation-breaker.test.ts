@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createServer } from 'node:http';
-import { ALICE, freePort } from './helpers/repo.js';
+import { ALICE, ONE_THREAD, freePort } from './helpers/repo.js';
 import { startFederatingServer } from './helpers/federation.js';
 
 // A peer that is down: after federation.backoffAt failures the breaker opens (requests fail
@@ -8,6 +8,8 @@ import { startFederatingServer } from './helpers/federation.js';
 
 t.test('per-server breaker, and ignored hosts', async (t) => {
   const b = await startFederatingServer('pglite', {
+    // One thread: the breaker's window is shortened below in the main thread's state object.
+    repo: ONE_THREAD,
     federation: { allowedNetworks: ['127.0.0.1/32'], backoffAt: 2, ignoredHosts: ['127.0.0.1:9'] },
     downloads: { failureCacheMinutes: 0 },
     timeouts: { federationTimeoutSeconds: 2 },

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALICE, BOB, GUEST, SECRET, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { startFixtureHomeserver } from './helpers/homeserver.js';
-import { blobFiles, mediaRowCount } from './helpers/hostile-store.js';
+import { blobFiles, mediaRowCount, waitFor } from './helpers/hostile-store.js';
 import { png } from './helpers/images.js';
 import { insertMedia } from '../src/db/media.js';
 import { insertReservation } from '../src/db/reservations.js';
@@ -427,10 +427,8 @@ t.test('the audit trail records every action; a local admin sees its homeserverâ
     (local.entries as { server_name: string }[]).every((e) => e.server_name === HS),
     'a local admin sees its own',
   );
-  t.ok(
-    r.logs.some((l) => l.includes('admin action') && l.includes(id)),
-    'and the log has it',
-  );
+  // Waited for: another HTTP thread's lines reach the logger a moment after its answer.
+  t.ok(await waitFor(() => r.logs.some((l) => l.includes('admin action') && l.includes(id))), 'and the log has it');
 });
 
 t.test('a download in flight when its media is purged completes or fails cleanly', async (t) => {

@@ -2,7 +2,15 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import type { Counter, Histogram } from 'prom-client';
 import { POSTGRES_URL, createTestDatabase } from './helpers/databases.js';
-import { ALICE, BOB, SERVER_NAME, startTestRepo, type TestRepo, type TestRequestInit } from './helpers/repo.js';
+import {
+  ALICE,
+  BOB,
+  ONE_THREAD,
+  SERVER_NAME,
+  startTestRepo,
+  type TestRepo,
+  type TestRequestInit,
+} from './helpers/repo.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 // Issue 16: per-client rate limits (MMR's rateLimit section), answered 429 M_LIMIT_EXCEEDED,
@@ -20,7 +28,9 @@ const ANON = `/_matrix/media/v3/download/${SERVER_NAME}/doesnotexist`;
 
 function limits(extra: Record<string, unknown> = {}, repo: Record<string, unknown> = {}) {
   // 0.5 tokens per second: nothing refills noticeably while a test sends its burst.
-  return { rateLimit: { enabled: true, requestsPerSecond: 0.5, burst: 5, ...extra }, repo };
+  // One thread: the tests read the limiter's counters and the database's through repo.services
+  // (one budget across threads is test/http-threads.test.ts's).
+  return { rateLimit: { enabled: true, requestsPerSecond: 0.5, burst: 5, ...extra }, repo: { ...ONE_THREAD, ...repo } };
 }
 
 async function statuses(r: TestRepo, n: number, path: string, init: TestRequestInit = {}): Promise<number[]> {

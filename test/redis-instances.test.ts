@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import sharp from 'sharp';
 import { POSTGRES_URL, createTestDatabase } from './helpers/databases.js';
-import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
+import { ALICE, ONE_THREAD, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { startTestS3, until } from './helpers/s3.js';
 
@@ -81,6 +81,8 @@ t.test('two instances sharing Redis', { skip }, async (t) => {
   const db = await createTestDatabase();
   const s3 = await startTestS3();
   const overrides = {
+    // One thread per instance: each instance's Redis counters are read through repo.services.
+    repo: ONE_THREAD,
     // A database number of our own, so a parallel run on the same Redis shares no keys.
     redis: { enabled: true, databaseNumber: 3, shards: [{ name: 'only', addr: `127.0.0.1:${proxy.port}` }] },
     datastores: [{ id: 'bucket', type: 's3', forKinds: ['all'], opts: s3.opts() }],

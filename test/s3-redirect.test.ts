@@ -3,14 +3,15 @@
 // PGlite only: nothing here depends on the database driver.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { ALICE, SERVER_NAME, startTestRepo } from './helpers/repo.js';
+import { ALICE, ONE_THREAD, SERVER_NAME, startTestRepo } from './helpers/repo.js';
 import { startTestS3 } from './helpers/s3.js';
 import { RawConn } from './helpers/hostile-http.js';
 
 const s3 = await startTestS3();
 t.teardown(() => s3.close());
 const r = await startTestRepo('pglite', {
-  repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug', freezeUnauthenticatedMedia: false },
+  // One thread: the blob cache's content is looked at (each HTTP thread has its share).
+  repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'debug', freezeUnauthenticatedMedia: false, ...ONE_THREAD },
   datastores: [
     { id: 's3', type: 's3', forKinds: ['all'], opts: s3.opts({ publicBaseUrl: 'https://cdn.example/media' }) },
   ],
@@ -100,7 +101,7 @@ t.test(
 
 t.test('redirectWhenCached true: always the CDN, even for a cached blob', async (t) => {
   const r2 = await startTestRepo('pglite', {
-    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'info', freezeUnauthenticatedMedia: false },
+    repo: { bindAddress: '127.0.0.1', port: 0, logLevel: 'info', freezeUnauthenticatedMedia: false, ...ONE_THREAD },
     downloads: { cache: { enabled: true, minDownloads: 1 } },
     datastores: [
       {

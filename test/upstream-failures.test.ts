@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALICE, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
+import { waitFor } from './helpers/hostile-store.js';
 import { POSTGRES_URL } from './helpers/databases.js';
 import { dsnTarget, openFailureReason } from '../src/db/open-error.js';
 import { openDatabase } from '../src/db/open.js';
@@ -30,6 +31,8 @@ t.test('an unreachable homeserver is logged once per interval with host, cause a
   const upstream = new URL(repo.hs.url).host;
   await repo.hs.close();
   await authenticatedCalls(t, repo, 3);
+  // Another HTTP thread's lines reach the logger a moment after its answer.
+  await waitFor(() => failureLines(repo).length > 0);
   const lines = failureLines(repo);
   t.equal(lines.length, 1, 'three failures, one line (the interval is a minute)');
   t.match(lines[0], new RegExp(`homeserver="${SERVER_NAME}"`));
@@ -43,6 +46,7 @@ t.test('a homeserver answering 5xx is logged the same way', async (t) => {
   t.teardown(() => repo.close());
   repo.hs.failWith = 503;
   await authenticatedCalls(t, repo, 2);
+  await waitFor(() => failureLines(repo).length > 0);
   const lines = failureLines(repo);
   t.equal(lines.length, 1);
   t.match(lines[0], /cause="GET _matrix\/client\/v3\/account\/whoami answered HTTP 503"/);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import dns from 'node:dns';
-import { ALICE, startTestRepo } from './helpers/repo.js';
+import { ALICE, startTestRepo, ONE_THREAD } from './helpers/repo.js';
 
 // URL previews must never reach a denied address: not by literal (in any spelling), not by a
 // name that resolves there, not through a redirect, an og:image or an oEmbed link, and not to
@@ -41,7 +41,9 @@ const realLookup = dns.promises.lookup;
 };
 
 t.test('with the default lists', async (t) => {
-  const repo = await startTestRepo('pglite', { timeouts: { urlPreviewTimeoutSeconds: 2 } });
+  // One thread: the names above resolve through this thread's patched lookup, which other HTTP
+  // threads (their own module instances) do not see.
+  const repo = await startTestRepo('pglite', { repo: ONE_THREAD, timeouts: { urlPreviewTimeoutSeconds: 2 } });
   t.teardown(() => repo.close());
   const targets = [
     `http://127.0.0.1:${P}/`,
@@ -99,6 +101,7 @@ t.test('derived fetches from an allowed page: redirects, og:image, oEmbed discov
   });
   // Only the allowed fixture's exact address is allowed; 127.0.0.2 stays under the default deny.
   const repo = await startTestRepo('pglite', {
+    repo: ONE_THREAD, // the patched lookup, as above
     urlPreviews: { allowedNetworks: ['127.0.0.1/32'], oEmbed: true },
     timeouts: { urlPreviewTimeoutSeconds: 2 },
   });

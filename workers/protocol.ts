@@ -16,6 +16,12 @@ export type SinkRequest =
   /** Appends a whole local file (imports; opened O_NOFOLLOW): no bytes cross the threads. */
   | { op: 'append'; id: number; source: string };
 
+/** To a sink worker's own port: answer another thread's sessions on `port` too. */
+export interface SinkAttach {
+  op: 'attach';
+  port: import('node:worker_threads').MessagePort;
+}
+
 export type SinkReply =
   | { op: 'opened'; id: number }
   /** `buf` is the write's buffer, transferred back for reuse. */

@@ -1,8 +1,8 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, type MessagePort } from 'node:worker_threads';
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { SinkReply, SinkRequest } from './protocol.js';
+import type { SinkAttach, SinkReply, SinkRequest } from './protocol.js';
 import { contentAddress } from './content-address.js';
 
 // Hashes (SHA-256) and writes upload bytes on a worker thread, so the event loop only copies
@@ -18,21 +18,8 @@ interface Session {
   failed: boolean;
 }
 
-const sessions = new Map<number, Session>();
 /** The one buffer appended files are read through (one message at a time on this thread). */
 const copyBuf = Buffer.allocUnsafe(1 << 20);
-const port = parentPort!;
-const reply = (m: SinkReply) => port.postMessage(m);
-/** The buffer goes back to the main thread for reuse: no allocation (or garbage) per chunk. */
-const ack = (id: number, len: number, buf: ArrayBuffer) =>
-  port.postMessage({ op: 'ack', id, len, buf } satisfies SinkReply, [buf]);
-
-function fail(id: number, e: unknown): void {
-  const s = sessions.get(id);
-  if (s) s.failed = true;
-  const err = e as NodeJS.ErrnoException;
-  reply({ op: 'error', id, message: err.message, code: err.code });
-}
 
 function syncDir(path: string): void {
   const fd = openSync(path, 'r');
@@ -72,69 +59,100 @@ function linkAtAddress(staging: string, root: string, sha256: string): { locatio
   return { location, created };
 }
 
-port.on('message', (m: SinkRequest) => {
-  const s = sessions.get(m.id);
-  try {
-    switch (m.op) {
-      case 'open':
-        sessions.set(m.id, {
-          fd: openSync(m.path, 'wx', 0o644),
-          path: m.path,
-          hash: createHash('sha256'),
-          size: 0,
-          failed: false,
-        });
-        return reply({ op: 'opened', id: m.id });
-      case 'write': {
-        if (!s || s.failed) return ack(m.id, m.len, m.buf);
-        const chunk = Buffer.from(m.buf, 0, m.len);
-        s.hash.update(chunk);
-        let off = 0;
-        while (off < chunk.length) off += writeSync(s.fd, chunk, off, chunk.length - off);
-        s.size += chunk.length;
-        return ack(m.id, m.len, m.buf);
-      }
-      case 'finish': {
-        if (!s || s.failed) throw new Error('upload sink session failed earlier');
-        // Durable before anyone may rename it into place (crash safety: blob before row),
-        // unless the caller makes a whole batch durable itself before renaming (imports).
-        if (m.durable !== false) fsyncSync(s.fd);
+/**
+ * Answers one thread's sessions on `port`: the thread that started this worker, and each HTTP
+ * thread attached to it (src/pools/upload-sink.ts), each with its own session ids.
+ */
+function serve(port: MessagePort): void {
+  const sessions = new Map<number, Session>();
+  const reply = (m: SinkReply) => port.postMessage(m);
+  /** The buffer goes back to its thread for reuse: no allocation (or garbage) per chunk. */
+  const ack = (id: number, len: number, buf: ArrayBuffer) =>
+    port.postMessage({ op: 'ack', id, len, buf } satisfies SinkReply, [buf]);
+  const fail = (id: number, e: unknown) => {
+    const s = sessions.get(id);
+    if (s) s.failed = true;
+    const err = e as NodeJS.ErrnoException;
+    reply({ op: 'error', id, message: err.message, code: err.code });
+  };
+  // A thread that goes away leaves its open staging files to the next start's sweep.
+  port.on('close', () => {
+    for (const s of sessions.values()) {
+      try {
         closeSync(s.fd);
-        sessions.delete(m.id);
-        const sha256 = s.hash.digest('hex');
-        const linked = m.linkRoot ? linkAtAddress(s.path, m.linkRoot, sha256) : undefined;
-        return reply({ op: 'done', id: m.id, sha256, size: s.size, linked });
+      } catch {
+        // closed already
       }
-      case 'append': {
-        if (!s || s.failed) throw new Error('upload sink session failed earlier');
-        const src = openSync(m.source, constants.O_RDONLY | constants.O_NOFOLLOW);
-        let len = 0;
-        try {
-          for (let n; (n = readSync(src, copyBuf, 0, copyBuf.length, null)) > 0; len += n) {
-            const chunk = copyBuf.subarray(0, n);
-            s.hash.update(chunk);
-            for (let off = 0; off < n;) off += writeSync(s.fd, chunk, off, n - off);
-          }
-        } finally {
-          closeSync(src);
-        }
-        s.size += len;
-        return reply({ op: 'appended', id: m.id, len });
-      }
-      case 'abort':
-        if (s) {
-          sessions.delete(m.id);
-          try {
-            closeSync(s.fd);
-          } catch {
-            // already closed by finish
-          }
-        }
-        rmSync(m.path, { force: true });
-        return reply({ op: 'aborted', id: m.id });
     }
-  } catch (e) {
-    if (m.op === 'write') ack(m.id, m.len, m.buf);
-    fail(m.id, e);
-  }
-});
+    sessions.clear();
+  });
+  port.on('message', (m: SinkRequest | SinkAttach) => {
+    if (m.op === 'attach') return serve(m.port);
+    const s = sessions.get(m.id);
+    try {
+      switch (m.op) {
+        case 'open':
+          sessions.set(m.id, {
+            fd: openSync(m.path, 'wx', 0o644),
+            path: m.path,
+            hash: createHash('sha256'),
+            size: 0,
+            failed: false,
+          });
+          return reply({ op: 'opened', id: m.id });
+        case 'write': {
+          if (!s || s.failed) return ack(m.id, m.len, m.buf);
+          const chunk = Buffer.from(m.buf, 0, m.len);
+          s.hash.update(chunk);
+          let off = 0;
+          while (off < chunk.length) off += writeSync(s.fd, chunk, off, chunk.length - off);
+          s.size += chunk.length;
+          return ack(m.id, m.len, m.buf);
+        }
+        case 'finish': {
+          if (!s || s.failed) throw new Error('upload sink session failed earlier');
+          // Durable before anyone may rename it into place (crash safety: blob before row),
+          // unless the caller makes a whole batch durable itself before renaming (imports).
+          if (m.durable !== false) fsyncSync(s.fd);
+          closeSync(s.fd);
+          sessions.delete(m.id);
+          const sha256 = s.hash.digest('hex');
+          const linked = m.linkRoot ? linkAtAddress(s.path, m.linkRoot, sha256) : undefined;
+          return reply({ op: 'done', id: m.id, sha256, size: s.size, linked });
+        }
+        case 'append': {
+          if (!s || s.failed) throw new Error('upload sink session failed earlier');
+          const src = openSync(m.source, constants.O_RDONLY | constants.O_NOFOLLOW);
+          let len = 0;
+          try {
+            for (let n; (n = readSync(src, copyBuf, 0, copyBuf.length, null)) > 0; len += n) {
+              const chunk = copyBuf.subarray(0, n);
+              s.hash.update(chunk);
+              for (let off = 0; off < n;) off += writeSync(s.fd, chunk, off, n - off);
+            }
+          } finally {
+            closeSync(src);
+          }
+          s.size += len;
+          return reply({ op: 'appended', id: m.id, len });
+        }
+        case 'abort':
+          if (s) {
+            sessions.delete(m.id);
+            try {
+              closeSync(s.fd);
+            } catch {
+              // already closed by finish
+            }
+          }
+          rmSync(m.path, { force: true });
+          return reply({ op: 'aborted', id: m.id });
+      }
+    } catch (e) {
+      if (m.op === 'write') ack(m.id, m.len, m.buf);
+      fail(m.id, e);
+    }
+  });
+}
+
+serve(parentPort! as MessagePort);

@@ -6,6 +6,7 @@ import type { RedisRing } from '../redis/ring.js';
 import type { BlobCache } from './blob-cache.js';
 import type { MediaRowCache } from './media-rows.js';
 import type { ThumbnailRowCache } from './thumbnail-rows.js';
+import type { ThreadBus } from '../threads/bus.js';
 
 // What every cache must forget when media changes state (quarantine, purge, unquarantine):
 // this instance's caches at once; other instances through Redis pub/sub when configured (about
@@ -31,12 +32,15 @@ export interface InvalidationTargets {
   thumbnailRows: ThumbnailRowCache;
   blobCache: BlobCache;
   redis: { ring: RedisRing; media: RedisMediaCache };
+  /** This process's other HTTP threads, when it has several: told at once, like Redis. */
+  bus?: ThreadBus;
 }
 
 export class CacheInvalidator {
   private cursor = 0;
   private timer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeThreads: (() => void) | null = null;
   private polling: Promise<void> = Promise.resolve();
   /** Changes applied from other instances (tests and metrics). */
   received = 0;
@@ -68,6 +72,7 @@ export class CacheInvalidator {
     this.apply(change);
     const { ring, media } = this.targets.redis;
     for (const h of change.hashes) media.drop(h);
+    this.targets.bus?.publish(CHANNEL, JSON.stringify(change));
     if (ring.enabled) ring.publish(CHANNEL, change.hashes[0] ?? change.media[0]!, JSON.stringify(change));
   }
 
@@ -75,6 +80,7 @@ export class CacheInvalidator {
    * the embedded database has one process, whose changes are applied as they are made). */
   async start(): Promise<void> {
     this.unsubscribe = this.targets.redis.ring.subscribe(CHANNEL, (message) => this.receive(message));
+    this.unsubscribeThreads = this.targets.bus?.subscribe(CHANNEL, (message) => this.receive(message)) ?? null;
     if (this.db.kind === 'pglite') return;
     this.cursor = await lastInvalidationId(this.db);
     const tick = () => {
@@ -92,6 +98,7 @@ export class CacheInvalidator {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.unsubscribeThreads?.();
     const t = this.timer;
     this.timer = null;
     if (t) clearTimeout(t);

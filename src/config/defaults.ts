@@ -19,6 +19,8 @@ export function defaultConfig(): Config {
       // closes. Grace plus drain stay under the systemd unit's TimeoutStopSec (30 s).
       shutdownGraceSeconds: 5,
       shutdownDrainSeconds: 10,
+      // One HTTP thread per core (capped at 16): httpThreadCount in src/pools/thumbnail-threads.cts.
+      httpThreads: 0,
     },
     database: {
       postgres: '',

@@ -62,6 +62,9 @@ export interface RepoSection {
    * load balancers see it), then seconds in-flight requests may take before they are cut off. */
   shutdownGraceSeconds: number;
   shutdownDrainSeconds: number;
+  /** Not an MMR key: HTTP threads, each a uWS app on the same port (SO_REUSEPORT), the kernel
+   * spreading connections; 0 = one per core, at most 16 (src/threads/README.md). */
+  httpThreads: number;
 }
 
 export interface DatabaseSection {

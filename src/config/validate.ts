@@ -148,6 +148,7 @@ const SECTIONS: Record<string, Check> = {
     freezeUnauthenticatedMedia: bool,
     shutdownGraceSeconds: seconds(3600),
     shutdownDrainSeconds: seconds(3600),
+    httpThreads: int(0, 64),
   }),
   database: section({
     postgres: str(),

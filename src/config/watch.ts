@@ -17,6 +17,7 @@ export const RESTART_KEYS = [
   'repo.port',
   'repo.logDirectory',
   'repo.logColors',
+  'repo.httpThreads',
   'database.',
   'thumbnails.numWorkers',
   'urlPreviews.numWorkers',

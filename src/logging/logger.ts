@@ -61,6 +61,13 @@ export class Logger {
     return this.opts.file?.close() ?? Promise.resolve();
   }
 
+  /** A finished line from another thread's logger: HTTP threads hand theirs to the main thread's,
+   * so one writer owns stdout and the log file. */
+  relay(line: string): void {
+    (this.opts.sink ?? ((l: string) => process.stdout.write(l + '\n')))(line);
+    this.opts.file?.write(line);
+  }
+
   enabled(level: LogLevel): boolean {
     return LEVELS[level] <= LEVELS[this.opts.level];
   }

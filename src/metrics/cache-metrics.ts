@@ -94,6 +94,8 @@ export function watchCaches(m: MediaMetrics, blob: BlobCache, ring: RedisRing): 
     name: 'media_redis_shards_up',
     help: 'Redis shards connected now (of those configured)',
     registers,
+    // Each HTTP thread has its own connections: a shard counts as up when every thread has it.
+    aggregator: 'min',
     collect() {
       this.set(ring.connectedShards());
     },

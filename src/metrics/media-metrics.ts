@@ -196,12 +196,15 @@ export function createMediaMetrics(registry: Registry) {
       name: 'media_ratelimit_clients',
       help: 'Clients (users and IPs) whose buckets this instance holds (sampled at scrape)',
       registers,
+      // HTTP threads each see the clients that reached them: the busiest thread's count.
+      aggregator: 'max',
     }),
     rateLimitFill: new Gauge({
       name: 'media_ratelimit_bucket_fill_ratio',
       help: "Mean fill of the clients' per-instance buckets, 1 = full (sampled at scrape)",
       labelNames: ['bucket'] as const,
       registers,
+      aggregator: 'average',
     }),
   };
 }

@@ -15,6 +15,8 @@ export async function startMetricsServer(
   registry: Registry,
   bindAddress: string,
   port: number,
+  /** The page's text; the registry's own by default (the main thread's host aggregates threads). */
+  collect: () => Promise<string> = () => registry.metrics(),
 ): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
@@ -22,7 +24,7 @@ export async function startMetricsServer(
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: GET /metrics\n');
       return;
     }
-    registry.metrics().then(
+    collect().then(
       (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
       (e: Error) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`metrics failed: ${e.message}\n`),
     );

@@ -21,7 +21,7 @@ import type { MediaRowCache } from '../cache/media-rows.js';
 import type { UploadWaiters } from '../cache/upload-waiters.js';
 import type { Logger } from '../logging/logger.js';
 import type { FederationClient } from '../matrix/federation-client.js';
-import type { ThumbnailPools } from '../pools/thumbnails.js';
+import type { ImagePools } from '../pools/thumbnails.js';
 import { assertVisible, resolveLocalMedia } from './local-media.js';
 import { datastoreOf } from './steps/datastore-of.js';
 import { thumbnailLimits } from './thumbnail.js';
@@ -40,7 +40,7 @@ export interface AdminInfoDeps {
   datastores: DatastoreRegistry;
   mediaRows: MediaRowCache;
   waiters: UploadWaiters;
-  thumbnails: ThumbnailPools;
+  thumbnails: ImagePools;
   federation: FederationClient;
 }
 

@@ -17,6 +17,7 @@ import { openRemoteSource, type RemoteBody } from './remote-source.js';
 import { placeBlob } from './steps/place-blob.js';
 import { assertVisible } from './local-media.js';
 import { coordinate } from '../redis/locks.js';
+import type { SharedLocks } from '../threads/shared-locks.js';
 import type { RedisRing } from '../redis/ring.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 
@@ -44,6 +45,8 @@ export interface RemoteDeps {
   config(): { global: Config };
   /** One fetch per mxc across instances too, where Redis is on. */
   redis?: { ring: RedisRing };
+  /** One per key across this process's HTTP threads, when it has several. */
+  threadLocks?: SharedLocks;
 }
 
 export interface RemoteRequest {
@@ -109,6 +112,7 @@ export async function getRemoteMedia(deps: RemoteDeps, r: RemoteRequest): Promis
       {
         ttlMs: lockMs,
         waitMs: lockMs,
+        threads: deps.threadLocks,
         recheck: async () => {
           const other = await getMedia(deps.db, r.origin, r.mediaId);
           if (other) deps.mediaRows.set(other);

@@ -18,25 +18,28 @@ import { thumbnailKeyString } from '../cache/thumbnail-rows.js';
 import type { SingleFlight } from '../cache/singleflight.js';
 import type { FreshThumbnail, FreshThumbnails } from '../cache/fresh-thumbnails.js';
 import type { Logger } from '../logging/logger.js';
-import type { ThumbnailPools } from '../pools/thumbnails.js';
+import type { ImagePools } from '../pools/thumbnails.js';
 import type { ThumbnailLimits } from '../../workers/protocol.js';
 import { chooseSize } from './thumbnail-size.js';
 import { findStoredBlob, putKnownBlob } from './steps/place-blob.js';
 import { datastoreOf } from './steps/datastore-of.js';
 import { coordinate } from '../redis/locks.js';
+import type { SharedLocks } from '../threads/shared-locks.js';
 import type { RedisRing } from '../redis/ring.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 
 export interface ThumbnailDeps {
   db: Db;
   datastores: DatastoreRegistry;
-  thumbnails: ThumbnailPools;
+  thumbnails: ImagePools;
   thumbnailRows: ThumbnailRowCache;
   thumbnailFlights: SingleFlight<Thumbnail[]>;
   freshThumbnails: FreshThumbnails;
   log: Logger;
   /** One generation per key across instances too, where Redis is on. */
   redis?: { ring: RedisRing };
+  /** One per key across this process's HTTP threads, when it has several. */
+  threadLocks?: SharedLocks;
   metrics?: MediaMetrics;
 }
 
@@ -115,6 +118,7 @@ export async function findOrCreateThumbnail(
       {
         ttlMs: THUMBNAIL_LOCK_TTL_MS,
         waitMs: THUMBNAIL_LOCK_WAIT_MS,
+        threads: deps.threadLocks,
         recheck: async () => {
           const row = await getThumbnail(deps.db, key);
           return row ? [{ kind: 'stored', row }] : null;

@@ -60,6 +60,13 @@ export interface PoolOptions {
   svgLoader?: () => boolean;
 }
 
+/** What the pipelines use of the image pools: this process's own, or (an HTTP thread's) the
+ * main thread's over a port (src/threads/shared-pools.ts). */
+export type ImagePools = Pick<
+  ThumbnailPools,
+  'thumbnail' | 'identicon' | 'blurhash' | 'audioInfo' | 'identify' | 'tasksRun' | 'idle' | 'stats'
+>;
+
 export class ThumbnailPools {
   private readonly pools: Record<PoolName, Piscina>;
   private readonly gates: Record<PoolName, Admission>;
@@ -173,6 +180,15 @@ export class ThumbnailPools {
   /** Tasks handed to each pool since start (tests prove singleflight and pre-generation with it). */
   tasksRun(): Record<PoolName, number> {
     return { ...this.submitted };
+  }
+
+  /** Tasks holding a slot of each pool's gate (running or next in line). */
+  admitted(): Record<PoolName, number> {
+    return {
+      static: this.gates.static.admitted,
+      animated: this.gates.animated.admitted,
+      blurhash: this.gates.blurhash.admitted,
+    };
   }
 
   /** True when the static pool has a free thread and nothing waiting (pre-generation runs then). */

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { rm } from 'node:fs/promises';
 import type { SinkReply, SinkRequest } from '../../workers/protocol.js';
@@ -156,14 +156,22 @@ export class SinkSession {
   }
 }
 
+/** Where a sink's messages go: its own Worker, or (an HTTP thread's view) a port attached to one. */
+type SinkEnd = Pick<Worker, 'postMessage' | 'on'> & { terminate?(): Promise<number> };
+
 class SinkWorker {
-  private readonly worker: Worker;
+  private readonly worker: SinkEnd;
   dead = false;
   readonly sessions = new Map<number, SinkSession>();
 
-  constructor(onExit: (w: SinkWorker) => void) {
-    this.worker = new Worker(WORKER_FILE, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    this.worker.unref();
+  constructor(onExit: (w: SinkWorker) => void, port?: MessagePort) {
+    if (port) {
+      this.worker = port as unknown as SinkEnd;
+    } else {
+      const worker = new Worker(WORKER_FILE, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      worker.unref();
+      this.worker = worker;
+    }
     this.worker.on('message', (m: SinkReply) => this.onReply(m));
     const die = (e: Error) => {
       if (this.dead) return;
@@ -175,8 +183,19 @@ class SinkWorker {
       this.sessions.clear();
       onExit(this);
     };
-    this.worker.on('error', die);
-    this.worker.on('exit', (code) => die(new Error(`upload sink worker exited with code ${code}`)));
+    if (port) {
+      port.on('close', () => die(new Error('upload sink worker is gone')));
+    } else {
+      this.worker.on('error', die);
+      this.worker.on('exit', (code: number) => die(new Error(`upload sink worker exited with code ${code}`)));
+    }
+  }
+
+  /** A port on which another thread's sessions are answered by this worker. */
+  attach(): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.worker.postMessage({ op: 'attach', port: port1 }, [port1]);
+    return port2;
   }
 
   post(msg: SinkRequest, transfer?: ArrayBuffer[]): void {
@@ -200,19 +219,58 @@ class SinkWorker {
   }
 
   terminate(): Promise<number> {
-    return this.worker.terminate();
+    if (this.worker.terminate) return this.worker.terminate();
+    (this.worker as unknown as MessagePort).close();
+    return Promise.resolve(0);
   }
 }
 
+/** An HTTP thread's view of the process's sinks: one port per sink worker, and a way to get a
+ * fresh port once a worker died and was replaced. */
+export interface AttachedSinks {
+  ports: MessagePort[];
+  reconnect(index: number): Promise<MessagePort>;
+}
+
 // Worker threads that hash and write uploads (see workers/upload-sink.ts). Sessions are
-// spread round-robin; a worker that dies fails its sessions and is replaced.
+// spread round-robin; a worker that dies fails its sessions and is replaced. One set per
+// process: HTTP threads reach it through attached ports (attach()).
 export class UploadSinkPool {
   private workers: SinkWorker[] = [];
   private next = 0;
   private ids = 0;
+  readonly size: number;
 
-  constructor(readonly size = Math.max(1, Math.min(4, availableParallelism()))) {
-    for (let i = 0; i < size; i++) this.workers.push(this.spawn());
+  constructor(size: number | AttachedSinks = Math.max(1, Math.min(4, availableParallelism()))) {
+    if (typeof size === 'number') {
+      this.size = size;
+      for (let i = 0; i < size; i++) this.workers.push(this.spawn());
+    } else {
+      this.size = size.ports.length;
+      const remote = size;
+      const connect = (i: number, port: MessagePort): SinkWorker =>
+        new SinkWorker(() => {
+          if (this.closed) return;
+          remote.reconnect(i).then(
+            (fresh) => {
+              if (!this.closed) this.workers[i] = connect(i, fresh);
+              else fresh.close();
+            },
+            () => undefined, // the process is stopping
+          );
+        }, port);
+      this.workers = remote.ports.map((p, i) => connect(i, p));
+    }
+  }
+
+  /** Ports for an HTTP thread, one per worker (its sessions get their own ids there). */
+  attach(): MessagePort[] {
+    return this.workers.map((w) => w.attach());
+  }
+
+  /** One fresh port to worker `index` (after the one a thread had died with its worker). */
+  attachOne(index: number): MessagePort {
+    return this.workers[index % this.workers.length]!.attach();
   }
 
   private spawn(): SinkWorker {

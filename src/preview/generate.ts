@@ -4,7 +4,7 @@ import { byteLimit } from '../config/limits.js';
 import type { Db } from '../db/driver.js';
 import type { DatastoreRegistry } from '../datastores/registry.js';
 import type { PreviewParseResult, PreviewTextLimits } from '../../workers/protocol.js';
-import type { PreviewPool } from './pool.js';
+import type { PreviewParser } from './pool.js';
 import { safeJson, safeRequest, type SafeRequestOptions } from '../net/safe-request.js';
 import { filenameFromDisposition } from '../http/content-disposition.js';
 import { bufferBody } from '../http/buffer-body.js';
@@ -27,7 +27,7 @@ export type PreviewFetchOptions = Omit<SafeRequestOptions, 'maxBytes'> & { heade
 export interface GenerateDeps {
   db: Db;
   datastores: DatastoreRegistry;
-  pool: PreviewPool;
+  pool: PreviewParser;
   /** Null when oEmbed is off. */
   providers: OEmbedProviders | null;
   identifyImage: IdentifyImage;

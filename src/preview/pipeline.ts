@@ -5,7 +5,7 @@ import type { DatastoreRegistry } from '../datastores/registry.js';
 import { getPreview, putPreview, type PreviewKey, type StoredPreview } from '../db/url-previews.js';
 import type { SingleFlight } from '../cache/singleflight.js';
 import type { PreviewResults } from './results-cache.js';
-import type { PreviewPool } from './pool.js';
+import type { PreviewParser } from './pool.js';
 import type { Admission } from '../pools/admission.js';
 import type { OEmbedProviders } from './oembed-providers.js';
 import type { IdentifyImage } from './preview-image.js';
@@ -14,6 +14,8 @@ import type { Logger } from '../logging/logger.js';
 import { IpRangeList } from '../net/ip-ranges.js';
 import { generatePreview, type PreviewFetchOptions } from './generate.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
+import { coordinate } from '../redis/locks.js';
+import type { SharedLocks } from '../threads/shared-locks.js';
 
 // URL previews: one cached answer per URL, hour bucket of `ts` and Accept-Language. Failures
 // are cached like successes (a dead link is not fetched again for every message that shows
@@ -24,8 +26,8 @@ import type { MediaMetrics } from '../metrics/media-metrics.js';
 export interface PreviewDeps {
   db: Db;
   datastores: DatastoreRegistry;
-  pool: PreviewPool;
-  gate: Admission;
+  pool: PreviewParser;
+  gate: Pick<Admission, 'enter' | 'leave'>;
   flights: SingleFlight<StoredPreview>;
   results: PreviewResults;
   providers(): OEmbedProviders | null;
@@ -34,6 +36,8 @@ export interface PreviewDeps {
   log: Logger;
   config(): { global: Config };
   metrics?: MediaMetrics;
+  /** One generation per preview key across this process's HTTP threads, when it has several. */
+  threadLocks?: SharedLocks;
 }
 
 export interface PreviewRequest {
@@ -100,7 +104,19 @@ export async function previewUrl(deps: PreviewDeps, r: PreviewRequest): Promise<
   const language = (r.acceptLanguage?.trim() || cfg.defaultLanguage).slice(0, 256);
   const key: PreviewKey = { serverName: r.serverName, url, bucketTs: bucketOf(r.ts), language };
   const id = `${r.serverName}\n${key.bucketTs}\n${language}\n${url}`;
-  const stored = deps.results.get(id) ?? (await deps.flights.run(id, () => lookupOrGenerate(deps, r, cfg, key)));
+  // One fetch per key in this thread (flights), then in the process (the threads' lock; a
+  // waiter takes the stored answer the holder wrote).
+  const waitMs = deps.config().global.timeouts.urlPreviewTimeoutSeconds * 1000 + 5000;
+  const stored =
+    deps.results.get(id) ??
+    (await deps.flights.run(id, () =>
+      coordinate(
+        undefined,
+        `preview:${id}`,
+        { ttlMs: waitMs, waitMs, threads: deps.threadLocks, recheck: () => getPreview(deps.db, key) },
+        () => lookupOrGenerate(deps, r, cfg, key),
+      ),
+    ));
   deps.results.set(id, stored);
   if (stored.ok) return stored.json;
   throw storedError(stored.errcode, stored.status, stored.message);

@@ -9,6 +9,9 @@ import type { PreviewParseResult, PreviewParseTask, PreviewOEmbedTask } from '..
 
 const WORKER = new URL('../../workers/preview.js', import.meta.url);
 
+/** What the preview pipeline uses of the parse pool (an HTTP thread's goes to the main thread's). */
+export type PreviewParser = Pick<PreviewPool, 'html' | 'oEmbed'>;
+
 export class PreviewPool {
   private readonly pool: Piscina;
   readonly threads: number;

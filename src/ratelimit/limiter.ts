@@ -6,6 +6,7 @@ import { charge, fullBucket, refill, takeOne, waitFor } from './bucket.js';
 import { limitParams, type LimitParams } from './params.js';
 import { SharedBuckets } from './shared.js';
 import { newClientState, type ClientState } from './state.js';
+import type { BucketPair, ThreadBuckets } from '../threads/shared-buckets.js';
 
 /** Buckets held per instance at most; the least recently used client is dropped first. */
 export const MAX_CLIENTS = 100_000;
@@ -39,6 +40,9 @@ export class RateLimiter {
     private readonly cfg: () => RateLimitSection,
     ring: RedisRing,
     private readonly metrics: LimiterMetrics,
+    /** The process's HTTP threads' shared buckets, when it has several (one budget per client
+     * across threads); without it the buckets live in `clients` here. */
+    private readonly threads?: ThreadBuckets,
   ) {
     this.paramsOf = cfg();
     this.params = limitParams(this.paramsOf);
@@ -77,13 +81,23 @@ export class RateLimiter {
     return st;
   }
 
+  /** Runs fn on the client's per-instance buckets: this thread's, or the threads' shared ones. */
+  private local<R>(st: ClientState, p: LimitParams, now: number, fn: (b: BucketPair) => R): R {
+    if (!this.threads) return fn(st);
+    return this.threads.with(
+      st.key,
+      () => ({ requests: fullBucket(p.requests, now), bytes: fullBucket(p.bytes, now) }),
+      fn,
+    );
+  }
+
   /** Takes one request token for `client`; a refusal, or null when the request may go on. */
   async takeRequest(client: string, action: string): Promise<Refusal | null> {
     const p = this.current();
     const now = Date.now();
     const st = this.state(this.clients, client, p, now);
     // The per-instance bucket is always charged: it decides when Redis cannot, and is warm then.
-    const local = takeOne(st.requests, p.requests, now);
+    const local = this.local(st, p, now, (b) => takeOne(b.requests, p.requests, now));
     let wait: number | undefined = local;
     if (this.shared.enabled) {
       wait = await this.shared.takeRequest(st, p.requests, now);
@@ -99,8 +113,10 @@ export class RateLimiter {
     const p = this.current();
     const now = Date.now();
     const st = this.state(this.clients, client, p, now);
-    refill(st.bytes, p.bytes, now);
-    let level = st.bytes.tokens;
+    let level = this.local(st, p, now, (b) => {
+      refill(b.bytes, p.bytes, now);
+      return b.bytes.tokens;
+    });
     if (this.shared.enabled) level = this.shared.bytesLevel(st, p.bytes, now) ?? level;
     if (level > 0) return null;
     this.metrics.rejected('bytes', action);
@@ -113,7 +129,7 @@ export class RateLimiter {
     const p = this.current();
     const now = Date.now();
     const st = this.state(this.clients, client, p, now);
-    charge(st.bytes, p.bytes, now, bytes);
+    this.local(st, p, now, (b) => charge(b.bytes, p.bytes, now, bytes));
     if (this.shared.enabled) this.shared.chargeBytes(st, bytes);
   }
 
@@ -137,7 +153,7 @@ export class RateLimiter {
 
   /** Whether `ip` has failed authentication too often lately (checked before any token lookup). */
   authShielded(ip: string): number {
-    const st = this.badAuth.get(ip);
+    const st = this.threads ? this.threads.peek(`auth:${ip}`) : this.badAuth.get(ip);
     if (!st) return 0;
     const p = this.current();
     refill(st.requests, p.requests, Date.now());
@@ -148,7 +164,10 @@ export class RateLimiter {
   authFailed(ip: string): void {
     const p = this.current();
     const now = Date.now();
-    takeOne(this.state(this.badAuth, ip, p, now).requests, p.requests, now);
+    if (this.threads) {
+      const full = () => ({ requests: fullBucket(p.requests, now), bytes: fullBucket(p.bytes, now) });
+      this.threads.with(`auth:${ip}`, full, (b) => takeOne(b.requests, p.requests, now));
+    } else takeOne(this.state(this.badAuth, ip, p, now).requests, p.requests, now);
   }
 
   /** Sampled at scrape: clients held, and their mean request and byte bucket fill (0..1). */
@@ -158,7 +177,8 @@ export class RateLimiter {
     let n = 0,
       req = 0,
       bytes = 0;
-    for (const st of this.clients.values()) {
+    for (const held of this.clients.values()) {
+      const st = this.threads?.peek(held.key) ?? held;
       n++;
       req += Math.min(1, (st.requests.tokens + (now - st.requests.at) * p.requests.perMs) / p.requests.capacity);
       bytes += Math.min(1, Math.max(0, st.bytes.tokens + (now - st.bytes.at) * p.bytes.perMs) / p.bytes.capacity);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisRing } from './ring.js';
+import type { SharedLocks } from '../threads/shared-locks.js';
 
 // Deletes the lock only if it still holds our token: a lock that expired and was taken by
 // another instance must not be released by us.
@@ -14,6 +15,9 @@ export interface CoordinateOptions<T> {
   waitMs: number;
   /** After waiting: the other instance's result, if it has landed (then `work` is skipped). */
   recheck: () => Promise<T | null>;
+  /** The process's HTTP threads' locks, when it has several: taken first, so threads coalesce
+   * without Redis and only one thread per process asks Redis. */
+  threads?: SharedLocks;
 }
 
 /**
@@ -24,6 +28,68 @@ export interface CoordinateOptions<T> {
  * back a promise through `holdUntil` to keep the lock past its return (background storing).
  */
 export async function coordinate<T>(
+  ring: RedisRing | undefined,
+  name: string,
+  opts: CoordinateOptions<T>,
+  work: (holdUntil: (p: Promise<unknown>) => void) => Promise<T>,
+): Promise<T> {
+  if (!opts.threads) return acrossInstances(ring, name, opts, work);
+  return acrossThreads(opts.threads, name, opts, (threadHold) =>
+    acrossInstances(ring, name, opts, (instanceHold) =>
+      work((p) => {
+        threadHold(p);
+        instanceHold(p);
+      }),
+    ),
+  );
+}
+
+/**
+ * With the lock taken: after a wait, the holder's result if it landed; else the work, the lock
+ * released when it returns or, when it handed one to holdUntil, once that promise settles.
+ */
+async function holding<T>(
+  waited: boolean,
+  opts: CoordinateOptions<T>,
+  work: (holdUntil: (p: Promise<unknown>) => void) => Promise<T>,
+  release: () => void,
+): Promise<T> {
+  let hold: Promise<unknown> | null = null;
+  try {
+    if (waited) {
+      const done = await opts.recheck();
+      if (done !== null) return done;
+    }
+    return await work((p) => {
+      hold = p;
+    });
+  } finally {
+    if (hold) (hold as Promise<unknown>).then(release, release);
+    else release();
+  }
+}
+
+/** The same contract as Redis's lock, between this process's threads: no expiry (a thread that
+ * dies ends the process), a waiter woken by the release rather than a poll. */
+async function acrossThreads<T>(
+  locks: SharedLocks,
+  name: string,
+  opts: CoordinateOptions<T>,
+  work: (holdUntil: (p: Promise<unknown>) => void) => Promise<T>,
+): Promise<T> {
+  const deadline = Date.now() + opts.waitMs;
+  let waited = false;
+  for (;;) {
+    const token = locks.tryLock(name);
+    if (token) return holding(waited, opts, work, () => locks.unlock(token));
+    waited = true;
+    const left = deadline - Date.now();
+    if (left <= 0) return work(() => undefined); // the holder is slow: do it ourselves
+    await locks.waitFree(name, left);
+  }
+}
+
+async function acrossInstances<T>(
   ring: RedisRing | undefined,
   name: string,
   opts: CoordinateOptions<T>,
@@ -42,20 +108,7 @@ export async function coordinate<T>(
     }
     if (got === 'OK') {
       ring.stats.locksTaken++;
-      let hold: Promise<unknown> | null = null;
-      const release = () => void ring.call(key, (c, k) => c.eval(RELEASE, 1, k, token));
-      try {
-        if (waited) {
-          const done = await opts.recheck();
-          if (done !== null) return done;
-        }
-        return await work((p) => {
-          hold = p;
-        });
-      } finally {
-        if (hold) (hold as Promise<unknown>).then(release, release);
-        else release();
-      }
+      return holding(waited, opts, work, () => void ring.call(key, (c, k) => c.eval(RELEASE, 1, k, token)));
     }
     if (!waited) ring.stats.locksBusy++;
     waited = true;

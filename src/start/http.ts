@@ -8,6 +8,7 @@ import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { observeHttp } from '../metrics/http-metrics.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 import type { Registry } from 'prom-client';
+import { listenOnFreePort } from '../threads/free-port.js';
 
 // Start-up step 7, http: the route table behind the listener, and the metrics listener.
 
@@ -17,21 +18,34 @@ export async function startHttp(
   svc: Services,
   port: number | undefined,
   metrics: { set: MediaMetrics; registry: Registry },
+  /** An HTTP thread has no metrics listener; the main thread's may collect more than its own
+   * registry (every thread's). */
+  listener: { metrics: boolean; collect?: () => Promise<string>; sharedPort?: boolean } = { metrics: true },
 ): Promise<{ http: HttpServer; metricsServer: MetricsServer | null }> {
   const g = config().global;
   const dispatcher = createDispatcher(svc, ROUTES);
-  const http = await startHttpServer({
-    bindAddress: g.repo.bindAddress,
-    port: port ?? g.repo.port,
-    log,
-    wantsBody: dispatcher.wantsBody,
-    dispatch: dispatcher.dispatch,
-    observe: observeHttp(metrics.set),
-  });
+  const listen = (on: number) =>
+    startHttpServer({
+      bindAddress: g.repo.bindAddress,
+      port: on,
+      log,
+      wantsBody: dispatcher.wantsBody,
+      dispatch: dispatcher.dispatch,
+      observe: observeHttp(metrics.set),
+    });
+  const wanted = port ?? g.repo.port;
+  // Port 0 with other HTTP threads to come: a free port they can share (see free-port.ts).
+  const http =
+    wanted === 0 && listener.sharedPort ? await listenOnFreePort(g.repo.bindAddress, listen) : await listen(wanted);
   let metricsServer: MetricsServer | null = null;
-  if (g.metrics.enabled) {
+  if (g.metrics.enabled && listener.metrics) {
     try {
-      metricsServer = await startMetricsServer(metrics.registry, g.metrics.bindAddress, g.metrics.port);
+      metricsServer = await startMetricsServer(
+        metrics.registry,
+        g.metrics.bindAddress,
+        g.metrics.port,
+        listener.collect,
+      );
     } catch (e) {
       http.stopListening();
       http.closeAll();

@@ -1,8 +1,9 @@
 import type { LoadedConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import { ThumbnailPools } from '../pools/thumbnails.js';
+import { ThumbnailPools, type ImagePools } from '../pools/thumbnails.js';
+import type { SharedLocks } from '../threads/shared-locks.js';
 import { svgConfigured } from '../pools/svg-loader.js';
-import { libuvThreadsFor, poolThreads } from '../pools/thumbnail-threads.cjs';
+import { httpThreadCount, libuvThreadsFor, poolThreads } from '../pools/thumbnail-threads.cjs';
 import { ThumbnailRowCache } from '../cache/thumbnail-rows.js';
 import { SingleFlight } from '../cache/singleflight.js';
 import { FreshThumbnails } from '../cache/fresh-thumbnails.js';
@@ -17,7 +18,9 @@ import type { DecoderReport } from '../../workers/protocol.js';
 // or libvips stops the start with one message), the thumbnail caches and the pre-generator.
 
 export interface Images {
-  thumbnails: ThumbnailPools;
+  thumbnails: ImagePools;
+  /** The pools themselves: the main thread's (an HTTP thread reaches them through `thumbnails`). */
+  ownPools: ThumbnailPools | null;
   thumbnailRows: ThumbnailRowCache;
   thumbnailFlights: SingleFlight<Thumbnail[]>;
   freshThumbnails: FreshThumbnails;
@@ -59,19 +62,62 @@ function logDecoders(log: Logger, d: DecoderReport, types: readonly string[]): v
     );
 }
 
+/** An HTTP thread's: the main thread's pools, and the locks its threads share. */
+export interface ImagesShare {
+  pools?: ImagePools & { close(): void };
+  locks?: SharedLocks;
+}
+
 export async function startImages(
   config: () => LoadedConfig,
   log: Logger,
   metrics: MediaMetrics,
   storage: Storage,
+  share: ImagesShare = {},
 ): Promise<Images> {
+  const ownPools = share.pools ? null : await startPools(config, log);
+  const thumbnails: ImagePools = share.pools ?? ownPools!;
+  const freshThumbnails = new FreshThumbnails();
+  const thumbnailDeps: ThumbnailDeps = {
+    db: storage.db,
+    datastores: storage.datastores,
+    log,
+    metrics,
+    freshThumbnails,
+    redis: storage.redis,
+    thumbnails,
+    thumbnailRows: new ThumbnailRowCache(),
+    thumbnailFlights: new SingleFlight<Thumbnail[]>(),
+    threadLocks: share.locks,
+  };
+  const pregenerator = new Pregenerator(thumbnailDeps, log);
+  return {
+    thumbnails,
+    ownPools,
+    freshThumbnails,
+    pregenerator,
+    thumbnailDeps,
+    thumbnailRows: thumbnailDeps.thumbnailRows,
+    thumbnailFlights: thumbnailDeps.thumbnailFlights,
+    identicons: identiconCache(),
+    async close() {
+      pregenerator.stop();
+      await freshThumbnails.drain();
+      if (ownPools) await ownPools.close();
+      else share.pools!.close();
+    },
+  };
+}
+
+/** The process's image pools, probed: a broken sharp or libvips stops the start here. */
+async function startPools(config: () => LoadedConfig, log: Logger): Promise<ThumbnailPools> {
   const g = config().global;
   const threads = poolThreads(g.thumbnails.numWorkers);
   const thumbnails = new ThumbnailPools(threads, g.thumbnails.maxQueue, { svgLoader: () => svgConfigured(config()) });
   try {
     const { vips, decoders } = await thumbnails.probe();
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-    const wantUv = libuvThreadsFor(threads);
+    const wantUv = libuvThreadsFor(threads, httpThreadCount(g.repo.httpThreads));
     logDecoders(log, decoders, config().global.thumbnails.types);
     log.info('image pools ready', {
       vips,
@@ -90,31 +136,5 @@ export async function startImages(
     await thumbnails.close().catch(() => undefined);
     throw e;
   }
-  const freshThumbnails = new FreshThumbnails();
-  const thumbnailDeps: ThumbnailDeps = {
-    db: storage.db,
-    datastores: storage.datastores,
-    log,
-    metrics,
-    freshThumbnails,
-    redis: storage.redis,
-    thumbnails,
-    thumbnailRows: new ThumbnailRowCache(),
-    thumbnailFlights: new SingleFlight<Thumbnail[]>(),
-  };
-  const pregenerator = new Pregenerator(thumbnailDeps, log);
-  return {
-    thumbnails,
-    freshThumbnails,
-    pregenerator,
-    thumbnailDeps,
-    thumbnailRows: thumbnailDeps.thumbnailRows,
-    thumbnailFlights: thumbnailDeps.thumbnailFlights,
-    identicons: identiconCache(),
-    async close() {
-      pregenerator.stop();
-      await freshThumbnails.drain();
-      await thumbnails.close();
-    },
-  };
+  return thumbnails;
 }

@@ -8,6 +8,7 @@ import { AdminStatusCache } from '../cache/admin-status.js';
 import { RemoteFetchState } from '../cache/remote-state.js';
 import { SingleFlight } from '../cache/singleflight.js';
 import type { MediaRow } from '../db/media.js';
+import type { ThreadBus } from '../threads/bus.js';
 
 // Start-up step 3, other servers: our homeservers (whoami, with the token cache), other
 // homeservers over federation (their keys, fetches coalesced per mxc, backoff per server).
@@ -23,7 +24,13 @@ export interface Remote {
   remoteState: RemoteFetchState;
 }
 
-export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
+/** `threads`: the process's other HTTP threads, and whether this is the main one (which alone
+ * warns about the config, once for the process). */
+export function startRemote(
+  config: () => LoadedConfig,
+  log: Logger,
+  threads: { bus?: ThreadBus; count: number; main: boolean } = { count: 1, main: true },
+): Remote {
   const loaded = config();
   const tokens = new TokenCache();
   tokens.configure(loaded.global.accessTokens.maxCacheTimeSeconds);
@@ -31,7 +38,7 @@ export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
   adminStatus.configure(loaded.global.accessTokens.maxCacheTimeSeconds);
   const federation = new FederationClient(() => config().global);
   const serverKeys = createServerKeyFetcher({ fetchKeys: (name) => federation.serverKeys(name), log });
-  for (const d of loaded.domains.values()) {
+  for (const d of threads.main ? loaded.domains.values() : []) {
     if (!d.homeserver.signingKeyPath) {
       log.warn(
         'no signingKeyPath for this homeserver: remote media is fetched over the legacy unauthenticated endpoint only, which servers that froze their media refuse',
@@ -39,6 +46,8 @@ export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
       );
     }
   }
+  const remoteState = new RemoteFetchState();
+  if (threads.bus) remoteState.share(threads.bus, threads.count);
   return {
     homeserver: new HomeserverClient(),
     tokens,
@@ -46,6 +55,6 @@ export function startRemote(config: () => LoadedConfig, log: Logger): Remote {
     federation,
     serverKeys,
     remoteFlights: new SingleFlight<MediaRow>(),
-    remoteState: new RemoteFetchState(),
+    remoteState,
   };
 }

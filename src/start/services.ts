@@ -9,6 +9,7 @@ import type { Remote } from './remote.js';
 import type { Previews } from './previews.js';
 import type { CacheInvalidator } from '../cache/invalidation.js';
 import { RateLimiter } from '../ratelimit/limiter.js';
+import type { ThreadBuckets } from '../threads/shared-buckets.js';
 
 // Start-up step 5: what each pipeline is given, out of the parts the steps before started.
 // Each gets the few stores it uses; handlers see only these groups, never a store.
@@ -24,6 +25,8 @@ export interface Parts {
   tasks: TaskRunner;
   state: { shuttingDown: boolean };
   invalidator: CacheInvalidator;
+  /** The rate-limit buckets the process's HTTP threads share, when it has several. */
+  threadBuckets?: ThreadBuckets;
 }
 
 export function handlerServices(p: Parts): Services {
@@ -40,6 +43,7 @@ export function handlerServices(p: Parts): Services {
     federation: remote.federation,
     remoteFlights: remote.remoteFlights,
     remoteState: remote.remoteState,
+    threadLocks: images.thumbnailDeps.threadLocks,
   };
   const local = { db, mediaRows, waiters };
   return {
@@ -88,10 +92,15 @@ export function handlerServices(p: Parts): Services {
 /** The limiter, its metrics and the scrape-time sample of its buckets. */
 function rateLimiter(p: Parts): RateLimiter {
   const m = p.metrics;
-  const limiter = new RateLimiter(() => p.config().global.rateLimit, p.storage.redis.ring, {
-    rejected: (reason, action) => m.rateLimitRejections.inc({ reason, action }),
-    fallback: () => m.rateLimitFallbacks.inc(),
-  });
+  const limiter = new RateLimiter(
+    () => p.config().global.rateLimit,
+    p.storage.redis.ring,
+    {
+      rejected: (reason, action) => m.rateLimitRejections.inc({ reason, action }),
+      fallback: () => m.rateLimitFallbacks.inc(),
+    },
+    p.threadBuckets,
+  );
   m.onScrape.push(() => {
     if (!p.config().global.rateLimit.enabled) return;
     const s = limiter.sample();

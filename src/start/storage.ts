@@ -13,6 +13,9 @@ import { UploadWaiters } from '../cache/upload-waiters.js';
 import { createRedisServices, type RedisServices } from '../redis/services.js';
 import type { MediaMetrics } from '../metrics/media-metrics.js';
 import { countDatastoreBytes } from '../metrics/datastore-bytes.js';
+import type { AttachedSinks } from '../pools/upload-sink.js';
+import type { ThreadBus } from '../threads/bus.js';
+import type { Config } from '../config/schema.js';
 
 // Start-up step 1, storage: the database (migrated), the datastores (staging leftovers of an
 // earlier run swept), the caches in front of them, and Redis.
@@ -37,17 +40,48 @@ export function allDatastores(cfg: LoadedConfig) {
   return [...byId.values()];
 }
 
+/** How this thread shares the process with its other HTTP threads (repo.httpThreads > 1). */
+export interface StorageShare {
+  /** HTTP threads in the process, this one's number (0 = the main thread). */
+  count: number;
+  index: number;
+  bus?: ThreadBus;
+  /** An HTTP thread's: the main thread's embedded database; null with Postgres (a pool here). */
+  db?: Db | null;
+  /** An HTTP thread's: the process's upload sinks. */
+  sinks?: AttachedSinks;
+}
+
+/**
+ * database.pool.maxConnections is the process's: each thread gets an equal share, the main
+ * thread the remainder too; with fewer connections than threads each still gets one.
+ */
+export function poolShare(pool: Config['database']['pool'], share: StorageShare): Config['database']['pool'] {
+  if (share.count <= 1) return pool;
+  const each = Math.max(1, Math.floor(pool.maxConnections / share.count));
+  const rest = Math.max(0, pool.maxConnections - each * share.count);
+  const idleEach = Math.floor(pool.maxIdleConnections / share.count);
+  return {
+    maxConnections: share.index === 0 ? each + rest : each,
+    maxIdleConnections: share.index === 0 ? pool.maxIdleConnections - idleEach * (share.count - 1) : idleEach,
+  };
+}
+
 export async function startStorage(
   config: () => LoadedConfig,
   log: Logger,
   metrics: MediaMetrics,
   runMigrations: boolean,
+  share: StorageShare = { count: 1, index: 0 },
 ): Promise<Storage> {
   const g = config().global;
-  const db: Db = timedDb(await openDatabase(g, log), metrics);
-  const sinks = new UploadSinkPool();
+  const opened =
+    share.db ??
+    (await openDatabase({ ...g, database: { ...g.database, pool: poolShare(g.database.pool, share) } }, log));
+  const db: Db = timedDb(opened, metrics);
+  const sinks = new UploadSinkPool(share.sinks);
   const waiters = new UploadWaiters();
-  const redis = createRedisServices(() => config().global.redis, waiters, log);
+  const redis = createRedisServices(() => config().global.redis, waiters, log, share.bus);
   const close = async () => {
     redis.close();
     await sinks.close().catch(() => undefined);
@@ -60,7 +94,8 @@ export async function startStorage(
     );
     await datastores.sync(allDatastores(config()));
     datastores.setTally(await bytesPerDatastore(db));
-    for (const ds of datastores.all()) {
+    // Only the main thread sweeps: the other threads start while its uploads may be staging.
+    for (const ds of share.index === 0 ? datastores.all() : []) {
       try {
         const swept = await ds.sweepStaging();
         if (swept) log.info('removed staging leftovers of an earlier run', { datastore: ds.id, files: swept });
@@ -80,7 +115,12 @@ export async function startStorage(
       redis,
       mediaRows: new MediaRowCache(),
       // Sized once at start: resizing a live cache is not worth its edge cases (restart to change).
-      blobCache: new BlobCache(g.downloads.cache),
+      // Each HTTP thread holds its share of the byte bound, so the process never holds more
+      // (src/threads/README.md says why a share rather than one shared cache).
+      blobCache: new BlobCache({
+        ...g.downloads.cache,
+        maxSizeBytes: Math.floor(g.downloads.cache.maxSizeBytes / share.count),
+      }),
       close,
     };
   } catch (e) {

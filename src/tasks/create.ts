@@ -22,6 +22,8 @@ export interface TaskDeps {
   metrics?: MediaMetrics;
   /** What purges need (caches to invalidate, blobs to delete); without it there is no expiry task. */
   moderation?: ModerationDeps;
+  /** See RunnerOptions.runsElsewhere (HTTP threads). */
+  runsElsewhere?: () => void;
 }
 
 /** Row caches keep rows this long; another instance may serve a moved row's old location until then. */
@@ -38,6 +40,8 @@ export function createTaskRunner(deps: TaskDeps): TaskRunner {
         forgetRows(rows) {
           for (const r of rows) if (!r.thumbnail) deps.mediaRows.delete(r.origin, r.mediaId);
           if (rows.some((r) => r.thumbnail)) deps.thumbnailRows.clear();
+          // The other HTTP threads (and instances, where Redis is on) forget the old locations too.
+          deps.moderation?.invalidator.announce({ media: rows.map((r) => `${r.origin}/${r.mediaId}`), hashes: [] });
         },
         // Embedded PGlite means one instance, whose own caches were just cleared: the grace only
         // covers downloads that read the row a moment before the repoint. With Postgres other
@@ -57,5 +61,7 @@ export function createTaskRunner(deps: TaskDeps): TaskRunner {
     [IMPORT_DATA, importData({ db: deps.db, datastores: deps.datastores })],
   ]);
   if (deps.moderation) handlers.set(MEDIA_EXPIRY, mediaExpiry(deps.moderation));
-  return new TaskRunner(deps.db, deps.log.child({ component: 'tasks' }), handlers);
+  return new TaskRunner(deps.db, deps.log.child({ component: 'tasks' }), handlers, {
+    runsElsewhere: deps.runsElsewhere,
+  });
 }

@@ -40,6 +40,9 @@ export interface RunnerOptions {
   maxRunning?: number;
   /** Defaults to MACHINE_ID plus a random suffix: a restarted process is a new owner. */
   owner?: string;
+  /** An HTTP thread's runner only creates tasks: this hands each new one to the thread that
+   * runs them (the main thread) instead of polling here. */
+  runsElsewhere?: () => void;
 }
 
 export class LostClaimError extends MediaRepoError<'MR_ERR_LOST_CLAIM'> {
@@ -58,6 +61,7 @@ export class TaskRunner {
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private stopped = false;
+  private readonly runsElsewhere: (() => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -70,6 +74,7 @@ export class TaskRunner {
     this.heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.staleMs = opts.staleMs ?? 60_000;
     this.maxRunning = opts.maxRunning ?? 2;
+    this.runsElsewhere = opts.runsElsewhere;
   }
 
   /** Starts polling; the first poll (resuming tasks of a crashed or stopped instance) is immediate. */
@@ -88,6 +93,7 @@ export class TaskRunner {
   }
 
   wake(): void {
+    if (this.runsElsewhere) return this.runsElsewhere();
     if (this.stopped || this.polling) return;
     this.polling = this.poll()
       .catch((e) => this.log.warn('background task poll failed', { error: e as Error }))

@@ -1,6 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Db, Queryable, QueryResult } from '../db/driver.js';
-import { MatrixError, revivedMatrixError, type ErrorCode } from '../errors.js';
+import { fromWire, toWire, type WireFailure } from './wire-error.js';
 
 // The embedded database over a message channel. PGlite is one connection inside one thread, so
 // with several HTTP threads (issue 19) the thread that opened it serves the others: each gets a
@@ -8,14 +8,6 @@ import { MatrixError, revivedMatrixError, type ErrorCode } from '../errors.js';
 // the owner's one connection for itself until its thread says commit or rollback (as PGlite's
 // own transaction() does for its caller), and a thread that goes away mid-transaction has it
 // rolled back, so the database never stays held by a dead thread.
-
-/** An error as it crosses the channel: what callers match on (pg's code and detail, our MatrixError). */
-interface WireFailure {
-  message: string;
-  code?: string;
-  detail?: string;
-  matrix?: { code: ErrorCode; message: string };
-}
 
 type Request =
   | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
@@ -27,21 +19,6 @@ type Request =
 type Unsent = Request extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 
 type Reply = { id: number; ok: true; value?: unknown } | { id: number; ok: false; error: WireFailure };
-
-function toWire(e: unknown): WireFailure {
-  if (e instanceof MatrixError) return { message: e.message, matrix: { code: e.code, message: e.message } };
-  const err = e as { message?: unknown; code?: unknown; detail?: unknown };
-  return {
-    message: typeof err?.message === 'string' ? err.message : String(e),
-    ...(typeof err?.code === 'string' ? { code: err.code } : {}),
-    ...(typeof err?.detail === 'string' ? { detail: err.detail } : {}),
-  };
-}
-
-function fromWire(w: WireFailure): Error {
-  if (w.matrix) return revivedMatrixError(w.matrix.code, w.matrix.message);
-  return Object.assign(new Error(w.message), w.code ? { code: w.code } : {}, w.detail ? { detail: w.detail } : {});
-}
 
 /** The owner's side: answers one thread's port from `db` until the port closes. */
 export function serveDb(db: Db, port: MessagePort): { close(): void } {

@@ -6,7 +6,8 @@ import { openPglite } from '../../src/db/pglite.js';
 // A new PGlite cluster costs an initdb of several seconds, and the suite starts well over a
 // hundred servers. Each test server therefore starts from a copy of one initdb'd, empty
 // cluster (made once per machine and PGlite version, then shared by every test process):
-// still a real, fresh database; only initdb is not repeated. Migrations run as usual.
+// still a real, fresh database; only initdb is not repeated. Like every new database on disk it
+// is made migrated (src/db/pglite-initdb.ts), so a server's start finds its migrations applied.
 
 // The package's exports hide its package.json; the installed copy is read from node_modules.
 const pkg = new URL('../../../node_modules/@electric-sql/pglite/package.json', import.meta.url);

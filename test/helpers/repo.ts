@@ -37,6 +37,14 @@ export interface TestRepo {
   close(): Promise<void>;
 }
 
+/**
+ * `repo: ONE_THREAD` (merged into a test's repo section): for tests that assert on one
+ * thread's internals (its cache, its counters, its waiters) through `repo.services`, which with
+ * several HTTP threads describe the main thread's share only. What holds across threads is
+ * test/http-threads.test.ts's business; every other test runs with the default thread count.
+ */
+export const ONE_THREAD = { httpThreads: 1 } as const;
+
 export type TestRequestInit = RequestInit & { token?: string | null; host?: string };
 
 type Overrides = Record<string, unknown>;
