@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { ALICE, SERVER_NAME, freePort, spawnRepo, startTestRepo, testConfig } from './helpers/repo.js';
+import { ALICE, freePort, ONE_THREAD, SERVER_NAME, spawnRepo, startTestRepo, testConfig } from './helpers/repo.js';
 import { startFixtureHomeserver } from './helpers/homeserver.js';
 import { RawConn, chunk } from './helpers/hostile-http.js';
 import { stagingFiles, waitFor } from './helpers/hostile-store.js';
@@ -84,7 +84,9 @@ t.test('SIGTERM with an upload in flight: the upload completes and is stored who
 });
 
 t.test('/readyz: 200 when the database answers, 503 once it is gone or during shutdown', async (t) => {
-  const repo = await startTestRepo('pglite');
+  // One thread: the main thread's shutdown flag and database are switched below by hand (a real
+  // stop tells every thread: test/http-threads.test.ts).
+  const repo = await startTestRepo('pglite', { repo: ONE_THREAD });
   t.teardown(() => repo.close());
   const ready = async () => {
     const res = await fetch(`${repo.url}/readyz`);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { POSTGRES_URL, createTestDatabase } from './helpers/databases.js';
-import { ALICE, BOB, SECRET, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
+import { ALICE, BOB, ONE_THREAD, SECRET, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { INVALIDATION_POLL_MS } from '../src/cache/invalidation.js';
 
 const REDIS_URL = process.env.MEDIA_REPO_TEST_REDIS ?? '';
@@ -42,9 +42,10 @@ async function msUntil404(r: TestRepo, id: string, limitMs: number): Promise<num
 
 async function pair(t: Tap, redis: boolean): Promise<[TestRepo, TestRepo]> {
   const db = await createTestDatabase();
+  // One thread per instance: B's own row cache and invalidation counter are looked at.
   const overrides = redis
-    ? { redis: { enabled: true, databaseNumber: 4, shards: [{ name: 'only', addr: REDIS_URL }] } }
-    : {};
+    ? { repo: ONE_THREAD, redis: { enabled: true, databaseNumber: 4, shards: [{ name: 'only', addr: REDIS_URL }] } }
+    : { repo: ONE_THREAD };
   const a = await startTestRepo('postgres', overrides, {}, { postgresDsn: db.dsn });
   const b = await startTestRepo(
     'postgres',

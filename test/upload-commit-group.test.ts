@@ -2,7 +2,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import type { Histogram } from 'prom-client';
 import { drivers } from './helpers/databases.js';
-import { ALICE, BOB, SECRET, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
+import { ALICE, BOB, ONE_THREAD, SECRET, SERVER_NAME, startTestRepo, type TestRepo } from './helpers/repo.js';
 import { blobFiles } from './helpers/hostile-store.js';
 
 // Group commit on Postgres (src/pipelines/steps/commit-group.ts): uploads that arrive together
@@ -30,7 +30,7 @@ const upload = async (r: TestRepo, body: Buffer, name: string, token = ALICE) =>
 };
 
 t.test('group commit (postgres)', { skip: postgres.skip }, async (t) => {
-  const r = await startTestRepo('postgres');
+  const r = await startTestRepo('postgres', { repo: ONE_THREAD }); // transactions are counted on one thread
   t.teardown(() => r.close());
 
   t.test('48 uploads at once: each stored and served, in fewer transactions than uploads', async (t) => {
