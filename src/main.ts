@@ -200,6 +200,7 @@ export async function startMediaRepo(opts: StartOptions): Promise<RunningRepo> {
       {
         metrics: !side,
         sharedPort: !side && threadCount > 1,
+        thread: { index: side?.index ?? 0, count: threadCount },
         collect: () => (threads ? aggregatedMetrics(registry, threads) : registry.metrics()),
       },
     );

@@ -223,6 +223,11 @@ for (const driver of ['pglite', 'postgres'] as const) {
       t.equal(copies.length, 1, 'one file on disk holds the content');
       const back = await onNewConnection(r.port, 'GET', downloadPath(ids[57]!));
       t.ok(back.body.equals(bytes), 'a download on another connection returns the bytes');
+      // Each upload's log line names its request: unique across the threads' own counters.
+      const lineOf = (id: string) => r.logs.find((l) => l.includes('upload stored') && l.includes(id));
+      t.ok(await waitFor(() => ids.every((id) => lineOf(id))), 'every upload logged (lines relayed by the threads)');
+      const requestIds = ids.map((id) => /requestId="(REQ-[0-9a-z]+)"/.exec(lineOf(id) ?? '')?.[1]);
+      t.equal(new Set(requestIds).size, 100, '100 distinct request IDs across the threads');
     });
 
     t.test('create on one connection, PUT on another: a waiting download is woken at once', async (t) => {

@@ -74,7 +74,12 @@ function withAddress(req: HttpRequest, remoteAddress: string): HttpRequest {
 
 // Request flow before a handler runs: OPTIONS short-circuit, route match (404/405),
 // Host → homeserver (502 when unknown), authentication, then the handler.
-export function createDispatcher(svc: Services, routes: Route[]) {
+/**
+ * `thread`: this HTTP thread's number and the process's count. Request IDs stay unique across
+ * the threads of one process (each has its own counter): thread i of n hands out the numbers
+ * that leave i when divided by n.
+ */
+export function createDispatcher(svc: Services, routes: Route[], thread = { index: 0, count: 1 }) {
   const router = new Router(routes);
 
   async function dispatch(req: HttpRequest): Promise<Result> {
@@ -85,7 +90,7 @@ export function createDispatcher(svc: Services, routes: Route[]) {
     if (m.kind === 'method-not-allowed') throw Errors.methodNotAllowed();
     const cfg = svc.config();
     const host = resolveHost(cfg, req.headers);
-    const requestId = `REQ-${(++requestCounter).toString(36)}`;
+    const requestId = `REQ-${(++requestCounter * thread.count + thread.index).toString(36)}`;
     req.requestId = requestId;
     // Metric labels: the route's name and a configured server name, never the raw Host.
     req.labels = { action: m.route.name, host: 'unknown' in host ? UNKNOWN_HOST : host.name };

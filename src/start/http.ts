@@ -20,10 +20,16 @@ export async function startHttp(
   metrics: { set: MediaMetrics; registry: Registry },
   /** An HTTP thread has no metrics listener; the main thread's may collect more than its own
    * registry (every thread's). */
-  listener: { metrics: boolean; collect?: () => Promise<string>; sharedPort?: boolean } = { metrics: true },
+  listener: {
+    metrics: boolean;
+    collect?: () => Promise<string>;
+    sharedPort?: boolean;
+    /** This HTTP thread's number and the count (request IDs unique across threads). */
+    thread?: { index: number; count: number };
+  } = { metrics: true },
 ): Promise<{ http: HttpServer; metricsServer: MetricsServer | null }> {
   const g = config().global;
-  const dispatcher = createDispatcher(svc, ROUTES);
+  const dispatcher = createDispatcher(svc, ROUTES, listener.thread);
   const listen = (on: number) =>
     startHttpServer({
       bindAddress: g.repo.bindAddress,
