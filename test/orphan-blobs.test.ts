@@ -133,6 +133,17 @@ t.test(
   async (t) => {
     const repo = await startTestRepo('pglite', { metrics, orphanBlobs: collector });
     t.teardown(() => repo.close());
+    // Planted between two runs: a run already listing the directory could see only some of them
+    // (not enough to be refused) and remove those (seen under load in CI-like runs).
+    const running = async () =>
+      Number(
+        (
+          await repo.repo.services.db.query<{ n: unknown }>(
+            "SELECT count(*) AS n FROM background_tasks WHERE name = 'orphan_blobs' AND end_ts IS NULL AND claimed_by IS NOT NULL",
+          )
+        ).rows[0]!.n,
+      );
+    await waitFor(async () => (await running()) === 0, 10_000, 10);
     const planted = Date.now();
     const orphans = Array.from({ length: SUSPICIOUS_ORPHANS + 1 }, () => plantBlob(repo.mediaDir, true));
     const failedRun = async () =>
