@@ -5,7 +5,7 @@ import type { Logger } from '../logging/logger.js';
 import type { Db } from '../db/driver.js';
 import type { UploadSinkPool } from '../pools/upload-sink.js';
 import { serveDb } from './db-channel.js';
-import { poolStatsMemory, servePools, type ServedPools } from './shared-pools.js';
+import { poolStatsMemory, publishPoolStats, servePools, type ServedPools } from './shared-pools.js';
 import type { ThreadData, ToHost, ToThread } from './thread-messages.js';
 
 // The main thread's side of repo.httpThreads: starts the other HTTP threads once its own
@@ -59,6 +59,7 @@ interface Thread {
 export async function startHttpThreads(o: HostOptions): Promise<HttpThreads> {
   const threads: Thread[] = [];
   const poolStats = poolStatsMemory();
+  const stopStats = publishPoolStats(o.pools.thumbnails, poolStats);
   const scrapes = new Map<number, (json: unknown[]) => void>();
   let nextScrape = 0;
   let stopping = false;
@@ -86,7 +87,7 @@ export async function startHttpThreads(o: HostOptions): Promise<HttpThreads> {
       ports.push(ch.port2);
     }
     const poolsCh = new MessageChannel();
-    closers.push(servePools(poolsCh.port1, o.pools, poolStats));
+    closers.push(servePools(poolsCh.port1, o.pools));
     const sinkPorts = o.sinks.attach();
     ports.push(poolsCh.port2, ...sinkPorts);
     const data: ThreadData = {
@@ -170,6 +171,7 @@ export async function startHttpThreads(o: HostOptions): Promise<HttpThreads> {
         t.closePorts();
       }),
     );
+    stopStats();
   };
 
   const settled = await Promise.allSettled(Array.from({ length: o.count - 1 }, (_, i) => spawn(i + 1)));

@@ -50,8 +50,28 @@ export interface ServedPools {
   previewGate: Admission;
 }
 
+/**
+ * Keeps the shared pool figures current (the main thread, once for all its HTTP threads);
+ * returns the stop.
+ */
+export function publishPoolStats(thumbnails: ThumbnailPools, stats: SharedArrayBuffer): () => void {
+  const figures = new Float64Array(stats);
+  const refresh = () => {
+    const s = thumbnails.stats();
+    const admitted = thumbnails.admitted();
+    POOLS.forEach((name, i) => {
+      const p = s[name];
+      figures.set([p.threads, p.queued, p.running, p.completed, admitted[name]], i * FIELDS);
+    });
+  };
+  refresh();
+  const timer = setInterval(refresh, REFRESH_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** The main thread's side for one HTTP thread's port; returns the stop. */
-export function servePools(port: MessagePort, pools: ServedPools, stats: SharedArrayBuffer): () => void {
+export function servePools(port: MessagePort, pools: ServedPools): () => void {
   const sources = new Map<number, { resolve(b: Uint8Array): void; reject(e: Error): void }>();
   const lazy = (id: number) => () =>
     new Promise<Uint8Array>((resolve, reject) => {
@@ -95,20 +115,7 @@ export function servePools(port: MessagePort, pools: ServedPools, stats: SharedA
       (e: unknown) => port.postMessage({ kind: 'result', id: m.id, ok: false, error: toWire(e) } satisfies ToThread),
     );
   });
-  const figures = new Float64Array(stats);
-  const refresh = () => {
-    const s = pools.thumbnails.stats();
-    const admitted = pools.thumbnails.admitted();
-    POOLS.forEach((name, i) => {
-      const p = s[name];
-      figures.set([p.threads, p.queued, p.running, p.completed, admitted[name]], i * FIELDS);
-    });
-  };
-  refresh();
-  const timer = setInterval(refresh, REFRESH_MS);
-  timer.unref();
   return () => {
-    clearInterval(timer);
     for (const s of sources.values()) s.reject(new Error('the HTTP thread is gone'));
     sources.clear();
     port.close();
